@@ -1,0 +1,130 @@
+/**
+ * The decision: identify the person behind a credential and authorise them at this door now.
+ * Pure apart from the synchronous directory reads behind `Directory`; deny by default.
+ */
+import type { KeyObject } from 'node:crypto';
+import { decodeQr, replayUntil, verifyQr } from './qr.js';
+import { ruleMatches } from './rules.js';
+import type { ReplayGuard } from './replay.js';
+import type { UserRecord } from './user.js';
+import { USER_TYPE_NAMES, type Credential, type Decision, type DenyReason, type DoorMode, type GrantReason, type Method } from './types.js';
+
+/** Synchronous reads of the cached directory. `null` from an index means two users claim it. */
+export interface Directory {
+  user(userid: string): UserRecord | undefined;
+  useridByOpenvid(openvid: string): string | null | undefined;
+  useridByCard(card: string): string | null | undefined;
+  /** The imported key; null when stored bytes are not a valid key; undefined when absent. */
+  publicKey(keyId: string): KeyObject | null | undefined;
+}
+
+export interface PolicyOptions {
+  default_allow: { employee: boolean; visitor: boolean; student: boolean };
+  replay_protection: boolean;
+  /** Allowed clock skew (s) around an employee code's validity window. */
+  qr_skew_s: number;
+}
+
+export interface DoorContext {
+  id: string;
+  mode: DoorMode;
+  timezone: string;
+}
+
+export function methodOf(c: Credential): Method {
+  switch (c.type) {
+    case 'qr': return 'qr';
+    case 'card': return 'card';
+    case 'userid': return c.method ?? 'userid';
+    case 'remote': return 'remote';
+    case 'exit': return 'exit';
+  }
+}
+
+/** Authorise a known user at `nowMs`: rules if any, else the user type's default. */
+export function authorizeUser(
+  user: UserRecord,
+  nowMs: number,
+  timezone: string,
+  policy: PolicyOptions,
+): { grant: boolean; reason: GrantReason | DenyReason } {
+  if (user.rules.length === 0) {
+    // A list of only invalid rules must never fall back to the permissive "no rules" default.
+    if (user.invalid_rules.length > 0) return { grant: false, reason: 'invalid_rules' };
+    const allowed = policy.default_allow[USER_TYPE_NAMES[user.user_type]];
+    return allowed ? { grant: true, reason: 'default_allow' } : { grant: false, reason: 'default_deny' };
+  }
+  let inForce = false;
+  for (const rule of user.rules) {
+    if (nowMs < rule.effect_time * 1000) continue;
+    inForce = true;
+    if (ruleMatches(rule, nowMs, timezone)) return { grant: true, reason: 'rule_match' };
+  }
+  return { grant: false, reason: inForce ? 'outside_schedule' : 'rule_not_in_force' };
+}
+
+export interface DecideInput {
+  credential: Credential;
+  door: DoorContext;
+  nowMs: number;
+  directory: Directory;
+  policy: PolicyOptions;
+  replay?: ReplayGuard | undefined;
+}
+
+export function decide(input: DecideInput): Decision {
+  const { credential: cred, door, nowMs, directory: dir, policy } = input;
+  const method = methodOf(cred);
+  const out = (
+    decision: 'grant' | 'deny',
+    reason: GrantReason | DenyReason,
+    user: UserRecord | null,
+    detail?: string,
+  ): Decision => {
+    const d: Decision = { decision, reason, userid: user?.userid ?? null, user_type: user?.user_type ?? null, method, door: door.id, at: nowMs };
+    if (detail !== undefined) d.detail = detail;
+    return d;
+  };
+
+  if (cred.type === 'exit') return out('grant', 'exit_request', null);
+  if (door.mode === 'lockdown') return out('deny', 'lockdown', null, 'door is in lockdown');
+  if (cred.type === 'remote') {
+    const d = out('grant', 'remote_open', dir.user(cred.userid) ?? null);
+    d.userid = cred.userid;
+    return d;
+  }
+
+  if (cred.type === 'card' || cred.type === 'userid') {
+    const uid = cred.type === 'card' ? dir.useridByCard(cred.value) : cred.value;
+    if (uid === null) return out('deny', 'credential_conflict', null, 'card is assigned to more than one user');
+    const user = uid === undefined ? undefined : dir.user(uid);
+    if (!user) return out('deny', 'unknown_user', null);
+    const a = authorizeUser(user, nowMs, door.timezone, policy);
+    return out(a.grant ? 'grant' : 'deny', a.reason, user);
+  }
+
+  // QR: decode, find the user by openvid, verify with their key, refuse replays, then authorise.
+  const decoded = decodeQr(cred.text);
+  if (!decoded.ok) return out('deny', decoded.reason, null, decoded.detail);
+  const code = decoded.value;
+  const uid = dir.useridByOpenvid(code.openvid);
+  if (uid === null) return out('deny', 'credential_conflict', null, `openvid ${code.openvid} belongs to more than one user`);
+  const user = uid === undefined ? undefined : dir.user(uid);
+  if (!user) return out('deny', 'unknown_user', null, `openvid ${code.openvid}`);
+  if ((code.type === 'visitor') !== (user.user_type === 1)) {
+    return out('deny', 'type_mismatch', user, `${code.type} code for a ${USER_TYPE_NAMES[user.user_type]}`);
+  }
+  if (!user.key_id) return out('deny', 'no_key', user);
+  const key = dir.publicKey(user.key_id);
+  if (key === undefined) return out('deny', 'no_key', user);
+  if (key === null) return out('deny', 'bad_key', user);
+  const nowS = Math.floor(nowMs / 1000);
+  const verified = verifyQr(code, key, { now: nowS, skewS: policy.qr_skew_s });
+  if (!verified.ok) return out('deny', verified.reason, user, verified.detail);
+  const until = replayUntil(code, policy.qr_skew_s);
+  const replayKey = until !== null && policy.replay_protection && input.replay ? code.signature.toString('base64') : null;
+  if (replayKey !== null && input.replay!.isReplay(replayKey, nowS)) return out('deny', 'replayed', user);
+  const a = authorizeUser(user, nowMs, door.timezone, policy);
+  if (a.grant && replayKey !== null) input.replay!.remember(replayKey, until!);
+  return out(a.grant ? 'grant' : 'deny', a.reason, user);
+}

@@ -1,0 +1,51 @@
+/** Shared domain types. Pure data: no I/O, JSON-serialisable where stored. */
+
+export type UserType = 0 | 1 | 2;
+export const USER_TYPE_NAMES = { 0: 'employee', 1: 'visitor', 2: 'student' } as const;
+export type UserTypeName = (typeof USER_TYPE_NAMES)[UserType];
+
+/** How a credential was presented; maps to WeCom checkin pass_method where one exists. */
+export type Method = 'qr' | 'card' | 'userid' | 'face' | 'fingerprint' | 'remote' | 'exit';
+export type Direction = 'in' | 'out' | 'unknown';
+
+export type Credential =
+  | { type: 'qr'; text: string }
+  | { type: 'card'; value: string }
+  | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint' }
+  | { type: 'remote'; userid: string; oper_id?: string }
+  | { type: 'exit' };
+
+export type DoorMode = 'normal' | 'lockdown';
+
+export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request';
+export type DenyReason =
+  | 'malformed'
+  | 'unsupported_version'
+  | 'unsupported_type'
+  | 'bad_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'replayed'
+  | 'unknown_user'
+  | 'no_key'
+  | 'bad_key'
+  | 'type_mismatch'
+  | 'credential_conflict'
+  | 'outside_schedule'
+  | 'rule_not_in_force'
+  | 'invalid_rules'
+  | 'default_deny'
+  | 'lockdown';
+
+export interface Decision {
+  decision: 'grant' | 'deny';
+  reason: GrantReason | DenyReason;
+  userid: string | null;
+  user_type: UserType | null;
+  method: Method;
+  door: string;
+  /** Unix milliseconds at which the credential was decided. */
+  at: number;
+  /** Human detail for logs (never secrets, never key material). */
+  detail?: string;
+}

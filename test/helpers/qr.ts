@@ -1,0 +1,37 @@
+/** Test helpers: P-256 key pairs and signed WeCom QR payloads, made with Node's crypto. */
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { encodeQrBody } from '../../src/domain/qr.js';
+
+export interface TestKey {
+  privateKey: KeyObject;
+  /** base64 compressed point, as WeCom sends `public_key`. */
+  publicB64: string;
+  publicUncompressedB64: string;
+}
+
+export function makeKey(): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const x = Buffer.from(jwk.x!, 'base64url');
+  const y = Buffer.from(jwk.y!, 'base64url');
+  const compressed = Buffer.concat([Buffer.from([(y[31]! & 1) === 1 ? 3 : 2]), x]);
+  return {
+    privateKey,
+    publicB64: compressed.toString('base64'),
+    publicUncompressedB64: Buffer.concat([Buffer.from([4]), x, y]).toString('base64'),
+  };
+}
+
+export function signBody(body: Buffer, key: KeyObject): Buffer {
+  return sign('sha256', body, { key, dsaEncoding: 'ieee-p1363' });
+}
+
+export function employeeQr(key: KeyObject, openvid: string, startTime: number, expiresIn = 300): string {
+  const body = encodeQrBody({ type: 'employee', openvid, startTime, expiresIn });
+  return Buffer.concat([body, signBody(body, key)]).toString('base64');
+}
+
+export function visitorQr(key: KeyObject, openvid: string, state = Buffer.from('visit')): string {
+  const body = encodeQrBody({ type: 'visitor', openvid, state });
+  return Buffer.concat([body, signBody(body, key)]).toString('base64');
+}
