@@ -1,0 +1,434 @@
+/**
+ * The gateway's LevelDB cache — the only module that imports `level`.
+ *
+ * Layout (sublevels):
+ *   meta/<key>                       versions, counters, generation pointer
+ *   g<N>u/<userid>                   decision record (UserRecord) of directory generation N
+ *   g<N>o/<openvid>, g<N>c/<card>    index → [userid, …] (more than one = conflict, denied)
+ *   g<N>k/<key id>                   public key point (base64), stored once for all its users
+ *   g<N>t/<userid>\0<fp|fa>\0<id>    templates, apart so decisions never read them
+ *   journal/<ts ms>!<seq>            every decision (bounded by seq)
+ *   outbox/<seq>                     pass records awaiting upload
+ *   replay/<signature>               accepted QR codes still inside their validity
+ *
+ * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
+ * leaves the previous complete directory in force. Reads on the decision path are synchronous.
+ */
+import { Level } from 'level';
+import { keyId, KeyCache } from '../domain/qr.js';
+import type { Directory } from '../domain/policy.js';
+import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
+import type { Decision } from '../domain/types.js';
+import type { KeyObject } from 'node:crypto';
+
+type Json = Record<string, unknown> | unknown[] | string | number | boolean | null;
+
+interface Range {
+  gt?: string;
+  lt?: string;
+  reverse?: boolean;
+  limit?: number;
+}
+/** The part of a JSON sublevel this module uses, typed by its value. */
+interface Sub<V> {
+  getSync(key: string): V | undefined;
+  get(key: string): Promise<V | undefined>;
+  put(key: string, value: V): Promise<void>;
+  del(key: string): Promise<void>;
+  clear(): Promise<void>;
+  batch(ops: ({ type: 'put'; key: string; value: V } | { type: 'del'; key: string })[], opts?: { sync?: boolean }): Promise<void>;
+  keys(range?: Range): AsyncIterable<string>;
+  values(range?: Range): AsyncIterable<V>;
+  iterator(range?: Range): AsyncIterable<[string, V]>;
+}
+/** A batch operation on the root database that targets a sublevel. */
+type Op = { type: 'put'; key: string; value: unknown; sublevel: Sub<never> } | { type: 'del'; key: string; sublevel: Sub<never> };
+
+export class StoreLockedError extends Error {
+  constructor(dir: string) {
+    super(`the database in ${dir} is in use by another process (is the gateway running?)`);
+    this.name = 'StoreLockedError';
+  }
+}
+
+/** WeCom checkin record waiting in the outbox (protocols.md §1 "Records and commands"). */
+export interface PassRecord {
+  seq: number;
+  userid: string;
+  user_type: number;
+  /** Unix seconds. */
+  timestamp: number;
+  pass_type: 1 | 2 | 3;
+  pass_method: number;
+  door: string;
+}
+
+export interface JournalEntry extends Decision {
+  seq: number;
+  latency_us?: number;
+  reader?: string;
+  direction?: string;
+}
+
+interface Generation {
+  n: number;
+  users: Sub<UserRecord>;
+  openvid: Sub<string[]>;
+  card: Sub<string[]>;
+  keys: Sub<string>;
+  templates: Sub<string>;
+}
+
+const SEP = '\u0000';
+const pad = (n: number, w: number): string => String(n).padStart(w, '0');
+const CHUNK = 500;
+
+export class Store {
+  private gen: Generation;
+  private seq: number;
+  private readonly keyCache = new KeyCache();
+  private readonly subs = new Map<string, Sub<unknown>>();
+  readonly directory: Directory;
+
+  private constructor(
+    private readonly db: Level<string, Json>,
+    readonly path: string,
+    gen: number,
+    seq: number,
+  ) {
+    this.gen = this.generation(gen);
+    this.seq = seq;
+    this.directory = {
+      user: (id) => this.gen.users.getSync(id),
+      useridByOpenvid: (ov) => single(this.gen.openvid.getSync(ov)),
+      useridByCard: (card) => single(this.gen.card.getSync(card)),
+      publicKey: (id): KeyObject | null | undefined =>
+        this.keyCache.get(id, () => {
+          const b64 = this.gen.keys.getSync(id);
+          return b64 === undefined ? undefined : Buffer.from(b64, 'base64');
+        }),
+    };
+  }
+
+  /** One atomic write across sublevels; `sync` waits for the disk (classic-level supports it). */
+  private async batch(ops: Op[], sync = false): Promise<void> {
+    if (ops.length === 0) return;
+    await (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync });
+  }
+
+  static async open(path: string): Promise<Store> {
+    const db = new Level<string, Json>(path, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') throw new StoreLockedError(path);
+      throw e;
+    }
+    const meta = db.sublevel('meta', { valueEncoding: 'json' }) as unknown as Sub<Json>;
+    const gen = (await meta.get('generation')) as number | undefined;
+    const seq = ((await meta.get('seq')) as number | undefined) ?? 0;
+    const store = new Store(db, path, gen ?? 1, seq);
+    if (gen === undefined) await meta.put('generation', 1);
+    await store.recoverInterruptedWork();
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private get meta(): Sub<Json> {
+    return this.sub<Json>('meta');
+  }
+  private get journal(): Sub<JournalEntry> {
+    return this.sub<JournalEntry>('journal');
+  }
+  private get outbox(): Sub<PassRecord> {
+    return this.sub<PassRecord>('outbox');
+  }
+  private get replay(): Sub<number> {
+    return this.sub<number>('replay');
+  }
+
+  private sub<V>(name: string): Sub<V> {
+    let s = this.subs.get(name);
+    if (!s) {
+      s = this.db.sublevel(name, { valueEncoding: 'json' }) as unknown as Sub<unknown>;
+      this.subs.set(name, s);
+    }
+    return s as Sub<V>;
+  }
+
+  private generation(n: number): Generation {
+    return { n, users: this.sub(`g${n}u`), openvid: this.sub(`g${n}o`), card: this.sub(`g${n}c`), keys: this.sub(`g${n}k`), templates: this.sub(`g${n}t`) };
+  }
+
+  private async clearGeneration(n: number): Promise<void> {
+    const g = this.generation(n);
+    for (const s of [g.users, g.openvid, g.card, g.keys, g.templates]) await s.clear();
+  }
+
+  /** Finish what a crash interrupted: drop a half-built or a retired generation. */
+  private async recoverInterruptedWork(): Promise<void> {
+    for (const k of ['building', 'retired']) {
+      const n = (await this.meta.get(k)) as number | undefined;
+      if (n !== undefined && n !== this.gen.n) await this.clearGeneration(n);
+      if (n !== undefined) await this.meta.del(k);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Directory
+
+  get generationNumber(): number {
+    return this.gen.n;
+  }
+
+  async userCount(): Promise<number> {
+    return ((await this.meta.get(`count.g${this.gen.n}`)) as number | undefined) ?? 0;
+  }
+
+  async *users(opts: { after?: string; limit?: number } = {}): AsyncGenerator<UserRecord> {
+    const range = opts.after === undefined ? {} : { gt: opts.after };
+    for await (const v of this.gen.users.values({ ...range, limit: opts.limit ?? -1 })) yield v;
+  }
+
+  async templatesOf(userid: string): Promise<Template[]> {
+    const out: Template[] = [];
+    for await (const [k, data] of this.gen.templates.iterator({ gt: `${userid}${SEP}`, lt: `${userid}\u0001` })) {
+      const [, kind, id] = k.split(SEP);
+      out.push({ kind: kind as Template['kind'], id: id!, data: data as string });
+    }
+    return out;
+  }
+
+  /** Insert or update users in one atomic batch. */
+  async upsertUsers(users: readonly NormalizedUser[]): Promise<void> {
+    const w = new DirectoryWriter(this.gen);
+    for (const u of users) await w.put(u);
+    const count = (await this.userCount()) + w.added;
+    await this.batch([...w.ops, { type: 'put', key: `count.g${this.gen.n}`, value: count, sublevel: this.meta as Sub<never> }]);
+  }
+
+  /** Delete users (records, index entries, templates) in one atomic batch; returns how many existed. */
+  async deleteUsers(userids: readonly string[]): Promise<number> {
+    const w = new DirectoryWriter(this.gen);
+    for (const id of userids) await w.del(id);
+    const count = (await this.userCount()) - w.removed;
+    await this.batch([...w.ops, { type: 'put', key: `count.g${this.gen.n}`, value: count, sublevel: this.meta as Sub<never> }]);
+    return w.removed;
+  }
+
+  /**
+   * Replace the whole directory: written into a fresh generation, switched to in one batch.
+   * Until the switch, decisions use the previous complete directory.
+   */
+  async replaceDirectory(
+    users: AsyncIterable<NormalizedUser> | Iterable<NormalizedUser>,
+    onProgress?: (written: number) => void,
+  ): Promise<number> {
+    const old = this.gen.n;
+    const next = this.generation(old + 1);
+    await this.meta.put('building', next.n);
+    await this.clearGeneration(next.n);
+    const w = new DirectoryWriter(next);
+    let written = 0;
+    const flush = async (): Promise<void> => {
+      await this.batch(w.ops.splice(0));
+      w.resetOverlay();
+      onProgress?.(written);
+    };
+    for await (const u of users) {
+      await w.put(u);
+      if (++written % CHUNK === 0) await flush();
+    }
+    await flush();
+    await this.batch([
+      { type: 'put', key: 'generation', value: next.n, sublevel: this.meta as Sub<never> },
+      { type: 'put', key: `count.g${next.n}`, value: w.added, sublevel: this.meta as Sub<never> },
+      { type: 'put', key: 'retired', value: old, sublevel: this.meta as Sub<never> },
+      { type: 'del', key: `count.g${old}`, sublevel: this.meta as Sub<never> },
+      { type: 'del', key: 'building', sublevel: this.meta as Sub<never> },
+    ]);
+    this.gen = next;
+    this.keyCache.clear();
+    await this.clearGeneration(old);
+    await this.meta.del('retired');
+    return w.added;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Meta
+
+  async getMeta<T extends Json>(key: string): Promise<T | undefined> {
+    return (await this.meta.get(key)) as T | undefined;
+  }
+  async putMeta(key: string, value: Json): Promise<void> {
+    await this.meta.put(key, value);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Journal and outbox
+
+  /**
+   * Append decisions to the journal and pass records to the outbox in one synced batch (a power
+   * cut after this resolves loses nothing). Sequence numbers are assigned here.
+   */
+  async append(entries: readonly { decision: Omit<JournalEntry, 'seq'>; pass?: Omit<PassRecord, 'seq'> }[]): Promise<JournalEntry[]> {
+    if (entries.length === 0) return [];
+    const ops: Op[] = [];
+    const out: JournalEntry[] = [];
+    for (const e of entries) {
+      const seq = ++this.seq;
+      const j = { ...e.decision, seq } as JournalEntry;
+      out.push(j);
+      ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
+      if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
+    }
+    ops.push({ type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> });
+    await this.batch(ops, true);
+    return out;
+  }
+
+  async recentJournal(limit = 50): Promise<JournalEntry[]> {
+    const out: JournalEntry[] = [];
+    for await (const v of this.journal.values({ reverse: true, limit })) out.push(v as JournalEntry);
+    return out;
+  }
+
+  /** Keep the newest `maxEntries` journal entries; returns how many were deleted. */
+  async pruneJournal(maxEntries: number): Promise<number> {
+    const floor = this.seq - maxEntries;
+    if (floor <= 0) return 0;
+    let deleted = 0;
+    let batch: string[] = [];
+    for await (const k of this.journal.keys()) {
+      if (Number(k.slice(k.indexOf('!') + 1)) > floor) break;
+      batch.push(k);
+      if (batch.length >= 1000) {
+        await this.journal.batch(batch.map((key) => ({ type: 'del' as const, key })));
+        deleted += batch.length;
+        batch = [];
+      }
+    }
+    if (batch.length) await this.journal.batch(batch.map((key) => ({ type: 'del' as const, key })));
+    return deleted + batch.length;
+  }
+
+  async outboxPeek(limit = 200): Promise<PassRecord[]> {
+    const out: PassRecord[] = [];
+    for await (const v of this.outbox.values({ limit })) out.push(v as PassRecord);
+    return out;
+  }
+
+  async outboxDepth(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.outbox.keys()) n++;
+    return n;
+  }
+
+  async outboxRemove(seqs: readonly number[]): Promise<void> {
+    await this.outbox.batch(seqs.map((s) => ({ type: 'del' as const, key: pad(s, 12) })), { sync: true });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Replay memory
+
+  async rememberReplay(key: string, untilS: number): Promise<void> {
+    await this.replay.put(key, untilS);
+  }
+
+  /** Live replay entries; expired ones are deleted on the way. */
+  async loadReplay(nowS: number): Promise<[string, number][]> {
+    const live: [string, number][] = [];
+    const dead: string[] = [];
+    for await (const [k, v] of this.replay.iterator()) {
+      if ((v as number) > nowS) live.push([k, v as number]);
+      else dead.push(k);
+    }
+    if (dead.length) await this.replay.batch(dead.map((key) => ({ type: 'del' as const, key })));
+    return live;
+  }
+}
+
+function single(ids: string[] | undefined): string | null | undefined {
+  if (ids === undefined || ids.length === 0) return undefined;
+  return ids.length === 1 ? ids[0]! : null;
+}
+
+
+/**
+ * Builds batch operations for user changes in one generation, tracking index entries touched by
+ * earlier operations of the same batch (LevelDB reads do not see an unwritten batch).
+ */
+class DirectoryWriter {
+  readonly ops: Op[] = [];
+  added = 0;
+  removed = 0;
+  private overlay = new Map<string, string[]>();
+  private readonly users = new Map<string, UserRecord | null>();
+  private readonly keysWritten = new Set<string>();
+
+  constructor(private readonly g: Generation) {}
+
+  resetOverlay(): void {
+    this.overlay = new Map();
+    this.users.clear();
+    this.keysWritten.clear();
+  }
+
+  private current(id: string): UserRecord | undefined {
+    const pending = this.users.get(id);
+    if (pending !== undefined) return pending ?? undefined;
+    return this.g.users.getSync(id);
+  }
+
+  private index(sub: Sub<string[]>, key: string, userid: string, add: boolean): void {
+    const tag = `${sub === this.g.card ? 'c' : 'o'}${SEP}${key}`;
+    const ids = [...(this.overlay.get(tag) ?? sub.getSync(key) ?? [])].filter((x) => x !== userid);
+    if (add) ids.push(userid);
+    this.overlay.set(tag, ids);
+    this.ops.push(ids.length ? { type: 'put', key, value: ids, sublevel: sub as Sub<never> } : { type: 'del', key, sublevel: sub as Sub<never> });
+  }
+
+  private async dropTemplates(userid: string): Promise<void> {
+    for await (const k of this.g.templates.keys({ gt: `${userid}${SEP}`, lt: `${userid}\u0001` })) {
+      this.ops.push({ type: 'del', key: k, sublevel: this.g.templates as Sub<never> });
+    }
+  }
+
+  async put(u: NormalizedUser): Promise<void> {
+    const id = u.record.userid;
+    const old = this.current(id);
+    const kid = u.key ? keyId(u.key) : null;
+    const record: UserRecord = { ...u.record, key_id: kid };
+    if (old) {
+      if (old.openvid !== null && old.openvid !== record.openvid) this.index(this.g.openvid, old.openvid, id, false);
+      for (const c of old.cards) if (!record.cards.includes(c)) this.index(this.g.card, c, id, false);
+      await this.dropTemplates(id);
+    } else {
+      this.added++;
+    }
+    if (record.openvid !== null && old?.openvid !== record.openvid) this.index(this.g.openvid, record.openvid, id, true);
+    for (const c of record.cards) if (!old?.cards.includes(c)) this.index(this.g.card, c, id, true);
+    if (u.key && kid && !this.keysWritten.has(kid) && this.g.keys.getSync(kid) === undefined) {
+      this.keysWritten.add(kid);
+      this.ops.push({ type: 'put', key: kid, value: u.key.toString('base64'), sublevel: this.g.keys as Sub<never> });
+    }
+    for (const t of u.templates) this.ops.push({ type: 'put', key: `${id}${SEP}${t.kind}${SEP}${t.id}`, value: t.data, sublevel: this.g.templates as Sub<never> });
+    this.ops.push({ type: 'put', key: id, value: record as unknown as Json, sublevel: this.g.users as Sub<never> });
+    this.users.set(id, record);
+  }
+
+  async del(id: string): Promise<void> {
+    const old = this.current(id);
+    if (!old) return;
+    if (old.openvid !== null) this.index(this.g.openvid, old.openvid, id, false);
+    for (const c of old.cards) this.index(this.g.card, c, id, false);
+    await this.dropTemplates(id);
+    this.ops.push({ type: 'del', key: id, sublevel: this.g.users as Sub<never> });
+    this.users.set(id, null);
+    this.removed++;
+  }
+}

@@ -1,0 +1,152 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Store, StoreLockedError } from '../../src/store/store.js';
+import { keyId } from '../../src/domain/qr.js';
+import { makeKey } from '../helpers/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { user } from '../helpers/users.js';
+
+const shared = makeKey();
+
+describe('store: directory', () => {
+  it('stores decision records apart from templates, keys once, and survives reopen', async () => {
+    const path = join(tmpDir(), 'db');
+    const s = await Store.open(path);
+    await s.upsertUsers([
+      user({ userid: 'a', openvid: '18446744073709551615', public_key: shared.publicB64, fp: [{ id: 0, data: 'RlA=' }], cards: [1001] }),
+      user({ userid: 'b', openvid: 2, public_key: shared.publicB64, fa: 'TEVHQUNZ' }),
+    ]);
+    expect(await s.userCount()).toBe(2);
+    const a = s.directory.user('a')!;
+    expect(a.key_id).toBe(keyId(Buffer.from(shared.publicB64, 'base64')));
+    expect(a).not.toHaveProperty('fp');
+    expect(s.directory.useridByOpenvid('18446744073709551615')).toBe('a');
+    expect(s.directory.useridByCard('1001')).toBe('a');
+    expect(s.directory.publicKey(a.key_id!)).toBeTruthy();
+    expect(await s.templatesOf('a')).toEqual([{ kind: 'fp', id: '0', data: 'RlA=' }]);
+    expect(await s.templatesOf('b')).toEqual([{ kind: 'fa', id: 'legacy', data: 'TEVHQUNZ' }]);
+    await s.close();
+
+    const again = await Store.open(path);
+    expect(again.directory.user('b')?.openvid).toBe('2');
+    expect(await again.userCount()).toBe(2);
+    await again.close();
+  });
+
+  it('moves index entries when a user changes openvid or cards, and drops old templates', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    await s.upsertUsers([user({ userid: 'a', openvid: 1, cards: [5, 6], fp: [{ id: 1, data: 'eA==' }] })]);
+    await s.upsertUsers([user({ userid: 'a', openvid: 9, cards: [6, 7] })]);
+    expect(s.directory.useridByOpenvid('1')).toBeUndefined();
+    expect(s.directory.useridByOpenvid('9')).toBe('a');
+    expect(s.directory.useridByCard('5')).toBeUndefined();
+    expect(s.directory.useridByCard('7')).toBe('a');
+    expect(await s.templatesOf('a')).toEqual([]);
+    expect(await s.userCount()).toBe(1);
+    await s.close();
+  });
+
+  it('marks a card or openvid claimed by two users as a conflict until one lets go', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    await s.upsertUsers([user({ userid: 'a', openvid: 3, cards: [42] }), user({ userid: 'b', openvid: 3, cards: [42] })]);
+    expect(s.directory.useridByCard('42')).toBeNull();
+    expect(s.directory.useridByOpenvid('3')).toBeNull();
+    expect(await s.deleteUsers(['a', 'nobody'])).toBe(1);
+    expect(s.directory.useridByCard('42')).toBe('b');
+    expect(s.directory.useridByOpenvid('3')).toBe('b');
+    expect(await s.userCount()).toBe(1);
+    await s.close();
+  });
+
+  it('replaces the directory atomically and keeps the old one if the replacement fails midway', async () => {
+    const path = join(tmpDir(), 'db');
+    const s = await Store.open(path);
+    await s.upsertUsers([user({ userid: 'old', openvid: 1 })]);
+    async function* failing(): AsyncGenerator<ReturnType<typeof user>> {
+      for (let i = 0; i < 1200; i++) yield user({ userid: `n${i}`, openvid: 100 + i });
+      throw new Error('connection dropped mid-page');
+    }
+    await expect(s.replaceDirectory(failing())).rejects.toThrow('connection dropped');
+    expect(s.directory.user('old')).toBeDefined();
+    expect(s.directory.user('n5')).toBeUndefined();
+    expect(await s.userCount()).toBe(1);
+    await s.close();
+
+    // On reopen the half-built generation is cleared, and a complete replacement switches over.
+    const r = await Store.open(path);
+    expect(r.directory.user('old')).toBeDefined();
+    const progress: number[] = [];
+    const n = await r.replaceDirectory(
+      (function* () {
+        for (let i = 0; i < 1200; i++) yield user({ userid: `n${i}`, openvid: 100 + i, public_key: shared.publicB64 });
+      })(),
+      (w) => progress.push(w),
+    );
+    expect(n).toBe(1200);
+    expect(progress.at(-1)).toBe(1200);
+    expect(r.directory.user('old')).toBeUndefined();
+    expect(r.directory.useridByOpenvid('1')).toBeUndefined();
+    expect(r.directory.useridByOpenvid('1299')).toBe('n1199');
+    expect(await r.userCount()).toBe(1200);
+    await r.close();
+    const again = await Store.open(path);
+    expect(again.directory.user('n0')).toBeDefined();
+    expect(again.directory.user('old')).toBeUndefined();
+    await again.close();
+  });
+
+  it('refuses a second process with a clear error', async () => {
+    const path = join(tmpDir(), 'db');
+    const s = await Store.open(path);
+    await expect(Store.open(path)).rejects.toBeInstanceOf(StoreLockedError);
+    await s.close();
+  });
+});
+
+describe('store: journal, outbox, replay', () => {
+  const decision = (at: number, userid = 'a') => ({
+    decision: 'grant' as const, reason: 'default_allow' as const, userid, user_type: 0 as const, method: 'card' as const, door: 'front', at,
+  });
+
+  it('appends journal and outbox entries with increasing sequence numbers that survive reopen', async () => {
+    const path = join(tmpDir(), 'db');
+    const s = await Store.open(path);
+    const written = await s.append([
+      { decision: decision(1000), pass: { userid: 'a', user_type: 0, timestamp: 1, pass_type: 1, pass_method: 2, door: 'front' } },
+      { decision: { ...decision(2000), decision: 'deny', reason: 'unknown_user', userid: null } },
+    ]);
+    expect(written.map((w) => w.seq)).toEqual([1, 2]);
+    await s.close();
+    const r = await Store.open(path);
+    const [next] = await r.append([{ decision: decision(3000), pass: { userid: 'a', user_type: 0, timestamp: 3, pass_type: 3, pass_method: 2, door: 'front' } }]);
+    expect(next!.seq).toBe(3);
+    expect((await r.outboxPeek()).map((p) => p.seq)).toEqual([1, 3]);
+    expect(await r.outboxDepth()).toBe(2);
+    expect((await r.recentJournal(2)).map((j) => j.seq)).toEqual([3, 2]);
+    await r.outboxRemove([1]);
+    expect((await r.outboxPeek()).map((p) => p.seq)).toEqual([3]);
+    await r.close();
+  });
+
+  it('prunes the journal to the newest entries', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    await s.append(Array.from({ length: 2500 }, (_, i) => ({ decision: decision(10_000 + i) })));
+    expect(await s.pruneJournal(100)).toBe(2400);
+    const left = await s.recentJournal(1000);
+    expect(left).toHaveLength(100);
+    expect(left.at(-1)!.seq).toBe(2401);
+    await s.close();
+  });
+
+  it('keeps replay memory across restarts and forgets expired codes', async () => {
+    const path = join(tmpDir(), 'db');
+    const s = await Store.open(path);
+    await s.rememberReplay('sigA', 500);
+    await s.rememberReplay('sigB', 1500);
+    await s.close();
+    const r = await Store.open(path);
+    expect(await r.loadReplay(1000)).toEqual([['sigB', 1500]]);
+    expect(await r.loadReplay(0)).toEqual([['sigB', 1500]]);
+    await r.close();
+  });
+});
