@@ -18,7 +18,7 @@ import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
 import type { Directory } from '../domain/policy.js';
 import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
-import type { Decision } from '../domain/types.js';
+import type { Decision, Direction, Method } from '../domain/types.js';
 import type { KeyObject } from 'node:crypto';
 
 type Json = Record<string, unknown> | unknown[] | string | number | boolean | null;
@@ -51,15 +51,18 @@ export class StoreLockedError extends Error {
   }
 }
 
-/** WeCom checkin record waiting in the outbox (protocols.md §1 "Records and commands"). */
+/**
+ * A granted pass waiting in the outbox for the cloud. Kept in doorgw's own terms; each cloud
+ * adapter maps direction and method to its codes (WeCom pass_type / pass_method).
+ */
 export interface PassRecord {
   seq: number;
   userid: string;
   user_type: number;
   /** Unix seconds. */
   timestamp: number;
-  pass_type: 1 | 2 | 3;
-  pass_method: number;
+  direction: Direction;
+  method: Method;
   door: string;
 }
 

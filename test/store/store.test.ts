@@ -112,13 +112,13 @@ describe('store: journal, outbox, replay', () => {
     const path = join(tmpDir(), 'db');
     const s = await Store.open(path);
     const written = await s.append([
-      { decision: decision(1000), pass: { userid: 'a', user_type: 0, timestamp: 1, pass_type: 1, pass_method: 2, door: 'front' } },
+      { decision: decision(1000), pass: { userid: 'a', user_type: 0, timestamp: 1, direction: 'in', method: 'qr', door: 'front' } },
       { decision: { ...decision(2000), decision: 'deny', reason: 'unknown_user', userid: null } },
     ]);
     expect(written.map((w) => w.seq)).toEqual([1, 2]);
     await s.close();
     const r = await Store.open(path);
-    const [next] = await r.append([{ decision: decision(3000), pass: { userid: 'a', user_type: 0, timestamp: 3, pass_type: 3, pass_method: 2, door: 'front' } }]);
+    const [next] = await r.append([{ decision: decision(3000), pass: { userid: 'a', user_type: 0, timestamp: 3, direction: 'unknown', method: 'qr', door: 'front' } }]);
     expect(next!.seq).toBe(3);
     expect((await r.outboxPeek()).map((p) => p.seq)).toEqual([1, 3]);
     expect(await r.outboxDepth()).toBe(2);

@@ -1,0 +1,369 @@
+#!/usr/bin/env node
+/**
+ * The `doorgw` command. Exit codes: 0 success / valid / match / grant, 1 not valid / no match /
+ * deny / not found, 2 usage or configuration error.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, controlSocketPath } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { localApi, UsageError, type GatewayApi } from '../control/api.js';
+import { connectControl, RemoteError } from '../control/socket.js';
+import { parseJsonKeepingIds } from '../domain/json.js';
+import { decodeQr, importPublicKey, parsePublicKeyPoint, verifyQr } from '../domain/qr.js';
+import { parseRule, ruleMatches } from '../domain/rules.js';
+import { isValidTimeZone } from '../domain/localtime.js';
+import { USER_TYPE_NAMES } from '../domain/types.js';
+import { Gateway } from '../gateway.js';
+import { createLogger } from '../log.js';
+import { Store, StoreLockedError } from '../store/store.js';
+import { VERSION } from '../version.js';
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+const out = (s: string): void => void process.stdout.write(`${s}\n`);
+const json = (v: unknown): void => out(JSON.stringify(v, null, 2));
+
+/** `--at`: unix seconds, or ISO-8601 with an explicit offset (a bare local time is ambiguous). */
+export function parseAt(v: string): number {
+  if (/^\d+$/.test(v)) return Number(v);
+  if (!/(Z|[+-]\d{2}:?\d{2})$/i.test(v)) throw new UsageError(`--at '${v}': give unix seconds or ISO-8601 with an offset (e.g. 2024-06-03T09:30:00+08:00)`);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--at '${v}' is not a valid date`);
+  return Math.floor(t / 1000);
+}
+
+function unixArg(name: string, v: string): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${name} '${v}' must be unix seconds`);
+  return Number(v);
+}
+
+function configFrom(path: string | undefined): Config {
+  return loadConfig(path ?? DEFAULT_CONFIG_PATH).config;
+}
+
+/** Run `fn` against the running gateway (control socket) or, if none runs, the store directly. */
+async function withApi<T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>): Promise<T> {
+  const config = configFrom(configPath);
+  const socket = controlSocketPath(config);
+  const remote = await connectControl(socket);
+  if (remote) {
+    try {
+      return await fn(remote);
+    } finally {
+      remote.close();
+    }
+  }
+  let store: Store;
+  try {
+    store = await Store.open(config.data_dir);
+  } catch (e) {
+    if (e instanceof StoreLockedError) throw new CliError(`${e.message}, but nothing answers on its control socket ${socket}`, 1);
+    throw e;
+  }
+  try {
+    return await fn(localApi(store, config, VERSION));
+  } finally {
+    await store.close();
+  }
+}
+
+function userTypeName(t: number | null): string {
+  return t === null ? '-' : (USER_TYPE_NAMES[t as 0 | 1 | 2] ?? String(t));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('doorgw')
+    .description('Door access gateway: local decisions from a cached WeCom/Feishu directory')
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+  const configOpt = (): Option => new Option('-c, --config <file>', 'configuration file').default(DEFAULT_CONFIG_PATH);
+
+  program
+    .command('start')
+    .description('run the gateway')
+    .addOption(configOpt())
+    .action(async (o: { config: string }) => {
+      const { config, envApplied } = loadConfig(o.config);
+      const log = createLogger(config.log);
+      if (envApplied.length) log.info({ overrides: envApplied }, 'environment overrides applied');
+      let gw: Gateway;
+      try {
+        gw = await Gateway.start({ config, log });
+      } catch (e) {
+        log.fatal({ err: e }, 'gateway failed to start');
+        throw new CliError(`gateway failed to start: ${(e as Error).message}`, 1);
+      }
+      if (config.doors.some((d) => d.readers.some((r) => r.type === 'terminal')) && process.stdin.isTTY) {
+        log.info('terminal reader: paste a QR code, or type card:<number>, userid:<id> or exit');
+      }
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: string): void => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal }, 'stopping');
+          setTimeout(() => process.exit(1), 10_000).unref(); // hard exit if shutdown hangs
+          gw.stop().then(resolve, (e: unknown) => {
+            log.error({ err: e }, 'error while stopping');
+            resolve();
+          });
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+
+  const cfg = program.command('config').description('configuration tools');
+  cfg
+    .command('check')
+    .description('validate a configuration file (exit 0 valid, 2 invalid)')
+    .argument('[file]', 'configuration file', DEFAULT_CONFIG_PATH)
+    .option('--json', 'print the effective configuration as JSON')
+    .action((file: string, o: { json?: boolean }) => {
+      const { config } = loadConfig(file);
+      if (o.json) {
+        const redacted = structuredClone(config);
+        if (redacted.mqtt.password !== undefined) redacted.mqtt.password = '[redacted]';
+        json(redacted);
+      } else out(`${file}: valid (${config.doors.length} door${config.doors.length === 1 ? '' : 's'}: ${config.doors.map((d) => d.id).join(', ')})`);
+    });
+
+  const qr = program.command('qr').description('WeCom offline QR codes');
+  qr.command('verify')
+    .description('verify a scanned QR payload with a public key (exit 0 valid, 1 not valid, 2 unusable key or usage)')
+    .argument('<payload>', 'the base64 text the scanner produced')
+    .requiredOption('--key <base64>', "the user's public_key (base64 EC point, compressed or uncompressed)")
+    .option('--at <unix>', 'verify as of this unix time (default now)')
+    .option('--skew <seconds>', 'clock-skew margin', '30')
+    .option('--json', 'machine-readable output')
+    .action((payload: string, o: { key: string; at?: string; skew: string; json?: boolean }) => {
+      const point = parsePublicKeyPoint(o.key);
+      if (!point.ok) throw new UsageError(`--key: ${point.detail}`);
+      let key;
+      try {
+        key = importPublicKey(point.value);
+      } catch {
+        throw new UsageError('--key: the point is not on the P-256 curve');
+      }
+      const now = o.at === undefined ? Math.floor(Date.now() / 1000) : unixArg('--at', o.at);
+      const decoded = decodeQr(payload);
+      const r = decoded.ok ? verifyQr(decoded.value, key, { now, skewS: unixArg('--skew', o.skew) }) : decoded;
+      const code = decoded.ok ? decoded.value : null;
+      const report = {
+        valid: r.ok,
+        reason: r.ok ? null : r.reason,
+        type: code?.type ?? null,
+        openvid: code?.openvid ?? null,
+        start_time: code?.type === 'employee' ? code.startTime : null,
+        expires_in: code?.type === 'employee' ? code.expiresIn : null,
+        state_hex: code?.type === 'visitor' ? code.state.toString('hex') : null,
+      };
+      if (o.json) json(report);
+      else out(r.ok ? `valid ${report.type} code, openvid ${report.openvid}` : `not valid: ${r.reason} (${r.detail})`);
+      process.exitCode = r.ok ? 0 : 1;
+    });
+
+  const rule = program.command('rule').description('WeCom pass rules');
+  rule
+    .command('eval')
+    .description('evaluate a pass rule at an instant (exit 0 match, 1 no match, 2 invalid rule or usage)')
+    .argument('<rule>', "e.g. '9:00-18:00 * * 1-5 *'")
+    .requiredOption('--at <time>', 'ISO-8601 with offset, or unix seconds')
+    .option('--effect-time <unix>', "the rule's effect_time", '0')
+    .option('--tz <zone>', 'IANA time zone', 'Asia/Shanghai')
+    .option('--json', 'machine-readable output')
+    .action((text: string, o: { at: string; effectTime: string; tz: string; json?: boolean }) => {
+      if (!isValidTimeZone(o.tz)) throw new UsageError(`--tz '${o.tz}' is not a known IANA time zone`);
+      const at = parseAt(o.at);
+      const parsed = parseRule(text, 0, unixArg('--effect-time', o.effectTime));
+      if (!parsed.ok) {
+        if (o.json) json({ match: false, error: parsed.error });
+        else process.stderr.write(`invalid rule: ${parsed.error}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const match = ruleMatches(parsed.rule, at * 1000, o.tz);
+      if (o.json) json({ match, error: null });
+      else out(match ? 'match' : 'no match');
+      process.exitCode = match ? 0 : 1;
+    });
+
+  const users = program.command('users').description('the cached directory');
+  users
+    .command('import')
+    .description('import WeCom userinfo records (a JSON array, or a get_userinfo_* response) in one atomic write')
+    .argument('<file>', 'JSON file')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable report')
+    .action(async (file: string, o: { config: string; json?: boolean }) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = parseJsonKeepingIds(text);
+      } catch (e) {
+        throw new UsageError(`${file} is not JSON: ${(e as Error).message}`);
+      }
+      const records = extractUserinfo(parsed);
+      if (!records) throw new UsageError(`${file}: expected an array of userinfo records, or an object with body.userinfo / userinfo`);
+      const report = await withApi(o.config, (api) => api.usersImport({ records }));
+      if (o.json) json(report);
+      else {
+        out(`imported ${report.imported} user${report.imported === 1 ? '' : 's'}, rejected ${report.rejected.length}`);
+        for (const r of report.rejected) out(`  rejected record ${r.index}: ${r.error}`);
+        for (const w of report.warnings) out(`  warning: ${w}`);
+      }
+      process.exitCode = report.rejected.length ? 1 : 0;
+    });
+  users
+    .command('list')
+    .description('list cached users')
+    .addOption(configOpt())
+    .option('--limit <n>', 'at most this many', '1000')
+    .option('--after <userid>', 'start after this userid (paging)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; limit: string; after?: string; json?: boolean }) => {
+      const p: { limit: number; after?: string } = { limit: unixArg('--limit', o.limit) };
+      if (o.after !== undefined) p.after = o.after;
+      const list = await withApi(o.config, (api) => api.usersList(p));
+      if (o.json) return json(list);
+      out(['USERID', 'TYPE', 'NAME', 'OPENVID', 'KEY', 'RULES', 'INVALID'].join('\t'));
+      for (const u of list) {
+        out([u.userid, userTypeName(u.user_type), u.name ?? '', u.openvid ?? '', u.key_id ? 'yes' : 'no', u.rules.length, u.invalid_rules.length].join('\t'));
+      }
+    });
+  users
+    .command('show')
+    .description('show one cached user (exit 1 if unknown)')
+    .argument('<userid>')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (userid: string, o: { config: string; json?: boolean }) => {
+      const u = await withApi(o.config, (api) => api.usersShow({ userid }));
+      if (!u) {
+        if (o.json) json(null);
+        else process.stderr.write(`no user '${userid}'\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (o.json) return json(u);
+      const r = u.record;
+      out(`userid     ${r.userid}\ntype       ${userTypeName(r.user_type)}\nname       ${r.name ?? ''}\nopenvid    ${r.openvid ?? ''}\nkey        ${r.key_id ?? 'none'}\ncards      ${r.cards.join(', ')}\nsource     ${r.source}`);
+      out(`rules      ${r.rules.length === 0 && r.invalid_rules.length === 0 ? 'none (type default applies)' : ''}`);
+      for (const x of r.rules) out(`  [${x.id}] ${x.source}  (from ${new Date(x.effect_time * 1000).toISOString()})`);
+      for (const x of r.invalid_rules) out(`  [${x.id}] INVALID ${x.rule}: ${x.error}`);
+      out(`templates  ${u.templates.map((t) => `${t.kind}/${t.id} (${t.bytes} B)`).join(', ') || 'none'}`);
+    });
+
+  program
+    .command('check')
+    .description('decide a credential against the local store without opening the door (exit 0 grant, 1 deny)')
+    .option('--qr <payload>', 'scanned QR text')
+    .option('--card <number>', 'card number')
+    .option('--userid <id>', 'user id (as a face terminal reports it)')
+    .option('--door <id>', 'door (default: the first configured)')
+    .option('--at <time>', 'decide as of this time: unix seconds or ISO-8601 with offset')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { qr?: string; card?: string; userid?: string; door?: string; at?: string; config: string; json?: boolean }) => {
+      const p: Parameters<GatewayApi['check']>[0] = {};
+      if (o.qr !== undefined) p.qr = o.qr;
+      if (o.card !== undefined) p.card = o.card;
+      if (o.userid !== undefined) p.userid = o.userid;
+      if (o.door !== undefined) p.door = o.door;
+      if (o.at !== undefined) p.at = parseAt(o.at);
+      if ([p.qr, p.card, p.userid].filter((x) => x !== undefined).length !== 1) throw new UsageError('give exactly one of --qr, --card, --userid');
+      const d = await withApi(o.config, (api) => api.check(p));
+      if (o.json) json(d);
+      else out(`${d.decision.toUpperCase()} ${d.reason}${d.userid ? ` user ${d.userid}` : ''}${d.detail ? ` (${d.detail})` : ''}`);
+      process.exitCode = d.decision === 'grant' ? 0 : 1;
+    });
+
+  program
+    .command('journal')
+    .description('recent decisions, newest first')
+    .addOption(configOpt())
+    .option('--limit <n>', 'how many', '20')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; limit: string; json?: boolean }) => {
+      const list = await withApi(o.config, (api) => api.journal({ limit: unixArg('--limit', o.limit) }));
+      if (o.json) return json(list);
+      for (const j of list) {
+        out(`${new Date(j.at).toISOString()}  ${j.door}  ${j.decision.padEnd(5)} ${j.reason.padEnd(18)} ${j.method.padEnd(6)} ${j.userid ?? '-'}`);
+      }
+    });
+
+  program
+    .command('status')
+    .description('gateway status (exit 0 running, 1 not running)')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const s = await withApi(o.config, (api) => api.status());
+      if (o.json) json(s);
+      else out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth}, doors ${s.doors.map((d) => `${d.id}(${d.mode})`).join(' ')}`);
+      process.exitCode = s.running ? 0 : 1;
+    });
+
+  return program;
+}
+
+/** Accept a bare array, a response body `{userinfo}` or a whole frame `{body: {userinfo}}`. */
+function extractUserinfo(v: unknown): unknown[] | null {
+  if (Array.isArray(v)) return v;
+  if (typeof v === 'object' && v !== null) {
+    const o = v as { userinfo?: unknown; body?: { userinfo?: unknown } };
+    if (Array.isArray(o.userinfo)) return o.userinfo;
+    if (Array.isArray(o.body?.userinfo)) return o.body.userinfo;
+  }
+  return null;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    }
+    if (e instanceof UsageError || (e instanceof RemoteError && e.usage)) {
+      process.stderr.write(`doorgw: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`doorgw: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`doorgw: ${e.message}\n`);
+      return e.code;
+    }
+    process.stderr.write(`doorgw: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`doorgw: ${String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,124 @@
+/**
+ * The configuration schema: one place for defaults, types and validation messages.
+ * Keys are snake_case, as in the YAML file. Unknown keys are refused (a typo must not silently
+ * fall back to a default on a door controller).
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { isValidTimeZone } from '../domain/localtime.js';
+
+/** Strings that may arrive as numbers from YAML or env overrides (passwords, ids). */
+const str = () => z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string());
+const id = () => str().pipe(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -'));
+const timezone = () => str().refine(isValidTimeZone, { message: 'not a known IANA time zone (e.g. Asia/Shanghai)' });
+
+const relay = z
+  .strictObject({
+    /** `sim` records pulses in memory and logs them; `gpio` drives a pin through onoff. */
+    driver: z.enum(['sim', 'gpio']).default('sim'),
+    /** BCM pin number (the sysfs number is computed at run time). */
+    pin: z.number().int().min(0).max(53).optional(),
+    active_low: z.boolean().default(false),
+    pulse_ms: z.number().int().min(100).max(60_000).default(3000),
+    /** fail_secure: energise to release (strike). fail_safe: energise to hold (maglock). */
+    lock_type: z.enum(['fail_secure', 'fail_safe']).default('fail_secure'),
+  })
+  .refine((r) => r.driver !== 'gpio' || r.pin !== undefined, { message: 'a gpio relay needs a pin', path: ['pin'] });
+
+const input = z.strictObject({
+  pin: z.number().int().min(0).max(53),
+  active_low: z.boolean().default(true),
+  debounce_ms: z.number().int().min(0).max(5000).default(50),
+});
+
+const reader = z.strictObject({
+  id: id(),
+  /** terminal: scans typed or pasted on the console (development). hid: USB scanner. mqtt: local reader topic. */
+  type: z.enum(['terminal', 'hid', 'mqtt']),
+  direction: z.enum(['in', 'out', 'unknown']).default('in'),
+  vendor_id: z.number().int().min(0).max(0xffff).optional(),
+  product_id: z.number().int().min(0).max(0xffff).optional(),
+  serial: str().optional(),
+  path: str().optional(),
+});
+
+const door = z.strictObject({
+  id: id(),
+  name: str().optional(),
+  /** lockdown denies every credential (exit requests still open). */
+  mode: z.enum(['normal', 'lockdown']).default('normal'),
+  /** Overrides the gateway time zone for this door's pass rules. */
+  timezone: timezone().optional(),
+  relay: relay.default({ driver: 'sim', active_low: false, pulse_ms: 3000, lock_type: 'fail_secure' }),
+  inputs: z.strictObject({ exit_button: input.optional(), door_contact: input.optional() }).default({}),
+  readers: z.array(reader).default([]),
+});
+
+export const configSchema = z
+  .strictObject({
+    version: z.literal(1).default(1),
+    gateway_id: id().default(() => hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'doorgw'),
+    data_dir: str().default('./data'),
+    timezone: timezone().default('Asia/Shanghai'),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        /** auto: pretty on a terminal, JSON otherwise. */
+        pretty: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+      })
+      .default({ level: 'info', pretty: 'auto' }),
+    policy: z
+      .strictObject({
+        /** Who passes when the cloud assigned no pass rules (vendor default: employees and students). */
+        default_allow: z
+          .strictObject({ employee: z.boolean().default(true), visitor: z.boolean().default(false), student: z.boolean().default(true) })
+          .default({ employee: true, visitor: false, student: true }),
+        /** Deny an employee QR code already accepted while it is still valid. */
+        replay_protection: z.boolean().default(true),
+        /** The same credential at the same door within this window is one read. */
+        debounce_ms: z.number().int().min(0).max(60_000).default(1500),
+      })
+      .default({ default_allow: { employee: true, visitor: false, student: true }, replay_protection: true, debounce_ms: 1500 }),
+    qr: z
+      .strictObject({ clock_skew_s: z.number().int().min(0).max(600).default(30) })
+      .default({ clock_skew_s: 30 }),
+    journal: z
+      .strictObject({ max_entries: z.number().int().min(1000).max(10_000_000).default(100_000) })
+      .default({ max_entries: 100_000 }),
+    control: z
+      .strictObject({ socket: str().optional() })
+      .default({}),
+    doors: z.array(door).min(1, 'at least one door is required'),
+    mqtt: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        url: str().default('mqtt://localhost:1883'),
+        username: str().optional(),
+        password: str().optional(),
+        base_topic: str().default('doorgw'),
+      })
+      .default({ enabled: false, url: 'mqtt://localhost:1883', base_topic: 'doorgw' }),
+    cloud: z
+      .strictObject({
+        provider: z.enum(['none', 'wecom', 'feishu']).default('none'),
+      })
+      .default({ provider: 'none' }),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.doors.forEach((d, i) => {
+      if (seen.has(d.id)) ctx.addIssue({ code: 'custom', message: `duplicate door id '${d.id}'`, path: ['doors', i, 'id'] });
+      seen.add(d.id);
+    });
+    const readers = new Set<string>();
+    c.doors.forEach((d, i) =>
+      d.readers.forEach((r, j) => {
+        if (readers.has(r.id)) ctx.addIssue({ code: 'custom', message: `duplicate reader id '${r.id}'`, path: ['doors', i, 'readers', j, 'id'] });
+        readers.add(r.id);
+      }),
+    );
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type DoorConfig = Config['doors'][number];
+export type ReaderConfig = DoorConfig['readers'][number];

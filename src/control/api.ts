@@ -1,0 +1,134 @@
+/**
+ * What the CLI can ask of a gateway's data. One implementation over the store, used directly when
+ * the gateway is not running and through the control socket when it is (LevelDB admits one process).
+ */
+import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
+import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
+import type { Credential, Decision } from '../domain/types.js';
+import type { Config } from '../config/schema.js';
+import type { JournalEntry, Store } from '../store/store.js';
+
+export interface CheckParams {
+  qr?: string;
+  card?: string;
+  userid?: string;
+  door?: string;
+  /** Unix seconds; default now. */
+  at?: number;
+}
+
+export interface ImportReport {
+  imported: number;
+  rejected: { index: number; userid: string | null; error: string }[];
+  warnings: string[];
+}
+
+export interface UserDetail {
+  record: UserRecord;
+  templates: { kind: string; id: string; bytes: number }[];
+}
+
+export interface Status {
+  gateway_id: string;
+  version: string;
+  running: boolean;
+  users: number;
+  generation: number;
+  outbox_depth: number;
+  doors: { id: string; mode: string }[];
+  uptime_s: number | null;
+}
+
+export interface GatewayApi {
+  status(): Promise<Status>;
+  check(p: CheckParams): Promise<Decision>;
+  usersList(p: { after?: string; limit?: number }): Promise<UserRecord[]>;
+  usersShow(p: { userid: string }): Promise<UserDetail | null>;
+  usersImport(p: { records: unknown[] }): Promise<ImportReport>;
+  journal(p: { limit?: number }): Promise<JournalEntry[]>;
+}
+
+export class UsageError extends Error {}
+
+export function policyOf(config: Config): PolicyOptions {
+  return { default_allow: config.policy.default_allow, replay_protection: config.policy.replay_protection, qr_skew_s: config.qr.clock_skew_s };
+}
+
+export function doorContext(config: Config, doorId: string): DoorContext {
+  const d = config.doors.find((x) => x.id === doorId);
+  if (!d) throw new UsageError(`no door '${doorId}' in the configuration (doors: ${config.doors.map((x) => x.id).join(', ')})`);
+  return { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone };
+}
+
+export function localApi(store: Store, config: Config, version: string, running: { since: number } | null = null): GatewayApi {
+  return {
+    async status() {
+      return {
+        gateway_id: config.gateway_id,
+        version,
+        running: running !== null,
+        users: await store.userCount(),
+        generation: store.generationNumber,
+        outbox_depth: await store.outboxDepth(),
+        doors: config.doors.map((d) => ({ id: d.id, mode: d.mode })),
+        uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
+      };
+    },
+
+    // A dry run: no relay, no journal, no replay memory.
+    check(p) {
+      const given = [p.qr, p.card, p.userid].filter((x) => x !== undefined);
+      if (given.length !== 1) throw new UsageError('give exactly one of --qr, --card, --userid');
+      const credential: Credential =
+        p.qr !== undefined ? { type: 'qr', text: p.qr } : p.card !== undefined ? { type: 'card', value: p.card } : { type: 'userid', value: p.userid! };
+      const door = doorContext(config, p.door ?? config.doors[0]!.id);
+      const nowMs = p.at !== undefined ? p.at * 1000 : Date.now();
+      return Promise.resolve(decide({ credential, door, nowMs, directory: store.directory, policy: policyOf(config) }));
+    },
+
+    async usersList(p) {
+      const out: UserRecord[] = [];
+      const opts: { after?: string; limit?: number } = { limit: p.limit ?? 1000 };
+      if (p.after !== undefined) opts.after = p.after;
+      for await (const u of store.users(opts)) out.push(u);
+      return out;
+    },
+
+    async usersShow(p) {
+      const record = store.directory.user(p.userid);
+      if (!record) return null;
+      const templates = (await store.templatesOf(p.userid)).map((t) => ({ kind: t.kind, id: t.id, bytes: Buffer.from(t.data, 'base64').length }));
+      return { record, templates };
+    },
+
+    async usersImport(p) {
+      const report = importRecords(p.records);
+      await store.upsertUsers(report.users);
+      return { imported: report.users.length, rejected: report.rejected, warnings: report.warnings };
+    },
+
+    journal(p) {
+      return store.recentJournal(p.limit ?? 50);
+    },
+  };
+}
+
+/** Normalise records for import; rejected ones are reported, never partially stored. */
+export function importRecords(records: unknown[]): { users: NormalizedUser[]; rejected: ImportReport['rejected']; warnings: string[] } {
+  const users: NormalizedUser[] = [];
+  const rejected: ImportReport['rejected'] = [];
+  const warnings: string[] = [];
+  const seen = new Map<string, number>();
+  records.forEach((raw, index) => {
+    const r = normalizeWecomUser(raw, 'import');
+    if (!r.ok) return void rejected.push({ index, userid: r.userid, error: r.error });
+    const dup = seen.get(r.user.record.userid);
+    if (dup !== undefined) {
+      return void rejected.push({ index, userid: r.user.record.userid, error: `user '${r.user.record.userid}': duplicate of record ${dup} in the same file` });
+    }
+    seen.set(r.user.record.userid, index);
+    users.push(r.user);
+    warnings.push(...r.warnings);
+  });
+  return { users, rejected, warnings };
+}

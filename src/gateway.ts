@@ -1,0 +1,130 @@
+/**
+ * Composition root: builds the services in a fixed order (store → hardware → pipeline → effects →
+ * control channel), starts them, and stops them in reverse. Only this file knows them all.
+ */
+import type { Server } from 'node:net';
+import type { Readable } from 'node:stream';
+import type { Observable } from 'rxjs';
+import { controlSocketPath } from './config/load.js';
+import type { Config, DoorConfig } from './config/schema.js';
+import { localApi, policyOf, type GatewayApi } from './control/api.js';
+import { serveControl } from './control/socket.js';
+import { ReplayGuard } from './domain/replay.js';
+import { SimRelay, type Relay } from './io/relay.js';
+import { terminalReader } from './io/terminal-reader.js';
+import type { Logger } from './log.js';
+import { AccessPipeline, type AccessDoor } from './pipeline/access.js';
+import type { CredentialEvent } from './pipeline/events.js';
+import { JournalWriter } from './pipeline/journal-writer.js';
+import { Store } from './store/store.js';
+import { VERSION } from './version.js';
+
+export interface GatewayOptions {
+  config: Config;
+  log: Logger;
+  /** Where `terminal` readers read scans; process.stdin by default. */
+  terminalInput?: Readable;
+  /** Build the relay of a door; the configured driver by default. */
+  relayFactory?: (door: DoorConfig, log: Logger) => Relay;
+  /** Extra credential sources (tests, and the adapters of later issues). */
+  sources?: Observable<CredentialEvent>[];
+  /** Control socket path; false for none. */
+  controlSocket?: string | false;
+  now?: () => number;
+}
+
+export class HardwareUnavailableError extends Error {}
+
+function defaultRelay(door: DoorConfig, log: Logger): Relay {
+  if (door.relay.driver === 'sim') return new SimRelay(door.id, log.child({ module: 'relay', door: door.id }));
+  throw new HardwareUnavailableError(
+    `door '${door.id}': relay driver '${door.relay.driver}' is not available in this version; use 'sim' until the GPIO adapter lands`,
+  );
+}
+
+export class Gateway {
+  readonly relays = new Map<string, Relay>();
+  readonly api: GatewayApi;
+  private readonly started = Date.now();
+  private server: Server | null = null;
+
+  private constructor(
+    readonly config: Config,
+    readonly store: Store,
+    readonly pipeline: AccessPipeline,
+    readonly journal: JournalWriter,
+    private readonly log: Logger,
+  ) {
+    this.api = localApi(store, config, VERSION, { since: this.started });
+  }
+
+  static async start(o: GatewayOptions): Promise<Gateway> {
+    const { config, log } = o;
+    const store = await Store.open(config.data_dir);
+    try {
+      const now = o.now ?? Date.now;
+      const replay = new ReplayGuard(100_000, (key, until) => {
+        store.rememberReplay(key, until).catch((e: unknown) => log.warn({ err: e }, 'could not persist replay memory'));
+      });
+      for (const [k, until] of await store.loadReplay(Math.floor(now() / 1000))) replay.restore(k, until);
+
+      const relays = new Map<string, Relay>();
+      const doors = new Map<string, AccessDoor>();
+      const sources: Observable<CredentialEvent>[] = [...(o.sources ?? [])];
+      for (const d of config.doors) {
+        const relay = (o.relayFactory ?? defaultRelay)(d, log);
+        relays.set(d.id, relay);
+        doors.set(d.id, { context: { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms });
+        for (const r of d.readers) {
+          if (r.type === 'terminal') sources.push(terminalReader(o.terminalInput ?? process.stdin, d.id, r.id, r.direction));
+          else throw new HardwareUnavailableError(`reader '${r.id}': type '${r.type}' is not available in this version; use 'terminal'`);
+        }
+      }
+
+      const pipeline = new AccessPipeline({
+        store,
+        doors,
+        policy: policyOf(config),
+        debounceMs: config.policy.debounce_ms,
+        replay,
+        log: log.child({ module: 'pipeline' }),
+        now,
+      });
+      const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries);
+      const gw = new Gateway(config, store, pipeline, journal, log);
+      relays.forEach((r, id) => gw.relays.set(id, r));
+
+      // Effects: each a subscriber; none can delay the relay, which was commanded before they run.
+      const decisionLog = log.child({ module: 'access' });
+      pipeline.decisions$.subscribe((d) => journal.enqueue(d));
+      pipeline.decisions$.subscribe((d) => {
+        const fields = { door: d.door, reader: d.reader, decision: d.decision, reason: d.reason, userid: d.userid, method: d.method, latency_us: Math.round(d.latency_us) };
+        if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
+        else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');
+      });
+      pipeline.start(sources);
+
+      if (o.controlSocket !== false) {
+        const path = o.controlSocket ?? controlSocketPath(config);
+        gw.server = await serveControl(path, gw.api, log.child({ module: 'control' }));
+      }
+      log.info(
+        { gateway_id: config.gateway_id, version: VERSION, users: await store.userCount(), doors: config.doors.map((d) => d.id), data_dir: config.data_dir },
+        'gateway ready',
+      );
+      return gw;
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.pipeline.stop();
+    await this.journal.close();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+    for (const r of this.relays.values()) await r.close();
+    await this.store.close();
+    this.log.info('gateway stopped');
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The lock relay. A pulse energises the output for its length; a second grant during a pulse
+ * extends it rather than stacking. `sim` keeps a record of pulses for tests and logs them.
+ */
+import type { Logger } from '../log.js';
+
+export interface Relay {
+  /** Release the lock for `ms` (extends a pulse in progress). Synchronous: never waits on I/O. */
+  pulse(ms: number): void;
+  readonly energised: boolean;
+  /** De-energise and release the hardware. */
+  close(): Promise<void>;
+}
+
+export interface PulseRecord {
+  /** Date.now() when energised or extended. */
+  at: number;
+  ms: number;
+  extended: boolean;
+}
+
+export class SimRelay implements Relay {
+  readonly pulses: PulseRecord[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private on = false;
+
+  constructor(
+    readonly door: string,
+    private readonly log?: Logger,
+  ) {}
+
+  get energised(): boolean {
+    return this.on;
+  }
+
+  pulse(ms: number): void {
+    const extended = this.on;
+    if (this.timer) clearTimeout(this.timer);
+    this.on = true;
+    this.pulses.push({ at: Date.now(), ms, extended });
+    this.timer = setTimeout(() => this.release(), ms);
+    this.timer.unref();
+    this.log?.info({ door: this.door, ms, extended }, extended ? 'relay pulse extended' : 'relay energised: door unlocked');
+  }
+
+  private release(): void {
+    this.timer = null;
+    if (!this.on) return;
+    this.on = false;
+    this.log?.info({ door: this.door }, 'relay released: door locked');
+  }
+
+  close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.release();
+    return Promise.resolve();
+  }
+}

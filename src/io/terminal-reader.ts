@@ -1,0 +1,30 @@
+/**
+ * A simulated scanner for development: each line typed or pasted on the terminal is a scan.
+ * `card:<n>`, `userid:<id>` and `exit` present the other credential kinds.
+ */
+import { createInterface } from 'node:readline';
+import { Observable } from 'rxjs';
+import type { Readable } from 'node:stream';
+import type { Credential, Direction } from '../domain/types.js';
+import { credentialEvent, type CredentialEvent } from '../pipeline/events.js';
+
+export function parseTerminalLine(line: string): Credential | null {
+  const t = line.trim();
+  if (t === '') return null;
+  if (t === 'exit') return { type: 'exit' };
+  const m = /^(card|userid):\s*(.+)$/.exec(t);
+  if (m) return m[1] === 'card' ? { type: 'card', value: m[2]!.trim() } : { type: 'userid', value: m[2]!.trim() };
+  return { type: 'qr', text: t };
+}
+
+export function terminalReader(input: Readable, door: string, reader: string, direction: Direction): Observable<CredentialEvent> {
+  return new Observable<CredentialEvent>((sub) => {
+    const rl = createInterface({ input, terminal: false });
+    rl.on('line', (line) => {
+      const c = parseTerminalLine(line);
+      if (c) sub.next(credentialEvent(door, reader, direction, c));
+    });
+    rl.on('close', () => sub.complete());
+    return () => rl.close();
+  });
+}

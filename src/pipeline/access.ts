@@ -1,0 +1,94 @@
+/**
+ * Credential sources → decide → effects. Decisions for one door are serialised (concatMap) so two
+ * reads never race its relay; doors run independently. The relay is commanded synchronously right
+ * after the decision; journal, outbox, log and subscribers follow and can never delay it.
+ */
+import { Subject, Subscription, concatMap, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
+import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
+import type { ReplayGuard } from '../domain/replay.js';
+import type { Relay } from '../io/relay.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import { Debouncer, readKey } from './debounce.js';
+import type { CredentialEvent, DecisionEvent } from './events.js';
+
+export interface AccessDoor {
+  context: DoorContext;
+  relay: Relay;
+  pulseMs: number;
+}
+
+export interface AccessPipelineOptions {
+  store: Store;
+  doors: ReadonlyMap<string, AccessDoor>;
+  policy: PolicyOptions;
+  debounceMs: number;
+  replay: ReplayGuard;
+  log: Logger;
+  /** Wall clock in ms (tests move it). */
+  now?: () => number;
+}
+
+export class AccessPipeline {
+  /** Every decision, after the relay was commanded. */
+  readonly decisions$ = new Subject<DecisionEvent>();
+  private readonly debouncer: Debouncer;
+  private readonly now: () => number;
+  private readonly subs = new Subscription();
+
+  constructor(private readonly o: AccessPipelineOptions) {
+    this.debouncer = new Debouncer(o.debounceMs);
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Merge the sources and start deciding. */
+  start(sources: Observable<CredentialEvent>[]): void {
+    this.subs.add(
+      merge(...sources)
+        .pipe(
+          groupBy((e) => e.door),
+          mergeMap((perDoor) => perDoor.pipe(concatMap((e) => of(this.handle(e))))),
+        )
+        .subscribe({ error: (e: unknown) => this.o.log.error({ err: e }, 'credential source failed') }),
+    );
+  }
+
+  /**
+   * Decide one event and command the relay. Returns null for a debounced repeat or an unknown door.
+   * Never throws: an unexpected error is a deny.
+   */
+  handle(e: CredentialEvent): DecisionEvent | null {
+    const door = this.o.doors.get(e.door);
+    if (!door) {
+      this.o.log.warn({ door: e.door, reader: e.reader }, 'credential for an unknown door ignored');
+      return null;
+    }
+    const nowMs = this.now();
+    if (this.debouncer.isRepeat(readKey(e.door, e.credential), nowMs)) {
+      this.o.log.debug({ door: e.door, reader: e.reader }, 'repeated read within the debounce window ignored');
+      return null;
+    }
+    let d;
+    try {
+      d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
+    } catch (err) {
+      this.o.log.error({ err, door: e.door }, 'decision failed; denying');
+      d = { decision: 'deny' as const, reason: 'malformed' as const, userid: null, user_type: null, method: 'userid' as const, door: e.door, at: nowMs, detail: 'internal error' };
+    }
+    if (d.decision === 'grant') {
+      try {
+        door.relay.pulse(door.pulseMs);
+      } catch (err) {
+        this.o.log.error({ err, door: e.door }, 'relay command failed');
+      }
+    }
+    const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: Number(process.hrtime.bigint() - e.hr) / 1000 };
+    this.decisions$.next(ev);
+    return ev;
+  }
+
+  stop(): void {
+    this.subs.unsubscribe();
+    this.decisions$.complete();
+  }
+}
