@@ -4,7 +4,7 @@
  */
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { Observable } from 'rxjs';
+import { config as rxjsConfig, type Observable } from 'rxjs';
 import { controlSocketPath } from './config/load.js';
 import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
@@ -60,6 +60,8 @@ export class Gateway {
 
   static async start(o: GatewayOptions): Promise<Gateway> {
     const { config, log } = o;
+    // A subscriber that throws must never become an uncaught exception that kills the door.
+    rxjsConfig.onUnhandledError = (err: unknown) => log.error({ err }, 'unhandled error in a subscriber');
     const store = await Store.open(config.data_dir);
     try {
       const now = o.now ?? Date.now;
@@ -96,8 +98,8 @@ export class Gateway {
 
       // Effects: each a subscriber; none can delay the relay, which was commanded before they run.
       const decisionLog = log.child({ module: 'access' });
-      pipeline.decisions$.subscribe((d) => journal.enqueue(d));
-      pipeline.decisions$.subscribe((d) => {
+      pipeline.addEffect('journal', (d) => journal.enqueue(d));
+      pipeline.addEffect('log', (d) => {
         const fields = { door: d.door, reader: d.reader, decision: d.decision, reason: d.reason, userid: d.userid, method: d.method, latency_us: Math.round(d.latency_us) };
         if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
         else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');

@@ -87,6 +87,22 @@ export class AccessPipeline {
     return ev;
   }
 
+  /**
+   * Run `fn` for every decision. The effect owns its errors: one that throws is logged and the
+   * next decision still reaches it; nothing it does can reach the relay, which was already commanded.
+   */
+  addEffect(name: string, fn: (d: DecisionEvent) => void): void {
+    this.subs.add(
+      this.decisions$.subscribe((d) => {
+        try {
+          fn(d);
+        } catch (err) {
+          this.o.log.error({ err, effect: name, door: d.door }, 'decision effect failed');
+        }
+      }),
+    );
+  }
+
   stop(): void {
     this.subs.unsubscribe();
     this.decisions$.complete();

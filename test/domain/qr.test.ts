@@ -8,7 +8,7 @@ import { decodeQr, encodeQrBody, importPublicKey, KeyCache, keyId, parsePublicKe
 import { employeeQr, makeKey, signBody, visitorQr } from '../helpers/qr.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'doorgw-qr-'));
-const openssl = (...args: string[]): Buffer => execFileSync('openssl', args, { cwd: dir });
+const openssl = (...args: string[]): Buffer => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
 
 /** DER ECDSA-Sig-Value → raw r‖s (the test's own small ASN.1 reader, independent of the code under test). */
 function derToRaw(der: Buffer): Buffer {

@@ -1,0 +1,157 @@
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Subject } from 'rxjs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+import { SimRelay } from '../../src/io/relay.js';
+import { createLogger } from '../../src/log.js';
+import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../../src/pipeline/events.js';
+import { employeeQr, makeKey } from '../helpers/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { user } from '../helpers/users.js';
+
+const key = makeKey();
+const silent = createLogger({ level: 'silent', pretty: false });
+const running: Gateway[] = [];
+afterEach(async () => {
+  for (const g of running.splice(0)) await g.stop().catch(() => undefined);
+});
+
+function configFor(dataDir: string, extra: Record<string, unknown> = {}) {
+  return validateConfig(
+    {
+      data_dir: dataDir,
+      doors: [
+        { id: 'front', relay: { pulse_ms: 1000 }, readers: [{ id: 'console', type: 'terminal', direction: 'in' }] },
+        { id: 'back', relay: { pulse_ms: 1000 }, readers: [] },
+      ],
+      ...extra,
+    },
+    'test',
+  );
+}
+
+async function startGateway(dataDir: string, o: { input?: PassThrough; sources?: Subject<CredentialEvent>[]; extra?: Record<string, unknown> } = {}) {
+  const gw = await Gateway.start({
+    config: configFor(dataDir, o.extra),
+    log: silent,
+    terminalInput: o.input ?? new PassThrough(),
+    sources: o.sources ?? [],
+    controlSocket: false,
+  });
+  running.push(gw);
+  return gw;
+}
+
+const relay = (gw: Gateway, door: string): SimRelay => gw.relays.get(door) as SimRelay;
+
+function nextDecisions(gw: Gateway, n: number): Promise<DecisionEvent[]> {
+  return new Promise((resolve) => {
+    const got: DecisionEvent[] = [];
+    const sub = gw.pipeline.decisions$.subscribe((d) => {
+      got.push(d);
+      if (got.length === n) {
+        sub.unsubscribe();
+        resolve(got);
+      }
+    });
+  });
+}
+
+describe('gateway pipeline', () => {
+  it('decides terminal scans, pulses the relay for grants only, and journals every decision durably', async () => {
+    const dir = join(tmpDir(), 'data');
+    const input = new PassThrough();
+    const gw = await startGateway(dir, { input });
+    await gw.store.upsertUsers([user({ userid: 'emp', openvid: 7, public_key: key.publicB64, cards: [42] })]);
+    const decided = nextDecisions(gw, 3);
+    input.write(`${employeeQr(key.privateKey, '7', Math.floor(Date.now() / 1000))}\n`);
+    input.write('card:999\n');
+    input.write('exit\n');
+    const ds = await decided;
+    expect(ds.map((d) => [d.decision, d.reason, d.method])).toEqual([
+      ['grant', 'default_allow', 'qr'],
+      ['deny', 'unknown_user', 'card'],
+      ['grant', 'exit_request', 'exit'],
+    ]);
+    expect(ds[0]).toMatchObject({ userid: 'emp', door: 'front', reader: 'console', direction: 'in' });
+    expect(ds[0]!.latency_us).toBeGreaterThan(0);
+    const pulses = relay(gw, 'front').pulses;
+    expect(pulses.map((p) => [p.ms, p.extended])).toEqual([[1000, false], [1000, true]]); // the exit extended the QR pulse
+    expect(relay(gw, 'back').pulses).toEqual([]);
+
+    await gw.journal.flush();
+    const journal = await gw.store.recentJournal(10);
+    expect(journal.map((j) => j.reason)).toEqual(['exit_request', 'unknown_user', 'default_allow']);
+    const outbox = await gw.store.outboxPeek();
+    expect(outbox).toEqual([expect.objectContaining({ userid: 'emp', method: 'qr', direction: 'in', door: 'front', seq: 1 })]);
+  });
+
+  it('treats a repeated read within the debounce window as one read, not a replay', async () => {
+    const gw = await startGateway(join(tmpDir(), 'data'));
+    await gw.store.upsertUsers([user({ userid: 'emp', openvid: 7, public_key: key.publicB64 })]);
+    const text = employeeQr(key.privateKey, '7', Math.floor(Date.now() / 1000));
+    const ev = () => credentialEvent('front', 'console', 'in', { type: 'qr', text });
+    expect(gw.pipeline.handle(ev())).toMatchObject({ decision: 'grant' });
+    expect(gw.pipeline.handle(ev())).toBeNull();
+    expect(relay(gw, 'front').pulses).toHaveLength(1);
+  });
+
+  it('remembers accepted QR codes across a restart', async () => {
+    const dir = join(tmpDir(), 'data');
+    let gw = await startGateway(dir, { extra: { policy: { debounce_ms: 0 } } });
+    await gw.store.upsertUsers([user({ userid: 'emp', openvid: 7, public_key: key.publicB64 })]);
+    const text = employeeQr(key.privateKey, '7', Math.floor(Date.now() / 1000));
+    expect(gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'qr', text }))?.decision).toBe('grant');
+    await new Promise((r) => setTimeout(r, 50)); // replay memory is persisted asynchronously
+    await gw.stop();
+    running.splice(0);
+    gw = await startGateway(dir, { extra: { policy: { debounce_ms: 0 } } });
+    expect(gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'qr', text }))).toMatchObject({ decision: 'deny', reason: 'replayed' });
+    expect(relay(gw, 'front').pulses).toEqual([]);
+  });
+
+  it('serialises per door but keeps doors independent, and merges extra sources', async () => {
+    const src = new Subject<CredentialEvent>();
+    const gw = await startGateway(join(tmpDir(), 'data'), { sources: [src] });
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] }), user({ userid: 'b', cards: [2] })]);
+    const decided = nextDecisions(gw, 3);
+    src.next(credentialEvent('back', 'r', 'out', { type: 'card', value: '1' }));
+    src.next(credentialEvent('front', 'r', 'in', { type: 'card', value: '2' }));
+    src.next(credentialEvent('nowhere', 'r', 'in', { type: 'card', value: '2' })); // unknown door: ignored
+    src.next(credentialEvent('back', 'r', 'out', { type: 'card', value: '2' }));
+    const ds = await decided;
+    expect(ds.map((d) => `${d.door}:${d.userid}`)).toEqual(['back:a', 'front:b', 'back:b']);
+    expect(relay(gw, 'back').pulses).toHaveLength(2);
+    expect(relay(gw, 'front').pulses).toHaveLength(1);
+    await gw.journal.flush();
+    expect((await gw.store.outboxPeek()).map((p) => [p.door, p.direction])).toEqual([['back', 'out'], ['front', 'in'], ['back', 'out']]);
+  });
+
+  it('pulses the relay even when an effect throws or the disk fails, and loses no journal entry', async () => {
+    const gw = await startGateway(join(tmpDir(), 'data'));
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    gw.pipeline.addEffect('broken', () => {
+      throw new Error('broken effect');
+    });
+    gw.pipeline.decisions$.subscribe(() => {
+      throw new Error('broken raw subscriber'); // caught by the rxjs safety net, not an uncaught exception
+    });
+    const append = vi.spyOn(gw.store, 'append').mockRejectedValueOnce(new Error('EIO: disk hiccup'));
+    const d = gw.pipeline.handle(credentialEvent('front', 'r', 'in', { type: 'card', value: '1' }));
+    expect(d?.decision).toBe('grant');
+    expect(relay(gw, 'front').energised).toBe(true);
+    await vi.waitFor(async () => expect(await gw.store.outboxDepth()).toBe(1), { timeout: 3000 });
+    expect(append).toHaveBeenCalledTimes(2);
+    expect((await gw.store.recentJournal()).map((j) => j.userid)).toEqual(['a']);
+  });
+
+  it('refuses to start with hardware this version does not drive, and releases the database', async () => {
+    const dir = join(tmpDir(), 'data');
+    const config = validateConfig({ data_dir: dir, doors: [{ id: 'x', relay: { driver: 'gpio', pin: 17 } }] }, 'test');
+    await expect(Gateway.start({ config, log: silent, controlSocket: false })).rejects.toThrow(/relay driver 'gpio' is not available/);
+    const ok = await startGateway(dir); // the lock was released
+    expect(ok.config.doors[0]!.id).toBe('front');
+  });
+});
