@@ -323,13 +323,10 @@ export function buildProgram(): Command {
 
 /** Accept a bare array, a response body `{userinfo}` or a whole frame `{body: {userinfo}}`. */
 function extractUserinfo(v: unknown): unknown[] | null {
-  if (Array.isArray(v)) return v;
-  if (typeof v === 'object' && v !== null) {
-    const o = v as { userinfo?: unknown; body?: { userinfo?: unknown } };
-    if (Array.isArray(o.userinfo)) return o.userinfo;
-    if (Array.isArray(o.body?.userinfo)) return o.body.userinfo;
-  }
-  return null;
+  const list = (x: unknown): unknown[] | null => (Array.isArray(x) ? (x as unknown[]) : null);
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as { userinfo?: unknown; body?: { userinfo?: unknown } };
+  return list(v) ?? list(o.userinfo) ?? list(o.body?.userinfo);
 }
 
 export async function main(argv: string[]): Promise<number> {

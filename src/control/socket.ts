@@ -69,9 +69,9 @@ export async function serveControl(path: string, api: GatewayApi, log: Logger): 
       }
       const reply = (body: object): void => void sock.write(`${JSON.stringify({ id: req.id, ...body })}\n`);
       if (!METHODS.has(req.method as keyof GatewayApi)) return reply({ ok: false, error: `unknown method '${String(req.method)}'` });
-      const fn = api[req.method as keyof GatewayApi] as (p: unknown) => Promise<unknown>;
+      const method = req.method as keyof GatewayApi;
       Promise.resolve()
-        .then(() => fn.call(api, req.params ?? {}))
+        .then(() => (api[method] as (p: unknown) => Promise<unknown>)(req.params ?? {}))
         .then((result) => reply({ ok: true, result }))
         .catch((e: unknown) => {
           if (!(e instanceof UsageError)) log.error({ err: e, method: req.method }, 'control request failed');

@@ -75,7 +75,7 @@ export function normalizeWecomUser(raw: unknown, source: UserSource = 'wecom'): 
   }
   const reject = (error: string): NormalizeResult => ({ ok: false, userid, error: `user '${userid}': ${error}` });
   if (Buffer.byteLength(userid) > MAX_USERID_BYTES) return reject(`userid longer than ${MAX_USERID_BYTES} bytes`);
-  if (/[\u0000-\u001f]/.test(userid)) return reject('userid contains control characters');
+  if ([...userid].some((ch) => ch.charCodeAt(0) < 0x20)) return reject('userid contains control characters');
 
   const ut = raw.user_type ?? 0;
   if (ut !== 0 && ut !== 1 && ut !== 2) return reject(`user_type must be 0, 1 or 2 (got ${JSON.stringify(ut)})`);

@@ -157,7 +157,7 @@ export class Store {
   private sub<V>(name: string): Sub<V> {
     let s = this.subs.get(name);
     if (!s) {
-      s = this.db.sublevel(name, { valueEncoding: 'json' }) as unknown as Sub<unknown>;
+      s = this.db.sublevel(name, { valueEncoding: 'json' });
       this.subs.set(name, s);
     }
     return s as Sub<V>;
@@ -201,7 +201,7 @@ export class Store {
     const out: Template[] = [];
     for await (const [k, data] of this.gen.templates.iterator({ gt: `${userid}${SEP}`, lt: `${userid}\u0001` })) {
       const [, kind, id] = k.split(SEP);
-      out.push({ kind: kind as Template['kind'], id: id!, data: data as string });
+      out.push({ kind: kind as Template['kind'], id: id!, data: data });
     }
     return out;
   }
@@ -284,7 +284,7 @@ export class Store {
     const out: JournalEntry[] = [];
     for (const e of entries) {
       const seq = ++this.seq;
-      const j = { ...e.decision, seq } as JournalEntry;
+      const j = { ...e.decision, seq };
       out.push(j);
       ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
       if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
@@ -296,7 +296,7 @@ export class Store {
 
   async recentJournal(limit = 50): Promise<JournalEntry[]> {
     const out: JournalEntry[] = [];
-    for await (const v of this.journal.values({ reverse: true, limit })) out.push(v as JournalEntry);
+    for await (const v of this.journal.values({ reverse: true, limit })) out.push(v);
     return out;
   }
 
@@ -321,7 +321,7 @@ export class Store {
 
   async outboxPeek(limit = 200): Promise<PassRecord[]> {
     const out: PassRecord[] = [];
-    for await (const v of this.outbox.values({ limit })) out.push(v as PassRecord);
+    for await (const v of this.outbox.values({ limit })) out.push(v);
     return out;
   }
 
@@ -347,7 +347,7 @@ export class Store {
     const live: [string, number][] = [];
     const dead: string[] = [];
     for await (const [k, v] of this.replay.iterator()) {
-      if ((v as number) > nowS) live.push([k, v as number]);
+      if ((v) > nowS) live.push([k, v]);
       else dead.push(k);
     }
     if (dead.length) await this.replay.batch(dead.map((key) => ({ type: 'del' as const, key })));

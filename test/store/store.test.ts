@@ -63,7 +63,7 @@ describe('store: directory', () => {
     const s = await Store.open(path);
     await s.upsertUsers([user({ userid: 'old', openvid: 1 })]);
     async function* failing(): AsyncGenerator<ReturnType<typeof user>> {
-      for (let i = 0; i < 1200; i++) yield user({ userid: `n${i}`, openvid: 100 + i });
+      for (let i = 0; i < 1200; i++) yield await Promise.resolve(user({ userid: `n${i}`, openvid: 100 + i }));
       throw new Error('connection dropped mid-page');
     }
     await expect(s.replaceDirectory(failing())).rejects.toThrow('connection dropped');

@@ -1,0 +1,202 @@
+/** The `doorgw` command as a user runs it: a real process, real files, exit codes and output. */
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { employeeQr, makeKey, visitorQr } from '../helpers/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const CLI = [join(ROOT, 'dist/cli/main.js')]; // built by test/global-setup.ts
+const key = makeKey();
+const now = Math.floor(Date.now() / 1000);
+
+function doorgw(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [...CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function workspace(): { config: string; dataDir: string } {
+  const dir = tmpDir();
+  const dataDir = join(dir, 'data');
+  const config = join(dir, 'doorgw.yaml');
+  writeFileSync(config, `data_dir: ${dataDir}\nlog: { level: info, pretty: false }\ndoors:\n  - id: front\n    readers: [{ id: console, type: terminal }]\n  - id: back\n    mode: lockdown\n`);
+  return { config, dataDir };
+}
+
+describe('doorgw qr verify', () => {
+  it('exits 0 for a valid code and reports it as JSON with the openvid as a decimal string', () => {
+    const r = doorgw(['qr', 'verify', employeeQr(key.privateKey, '18446744073709551615', now - 5, 600), '--key', key.publicB64, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      valid: true, reason: null, type: 'employee', openvid: '18446744073709551615', start_time: now - 5, expires_in: 600, state_hex: null,
+    });
+  });
+
+  it('reports a visitor code with its state', () => {
+    const r = doorgw(['qr', 'verify', visitorQr(key.privateKey, '12', Buffer.from([0xab, 0xcd])), '--key', key.publicUncompressedB64, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, type: 'visitor', openvid: '12', start_time: null, state_hex: 'abcd' });
+  });
+
+  it('exits 1 for expired, forged and malformed codes with the reason', () => {
+    const expired = doorgw(['qr', 'verify', employeeQr(key.privateKey, '1', 1000, 60), '--key', key.publicB64, '--at', '5000', '--json']);
+    expect([expired.code, JSON.parse(expired.stdout).reason]).toEqual([1, 'expired']);
+    const forged = doorgw(['qr', 'verify', employeeQr(makeKey().privateKey, '1', now), '--key', key.publicB64]);
+    expect([forged.code, forged.stdout]).toEqual([1, expect.stringContaining('not valid: bad_signature')]);
+    const junk = doorgw(['qr', 'verify', 'hello world', '--key', key.publicB64, '--json']);
+    expect(junk.code).toBe(1);
+    expect(JSON.parse(junk.stdout)).toEqual({ valid: false, reason: 'malformed', type: null, openvid: null, start_time: null, expires_in: null, state_hex: null });
+  });
+
+  it('exits 2 for an unusable key or a missing option', () => {
+    const bad = doorgw(['qr', 'verify', 'AAAA', '--key', 'AmOVOOcprQJXEi94HPv9S']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--key: public key must be a 33-byte compressed/);
+    expect(doorgw(['qr', 'verify', 'AAAA']).code).toBe(2);
+  });
+});
+
+describe('doorgw rule eval', () => {
+  it('exits 0 on match and 1 on no match, in the given zone', () => {
+    expect(doorgw(['rule', 'eval', '9:00-10:00 * * 1-5 *', '--at', '2024-06-03T09:30:00+08:00']).code).toBe(0);
+    const r = doorgw(['rule', 'eval', '9:00-10:00 * * 1-5 *', '--at', '2024-06-03T09:30:00+08:00', '--tz', 'Europe/London', '--json']);
+    expect([r.code, JSON.parse(r.stdout)]).toEqual([1, { match: false, error: null }]);
+    expect(doorgw(['rule', 'eval', '0:00-23:59 */2 * * *', '--at', String(1_700_000_000 + 86_400), '--effect-time', '1700000000']).code).toBe(1);
+  });
+
+  it('exits 2 with the error for an invalid rule or a time without offset', () => {
+    const r = doorgw(['rule', 'eval', '9:300-10:00 * * 6 *', '--at', '0', '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatch(/minutes must have two digits/);
+    const t = doorgw(['rule', 'eval', '9:00-10:00 * * * *', '--at', '2024-06-03T09:30:00']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/with an offset/);
+  });
+});
+
+describe('doorgw users and check against the store', () => {
+  it('imports the seed responses as they are, reports quirks, and decides from the store', () => {
+    const ws = workspace();
+    const page = doorgw(['users', 'import', join(ROOT, 'test/fixtures/wecom-get_userinfo_by_page.response.json'), '-c', ws.config]);
+    expect(page.code).toBe(0);
+    expect(page.stdout).toMatch(/imported 3 users, rejected 0/);
+    const byIds = doorgw(['users', 'import', join(ROOT, 'test/fixtures/wecom-get_userinfo_by_ids.response.json'), '-c', ws.config, '--json']);
+    const report = JSON.parse(byIds.stdout) as { imported: number; warnings: string[] };
+    expect(report.imported).toBe(3);
+    expect(report.warnings.filter((w: string) => w.includes("rule 1 invalid"))).toHaveLength(3);
+
+    const show = JSON.parse(doorgw(['users', 'show', 'x1', '-c', ws.config, '--json']).stdout) as { record: { invalid_rules: { rule: string }[] }; templates: { kind: string; id: string }[] };
+    expect(show.record.invalid_rules[0]!.rule).toBe('9:300-10:00 * * 6 *');
+    expect(show.templates.map((t: { kind: string; id: string }) => `${t.kind}/${t.id}`)).toEqual(['fa/0', 'fa/1', 'fp/0', 'fp/1']);
+    expect(doorgw(['users', 'show', 'nobody', '-c', ws.config]).code).toBe(1);
+    const list = doorgw(['users', 'list', '-c', ws.config]).stdout.trim().split('\n');
+    expect(list).toHaveLength(4); // header + x1..x3
+
+    // Monday 9:30 in Shanghai matches rule 0; Saturday 9:30 would need the invalid rule 1.
+    expect(doorgw(['check', '--userid', 'x1', '--at', '2024-06-03T09:30:00+08:00', '-c', ws.config]).code).toBe(0);
+    const sat = doorgw(['check', '--userid', 'x1', '--at', '2024-06-01T09:45:00+08:00', '-c', ws.config, '--json']);
+    expect([sat.code, JSON.parse(sat.stdout).reason]).toEqual([1, 'outside_schedule']);
+    expect(doorgw(['check', '--userid', 'x1', '--door', 'back', '-c', ws.config, '--json']).stdout).toMatch(/"lockdown"/);
+    expect(doorgw(['check', '--userid', 'x1', '--door', 'side', '-c', ws.config]).code).toBe(2);
+    expect(doorgw(['check', '-c', ws.config]).code).toBe(2);
+  });
+
+  it('rejects bad records with reasons, imports the rest, and loses nothing on a broken file', () => {
+    const ws = workspace();
+    const file = join(tmpDir(), 'users.json');
+    writeFileSync(file, JSON.stringify([
+      { userid: 'ok', openvid: 1, public_key: key.publicB64 },
+      { userid: 'bad-type', user_type: 9 },
+      { name: 'no id' },
+      { userid: 'ok', openvid: 2 },
+    ]));
+    const r = doorgw(['users', 'import', file, '-c', ws.config, '--json']);
+    expect(r.code).toBe(1);
+    const rep = JSON.parse(r.stdout) as { imported: number; rejected: { index: number }[] };
+    expect(rep.imported).toBe(1);
+    expect(rep.rejected.map((x: { index: number }) => x.index)).toEqual([1, 2, 3]);
+    writeFileSync(file, '[{"userid": "half"');
+    const broken = doorgw(['users', 'import', file, '-c', ws.config]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/is not JSON/);
+    expect(doorgw(['users', 'show', 'ok', '-c', ws.config]).code).toBe(0);
+    expect(doorgw(['check', '--qr', employeeQr(key.privateKey, '1', now), '-c', ws.config]).stdout).toMatch(/^GRANT default_allow user ok/);
+  });
+
+  it('refuses an invalid configuration with exit 2 and the key path', () => {
+    const file = join(tmpDir(), 'bad.yaml');
+    writeFileSync(file, 'doors:\n  - id: front\n    relay: { pulse_ms: soon }\n');
+    const r = doorgw(['users', 'list', '-c', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/doors\[0\]\.relay\.pulse_ms: Invalid input: expected number/);
+    expect(doorgw(['start', '-c', file]).code).toBe(2);
+  });
+
+  it('answers --help on every command', () => {
+    for (const cmd of [[], ['start'], ['qr', 'verify'], ['rule', 'eval'], ['users', 'import'], ['users', 'list'], ['users', 'show'], ['check'], ['journal'], ['status'], ['config', 'check']]) {
+      const r = doorgw([...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Usage: doorgw/);
+    }
+  });
+});
+
+describe('while the gateway runs', () => {
+  let child: ReturnType<typeof spawn> | null = null;
+  afterEach(() => {
+    child?.kill('SIGKILL');
+    child = null;
+  });
+
+  it('serves CLI commands over the control socket, decides scans, and stops cleanly on SIGTERM', async () => {
+    const ws = workspace();
+    const users = join(tmpDir(), 'u.json');
+    writeFileSync(users, JSON.stringify([{ userid: 'emp', openvid: 77, public_key: key.publicB64 }]));
+    expect(doorgw(['users', 'import', users, '-c', ws.config]).code).toBe(0);
+
+    child = spawn(process.execPath, [...CLI, 'start', '-c', ws.config], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const lines: Record<string, unknown>[] = [];
+    let buf = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+        buf = buf.slice(i + 1);
+      }
+    });
+    const waitFor = async (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+      for (let i = 0; i < 200; i++) {
+        const hit = lines.find(pred);
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`timed out; log so far: ${JSON.stringify(lines)}`);
+    };
+    await waitFor((l) => l.msg === 'gateway ready');
+
+    // The database is locked by the gateway; the CLI goes through the socket.
+    const status = JSON.parse(doorgw(['status', '-c', ws.config, '--json']).stdout);
+    expect(status).toMatchObject({ running: true, users: 1 });
+    writeFileSync(users, JSON.stringify([{ userid: 'vis', user_type: 1, openvid: 78, public_key: key.publicB64 }]));
+    expect(doorgw(['users', 'import', users, '-c', ws.config]).code).toBe(0);
+    expect(doorgw(['users', 'show', 'vis', '-c', ws.config]).code).toBe(0);
+
+    child.stdin!.write(`${employeeQr(key.privateKey, '77', Math.floor(Date.now() / 1000))}\n`);
+    const granted = await waitFor((l) => l.msg === 'access granted');
+    expect(granted).toMatchObject({ userid: 'emp', method: 'qr', door: 'front', reason: 'default_allow' });
+    expect(await waitFor((l) => l.msg === 'relay energised: door unlocked')).toMatchObject({ door: 'front', ms: 3000 });
+
+    const check = doorgw(['check', '--qr', visitorQr(key.privateKey, '78'), '-c', ws.config, '--json']);
+    expect(JSON.parse(check.stdout)).toMatchObject({ decision: 'deny', reason: 'default_deny', userid: 'vis' });
+    const journal = JSON.parse(doorgw(['journal', '-c', ws.config, '--json']).stdout);
+    expect(journal[0]).toMatchObject({ userid: 'emp', decision: 'grant' });
+
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    child = null;
+    expect(doorgw(['status', '-c', ws.config, '--json']).code).toBe(1); // not running; read from the store
+  });
+});
