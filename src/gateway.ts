@@ -9,6 +9,7 @@ import { controlSocketPath } from './config/load.js';
 import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
+import { localTime } from './domain/localtime.js';
 import { ReplayGuard } from './domain/replay.js';
 import { SimRelay, type Relay } from './io/relay.js';
 import { terminalReader } from './io/terminal-reader.js';
@@ -104,6 +105,8 @@ export class Gateway {
         if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
         else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');
       });
+      // Build each zone's formatter now, so the first person at the door does not pay for it.
+      for (const d of doors.values()) localTime(now(), d.context.timezone);
       pipeline.start(sources);
 
       if (o.controlSocket !== false) {

@@ -15,6 +15,7 @@ import { parseRule, ruleMatches } from '../domain/rules.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { Gateway } from '../gateway.js';
+import { demoCodes } from './demo.js';
 import { createLogger } from '../log.js';
 import { Store, StoreLockedError } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -316,6 +317,22 @@ export function buildProgram(): Command {
       if (o.json) json(s);
       else out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth}, doors ${s.doors.map((d) => `${d.id}(${d.mode})`).join(' ')}`);
       process.exitCode = s.running ? 0 : 1;
+    });
+
+  program
+    .command('demo')
+    .description('try the gateway without a cloud')
+    .command('seed')
+    .description('import three demo users signed by a throwaway key and print QR codes to paste into `npm start`')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const config = configFrom(o.config);
+      const demo = demoCodes(config.data_dir);
+      const report = await withApi(o.config, (api) => api.usersImport({ records: demo.users }));
+      if (o.json) return json({ imported: report.imported, codes: demo.codes });
+      out(`imported ${report.imported} demo users into ${config.data_dir}. Paste these into \`npm start\` (codes stay valid 10 minutes; run again for fresh ones):\n`);
+      for (const c of demo.codes) out(`# ${c.label} → expect ${c.expect}\n${c.text}\n`);
     });
 
   return program;

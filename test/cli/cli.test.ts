@@ -124,6 +124,20 @@ describe('doorgw users and check against the store', () => {
     expect(doorgw(['check', '--qr', employeeQr(key.privateKey, '1', now), '-c', ws.config]).stdout).toMatch(/^GRANT default_allow user ok/);
   });
 
+  it('seeds demo users whose printed codes decide as labelled', () => {
+    const ws = workspace();
+    const seeded = JSON.parse(doorgw(['demo', 'seed', '-c', ws.config, '--json']).stdout) as { imported: number; codes: { label: string; text: string }[] };
+    expect(seeded.imported).toBe(3);
+    const reasonOf = (label: string): string => {
+      const code = seeded.codes.find((c) => c.label.startsWith(label))!;
+      return (JSON.parse(doorgw(['check', '--qr', code.text, '-c', ws.config, '--json']).stdout) as { reason: string }).reason;
+    };
+    expect(reasonOf('Alice, valid')).toBe('default_allow');
+    expect(reasonOf('Alice, expired')).toBe('expired');
+    expect(reasonOf('Alice, forged')).toBe('bad_signature');
+    expect(reasonOf('Vera')).toBe('default_deny');
+  });
+
   it('refuses an invalid configuration with exit 2 and the key path', () => {
     const file = join(tmpDir(), 'bad.yaml');
     writeFileSync(file, 'doors:\n  - id: front\n    relay: { pulse_ms: soon }\n');
@@ -134,7 +148,7 @@ describe('doorgw users and check against the store', () => {
   });
 
   it('answers --help on every command', () => {
-    for (const cmd of [[], ['start'], ['qr', 'verify'], ['rule', 'eval'], ['users', 'import'], ['users', 'list'], ['users', 'show'], ['check'], ['journal'], ['status'], ['config', 'check']]) {
+    for (const cmd of [[], ['start'], ['demo', 'seed'], ['qr', 'verify'], ['rule', 'eval'], ['users', 'import'], ['users', 'list'], ['users', 'show'], ['check'], ['journal'], ['status'], ['config', 'check']]) {
       const r = doorgw([...cmd, '--help']);
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: doorgw/);
