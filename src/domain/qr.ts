@@ -131,6 +131,13 @@ export function parsePublicKeyPoint(b64: string): Result<Buffer, 'bad_key'> {
   return fail('bad_key', `public key must be a 33-byte compressed or 65-byte uncompressed P-256 point (got ${p.length} bytes, prefix 0x${(p[0] ?? 0).toString(16).padStart(2, '0')})`);
 }
 
+/** The 33-byte compressed point of a P-256 key, as WeCom sends `public_key` (base64 of this). */
+export function compressedPoint(key: KeyObject): Buffer {
+  const jwk = key.export({ format: 'jwk' });
+  const y = Buffer.from(jwk.y ?? '', 'base64url');
+  return Buffer.concat([Buffer.from([(y[31]! & 1) === 1 ? 3 : 2]), Buffer.from(jwk.x ?? '', 'base64url')]);
+}
+
 /** Stable id of a key point: many users share one key, so it is stored once under this id. */
 export function keyId(point: Buffer): string {
   return createHash('sha256').update(point).digest('hex').slice(0, 32);

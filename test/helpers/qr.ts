@@ -1,6 +1,6 @@
 /** Test helpers: P-256 key pairs and signed WeCom QR payloads, made with Node's crypto. */
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { encodeQrBody } from '../../src/domain/qr.js';
+import { compressedPoint, encodeQrBody } from '../../src/domain/qr.js';
 
 export interface TestKey {
   privateKey: KeyObject;
@@ -12,14 +12,8 @@ export interface TestKey {
 export function makeKey(): TestKey {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const jwk = publicKey.export({ format: 'jwk' });
-  const x = Buffer.from(jwk.x!, 'base64url');
-  const y = Buffer.from(jwk.y!, 'base64url');
-  const compressed = Buffer.concat([Buffer.from([(y[31]! & 1) === 1 ? 3 : 2]), x]);
-  return {
-    privateKey,
-    publicB64: compressed.toString('base64'),
-    publicUncompressedB64: Buffer.concat([Buffer.from([4]), x, y]).toString('base64'),
-  };
+  const uncompressed = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
+  return { privateKey, publicB64: compressedPoint(publicKey).toString('base64'), publicUncompressedB64: uncompressed.toString('base64') };
 }
 
 export function signBody(body: Buffer, key: KeyObject): Buffer {
