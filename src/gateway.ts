@@ -11,11 +11,15 @@ import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
 import { localTime } from './domain/localtime.js';
 import { ReplayGuard } from './domain/replay.js';
+import type { CloudAdapter } from './cloud/adapter.js';
+import { WecomAdapter } from './cloud/wecom/adapter.js';
+import { SimFingerprint, type FingerprintModule } from './io/fingerprint.js';
 import { SimRelay, type Relay } from './io/relay.js';
 import { terminalReader } from './io/terminal-reader.js';
 import type { Logger } from './log.js';
 import { AccessPipeline, type AccessDoor } from './pipeline/access.js';
-import type { CredentialEvent } from './pipeline/events.js';
+import { credentialEvent, type CredentialEvent } from './pipeline/events.js';
+import { map } from 'rxjs';
 import { JournalWriter } from './pipeline/journal-writer.js';
 import { Store } from './store/store.js';
 import { VERSION } from './version.js';
@@ -46,6 +50,9 @@ function defaultRelay(door: DoorConfig, log: Logger): Relay {
 export class Gateway {
   readonly relays = new Map<string, Relay>();
   readonly api: GatewayApi;
+  /** The fingerprint module (of the first door that has one). */
+  fingerprint: FingerprintModule | null = null;
+  cloud: CloudAdapter | null = null;
   private readonly started = Date.now();
   private server: Server | null = null;
 
@@ -56,7 +63,7 @@ export class Gateway {
     readonly journal: JournalWriter,
     private readonly log: Logger,
   ) {
-    this.api = localApi(store, config, VERSION, { since: this.started });
+    this.api = localApi(store, config, VERSION, { since: this.started, cloud: () => this.cloud });
   }
 
   static async start(o: GatewayOptions): Promise<Gateway> {
@@ -74,7 +81,13 @@ export class Gateway {
       const relays = new Map<string, Relay>();
       const doors = new Map<string, AccessDoor>();
       const sources: Observable<CredentialEvent>[] = [...(o.sources ?? [])];
+      let fingerprint: FingerprintModule | null = null;
       for (const d of config.doors) {
+        if (d.fingerprint && !fingerprint) {
+          const fp: FingerprintModule = new SimFingerprint();
+          fingerprint = fp;
+          sources.push(fp.matches$.pipe(map((m) => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: m.userid, method: 'fingerprint' }))));
+        }
         const relay = (o.relayFactory ?? defaultRelay)(d, log);
         relays.set(d.id, relay);
         doors.set(d.id, { context: { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms });
@@ -93,9 +106,11 @@ export class Gateway {
         log: log.child({ module: 'pipeline' }),
         now,
       });
-      const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries);
+      let cloud: CloudAdapter | null = null;
+      const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => cloud?.outboxChanged());
       const gw = new Gateway(config, store, pipeline, journal, log);
       relays.forEach((r, id) => gw.relays.set(id, r));
+      gw.fingerprint = fingerprint;
 
       // Effects: each a subscriber; none can delay the relay, which was commanded before they run.
       const decisionLog = log.child({ module: 'access' });
@@ -108,6 +123,20 @@ export class Gateway {
       // Build each zone's formatter now, so the first person at the door does not pay for it.
       for (const d of doors.values()) localTime(now(), d.context.timezone);
       pipeline.start(sources);
+
+      if (config.cloud.provider === 'wecom') {
+        cloud = new WecomAdapter({
+          config,
+          store,
+          log: log.child({ module: 'wecom' }),
+          fingerprint,
+          remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, 'wecom', 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
+        });
+      } else if (config.cloud.provider !== 'none') {
+        throw new HardwareUnavailableError(`cloud provider '${config.cloud.provider}' is not available in this version`);
+      }
+      gw.cloud = cloud;
+      await cloud?.start();
 
       if (o.controlSocket !== false) {
         const path = o.controlSocket ?? controlSocketPath(config);
@@ -125,10 +154,12 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    await this.cloud?.stop();
     this.pipeline.stop();
     await this.journal.close();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
     for (const r of this.relays.values()) await r.close();
+    await this.fingerprint?.close();
     await this.store.close();
     this.log.info('gateway stopped');
   }

@@ -52,6 +52,28 @@ const door = z.strictObject({
   relay: relay.default({ driver: 'sim', active_low: false, pulse_ms: 3000, lock_type: 'fail_secure' }),
   inputs: z.strictObject({ exit_button: input.optional(), door_contact: input.optional() }).default({}),
   readers: z.array(reader).default([]),
+  /** A fingerprint module at this door (enrolment and matching); `sim` until a hardware driver exists. */
+  fingerprint: z.strictObject({ driver: z.enum(['sim']) }).optional(),
+});
+
+const wecom = z.strictObject({
+  /** The device-protocol WebSocket (protocols.md §1; the vendor host is unverified). */
+  url: str().default('wss://openhw.work.weixin.qq.com/websocket'),
+  /** Device serial number used for provisioning; defaults to gateway_id. */
+  sn: str().optional(),
+  firmware_version: str().optional(),
+  page_size: z.number().int().min(1).max(200).default(200),
+  request_timeout_ms: z.number().int().min(500).max(120_000).default(10_000),
+  ping_interval_s: z.number().int().min(20).max(40).default(30),
+  backoff_min_ms: z.number().int().min(100).max(60_000).default(1000),
+  backoff_max_ms: z.number().int().min(1000).max(3_600_000).default(60_000),
+  max_sync_restarts: z.number().int().min(1).max(50).default(5),
+  upload_batch: z.number().int().min(1).max(200).default(200),
+  upload_max_attempts: z.number().int().min(1).max(1000).default(10),
+  /** checkin pass_method for QR codes: 2 "QR code", or 6 "the device scans the phone's code". */
+  qr_pass_method: z.union([z.literal(2), z.literal(6)]).default(2),
+  /** Door opened by push_remote_open_door; the first door by default. */
+  remote_open_door: id().optional(),
 });
 
 export const configSchema = z
@@ -101,6 +123,7 @@ export const configSchema = z
     cloud: z
       .strictObject({
         provider: z.enum(['none', 'wecom', 'feishu']).default('none'),
+        wecom: wecom.optional(),
       })
       .default({ provider: 'none' }),
   })
@@ -110,6 +133,11 @@ export const configSchema = z
       if (seen.has(d.id)) ctx.addIssue({ code: 'custom', message: `duplicate door id '${d.id}'`, path: ['doors', i, 'id'] });
       seen.add(d.id);
     });
+    if (c.cloud.provider === 'wecom' && !c.cloud.wecom) {
+      ctx.addIssue({ code: 'custom', message: "provider 'wecom' needs a cloud.wecom section (at least {})", path: ['cloud', 'wecom'] });
+    }
+    const rod = c.cloud.wecom?.remote_open_door;
+    if (rod !== undefined && !seen.has(rod)) ctx.addIssue({ code: 'custom', message: `no door '${rod}'`, path: ['cloud', 'wecom', 'remote_open_door'] });
     const readers = new Set<string>();
     c.doors.forEach((d, i) =>
       d.readers.forEach((r, j) => {

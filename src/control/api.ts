@@ -6,7 +6,8 @@ import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.j
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
 import type { Credential, Decision } from '../domain/types.js';
 import type { Config } from '../config/schema.js';
-import type { JournalEntry, Store } from '../store/store.js';
+import type { HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
+import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
 
 export interface CheckParams {
   qr?: string;
@@ -35,8 +36,10 @@ export interface Status {
   users: number;
   generation: number;
   outbox_depth: number;
+  held: number;
   doors: { id: string; mode: string }[];
   uptime_s: number | null;
+  cloud: CloudState | null;
 }
 
 export interface GatewayApi {
@@ -46,6 +49,10 @@ export interface GatewayApi {
   usersShow(p: { userid: string }): Promise<UserDetail | null>;
   usersImport(p: { records: unknown[] }): Promise<ImportReport>;
   journal(p: { limit?: number }): Promise<JournalEntry[]>;
+  /** A full directory sync from the cloud (gateway running with a cloud provider). */
+  sync(): Promise<SyncReport>;
+  outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;
+  requeue(p: { seqs?: number[] }): Promise<{ requeued: number }>;
 }
 
 export class UsageError extends Error {}
@@ -60,7 +67,12 @@ export function doorContext(config: Config, doorId: string): DoorContext {
   return { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone };
 }
 
-export function localApi(store: Store, config: Config, version: string, running: { since: number } | null = null): GatewayApi {
+export interface RunningGateway {
+  since: number;
+  cloud: () => CloudAdapter | null;
+}
+
+export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null): GatewayApi {
   return {
     async status() {
       return {
@@ -70,9 +82,28 @@ export function localApi(store: Store, config: Config, version: string, running:
         users: await store.userCount(),
         generation: store.generationNumber,
         outbox_depth: await store.outboxDepth(),
+        held: await store.heldCount(),
         doors: config.doors.map((d) => ({ id: d.id, mode: d.mode })),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
+        cloud: running?.cloud()?.state$.value ?? null,
       };
+    },
+
+    sync() {
+      const cloud = running?.cloud();
+      if (!running) throw new UsageError('the gateway is not running: start it to sync from the cloud');
+      if (!cloud) throw new UsageError('no cloud provider is configured (cloud.provider)');
+      return cloud.syncNow();
+    },
+
+    async outbox(p) {
+      return { queued: await store.outboxPeek(p.limit ?? 100), held: await store.heldRecords(p.limit ?? 100) };
+    },
+
+    async requeue(p) {
+      const requeued = await store.requeueHeld(p.seqs);
+      running?.cloud()?.outboxChanged();
+      return { requeued };
     },
 
     // A dry run: no relay, no journal, no replay memory.

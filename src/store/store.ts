@@ -9,6 +9,7 @@
  *   g<N>t/<userid>\0<fp|fa>\0<id>    templates, apart so decisions never read them
  *   journal/<ts ms>!<seq>            every decision (bounded by seq)
  *   outbox/<seq>                     pass records awaiting upload
+ *   held/<seq>                       pass records set aside (kept failing, or no cloud code)
  *   replay/<signature>               accepted QR codes still inside their validity
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
@@ -64,6 +65,12 @@ export interface PassRecord {
   direction: Direction;
   method: Method;
   door: string;
+}
+
+export interface HeldRecord extends PassRecord {
+  held_reason: string;
+  /** Date.now() when set aside. */
+  held_at: number;
 }
 
 export interface JournalEntry extends Decision {
@@ -150,6 +157,9 @@ export class Store {
   private get outbox(): Sub<PassRecord> {
     return this.sub<PassRecord>('outbox');
   }
+  private get held(): Sub<HeldRecord> {
+    return this.sub<HeldRecord>('held');
+  }
   private get replay(): Sub<number> {
     return this.sub<number>('replay');
   }
@@ -208,19 +218,52 @@ export class Store {
 
   /** Insert or update users in one atomic batch. */
   async upsertUsers(users: readonly NormalizedUser[]): Promise<void> {
-    const w = new DirectoryWriter(this.gen);
-    for (const u of users) await w.put(u);
-    const count = (await this.userCount()) + w.added;
-    await this.batch([...w.ops, { type: 'put', key: `count.g${this.gen.n}`, value: count, sublevel: this.meta as Sub<never> }]);
+    await this.applyChanges({ upsert: users });
   }
 
   /** Delete users (records, index entries, templates) in one atomic batch; returns how many existed. */
   async deleteUsers(userids: readonly string[]): Promise<number> {
+    return (await this.applyChanges({ delete: userids })).removed;
+  }
+
+  /**
+   * One atomic change of the current directory: upserts, deletions and meta values (e.g. the
+   * directory version the change brings us to) land together or not at all.
+   */
+  async applyChanges(c: { upsert?: readonly NormalizedUser[]; delete?: readonly string[]; meta?: Record<string, Json> }): Promise<{ added: number; removed: number }> {
     const w = new DirectoryWriter(this.gen);
-    for (const id of userids) await w.del(id);
-    const count = (await this.userCount()) - w.removed;
-    await this.batch([...w.ops, { type: 'put', key: `count.g${this.gen.n}`, value: count, sublevel: this.meta as Sub<never> }]);
-    return w.removed;
+    for (const id of c.delete ?? []) await w.del(id);
+    for (const u of c.upsert ?? []) await w.put(u);
+    const count = (await this.userCount()) + w.added - w.removed;
+    const meta = Object.entries(c.meta ?? {}).map(([key, value]): Op => ({ type: 'put', key, value, sublevel: this.meta as Sub<never> }));
+    await this.batch([...w.ops, ...meta, { type: 'put', key: `count.g${this.gen.n}`, value: count, sublevel: this.meta as Sub<never> }]);
+    return { added: w.added, removed: w.removed };
+  }
+
+  /** Add or replace templates of an existing user (local enrolment). */
+  async putTemplates(userid: string, templates: readonly Template[]): Promise<void> {
+    await this.batch(templates.map((t): Op => ({ type: 'put', key: `${userid}${SEP}${t.kind}${SEP}${t.id}`, value: t.data, sublevel: this.gen.templates as Sub<never> })));
+  }
+
+  /** Rename a user, keeping rules, key, cards and templates (WeCom push_change_userid). */
+  async renameUser(from: string, to: string, meta: Record<string, Json> = {}): Promise<boolean> {
+    const record = this.gen.users.getSync(from);
+    if (!record) return false;
+    const templates = await this.templatesOf(from);
+    const key = record.key_id ? this.gen.keys.getSync(record.key_id) : undefined;
+    const { key_id: _k, ...rest } = record;
+    await this.applyChanges({
+      delete: [from],
+      upsert: [{ record: { ...rest, userid: to }, key: key === undefined ? null : Buffer.from(key, 'base64'), templates }],
+      meta,
+    });
+    return true;
+  }
+
+  /** Erase the directory (users, keys, templates) and the given meta keys, atomically. */
+  async eraseDirectory(metaKeys: readonly string[] = []): Promise<void> {
+    await this.replaceDirectory([], undefined, {});
+    await this.batch(metaKeys.map((key): Op => ({ type: 'del', key, sublevel: this.meta as Sub<never> })));
   }
 
   /**
@@ -230,6 +273,7 @@ export class Store {
   async replaceDirectory(
     users: AsyncIterable<NormalizedUser> | Iterable<NormalizedUser>,
     onProgress?: (written: number) => void,
+    meta: Record<string, Json> | (() => Record<string, Json>) = {},
   ): Promise<number> {
     const old = this.gen.n;
     const next = this.generation(old + 1);
@@ -253,6 +297,7 @@ export class Store {
       { type: 'put', key: 'retired', value: old, sublevel: this.meta as Sub<never> },
       { type: 'del', key: `count.g${old}`, sublevel: this.meta as Sub<never> },
       { type: 'del', key: 'building', sublevel: this.meta as Sub<never> },
+      ...Object.entries(typeof meta === 'function' ? meta() : meta).map(([key, value]): Op => ({ type: 'put', key, value, sublevel: this.meta as Sub<never> })),
     ]);
     this.gen = next;
     this.keyCache.clear();
@@ -333,6 +378,43 @@ export class Store {
 
   async outboxRemove(seqs: readonly number[]): Promise<void> {
     await this.outbox.batch(seqs.map((s) => ({ type: 'del' as const, key: pad(s, 12) })), { sync: true });
+  }
+
+  /** Move outbox records aside (they keep failing, or the cloud has no code for them). */
+  async outboxHold(records: readonly PassRecord[], reason: string): Promise<void> {
+    const at = Date.now();
+    await this.batch(
+      records.flatMap((r): Op[] => [
+        { type: 'del', key: pad(r.seq, 12), sublevel: this.outbox as Sub<never> },
+        { type: 'put', key: pad(r.seq, 12), value: { ...r, held_reason: reason, held_at: at }, sublevel: this.held as Sub<never> },
+      ]),
+      true,
+    );
+  }
+
+  async heldRecords(limit = 1000): Promise<HeldRecord[]> {
+    const out: HeldRecord[] = [];
+    for await (const v of this.held.values({ limit })) out.push(v);
+    return out;
+  }
+
+  async heldCount(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.held.keys()) n++;
+    return n;
+  }
+
+  /** Put held records back into the outbox (all, or the given seqs); returns how many. */
+  async requeueHeld(seqs?: readonly number[]): Promise<number> {
+    const held = (await this.heldRecords(1_000_000)).filter((h) => !seqs || seqs.includes(h.seq));
+    await this.batch(
+      held.flatMap(({ held_reason: _r, held_at: _a, ...r }): Op[] => [
+        { type: 'del', key: pad(r.seq, 12), sublevel: this.held as Sub<never> },
+        { type: 'put', key: pad(r.seq, 12), value: r, sublevel: this.outbox as Sub<never> },
+      ]),
+      true,
+    );
+    return held.length;
   }
 
   // -------------------------------------------------------------------------------------------

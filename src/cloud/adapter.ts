@@ -1,0 +1,55 @@
+/**
+ * The interface every cloud adapter implements (WeCom device protocol, Feishu, …), and what the
+ * gateway hands it. Adding a cloud touches a new folder under src/cloud and the config schema.
+ */
+import type { BehaviorSubject } from 'rxjs';
+import type { Config } from '../config/schema.js';
+import type { FingerprintModule } from '../io/fingerprint.js';
+import type { Logger } from '../log.js';
+import type { DecisionEvent } from '../pipeline/events.js';
+import type { Store } from '../store/store.js';
+
+export interface CloudState {
+  provider: string;
+  /** unprovisioned: no device secret yet (run the provider's activation). */
+  link: 'unprovisioned' | 'connecting' | 'online' | 'offline';
+  /** Unix ms of the last change of `link`. */
+  since: number;
+  directory_version: number | null;
+  last_full_sync: number | null;
+  /** Cloud clock minus ours, seconds; null when unknown. */
+  clock_skew_s: number | null;
+  /** Users fetched so far by a full sync in progress. */
+  sync_progress: number | null;
+  last_error: string | null;
+}
+
+export interface SyncReport {
+  users: number;
+  version: number | null;
+  seconds: number;
+}
+
+export interface CloudContext {
+  config: Config;
+  store: Store;
+  log: Logger;
+  /** Open a door through the decision pipeline (door modes apply); null when not decided. */
+  remoteOpen(req: { door: string; userid: string; oper_id: string }): DecisionEvent | null;
+  /** The fingerprint module of the door that has one, if any. */
+  fingerprint: FingerprintModule | null;
+}
+
+export interface CloudAdapter {
+  readonly state$: BehaviorSubject<CloudState>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** A full directory sync now. */
+  syncNow(): Promise<SyncReport>;
+  /** New pass records are in the outbox. */
+  outboxChanged(): void;
+}
+
+export function initialState(provider: string, link: CloudState['link']): CloudState {
+  return { provider, link, since: Date.now(), directory_version: null, last_full_sync: null, clock_skew_s: null, sync_progress: null, last_error: null };
+}

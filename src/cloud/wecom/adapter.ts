@@ -1,0 +1,314 @@
+/**
+ * The WeCom device-protocol adapter: login on every connection, keepalive, directory sync (one
+ * serial queue so changes apply in order), pushes (contact changes, renames, visitors, remote open,
+ * enrolment), pass-record upload, and the return to provisioning when the corp unbinds the device.
+ */
+import { BehaviorSubject } from 'rxjs';
+import type { Subscription } from 'rxjs';
+import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
+import { VERSION } from '../../version.js';
+import { UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
+import { deleteSecret, readSecret } from './secret.js';
+import { WecomSession } from './session.js';
+import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR } from './sync.js';
+import { CheckinUploader } from './uploader.js';
+
+export type WecomConfig = NonNullable<CloudContext['config']['cloud']['wecom']>;
+
+const ENROL_TIMEOUT_MS = 55_000; // the cloud wants the result within a minute
+
+export class WecomAdapter implements CloudAdapter {
+  readonly state$: BehaviorSubject<CloudState>;
+  readonly session: WecomSession;
+  readonly sync: DirectorySync;
+  readonly uploader: CheckinUploader;
+  private readonly cfg: WecomConfig;
+  private readonly subs: Subscription[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private loggedIn = false;
+  private provisionTimer: NodeJS.Timeout | null = null;
+  private readonly enrolments = new Map<string, AbortController>();
+
+  constructor(private readonly ctx: CloudContext) {
+    const cfg = ctx.config.cloud.wecom;
+    if (!cfg) throw new Error('cloud.provider is wecom but cloud.wecom is missing');
+    this.cfg = cfg;
+    const log = ctx.log;
+    this.state$ = new BehaviorSubject(initialState('wecom', readSecret(ctx.config.data_dir) ? 'connecting' : 'unprovisioned'));
+    this.session = new WecomSession({ url: cfg.url, log: log.child({ module: 'wecom.link' }), requestTimeoutMs: cfg.request_timeout_ms, backoffMs: [cfg.backoff_min_ms, cfg.backoff_max_ms] });
+    this.sync = new DirectorySync(this.session, ctx.store, log.child({ module: 'wecom.sync' }), {
+      pageSize: cfg.page_size,
+      wantFp: ctx.fingerprint !== null,
+      wantFa: false, // no face module in this version
+      maxRestarts: cfg.max_sync_restarts,
+      onProgress: (n) => this.patch({ sync_progress: n }),
+    });
+    this.uploader = new CheckinUploader(this.session, ctx.store, log.child({ module: 'wecom.checkin' }), {
+      batch: cfg.upload_batch,
+      maxAttempts: cfg.upload_max_attempts,
+      qrPassMethod: cfg.qr_pass_method,
+    }, () => this.loggedIn && this.session.isOpen);
+  }
+
+  private patch(p: Partial<CloudState>): void {
+    const cur = this.state$.value;
+    const next = { ...cur, ...p };
+    if (p.link && p.link !== cur.link) next.since = Date.now();
+    this.state$.next(next);
+  }
+
+  private get log() {
+    return this.ctx.log;
+  }
+
+  async start(): Promise<void> {
+    this.patch({
+      directory_version: (await this.ctx.store.getMeta<number>(META_PERM)) ?? null,
+      last_full_sync: (await this.ctx.store.getMeta<number>(META_FULL_SYNC)) ?? null,
+    });
+    this.subs.push(
+      this.session.opened$.subscribe(() => void this.login()),
+      this.session.pushes$.subscribe((f) => this.onPush(f)),
+      this.session.link$.subscribe((l) => {
+        if (l === 'closed') {
+          this.loggedIn = false;
+          if (this.state$.value.link !== 'unprovisioned') this.patch({ link: 'offline' });
+        }
+      }),
+    );
+    this.uploader.start();
+    this.session.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.provisionTimer) clearInterval(this.provisionTimer);
+    for (const c of this.enrolments.values()) c.abort();
+    for (const s of this.subs) s.unsubscribe();
+    await this.uploader.stop();
+    await this.session.stop();
+    await this.queue.catch(() => undefined);
+  }
+
+  /** Serialise directory work: a change is applied only after the ones before it. */
+  private enqueue<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch((e: unknown) => {
+      if (e instanceof WecomError && UNBOUND_CODES.has(e.errcode)) return this.unbound(e);
+      this.log.error({ err: (e as Error).message, what }, 'directory sync step failed');
+      this.patch({ last_error: `${what}: ${(e as Error).message}` });
+    });
+    return run;
+  }
+
+  private async login(): Promise<void> {
+    const secret = readSecret(this.ctx.config.data_dir);
+    if (!secret) {
+      this.patch({ link: 'unprovisioned' });
+      this.log.warn('device not activated: run `doorgw wecom activate`; checking again every 5 s');
+      this.provisionTimer ??= setInterval(() => {
+        if (readSecret(this.ctx.config.data_dir) && this.session.isOpen) {
+          clearInterval(this.provisionTimer!);
+          this.provisionTimer = null;
+          void this.login();
+        }
+      }, 5000);
+      this.provisionTimer.unref();
+      return;
+    }
+    try {
+      await this.session.request('subscribe_corp', {
+        secret: secret.secret,
+        firmware_version: this.cfg.firmware_version ?? VERSION,
+        ext_args: { fp_algorithm: this.ctx.fingerprint ? [this.ctx.fingerprint.algorithm] : [], fa_algorithm: [] },
+      });
+    } catch (e) {
+      if (e instanceof WecomError && UNBOUND_CODES.has(e.errcode)) return this.unbound(e);
+      this.log.error({ err: (e as Error).message }, 'login failed');
+      this.patch({ last_error: `login: ${(e as Error).message}` });
+      this.session.drop('login failed');
+      return;
+    }
+    this.loggedIn = true;
+    this.patch({ link: 'online', last_error: null });
+    this.log.info({ sn: secret.sn }, 'logged in to WeCom');
+    this.session.startPing(this.cfg.ping_interval_s * 1000, 5000);
+    await this.checkClock();
+    void this.enqueue('catch-up after login', async () => {
+      const r = await this.sync.onLogin();
+      await this.refreshVersion();
+      if (r !== 'current') this.log.info({ result: r }, 'directory caught up after login');
+      await this.checkVisitors(false);
+    });
+    this.uploader.wake();
+  }
+
+  private async checkClock(): Promise<void> {
+    try {
+      const { timestamp } = await this.session.request('get_timestamp');
+      if (typeof timestamp !== 'number') return;
+      const skew = timestamp - Math.floor(Date.now() / 1000); // both in whole seconds
+      this.patch({ clock_skew_s: skew });
+      if (Math.abs(skew) > this.ctx.config.qr.clock_skew_s) {
+        this.log.warn({ clock_skew_s: skew }, 'local clock differs from the cloud: QR validity windows will be wrong; check NTP');
+      } else this.log.info({ clock_skew_s: skew }, 'clock checked against the cloud');
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'server time unavailable');
+    }
+  }
+
+  private async refreshVersion(): Promise<void> {
+    this.patch({
+      directory_version: (await this.ctx.store.getMeta<number>(META_PERM)) ?? null,
+      last_full_sync: (await this.ctx.store.getMeta<number>(META_FULL_SYNC)) ?? null,
+      sync_progress: null,
+    });
+  }
+
+  /**
+   * Visitors: the push and get_visitor_version carry only a version, not the visitors that changed,
+   * so a newer visitor version is followed by a full sync (which lists visitors too).
+   */
+  private async checkVisitors(force: boolean, pushed?: number): Promise<void> {
+    const remote = pushed ?? Number((await this.session.request('get_visitor_version')).visitor_version);
+    const local = await this.ctx.store.getMeta<number>(META_VISITOR);
+    if (!Number.isSafeInteger(remote)) return;
+    if (local === undefined && !force) return void (await this.ctx.store.putMeta(META_VISITOR, remote));
+    if (local !== undefined && remote <= local) return;
+    this.log.info({ local, remote }, 'visitor list changed; full sync');
+    await this.sync.fullSync();
+    await this.ctx.store.putMeta(META_VISITOR, remote);
+    await this.refreshVersion();
+  }
+
+  /** The corp unbound the device or no longer authorises it: forget everyone, deny everything. */
+  private async unbound(e: WecomError): Promise<void> {
+    this.log.error({ errcode: e.errcode, errmsg: e.errmsg }, 'device unbound or corp not authorised: erasing users, keys and templates; back to provisioning');
+    this.loggedIn = false;
+    await this.ctx.store.eraseDirectory([META_PERM, META_VISITOR, META_FULL_SYNC]);
+    deleteSecret(this.ctx.config.data_dir);
+    this.patch({ link: 'unprovisioned', directory_version: null, last_full_sync: null, last_error: `unbound: ${e.errcode} ${e.errmsg}` });
+    await this.login(); // reports unprovisioned and waits for a new secret
+  }
+
+  syncNow(): Promise<SyncReport> {
+    return this.enqueue('full sync on demand', async () => {
+      if (!this.loggedIn) throw new Error('not logged in to WeCom');
+      const t0 = Date.now();
+      const r = await this.sync.fullSync();
+      await this.refreshVersion();
+      return { users: r.users, version: r.version, seconds: (Date.now() - t0) / 1000 };
+    });
+  }
+
+  outboxChanged(): void {
+    this.uploader.wake();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pushes
+
+  private onPush(f: Frame): void {
+    const body = f.body ?? {};
+    const ack = (errcode = 0, errmsg = 'ok'): void => this.session.reply(f, errcode, errmsg);
+    switch (f.cmd) {
+      case 'push_change_contact':
+        void this.enqueue('push_change_contact', async () => {
+          try {
+            const r = await this.sync.onChange(body);
+            await this.refreshVersion();
+            ack();
+            return r;
+          } catch (e) {
+            ack(1, (e as Error).message);
+            throw e;
+          }
+        });
+        return;
+      case 'push_change_userid': {
+        const from = body.old_userid ?? body.userid;
+        const to = body.new_userid;
+        if (typeof from !== 'string' || typeof to !== 'string' || !from || !to) return ack(1, 'old_userid and new_userid are required');
+        void this.enqueue('push_change_userid', async () => {
+          const renamed = await this.ctx.store.renameUser(from, to);
+          this.log.info({ from, to, renamed }, 'user renamed');
+          ack();
+        });
+        return;
+      }
+      case 'push_visitor_list_change': {
+        const v = body.visitor_version;
+        if (typeof v !== 'number') return ack(1, 'visitor_version is required');
+        void this.enqueue('push_visitor_list_change', async () => {
+          await this.checkVisitors(true, v);
+          ack();
+        });
+        return;
+      }
+      case 'push_remote_open_door':
+        return this.onRemoteOpen(f, body);
+      case 'push_enter_page':
+        ack();
+        void this.onEnterPage(body);
+        return;
+      case 'push_exit_page': {
+        const c = this.enrolments.get(String(body.oper_id));
+        c?.abort();
+        return ack(c ? 0 : 1, c ? 'ok' : 'no enrolment in progress with that oper_id');
+      }
+      default:
+        this.log.warn({ cmd: f.cmd }, 'unknown push from the cloud');
+        return ack(1, `unknown push ${f.cmd}`);
+    }
+  }
+
+  private onRemoteOpen(f: Frame, body: Record<string, unknown>): void {
+    const { userid, oper_id } = body;
+    if (typeof userid !== 'string' || typeof oper_id !== 'string' || !userid || !oper_id) {
+      this.session.reply(f, 1, 'userid and oper_id are required');
+      return;
+    }
+    const door = this.cfg.remote_open_door ?? this.ctx.config.doors[0]!.id;
+    const d = this.ctx.remoteOpen({ door, userid, oper_id });
+    const status = d?.decision === 'grant' ? 0 : 1;
+    this.session.reply(f);
+    // The cloud wants the result within 3 s; the decision above was synchronous.
+    this.session
+      .request('report_remote_open_door', { type: 'remote_open_door', oper_id, status }, 2500)
+      .then(
+        () => this.log.info({ oper_id, door, status, reason: d?.reason }, 'remote open reported'),
+        (e: unknown) => this.log.warn({ err: (e as Error).message, oper_id }, 'remote open report failed'),
+      );
+  }
+
+  private async onEnterPage(body: Record<string, unknown>): Promise<void> {
+    const { page_type, oper_id, userid } = body;
+    const user_type = typeof body.user_type === 'number' ? body.user_type : 0;
+    const report = (errcode: number, errmsg: string, userinfo: unknown[] = []): Promise<unknown> =>
+      this.session.request('upload_userinfo', { oper_id, errcode, errmsg, userinfo }).catch((e: unknown) => this.log.warn({ err: (e as Error).message, oper_id }, 'enrolment result not delivered'));
+    if (typeof oper_id !== 'string' || typeof userid !== 'string') return void (await report(1, '参数错误 (oper_id and userid are required)'));
+    const fp = this.ctx.fingerprint;
+    if (page_type !== 'fp' || !fp) {
+      this.log.warn({ page_type, userid }, 'enrolment requested for a device this door does not have');
+      return void (await report(2, page_type === 'fp' ? '此门禁没有指纹模块 (this door has no fingerprint module)' : '此门禁不支持人脸录入 (this door has no face module)'));
+    }
+    const ctl = new AbortController();
+    this.enrolments.get(oper_id)?.abort();
+    this.enrolments.set(oper_id, ctl);
+    const timer = setTimeout(() => ctl.abort(), ENROL_TIMEOUT_MS);
+    try {
+      this.log.info({ userid, oper_id }, 'fingerprint enrolment started');
+      const r = await fp.enroll(userid, ctl.signal);
+      const data = r.template.toString('base64');
+      if (this.ctx.store.directory.user(userid)) await this.ctx.store.putTemplates(userid, [{ kind: 'fp', id: String(r.slot), data }]);
+      await report(0, 'ok', [{ userid, user_type, fp_algorithm: fp.algorithm, fp: [{ id: r.slot, data }] }]);
+      this.log.info({ userid, oper_id, slot: r.slot }, 'fingerprint enrolled');
+    } catch (e) {
+      const cancelled = ctl.signal.aborted;
+      this.log.warn({ userid, oper_id, err: (e as Error).message, cancelled }, 'fingerprint enrolment failed');
+      await report(cancelled ? 3 : 4, cancelled ? '录入已取消或超时 (enrolment cancelled or timed out)' : `录入失败：${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+      if (this.enrolments.get(oper_id) === ctl) this.enrolments.delete(oper_id);
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * WeCom device-protocol frames (protocols.md §1): requests `{cmd, headers: {req_id}, body}`,
+ * responses `{headers: {req_id}, errcode, errmsg, body}`, pushes `{cmd: "push_…", headers, body}`.
+ * openvid values are uint64 and travel as bare JSON numbers: parse and print them losslessly.
+ */
+import { createHash } from 'node:crypto';
+import { parseJsonKeepingIds } from '../../domain/json.js';
+
+export interface Frame {
+  cmd?: string;
+  headers: { req_id: string };
+  errcode?: number;
+  errmsg?: string;
+  body?: Record<string, unknown>;
+}
+
+export class FrameError extends Error {}
+
+/** Error codes seen in vendor firmware (protocols.md §1, unverified): keep them in one place. */
+export const ERR = {
+  ALREADY_REGISTERED: 600002,
+  BAD_ACTIVATION: 600003,
+  NOT_AUTHORISED: 600004,
+  NOT_REGISTERED: 600014,
+  NOT_ACTIVATED: 600016,
+  NOT_LOGGED_IN: 600020,
+  ALREADY_ACTIVATED: 600053,
+  ALREADY_SUBSCRIBED: 600054,
+} as const;
+
+/** The cloud no longer wants this device: erase the directory and return to provisioning. */
+export const UNBOUND_CODES: ReadonlySet<number> = new Set([ERR.NOT_AUTHORISED, ERR.NOT_REGISTERED]);
+
+const MAX_FRAME = 32 * 1024 * 1024;
+
+export function parseFrame(text: string): Frame {
+  if (text.length > MAX_FRAME) throw new FrameError(`frame of ${text.length} bytes exceeds ${MAX_FRAME}`);
+  let v: unknown;
+  try {
+    v = parseJsonKeepingIds(text);
+  } catch (e) {
+    throw new FrameError(`frame is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FrameError('frame is not a JSON object');
+  const f = v as Record<string, unknown>;
+  const headers = f.headers as Record<string, unknown> | undefined;
+  if (typeof headers?.req_id !== 'string' || headers.req_id === '') throw new FrameError('frame has no headers.req_id');
+  if (f.cmd !== undefined && typeof f.cmd !== 'string') throw new FrameError('frame cmd is not a string');
+  if (f.errcode !== undefined && typeof f.errcode !== 'number') throw new FrameError('frame errcode is not a number');
+  if (f.body !== undefined && (typeof f.body !== 'object' || f.body === null || Array.isArray(f.body))) throw new FrameError('frame body is not an object');
+  const frame: Frame = { headers: { req_id: headers.req_id } };
+  if (typeof f.cmd === 'string') frame.cmd = f.cmd;
+  if (typeof f.errcode === 'number') frame.errcode = f.errcode;
+  if (typeof f.errmsg === 'string') frame.errmsg = f.errmsg;
+  if (f.body) frame.body = f.body as Record<string, unknown>;
+  return frame;
+}
+
+/** JSON with `openvid` decimal strings written as bare numbers, as the vendor sends them. */
+export function stringifyFrame(frame: Frame): string {
+  return JSON.stringify(frame).replace(/"openvid":"(\d{1,20})"/g, '"openvid":$1');
+}
+
+/** A response that carried a non-zero errcode. */
+export class WecomError extends Error {
+  constructor(
+    readonly cmd: string,
+    readonly errcode: number,
+    readonly errmsg: string,
+  ) {
+    super(`${cmd} failed: errcode ${errcode} ${errmsg}`);
+    this.name = 'WecomError';
+  }
+}
+
+/** `register` signature: SHA-1 over the sorted concatenation of sn, SecretNo, timestamp, nonce and "register". */
+export function registerSignature(sn: string, secretNo: string, timestamp: number, nonce: string): string {
+  return createHash('sha1').update([sn, secretNo, String(timestamp), nonce, 'register'].sort().join('')).digest('hex');
+}

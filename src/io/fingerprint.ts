@@ -1,0 +1,82 @@
+/**
+ * Fingerprint modules. The interface is what the pipeline and the WeCom enrolment flow use; the
+ * simulated module stands in until a hardware driver is configured, and lets tests script
+ * success, failure and slow enrolments.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Subject } from 'rxjs';
+
+export interface EnrolResult {
+  /** Template slot (WeCom fp id 0-9). */
+  slot: number;
+  /** Irreversible feature template (never an image), as the module produced it. */
+  template: Buffer;
+}
+
+export interface FingerprintModule {
+  /** Algorithm name reported to the cloud (WeCom fp_algorithm). */
+  readonly algorithm: string;
+  /** A finger matched a loaded template. */
+  readonly matches$: Subject<{ userid: string; slot: number }>;
+  /** Enrol a finger for `userid`; rejects when it fails or `signal` aborts. */
+  enroll(userid: string, signal: AbortSignal): Promise<EnrolResult>;
+  /** Load templates synced from the cloud. */
+  load(userid: string, templates: { slot: number; template: Buffer }[]): Promise<void>;
+  delete(userid: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class EnrolmentError extends Error {}
+
+/** A module in memory: enrolment succeeds after `enrolMs` unless told otherwise. */
+export class SimFingerprint implements FingerprintModule {
+  readonly algorithm = 'doorgw-sim-1';
+  readonly matches$ = new Subject<{ userid: string; slot: number }>();
+  readonly templates = new Map<string, { slot: number; template: Buffer }[]>();
+  /** What the next enrolment does. */
+  next: 'succeed' | 'fail' = 'succeed';
+  enrolMs = 200;
+
+  enroll(userid: string, signal: AbortSignal): Promise<EnrolResult> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(new EnrolmentError('enrolment cancelled'));
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        if (this.next === 'fail') return reject(new EnrolmentError('the finger could not be read; try again'));
+        const slot = (this.templates.get(userid)?.length ?? 0) % 10;
+        // A stand-in feature vector: a hash, so nothing image-like is ever produced.
+        const template = Buffer.concat([createHash('sha256').update(userid).digest(), randomBytes(32)]);
+        const list = this.templates.get(userid) ?? [];
+        list.push({ slot, template });
+        this.templates.set(userid, list);
+        resolve({ slot, template });
+      }, this.enrolMs);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(new EnrolmentError('enrolment cancelled'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Simulate a finger on the sensor matching `userid`. */
+  touch(userid: string): void {
+    const t = this.templates.get(userid)?.[0];
+    if (t) this.matches$.next({ userid, slot: t.slot });
+  }
+
+  load(userid: string, templates: { slot: number; template: Buffer }[]): Promise<void> {
+    this.templates.set(userid, templates);
+    return Promise.resolve();
+  }
+
+  delete(userid: string): Promise<void> {
+    this.templates.delete(userid);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.matches$.complete();
+    return Promise.resolve();
+  }
+}
