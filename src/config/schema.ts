@@ -66,7 +66,7 @@ const wecom = z.strictObject({
   request_timeout_ms: z.number().int().min(500).max(120_000).default(10_000),
   ping_interval_s: z.number().int().min(20).max(40).default(30),
   backoff_min_ms: z.number().int().min(100).max(60_000).default(1000),
-  backoff_max_ms: z.number().int().min(1000).max(3_600_000).default(60_000),
+  backoff_max_ms: z.number().int().min(100).max(3_600_000).default(60_000),
   max_sync_restarts: z.number().int().min(1).max(50).default(5),
   upload_batch: z.number().int().min(1).max(200).default(200),
   upload_max_attempts: z.number().int().min(1).max(1000).default(10),
