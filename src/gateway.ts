@@ -128,7 +128,7 @@ export class Gateway {
         cloud = new WecomAdapter({
           config,
           store,
-          log: log.child({ module: 'wecom' }),
+          log,
           fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, 'wecom', 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
         });

@@ -40,14 +40,14 @@ export class SimRelay implements Relay {
     this.pulses.push({ at: Date.now(), ms, extended });
     this.timer = setTimeout(() => this.release(), ms);
     this.timer.unref();
-    this.log?.info({ door: this.door, ms, extended }, extended ? 'relay pulse extended' : 'relay energised: door unlocked');
+    this.log?.info({ ms, extended }, extended ? 'relay pulse extended' : 'relay energised: door unlocked');
   }
 
   private release(): void {
     this.timer = null;
     if (!this.on) return;
     this.on = false;
-    this.log?.info({ door: this.door }, 'relay released: door locked');
+    this.log?.info('relay released: door locked');
   }
 
   close(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * A simulated scanner for development: each line typed or pasted on the terminal is a scan.
- * `card:<n>`, `userid:<id>` and `exit` present the other credential kinds.
+ * `card:<n>`, `userid:<id>`, `face:<userid>`, `fingerprint:<userid>` and `exit` present the other
+ * credential kinds (face and fingerprint as a terminal that identified the person would report them).
  */
 import { createInterface } from 'node:readline';
 import { Observable } from 'rxjs';
@@ -12,8 +13,12 @@ export function parseTerminalLine(line: string): Credential | null {
   const t = line.trim();
   if (t === '') return null;
   if (t === 'exit') return { type: 'exit' };
-  const m = /^(card|userid):\s*(.+)$/.exec(t);
-  if (m) return m[1] === 'card' ? { type: 'card', value: m[2]!.trim() } : { type: 'userid', value: m[2]!.trim() };
+  const m = /^(card|userid|face|fingerprint):\s*(.+)$/.exec(t);
+  if (m) {
+    const value = m[2]!.trim();
+    if (m[1] === 'card') return { type: 'card', value };
+    return m[1] === 'userid' ? { type: 'userid', value } : { type: 'userid', value, method: m[1] as 'face' | 'fingerprint' };
+  }
   return { type: 'qr', text: t };
 }
 

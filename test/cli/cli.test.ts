@@ -200,7 +200,7 @@ describe('while the gateway runs', () => {
     child.stdin!.write(`${employeeQr(key.privateKey, '77', Math.floor(Date.now() / 1000))}\n`);
     const granted = await waitFor((l) => l.msg === 'access granted');
     expect(granted).toMatchObject({ userid: 'emp', method: 'qr', door: 'front', reason: 'default_allow' });
-    expect(await waitFor((l) => l.msg === 'relay energised: door unlocked')).toMatchObject({ door: 'front', ms: 3000 });
+    expect(await waitFor((l) => l.msg === 'relay energised: door unlocked')).toMatchObject({ door: 'front', module: 'relay', ms: 3000 });
 
     const check = doorgw(['check', '--qr', visitorQr(key.privateKey, '78'), '-c', ws.config, '--json']);
     expect(JSON.parse(check.stdout)).toMatchObject({ decision: 'deny', reason: 'default_deny', userid: 'vis' });

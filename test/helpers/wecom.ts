@@ -24,7 +24,7 @@ export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs
   const t0 = Date.now();
   for (;;) {
     const v = await fn();
-    if (v) return v as NonNullable<T>;
+    if (v) return v;
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -73,6 +73,6 @@ export async function startRig(o: {
 }
 
 /** Wait until the gateway is logged in and its directory version equals the cloud's. */
-export function synced(rig: Rig): Promise<true> {
+export function synced(rig: Rig): Promise<boolean> {
   return until(async () => rig.adapter.state$.value.link === 'online' && (await rig.gw.store.getMeta<number>('wecom.perm_version')) === rig.emu.permVersion, 'sync');
 }

@@ -34,6 +34,7 @@ export class WecomAdapter implements CloudAdapter {
     if (!cfg) throw new Error('cloud.provider is wecom but cloud.wecom is missing');
     this.cfg = cfg;
     const log = ctx.log;
+    this.log = log.child({ module: 'wecom' });
     this.state$ = new BehaviorSubject(initialState('wecom', readSecret(ctx.config.data_dir) ? 'connecting' : 'unprovisioned'));
     this.session = new WecomSession({ url: cfg.url, log: log.child({ module: 'wecom.link' }), requestTimeoutMs: cfg.request_timeout_ms, backoffMs: [cfg.backoff_min_ms, cfg.backoff_max_ms] });
     this.sync = new DirectorySync(this.session, ctx.store, log.child({ module: 'wecom.sync' }), {
@@ -57,9 +58,7 @@ export class WecomAdapter implements CloudAdapter {
     this.state$.next(next);
   }
 
-  private get log() {
-    return this.ctx.log;
-  }
+  private readonly log: CloudContext['log'];
 
   async start(): Promise<void> {
     this.patch({

@@ -98,7 +98,7 @@ export class WecomEmulator {
     this.wss.on('connection', (ws) => {
       const c: Conn = { ws, sn: null, loggedIn: false };
       this.conns.add(c);
-      ws.on('message', (data) => void this.onMessage(c, data.toString()));
+      ws.on('message', (data: Buffer) => void this.onMessage(c, data.toString()));
       ws.on('close', () => this.conns.delete(c));
       ws.on('error', () => undefined);
     });
@@ -268,7 +268,7 @@ export class WecomEmulator {
     const err = (errcode: number, errmsg: string) => ({ errcode, errmsg });
     switch (cmd) {
       case 'get_secret_no': {
-        const sn = String(b.sn ?? '');
+        const sn = typeof b.sn === 'string' ? b.sn : '';
         if (!sn) return err(600099, 'sn required');
         let d = this.devices.get(sn);
         if (!d) {

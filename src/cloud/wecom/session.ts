@@ -78,9 +78,9 @@ export class WecomSession {
       this.o.log.info({ url: this.o.url }, 'cloud link open');
       this.opened$.next();
     });
-    ws.on('message', (data, isBinary) => {
+    ws.on('message', (data: Buffer, isBinary) => {
       if (isBinary) return this.o.log.warn('binary frame from the cloud ignored');
-      this.onText(data.toString());
+      this.onText(data.toString('utf8'));
     });
     ws.on('error', (e) => this.o.log.warn({ err: e.message }, 'cloud link error'));
     ws.on('close', (code) => {

@@ -88,24 +88,25 @@ export class DirectorySync {
     for (let attempt = 1; ; attempt++) {
       let version: number | null = null;
       let fetched = 0;
-      const self = this;
+      const { session, o } = this;
+      const normalizeAll = (list: unknown): NormalizedUser[] => this.normalizeAll(list, 'get_userinfo_by_page');
       async function* pages(): AsyncGenerator<NormalizedUser> {
         let offset = 0;
         for (let page = 0; page < MAX_PAGES; page++) {
-          const body = await self.session.request('get_userinfo_by_page', {
+          const body = await session.request('get_userinfo_by_page', {
             offset,
-            limit: self.o.pageSize,
-            is_req_fp_info: self.o.wantFp ? 1 : 0,
-            is_req_fa_info: self.o.wantFa ? 1 : 0,
+            limit: o.pageSize,
+            is_req_fp_info: o.wantFp ? 1 : 0,
+            is_req_fa_info: o.wantFa ? 1 : 0,
             is_req_public_key: 1,
           });
           const v = intField(body.perm_version, 'perm_version');
           if (version === null) version = v;
           else if (v !== version) throw new VersionMovedError(`perm_version moved from ${version} to ${v} at offset ${offset}`);
-          const users = self.normalizeAll(body.userinfo, 'get_userinfo_by_page');
+          const users = normalizeAll(body.userinfo);
           const n = Array.isArray(body.userinfo) ? body.userinfo.length : 0;
           fetched += n;
-          self.o.onProgress?.(fetched);
+          o.onProgress?.(fetched);
           for (const u of users) yield u;
           offset += n;
           if (body.is_last === true || n === 0) return;
