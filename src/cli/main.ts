@@ -16,6 +16,7 @@ import { isValidTimeZone } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { Gateway } from '../gateway.js';
 import { demoCodes } from './demo.js';
+import { addCloudCommands } from './wecom.js';
 import { createLogger } from '../log.js';
 import { Store, StoreLockedError } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -315,9 +316,17 @@ export function buildProgram(): Command {
     .action(async (o: { config: string; json?: boolean }) => {
       const s = await withApi(o.config, (api) => api.status());
       if (o.json) json(s);
-      else out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth}, doors ${s.doors.map((d) => `${d.id}(${d.mode})`).join(' ')}`);
+      else {
+        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode})`).join(' ')}`);
+        if (s.cloud) {
+          const c = s.cloud;
+          out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);
+        }
+      }
       process.exitCode = s.running ? 0 : 1;
     });
+
+  addCloudCommands(program, { configOpt, configFrom, withApi, out, json });
 
   program
     .command('demo')

@@ -1,0 +1,142 @@
+/** `doorgw wecom …` and `doorgw sync` / `doorgw outbox`: the cloud-facing commands. */
+import type { Command, Option } from 'commander';
+import { WecomEmulator, generateDirectory } from '../cloud/wecom/emulator.js';
+import { activate } from '../cloud/wecom/provision.js';
+import { readSecret, secretPath, writeSecret } from '../cloud/wecom/secret.js';
+import { WecomSession } from '../cloud/wecom/session.js';
+import type { Config } from '../config/schema.js';
+import type { GatewayApi } from '../control/api.js';
+import { createLogger } from '../log.js';
+
+export interface CliDeps {
+  configOpt: () => Option;
+  configFrom: (path: string | undefined) => Config;
+  withApi: <T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>) => Promise<T>;
+  out: (s: string) => void;
+  json: (v: unknown) => void;
+}
+
+export function addCloudCommands(program: Command, d: CliDeps): void {
+  const wecom = program.command('wecom').description('WeCom device protocol');
+
+  wecom
+    .command('activate')
+    .description('provision this device (get_secret_no, register, wait for a corp to bind it) and store its secret (mode 0600)')
+    .addOption(d.configOpt())
+    .option('--url <ws-url>', 'device-protocol WebSocket (default: cloud.wecom.url)')
+    .option('--sn <serial>', 'device serial number (default: cloud.wecom.sn, else gateway_id)')
+    .option('--force', 'replace an existing secret')
+    .action(async (o: { config: string; url?: string; sn?: string; force?: boolean }) => {
+      const config = d.configFrom(o.config);
+      const url = o.url ?? config.cloud.wecom?.url;
+      const sn = o.sn ?? config.cloud.wecom?.sn ?? config.gateway_id;
+      if (!url) throw new Error('no WebSocket URL: set cloud.wecom.url or pass --url');
+      if (readSecret(config.data_dir) && !o.force) {
+        d.out(`already activated (${secretPath(config.data_dir)}); use --force to activate again`);
+        return;
+      }
+      const log = createLogger({ level: 'warn', pretty: 'auto', destination: process.stderr });
+      const session = new WecomSession({ url, log, requestTimeoutMs: 10_000, backoffMs: [1000, 10_000] });
+      session.start();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`cannot reach ${url}`)), 15_000);
+          session.opened$.subscribe(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+        d.out(`registering ${sn} at ${url} …`);
+        let waited = false;
+        const secret = await activate(session, sn, log, {
+          onWaiting: () => {
+            if (!waited) d.out('registered; waiting for a corp administrator to bind the device (polling every 5 s) …');
+            waited = true;
+          },
+        });
+        writeSecret(config.data_dir, { sn, secret });
+        d.out(`activated: secret stored in ${secretPath(config.data_dir)} (mode 0600). A running gateway logs in within 5 s.`);
+      } finally {
+        await session.stop();
+      }
+    });
+
+  wecom
+    .command('emulator')
+    .description('run a WeCom device-protocol emulator (development, demos)')
+    .option('--port <n>', 'listen port', '8765')
+    .option('--host <addr>', 'listen address', '127.0.0.1')
+    .option('--users <n>', 'generated directory size', '1000')
+    .option('--no-auto-bind', 'wait for an explicit bind instead of binding devices at registration')
+    .action(async (o: { port: string; host: string; users: string; autoBind: boolean }) => {
+      const emu = new WecomEmulator({ port: Number(o.port), host: o.host, autoBind: o.autoBind });
+      emu.seed(generateDirectory(Number(o.users)).users);
+      const url = await emu.start();
+      d.out(`WeCom emulator on ${url} with ${emu.users.size} users (perm_version ${emu.permVersion}); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await emu.stop();
+    });
+
+  program
+    .command('sync')
+    .description('full directory sync from the cloud now (the gateway must be running)')
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; json?: boolean }) => {
+      // Progress: a second connection polls the gateway while the sync request runs.
+      let done = false;
+      const tty = process.stderr.isTTY && !o.json;
+      const progress = tty
+        ? d.withApi(o.config, async (api) => {
+            const t0 = Date.now();
+            while (!done) {
+              const s = await api.status();
+              const n = s.cloud?.sync_progress ?? 0;
+              const rate = Math.round(n / Math.max(0.001, (Date.now() - t0) / 1000));
+              const bar = '#'.repeat(Math.min(30, Math.floor(n / 1000))).padEnd(30, '.');
+              process.stderr.write(`\r[${bar}] ${n} users fetched, ${rate}/s `);
+              await new Promise((r) => setTimeout(r, 200));
+            }
+            process.stderr.write('\n');
+          })
+        : Promise.resolve();
+      try {
+        const r = await d.withApi(o.config, (api) => api.sync());
+        done = true;
+        await progress;
+        if (o.json) d.json(r);
+        else d.out(`synced ${r.users} users (directory version ${r.version}) in ${r.seconds.toFixed(1)} s`);
+      } finally {
+        done = true;
+      }
+    });
+
+  const outbox = program.command('outbox').description('pass records waiting for the cloud, and those held aside');
+  outbox
+    .command('list', { isDefault: true })
+    .description('queued and held records')
+    .addOption(d.configOpt())
+    .option('--limit <n>', 'at most this many of each', '50')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; limit: string; json?: boolean }) => {
+      const r = await d.withApi(o.config, (api) => api.outbox({ limit: Number(o.limit) }));
+      if (o.json) return d.json(r);
+      d.out(`queued: ${r.queued.length}${r.queued.length === Number(o.limit) ? '+' : ''}`);
+      for (const q of r.queued) d.out(`  #${q.seq} ${new Date(q.timestamp * 1000).toISOString()} ${q.door} ${q.direction} ${q.method} ${q.userid}`);
+      d.out(`held: ${r.held.length}`);
+      for (const h of r.held) d.out(`  #${h.seq} ${new Date(h.timestamp * 1000).toISOString()} ${h.method} ${h.userid}: ${h.held_reason}`);
+    });
+  outbox
+    .command('requeue')
+    .description('put held records back in the outbox (all, or the given sequence numbers)')
+    .argument('[seq...]', 'sequence numbers (default: all)')
+    .addOption(d.configOpt())
+    .action(async (seqs: string[], o: { config: string }) => {
+      const p = seqs.length ? { seqs: seqs.map(Number) } : {};
+      const r = await d.withApi(o.config, (api) => api.requeue(p));
+      d.out(`requeued ${r.requeued} record${r.requeued === 1 ? '' : 's'}`);
+    });
+}
