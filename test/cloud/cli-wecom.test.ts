@@ -48,7 +48,7 @@ describe('doorgw wecom activate, sync, outbox', () => {
     const act = spawn(process.execPath, [CLI, 'wecom', 'activate', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(act);
     let out = '';
-    act.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    act.stdout.on('data', (c: Buffer) => (out += c.toString()));
     await until(() => out.includes('waiting for a corp administrator'), 'registration', 10_000);
     emu.bind('CLI-1');
     const code = await new Promise<number | null>((r) => act.once('exit', r));
