@@ -9,7 +9,9 @@ import { controlSocketPath } from './config/load.js';
 import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { localTime } from './domain/localtime.js';
+import { decodeQr, encodeQrBody, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
 import type { CloudAdapter } from './cloud/adapter.js';
 import { WecomAdapter } from './cloud/wecom/adapter.js';
@@ -39,6 +41,18 @@ export interface GatewayOptions {
 }
 
 export class HardwareUnavailableError extends Error {}
+
+/**
+ * Decode and verify one throwaway QR code so OpenSSL's and the JIT's first-use costs happen at
+ * start, not on the first person at the door. Touches neither the store nor the relay.
+ */
+function warmUpVerify(): void {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const body = encodeQrBody({ type: 'employee', openvid: '0', startTime: 0, expiresIn: 0 });
+  const sig = sign('sha256', body, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const code = decodeQr(Buffer.concat([body, sig]).toString('base64'));
+  if (code.ok) verifyQr(code.value, publicKey, { now: 0, skewS: 0 });
+}
 
 function defaultRelay(door: DoorConfig, log: Logger): Relay {
   if (door.relay.driver === 'sim') return new SimRelay(door.id, log.child({ module: 'relay', door: door.id }));
@@ -120,8 +134,11 @@ export class Gateway {
         if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
         else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');
       });
-      // Build each zone's formatter now, so the first person at the door does not pay for it.
+      // Build each zone's formatter and import the corp keys now, so the first person at the door
+      // does not pay for them.
       for (const d of doors.values()) localTime(now(), d.context.timezone);
+      await store.warmKeys();
+      warmUpVerify();
       pipeline.start(sources);
 
       if (config.cloud.provider === 'wecom') {

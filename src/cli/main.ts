@@ -16,6 +16,7 @@ import { isValidTimeZone } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { Gateway } from '../gateway.js';
 import { demoCodes } from './demo.js';
+import { runDemo } from './demo-run.js';
 import { addCloudCommands } from './wecom.js';
 import { createLogger } from '../log.js';
 import { Store, StoreLockedError } from '../store/store.js';
@@ -328,9 +329,16 @@ export function buildProgram(): Command {
 
   addCloudCommands(program, { configOpt, configFrom, withApi, out, json });
 
-  program
-    .command('demo')
-    .description('try the gateway without a cloud')
+  const demo = program.command('demo').description('try the gateway without a cloud');
+  demo
+    .command('run')
+    .description('WeCom emulator + gateway + scripted scanner: sync, decisions with latency, uploads (what `npm run demo` runs)')
+    .option('--users <n>', 'directory size', '3000')
+    .option('--pause <ms>', 'pause between scans', '400')
+    .action(async (o: { users: string; pause: string }) => {
+      await runDemo({ users: unixArg('--users', o.users), pauseMs: unixArg('--pause', o.pause), out });
+    });
+  demo
     .command('seed')
     .description('import three demo users signed by a throwaway key and print QR codes to paste into `npm start`')
     .addOption(configOpt())

@@ -301,9 +301,23 @@ export class Store {
     ]);
     this.gen = next;
     this.keyCache.clear();
+    await this.warmKeys();
     await this.clearGeneration(old);
     await this.meta.del('retired');
     return w.added;
+  }
+
+  /**
+   * Import up to `limit` stored keys into the key cache, so the first person at the door after a
+   * start or a full sync does not pay for the import (a directory shares few corp keys).
+   */
+  async warmKeys(limit = 256): Promise<number> {
+    let n = 0;
+    for await (const id of this.gen.keys.keys({ limit })) {
+      this.directory.publicKey(id);
+      n++;
+    }
+    return n;
   }
 
   // -------------------------------------------------------------------------------------------
