@@ -67,10 +67,18 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .option('--port <n>', 'listen port', '8765')
     .option('--host <addr>', 'listen address', '127.0.0.1')
     .option('--users <n>', 'generated directory size', '1000')
+    .option('--templates', 'give every user two 1 KB fingerprint templates')
+    .option('--provision <sn:secret>', 'pre-provision a device with this secret (benchmarks, scripts)')
     .option('--no-auto-bind', 'wait for an explicit bind instead of binding devices at registration')
-    .action(async (o: { port: string; host: string; users: string; autoBind: boolean }) => {
+    .action(async (o: { port: string; host: string; users: string; templates?: boolean; provision?: string; autoBind: boolean }) => {
       const emu = new WecomEmulator({ port: Number(o.port), host: o.host, autoBind: o.autoBind });
-      emu.seed(generateDirectory(Number(o.users)).users);
+      emu.seed(generateDirectory(Number(o.users), { templates: o.templates === true }).users);
+      if (o.provision) {
+        const [sn, secret] = o.provision.split(':');
+        if (!sn || !secret) throw new Error('--provision takes sn:secret');
+        emu.provision(sn);
+        emu.devices.get(sn)!.secret = secret;
+      }
       const url = await emu.start();
       d.out(`WeCom emulator on ${url} with ${emu.users.size} users (perm_version ${emu.permVersion}); Ctrl-C stops it`);
       await new Promise<void>((resolve) => {
