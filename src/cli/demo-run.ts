@@ -114,7 +114,7 @@ async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs: number): Promise<
   const t0 = Date.now();
   for (;;) {
     const v = await fn();
-    if (v) return v as NonNullable<T>;
+    if (v) return v;
     if (Date.now() - t0 > timeoutMs) throw new Error('demo step timed out');
     await sleep(20);
   }

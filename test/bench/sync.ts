@@ -26,7 +26,7 @@ async function emulator(args: string[]): Promise<{ url: string; child: ChildProc
   const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'wecom', 'emulator', '--port', '0', '--provision', 'BENCH:s3cret', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
-    child.stdout!.on('data', (c: Buffer) => {
+    child.stdout.on('data', (c: Buffer) => {
       buf += c.toString();
       const m = /on (ws:\/\/\S+)/.exec(buf);
       if (m) resolve(m[1]!);
