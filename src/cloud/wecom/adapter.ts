@@ -42,7 +42,11 @@ export class WecomAdapter implements CloudAdapter {
       wantFp: ctx.fingerprint !== null,
       wantFa: false, // no face module in this version
       maxRestarts: cfg.max_sync_restarts,
-      onProgress: (n) => this.patch({ sync_progress: n }),
+      onProgress: (n) => {
+        const before = this.state$.value.sync_progress ?? 0;
+        this.patch({ sync_progress: n });
+        if (Math.floor(n / 10_000) > Math.floor(before / 10_000)) this.log.info({ fetched: n }, 'full sync in progress');
+      },
     });
     this.uploader = new CheckinUploader(this.session, ctx.store, log.child({ module: 'wecom.checkin' }), {
       batch: cfg.upload_batch,
