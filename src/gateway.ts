@@ -121,7 +121,13 @@ export class Gateway {
         now,
       });
       let cloud: CloudAdapter | null = null;
-      const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => cloud?.outboxChanged());
+      const journal = new JournalWriter(
+        store,
+        log.child({ module: 'journal' }),
+        config.journal.max_entries,
+        () => cloud?.outboxChanged(),
+        () => cloud?.uploadsRecords === true,
+      );
       const gw = new Gateway(config, store, pipeline, journal, log);
       relays.forEach((r, id) => gw.relays.set(id, r));
       gw.fingerprint = fingerprint;

@@ -42,6 +42,8 @@ export interface CloudContext {
 
 export interface CloudAdapter {
   readonly state$: BehaviorSubject<CloudState>;
+  /** Whether this cloud takes pass records (the outbox is kept only for one that does). */
+  readonly uploadsRecords: boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** A full directory sync now. */

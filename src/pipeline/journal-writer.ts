@@ -34,6 +34,8 @@ export class JournalWriter {
     private readonly log: Logger,
     private readonly maxEntries: number,
     private readonly onWritten?: (entries: JournalEntry[]) => void,
+    /** Keep pass records for upload (only when a cloud that takes them is configured). */
+    private readonly keepPassRecords: () => boolean = () => true,
   ) {}
 
   get pending(): number {
@@ -41,7 +43,7 @@ export class JournalWriter {
   }
 
   enqueue(d: DecisionEvent): void {
-    const pass = passRecordOf(d);
+    const pass = this.keepPassRecords() ? passRecordOf(d) : undefined;
     this.queue.push(pass ? { decision: d, pass } : { decision: d });
     this.writing ??= this.writeLoop();
   }

@@ -19,6 +19,7 @@ const ENROL_TIMEOUT_MS = 55_000; // the cloud wants the result within a minute
 
 export class WecomAdapter implements CloudAdapter {
   readonly state$: BehaviorSubject<CloudState>;
+  readonly uploadsRecords = true;
   readonly session: WecomSession;
   readonly sync: DirectorySync;
   readonly uploader: CheckinUploader;
