@@ -15,6 +15,7 @@ import { decodeQr, encodeQrBody, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
 import type { CloudAdapter } from './cloud/adapter.js';
 import { WecomAdapter } from './cloud/wecom/adapter.js';
+import { FeishuAdapter } from './cloud/feishu/adapter.js';
 import { SimFingerprint, type FingerprintModule } from './io/fingerprint.js';
 import { SimRelay, type Relay } from './io/relay.js';
 import { terminalReader } from './io/terminal-reader.js';
@@ -155,8 +156,8 @@ export class Gateway {
           fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, 'wecom', 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
         });
-      } else if (config.cloud.provider !== 'none') {
-        throw new HardwareUnavailableError(`cloud provider '${config.cloud.provider}' is not available in this version`);
+      } else if (config.cloud.provider === 'feishu') {
+        cloud = new FeishuAdapter({ config, store, log, fingerprint, remoteOpen: () => null });
       }
       gw.cloud = cloud;
       await cloud?.start();

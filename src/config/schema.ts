@@ -76,6 +76,33 @@ const wecom = z.strictObject({
   remote_open_door: id().optional(),
 });
 
+const feishu = z.strictObject({
+  app_id: str().pipe(z.string().min(1, 'app_id is required')),
+  /** Secret: prefer DOORGW_CLOUD__FEISHU__APP_SECRET in the service environment. */
+  app_secret: str().pipe(z.string().min(1, 'app_secret is required')),
+  base_url: str().default('https://open.feishu.cn'),
+  user_id_type: z.enum(['open_id', 'union_id', 'user_id']).default('open_id'),
+  page_size: z.number().int().min(1).max(50).default(50),
+  sync_interval_s: z.number().int().min(10).max(86_400).default(300),
+  request_timeout_ms: z.number().int().min(500).max(120_000).default(10_000),
+  max_retries: z.number().int().min(0).max(20).default(5),
+  backoff_ms: z.number().int().min(10).max(60_000).default(500),
+});
+
+/** WeCom self-built app credentials for the pass-record API (reconciliation). */
+const wecomApp = z.strictObject({
+  corpid: str().pipe(z.string().min(1)),
+  /** Secret: prefer DOORGW_CLOUD__WECOM_APP__CORPSECRET in the service environment. */
+  corpsecret: str().pipe(z.string().min(1)),
+  agentid: z.number().int().optional(),
+  base_url: str().default('https://qyapi.weixin.qq.com'),
+  /** This door's device SN as WeCom knows it; defaults to cloud.wecom.sn, else gateway_id. */
+  device_sn: str().optional(),
+  /** user_type values to query (0 members, 2 students). */
+  user_types: z.array(z.union([z.literal(0), z.literal(2)])).min(1).default([0]),
+  request_timeout_ms: z.number().int().min(500).max(120_000).default(10_000),
+});
+
 export const configSchema = z
   .strictObject({
     version: z.literal(1).default(1),
@@ -124,6 +151,8 @@ export const configSchema = z
       .strictObject({
         provider: z.enum(['none', 'wecom', 'feishu']).default('none'),
         wecom: wecom.optional(),
+        feishu: feishu.optional(),
+        wecom_app: wecomApp.optional(),
       })
       .default({ provider: 'none' }),
   })
@@ -135,6 +164,9 @@ export const configSchema = z
     });
     if (c.cloud.provider === 'wecom' && !c.cloud.wecom) {
       ctx.addIssue({ code: 'custom', message: "provider 'wecom' needs a cloud.wecom section (at least {})", path: ['cloud', 'wecom'] });
+    }
+    if (c.cloud.provider === 'feishu' && !c.cloud.feishu) {
+      ctx.addIssue({ code: 'custom', message: "provider 'feishu' needs a cloud.feishu section with app_id and app_secret", path: ['cloud', 'feishu'] });
     }
     const rod = c.cloud.wecom?.remote_open_door;
     if (rod !== undefined && !seen.has(rod)) ctx.addIssue({ code: 'custom', message: `no door '${rod}'`, path: ['cloud', 'wecom', 'remote_open_door'] });

@@ -1,0 +1,95 @@
+/**
+ * Feishu open-platform emulator for the access-control user list: tenant tokens that expire,
+ * pagination with page tokens bound to a listing generation (invalidated on demand, answering
+ * 1490018 like the real service), field validation, and per-request fault injection.
+ */
+import { randomBytes } from 'node:crypto';
+import { JsonHttpServer, type JsonReply, type JsonRequest } from '../http-emulator.js';
+
+export interface FeishuUser {
+  user_id: string;
+  feature: { card?: unknown; face_uploaded?: boolean };
+}
+
+export class FeishuEmulator {
+  users: FeishuUser[] = [];
+  appId = 'cli_emulator';
+  appSecret = 'emulator-secret';
+  tokenTtlS = 7200;
+  readonly requests: { path: string; query: Record<string, string> }[] = [];
+  /** Tests inject replies per request; undefined answers normally. */
+  fault: (req: JsonRequest, n: number) => JsonReply | undefined = () => undefined;
+  private readonly tokens = new Map<string, number>();
+  private generation = 1;
+  private count = 0;
+  private readonly http = new JsonHttpServer((r) => this.handle(r));
+
+  start(port = 0): Promise<string> {
+    return this.http.start(port);
+  }
+  get url(): string {
+    return this.http.url;
+  }
+  stop(): Promise<void> {
+    return this.http.stop();
+  }
+
+  /** Every issued token stops working (as after expiry). */
+  expireTokens(): void {
+    for (const k of this.tokens.keys()) this.tokens.set(k, 0);
+  }
+
+  /** Page tokens handed out so far become invalid (the listing changed underneath). */
+  invalidatePageTokens(): void {
+    this.generation++;
+  }
+
+  get tokenRequests(): number {
+    return this.requests.filter((r) => r.path.endsWith('/tenant_access_token/internal')).length;
+  }
+
+  private handle(req: JsonRequest): JsonReply {
+    this.requests.push({ path: req.path, query: Object.fromEntries(req.query) });
+    const fault = this.fault(req, ++this.count);
+    if (fault) return fault;
+    const err = (status: number, code: number, msg: string): JsonReply => ({ status, body: { code, msg } });
+    if (req.method === 'POST' && req.path === '/open-apis/auth/v3/tenant_access_token/internal') {
+      const b = req.body as { app_id?: unknown; app_secret?: unknown } | undefined;
+      if (b?.app_id !== this.appId || b.app_secret !== this.appSecret) return { body: { code: 10014, msg: 'app secret invalid' } };
+      const token = `t-${randomBytes(12).toString('hex')}`;
+      this.tokens.set(token, Date.now() + this.tokenTtlS * 1000);
+      return { body: { code: 0, msg: 'ok', tenant_access_token: token, expire: this.tokenTtlS } };
+    }
+    if (req.method === 'GET' && req.path === '/open-apis/acs/v1/users') {
+      const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      if (!auth) return err(400, 99991661, 'Missing access token for authorization');
+      const exp = this.tokens.get(auth[1]!);
+      if (exp === undefined || exp < Date.now()) return err(400, 99991663, 'Invalid access token for authorization');
+      const size = Number(req.query.get('page_size') ?? 20);
+      if (!Number.isInteger(size) || size < 1 || size > 50) return err(400, 99992402, 'field validation failed: page_size max 50');
+      const idType = req.query.get('user_id_type') ?? 'open_id';
+      if (!['open_id', 'union_id', 'user_id'].includes(idType)) return err(400, 99992402, 'field validation failed: user_id_type');
+      let offset = 0;
+      const pt = req.query.get('page_token');
+      if (pt) {
+        const [gen, off] = Buffer.from(pt, 'base64').toString().split(':');
+        if (Number(gen) !== this.generation || !/^\d+$/.test(off ?? '')) return err(400, 1490018, 'page token is invalid error');
+        offset = Number(off);
+      }
+      const items = this.users.slice(offset, offset + size);
+      const more = offset + size < this.users.length;
+      const data: Record<string, unknown> = { items, has_more: more };
+      if (more) data.page_token = Buffer.from(`${this.generation}:${offset + size}`).toString('base64');
+      return { body: { code: 0, msg: 'success', data } };
+    }
+    return err(404, 404, `no route ${req.method} ${req.path}`);
+  }
+}
+
+/** `n` Feishu users, every 5th without a card. */
+export function feishuUsers(n: number, firstCard = 100_000): FeishuUser[] {
+  return Array.from({ length: n }, (_, i) => ({
+    user_id: `ou_${i.toString(16).padStart(8, '0')}`,
+    feature: i % 5 === 4 ? { face_uploaded: true } : { card: firstCard + i, face_uploaded: false },
+  }));
+}
