@@ -78,7 +78,7 @@ export class Gateway {
     readonly journal: JournalWriter,
     private readonly log: Logger,
   ) {
-    this.api = localApi(store, config, VERSION, { since: this.started, cloud: () => this.cloud });
+    this.api = localApi(store, config, VERSION, { since: this.started, cloud: () => this.cloud }, log.child({ module: 'api' }));
   }
 
   static async start(o: GatewayOptions): Promise<Gateway> {

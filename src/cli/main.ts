@@ -133,11 +133,8 @@ export function buildProgram(): Command {
     .option('--json', 'print the effective configuration as JSON')
     .action((file: string, o: { json?: boolean }) => {
       const { config } = loadConfig(file);
-      if (o.json) {
-        const redacted = structuredClone(config);
-        if (redacted.mqtt.password !== undefined) redacted.mqtt.password = '[redacted]';
-        json(redacted);
-      } else out(`${file}: valid (${config.doors.length} door${config.doors.length === 1 ? '' : 's'}: ${config.doors.map((d) => d.id).join(', ')})`);
+      if (o.json) json(redactSecrets(config));
+      else out(`${file}: valid (${config.doors.length} door${config.doors.length === 1 ? '' : 's'}: ${config.doors.map((d) => d.id).join(', ')})`);
     });
 
   const qr = program.command('qr').description('WeCom offline QR codes');
@@ -353,6 +350,15 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+const SECRET_KEYS = new Set(['password', 'app_secret', 'corpsecret', 'secret', 'token']);
+
+/** A copy of `v` with every secret-named key's value replaced. */
+export function redactSecrets(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(redactSecrets);
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, SECRET_KEYS.has(k) && x !== undefined ? '[redacted]' : redactSecrets(x)]));
 }
 
 /** Accept a bare array, a response body `{userinfo}` or a whole frame `{body: {userinfo}}`. */

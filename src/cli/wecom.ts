@@ -7,6 +7,18 @@ import { WecomSession } from '../cloud/wecom/session.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
 import { createLogger } from '../log.js';
+import { zonedMidnight } from '../cloud/wecom-app/reconcile.js';
+import { UsageError } from '../control/api.js';
+
+/** A date for --since/--until: YYYY-MM-DD (midnight in the configured zone), ISO with offset, or unix s. */
+export function parseDay(v: string, zone: string, name: string): number {
+  if (/^\d+$/.test(v)) return Number(v);
+  const d = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
+  if (d) return zonedMidnight(Number(d[1]), Number(d[2]), Number(d[3]), zone);
+  const t = /(Z|[+-]\d{2}:?\d{2})$/i.test(v) ? Date.parse(v) : Number.NaN;
+  if (Number.isNaN(t)) throw new UsageError(`${name} '${v}': give YYYY-MM-DD, ISO-8601 with an offset, or unix seconds`);
+  return Math.floor(t / 1000);
+}
 
 export interface CliDeps {
   configOpt: () => Option;
@@ -120,6 +132,36 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
       } finally {
         done = true;
       }
+    });
+
+  const records = program.command('records').description('pass records in the cloud');
+  records
+    .command('reconcile')
+    .description("compare this door's journal with WeCom's pass records (get_accesscontrol_data): what the cloud has, lacks, and has alone")
+    .requiredOption('--since <date>', 'start: YYYY-MM-DD (midnight in the configured zone), ISO-8601 with offset, or unix s')
+    .option('--until <date>', 'end (exclusive), same forms; default now')
+    .option('--requeue', 'put passes the cloud lacks back into the outbox')
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable report')
+    .action(async (o: { since: string; until?: string; requeue?: boolean; config: string; json?: boolean }) => {
+      const config = d.configFrom(o.config);
+      const since = parseDay(o.since, config.timezone, '--since');
+      const until = o.until === undefined ? Math.floor(Date.now() / 1000) : parseDay(o.until, config.timezone, '--until');
+      const r = await d.withApi(o.config, (api) => api.reconcile({ since, until, requeue: o.requeue === true }));
+      if (o.json) return d.json(r);
+      const iso = (s: number): string => new Date(s * 1000).toISOString();
+      d.out(`device ${r.device_sn}, ${iso(r.since)} → ${iso(r.until)} in ${r.spans.length} month span${r.spans.length === 1 ? '' : 's'}`);
+      d.out(`local passes ${r.local}, cloud records ${r.cloud}: matched ${r.matched.length}, missing in cloud ${r.missing_in_cloud.length}, only in cloud ${r.cloud_only.length}`);
+      if (r.missing_in_cloud.length) {
+        d.out('\nMISSING IN CLOUD\ttime\t\t\t\tuserid\tpass_type\tpass_method');
+        for (const m of r.missing_in_cloud) d.out(`  #${m.seq}\t${iso(m.timestamp)}\t${m.userid}\t${m.pass_type}\t${m.pass_method}`);
+      }
+      if (r.cloud_only.length) {
+        d.out('\nONLY IN CLOUD\ttime\t\t\t\topen_userid\tpass_type\tpass_method');
+        for (const c of r.cloud_only) d.out(`  \t${iso(c.timestamp)}\t${c.open_userid}\t${c.pass_type}\t${c.pass_method}`);
+      }
+      if (o.requeue) d.out(`\nrequeued ${r.requeued} pass${r.requeued === 1 ? '' : 'es'} for upload`);
+      process.exitCode = r.missing_in_cloud.length ? 1 : 0;
     });
 
   const outbox = program.command('outbox').description('pass records waiting for the cloud, and those held aside');

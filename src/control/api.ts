@@ -8,6 +8,9 @@ import type { Credential, Decision } from '../domain/types.js';
 import type { Config } from '../config/schema.js';
 import type { HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
+import { WecomAppClient } from '../cloud/wecom-app/client.js';
+import { fetchCloudPasses, localPasses, matchPasses, type ReconcileReport } from '../cloud/wecom-app/reconcile.js';
+import type { Logger } from '../log.js';
 
 export interface CheckParams {
   qr?: string;
@@ -53,9 +56,13 @@ export interface GatewayApi {
   sync(): Promise<SyncReport>;
   outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;
   requeue(p: { seqs?: number[] }): Promise<{ requeued: number }>;
+  /** Compare the journal with WeCom's pass records for [since, until) (unix s). */
+  reconcile(p: { since: number; until: number; requeue?: boolean }): Promise<ReconcileReport>;
 }
 
 export class UsageError extends Error {}
+
+const silentLog = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
 
 export function policyOf(config: Config): PolicyOptions {
   return { default_allow: config.policy.default_allow, replay_protection: config.policy.replay_protection, qr_skew_s: config.qr.clock_skew_s };
@@ -72,7 +79,7 @@ export interface RunningGateway {
   cloud: () => CloudAdapter | null;
 }
 
-export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null): GatewayApi {
+export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null, log?: Logger): GatewayApi {
   return {
     async status() {
       return {
@@ -98,6 +105,30 @@ export function localApi(store: Store, config: Config, version: string, running:
 
     async outbox(p) {
       return { queued: await store.outboxPeek(p.limit ?? 100), held: await store.heldRecords(p.limit ?? 100) };
+    },
+
+    async reconcile(p) {
+      const app = config.cloud.wecom_app;
+      if (!app) throw new UsageError('reconciliation needs cloud.wecom_app (corpid, corpsecret) in the configuration');
+      if (!(p.since < p.until)) throw new UsageError('--since must be before --until');
+      const sn = app.device_sn ?? config.cloud.wecom?.sn ?? config.gateway_id;
+      const client = new WecomAppClient({ baseUrl: app.base_url.replace(/\/$/, ''), corpid: app.corpid, corpsecret: app.corpsecret, timeoutMs: app.request_timeout_ms, log: log ?? silentLog });
+      const cloud = await fetchCloudPasses(client, { sn, userTypes: app.user_types, since: p.since, until: p.until, zone: config.timezone, agentid: app.agentid });
+      const local = localPasses(await store.journalBetween(p.since * 1000, p.until * 1000), config.cloud.wecom?.qr_pass_method ?? 2);
+      const m = matchPasses(local, cloud.passes);
+      let requeued = 0;
+      if (p.requeue && m.missing_in_cloud.length) {
+        // Skip passes still waiting in the outbox or held aside: they are not lost, only not yet sent.
+        const pending = new Set([...(await store.outboxPeek(1_000_000)), ...(await store.heldRecords(1_000_000))].map((r) => `${r.userid}|${r.timestamp}|${r.method}`));
+        const byseq = new Map(local.map((l) => [l.seq, l.entry]));
+        const again = m.missing_in_cloud
+          .map((x) => byseq.get(x.seq)!)
+          .filter((e) => !pending.has(`${e.userid}|${Math.floor(e.at / 1000)}|${e.method}`))
+          .map((e) => ({ userid: e.userid!, user_type: e.user_type ?? 0, timestamp: Math.floor(e.at / 1000), direction: (e.direction ?? 'unknown') as PassRecord['direction'], method: e.method, door: e.door }));
+        requeued = (await store.outboxAppend(again)).length;
+        running?.cloud()?.outboxChanged();
+      }
+      return { device_sn: sn, since: p.since, until: p.until, spans: cloud.spans, local: local.length, cloud: cloud.passes.length, ...m, requeued };
     },
 
     async requeue(p) {

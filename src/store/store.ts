@@ -359,6 +359,26 @@ export class Store {
     return out;
   }
 
+  /** Journal entries with fromMs ≤ at < toMs, oldest first. */
+  async journalBetween(fromMs: number, toMs: number): Promise<JournalEntry[]> {
+    const out: JournalEntry[] = [];
+    for await (const v of this.journal.values({ gt: `${pad(fromMs, 13)}!`, lt: `${pad(toMs, 13)}!` })) out.push(v);
+    return out;
+  }
+
+  /** Add pass records to the outbox with fresh sequence numbers (reconciliation requeue). */
+  async outboxAppend(records: readonly Omit<PassRecord, 'seq'>[]): Promise<number[]> {
+    const seqs: number[] = [];
+    const ops: Op[] = records.map((r) => {
+      const seq = ++this.seq;
+      seqs.push(seq);
+      return { type: 'put', key: pad(seq, 12), value: { ...r, seq }, sublevel: this.outbox as Sub<never> };
+    });
+    ops.push({ type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> });
+    await this.batch(ops, true);
+    return seqs;
+  }
+
   /** Keep the newest `maxEntries` journal entries; returns how many were deleted. */
   async pruneJournal(maxEntries: number): Promise<number> {
     const floor = this.seq - maxEntries;

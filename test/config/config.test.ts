@@ -87,7 +87,7 @@ describe('configuration', () => {
   });
 
   it('ships valid configuration files', () => {
-    for (const f of ['config/doorgw.yaml', 'config/example-door.yaml']) expect(() => loadConfig(f, {})).not.toThrow();
+    for (const f of ['config/doorgw.yaml', 'config/example-door.yaml', 'config/example-feishu.yaml']) expect(() => loadConfig(f, {})).not.toThrow();
   });
 });
 

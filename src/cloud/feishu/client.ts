@@ -66,7 +66,7 @@ export class FeishuClient {
       body: JSON.stringify({ app_id: this.o.appId, app_secret: this.o.appSecret }),
     });
     if (json.code !== 0 || typeof json.tenant_access_token !== 'string') {
-      throw new FeishuError(`tenant_access_token refused: code ${String(json.code)} ${String(json.msg ?? '')}`, typeof json.code === 'number' ? json.code : null, status);
+      throw new FeishuError(`tenant_access_token refused: code ${String(json.code)} ${(typeof json.msg === 'string' ? json.msg : '')}`, typeof json.code === 'number' ? json.code : null, status);
     }
     const expire = typeof json.expire === 'number' && json.expire > 0 ? json.expire : 7200;
     this.token = { value: json.tenant_access_token, expiresAt: now + expire };
@@ -102,7 +102,7 @@ export class FeishuClient {
         await new Promise((r) => setTimeout(r, delay));
         continue;
       }
-      throw new FeishuError(`${path}: HTTP ${status} code ${String(code)} ${String(json.msg ?? '')}`, code, status);
+      throw new FeishuError(`${path}: HTTP ${status} code ${String(code)} ${(typeof json.msg === 'string' ? json.msg : '')}`, code, status);
     }
   }
 }

@@ -16,7 +16,7 @@ export interface UploaderOptions {
   qrPassMethod: number;
 }
 
-const PASS_TYPE = { in: 1, out: 2, unknown: 3 } as const;
+export const PASS_TYPE = { in: 1, out: 2, unknown: 3 } as const;
 const EPOCH_2018 = 1_514_764_800;
 
 export function passMethodOf(method: Method, qrPassMethod: number): number | null {
