@@ -14,8 +14,7 @@ import { localTime } from './domain/localtime.js';
 import { decodeQr, encodeQrBody, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
 import type { CloudAdapter } from './cloud/adapter.js';
-import { WecomAdapter } from './cloud/wecom/adapter.js';
-import { FeishuAdapter } from './cloud/feishu/adapter.js';
+import { CLOUD_ADAPTERS } from './cloud/registry.js';
 import { SimFingerprint, type FingerprintModule } from './io/fingerprint.js';
 import { SimRelay, type Relay } from './io/relay.js';
 import { terminalReader } from './io/terminal-reader.js';
@@ -148,17 +147,15 @@ export class Gateway {
       warmUpVerify();
       pipeline.start(sources);
 
-      if (config.cloud.provider === 'wecom') {
-        cloud = new WecomAdapter({
+      const makeCloud = CLOUD_ADAPTERS[config.cloud.provider];
+      cloud =
+        makeCloud?.({
           config,
           store,
           log,
           fingerprint,
-          remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, 'wecom', 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
-        });
-      } else if (config.cloud.provider === 'feishu') {
-        cloud = new FeishuAdapter({ config, store, log, fingerprint, remoteOpen: () => null });
-      }
+          remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
+        }) ?? null;
       gw.cloud = cloud;
       await cloud?.start();
 
