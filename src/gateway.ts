@@ -23,6 +23,8 @@ import { AccessPipeline, type AccessDoor } from './pipeline/access.js';
 import { credentialEvent, type CredentialEvent } from './pipeline/events.js';
 import { map } from 'rxjs';
 import { JournalWriter } from './pipeline/journal-writer.js';
+import { MqttBridge } from './pipeline/mqtt-bridge.js';
+import type { DoorMode } from './domain/types.js';
 import { Store } from './store/store.js';
 import { VERSION } from './version.js';
 
@@ -67,7 +69,8 @@ export class Gateway {
   /** The fingerprint module (of the first door that has one). */
   fingerprint: FingerprintModule | null = null;
   cloud: CloudAdapter | null = null;
-  private readonly started = Date.now();
+  mqtt: MqttBridge | null = null;
+  readonly started = Date.now();
   private server: Server | null = null;
 
   private constructor(
@@ -104,10 +107,14 @@ export class Gateway {
         }
         const relay = (o.relayFactory ?? defaultRelay)(d, log);
         relays.set(d.id, relay);
-        doors.set(d.id, { context: { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms });
+        // A mode set at run time (MQTT) outlives a restart: a door locked down stays locked down.
+        const mode = (await store.getMeta<DoorMode>(`door.${d.id}.mode`)) ?? d.mode;
+        doors.set(d.id, { context: { id: d.id, mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms });
         for (const r of d.readers) {
           if (r.type === 'terminal') sources.push(terminalReader(o.terminalInput ?? process.stdin, d.id, r.id, r.direction));
-          else throw new HardwareUnavailableError(`reader '${r.id}': type '${r.type}' is not available in this version; use 'terminal'`);
+          else if (r.type === 'mqtt') {
+            if (!config.mqtt.enabled) throw new HardwareUnavailableError(`reader '${r.id}': type 'mqtt' needs mqtt.enabled: true`);
+          } else throw new HardwareUnavailableError(`reader '${r.id}': type '${r.type}' is not available in this version; use 'terminal' or 'mqtt'`);
         }
       }
 
@@ -140,6 +147,14 @@ export class Gateway {
         if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
         else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');
       });
+      pipeline.modes$.subscribe(({ door, mode }) => {
+        store.putMeta(`door.${door}.mode`, mode).catch((e: unknown) => log.error({ err: e, door }, 'door mode not persisted'));
+      });
+      if (config.mqtt.enabled) {
+        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
+        sources.push(gw.mqtt.credentials$);
+      }
+
       // Build each zone's formatter and import the corp keys now, so the first person at the door
       // does not pay for them.
       for (const d of doors.values()) localTime(now(), d.context.timezone);
@@ -158,6 +173,7 @@ export class Gateway {
         }) ?? null;
       gw.cloud = cloud;
       await cloud?.start();
+      gw.mqtt?.start(); // never waits for the broker
 
       if (o.controlSocket !== false) {
         const path = o.controlSocket ?? controlSocketPath(config);
@@ -175,6 +191,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    await this.mqtt?.stop();
     await this.cloud?.stop();
     this.pipeline.stop();
     await this.journal.close();

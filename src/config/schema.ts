@@ -76,6 +76,34 @@ const wecom = z.strictObject({
   remote_open_door: id().optional(),
 });
 
+const topicSegment = () => str().pipe(z.string().regex(/^[^#+/\u0000]+(\/[^#+/\u0000]+)*$/, 'must be a topic without wildcards (#, +) or empty levels'));
+
+const mqtt = z.strictObject({
+  enabled: z.boolean().default(false),
+  url: str().default('mqtt://localhost:1883'),
+  /** 5 (MQTT 5, default: Mosquitto 2) or 4 (MQTT 3.1.1). */
+  protocol_version: z.union([z.literal(5), z.literal(4)]).default(5),
+  username: str().optional(),
+  /** Secret: prefer DOORGW_MQTT__PASSWORD in the service environment. */
+  password: str().optional(),
+  /** Unique per gateway; default doorgw-<gateway_id>. */
+  client_id: str().optional(),
+  base_topic: topicSegment().default('doorgw'),
+  /** TLS: CA bundle, client certificate and key (PEM file paths). */
+  ca: str().optional(),
+  cert: str().optional(),
+  key: str().optional(),
+  reject_unauthorized: z.boolean().default(true),
+  keepalive_s: z.number().int().min(5).max(3600).default(30),
+  /** Events kept while the broker is unreachable; older ones are dropped beyond this. */
+  offline_queue: z.number().int().min(0).max(100_000).default(1000),
+  /** User fields included in access events (names are personal data: opt in). */
+  event_user_fields: z.array(z.enum(['userid', 'user_type', 'name'])).default(['userid', 'user_type']),
+  home_assistant: z
+    .strictObject({ enabled: z.boolean().default(true), prefix: topicSegment().default('homeassistant') })
+    .default({ enabled: true, prefix: 'homeassistant' }),
+});
+
 const feishu = z.strictObject({
   app_id: str().pipe(z.string().min(1, 'app_id is required')),
   /** Secret: prefer DOORGW_CLOUD__FEISHU__APP_SECRET in the service environment. */
@@ -138,15 +166,7 @@ export const configSchema = z
       .strictObject({ socket: str().optional() })
       .default({}),
     doors: z.array(door).min(1, 'at least one door is required'),
-    mqtt: z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        url: str().default('mqtt://localhost:1883'),
-        username: str().optional(),
-        password: str().optional(),
-        base_topic: str().default('doorgw'),
-      })
-      .default({ enabled: false, url: 'mqtt://localhost:1883', base_topic: 'doorgw' }),
+    mqtt: mqtt.default(mqtt.parse({})),
     cloud: z
       .strictObject({
         provider: z.enum(['none', 'wecom', 'feishu']).default('none'),

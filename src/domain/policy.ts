@@ -38,6 +38,7 @@ export function methodOf(c: Credential): Method {
     case 'userid': return c.method ?? 'userid';
     case 'remote': return 'remote';
     case 'exit': return 'exit';
+    case 'operator': return 'operator';
   }
 }
 
@@ -88,6 +89,7 @@ export function decide(input: DecideInput): Decision {
 
   if (cred.type === 'exit') return out('grant', 'exit_request', null);
   if (door.mode === 'lockdown') return out('deny', 'lockdown', null, 'door is in lockdown');
+  if (cred.type === 'operator') return out('grant', 'operator_open', null, `opened by ${cred.source}`);
   if (cred.type === 'remote') {
     const d = out('grant', 'remote_open', dir.user(cred.userid) ?? null);
     d.userid = cred.userid;

@@ -5,7 +5,7 @@ export const USER_TYPE_NAMES = { 0: 'employee', 1: 'visitor', 2: 'student' } as 
 export type UserTypeName = (typeof USER_TYPE_NAMES)[UserType];
 
 /** How a credential was presented; maps to WeCom checkin pass_method where one exists. */
-export type Method = 'qr' | 'card' | 'userid' | 'face' | 'fingerprint' | 'remote' | 'exit';
+export type Method = 'qr' | 'card' | 'userid' | 'face' | 'fingerprint' | 'remote' | 'exit' | 'operator';
 export type Direction = 'in' | 'out' | 'unknown';
 
 export type Credential =
@@ -13,11 +13,13 @@ export type Credential =
   | { type: 'card'; value: string }
   | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint' }
   | { type: 'remote'; userid: string; oper_id?: string }
-  | { type: 'exit' };
+  | { type: 'exit' }
+  /** An authorised local operator (MQTT command) opens the door. */
+  | { type: 'operator'; source: string };
 
 export type DoorMode = 'normal' | 'lockdown';
 
-export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request';
+export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request' | 'operator_open';
 export type DenyReason =
   | 'malformed'
   | 'unsupported_version'

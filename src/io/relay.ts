@@ -2,12 +2,17 @@
  * The lock relay. A pulse energises the output for its length; a second grant during a pulse
  * extends it rather than stacking. `sim` keeps a record of pulses for tests and logs them.
  */
+import { BehaviorSubject } from 'rxjs';
 import type { Logger } from '../log.js';
 
 export interface Relay {
   /** Release the lock for `ms` (extends a pulse in progress). Synchronous: never waits on I/O. */
   pulse(ms: number): void;
   readonly energised: boolean;
+  /** true while the lock is released (for state reporting; never a command path). */
+  readonly state$: BehaviorSubject<boolean>;
+  /** End a pulse in progress now (re-lock). */
+  relock(): void;
   /** De-energise and release the hardware. */
   close(): Promise<void>;
 }
@@ -21,6 +26,7 @@ export interface PulseRecord {
 
 export class SimRelay implements Relay {
   readonly pulses: PulseRecord[] = [];
+  readonly state$ = new BehaviorSubject(false);
   private timer: NodeJS.Timeout | null = null;
   private on = false;
 
@@ -38,6 +44,7 @@ export class SimRelay implements Relay {
     if (this.timer) clearTimeout(this.timer);
     this.on = true;
     this.pulses.push({ at: Date.now(), ms, extended });
+    if (!extended) this.state$.next(true);
     this.timer = setTimeout(() => this.release(), ms);
     this.timer.unref();
     this.log?.info({ ms, extended }, extended ? 'relay pulse extended' : 'relay energised: door unlocked');
@@ -47,7 +54,13 @@ export class SimRelay implements Relay {
     this.timer = null;
     if (!this.on) return;
     this.on = false;
+    this.state$.next(false);
     this.log?.info('relay released: door locked');
+  }
+
+  relock(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.release();
   }
 
   close(): Promise<void> {

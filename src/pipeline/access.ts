@@ -5,6 +5,7 @@
  */
 import { Subject, Subscription, concatMap, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
+import type { DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
 import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
@@ -103,7 +104,34 @@ export class AccessPipeline {
     );
   }
 
+  /** Door modes, current and on change (a change is a decision-relevant state). */
+  readonly modes$ = new Subject<{ door: string; mode: DoorMode }>();
+
+  modeOf(door: string): DoorMode | undefined {
+    return this.o.doors.get(door)?.context.mode;
+  }
+
+  /** Change a door's mode at run time; the next decision sees it. Entering lockdown re-locks. */
+  setMode(door: string, mode: DoorMode): boolean {
+    const d = this.o.doors.get(door);
+    if (!d) return false;
+    if (d.context.mode === mode) return true;
+    d.context.mode = mode;
+    if (mode === 'lockdown') d.relay.relock();
+    this.o.log.warn({ door, mode }, 'door mode changed');
+    this.modes$.next({ door, mode });
+    return true;
+  }
+
+  /** Re-lock a door now (ends a pulse in progress). */
+  relock(door: string): boolean {
+    const d = this.o.doors.get(door);
+    d?.relay.relock();
+    return d !== undefined;
+  }
+
   stop(): void {
+    this.modes$.complete();
     this.subs.unsubscribe();
     this.decisions$.complete();
   }

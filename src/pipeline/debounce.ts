@@ -8,6 +8,7 @@ export function readKey(door: string, c: Credential): string {
     case 'userid': return `${door}\u0000userid\u0000${c.value}`;
     case 'remote': return `${door}\u0000remote\u0000${c.oper_id ?? c.userid}`;
     case 'exit': return `${door}\u0000exit`;
+    case 'operator': return `${door}\u0000operator\u0000${c.source}`;
   }
 }
 

@@ -6,6 +6,7 @@
  *   npm run bench:decision [-- --users 100000 --samples 20000]
  */
 import { verify } from 'node:crypto';
+import { BehaviorSubject } from 'rxjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ const r2 = (x: number): number => Math.round(x * 100) / 100;
 class TimingRelay implements Relay {
   last = 0n;
   energised = false;
+  readonly state$ = new BehaviorSubject(false);
+  relock(): void {}
   pulse(): void {
     this.last = process.hrtime.bigint();
   }

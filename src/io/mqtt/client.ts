@@ -1,0 +1,164 @@
+/**
+ * The broker link — the only module that imports `mqtt`. Availability with a retained last will,
+ * `online` on every connect, subscriptions renewed on every connect, retained state kept as the
+ * latest value per topic and re-published after an outage, and a bounded queue for events while
+ * the broker is away (MQTT.js's own QoS 0 queue is unbounded, so it is switched off). Nothing here
+ * ever waits for the broker: callers publish and move on.
+ */
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { BehaviorSubject, Subject } from 'rxjs';
+import type { Logger } from '../../log.js';
+import { assertPublishable } from './topics.js';
+
+export interface MqttMessage {
+  topic: string;
+  payload: string;
+  retain: boolean;
+  /** MQTT 5 request/response properties, when the publisher set them. */
+  responseTopic?: string;
+  correlationData?: Buffer;
+}
+
+export interface MqttLinkOptions {
+  url: string;
+  protocolVersion: 4 | 5;
+  clientId: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  rejectUnauthorized: boolean;
+  keepaliveS: number;
+  offlineQueue: number;
+  availabilityTopic: string;
+  subscriptions: string[];
+  log: Logger;
+  reconnectMs?: number;
+}
+
+export class MqttLink {
+  readonly connected$ = new BehaviorSubject(false);
+  readonly messages$ = new Subject<MqttMessage>();
+  /** Events dropped because the offline queue was full. */
+  dropped = 0;
+  private client: MqttClient | null = null;
+  private readonly retained = new Map<string, string>();
+  /** Retained topics to clear, kept until a connection has carried the clear. */
+  private readonly clears = new Set<string>();
+  private queue: { topic: string; payload: string }[] = [];
+
+  constructor(private readonly o: MqttLinkOptions) {}
+
+  start(): void {
+    const o = this.o;
+    const opts: IClientOptions = {
+      clientId: o.clientId,
+      protocolVersion: o.protocolVersion,
+      keepalive: o.keepaliveS,
+      clean: true,
+      reconnectPeriod: o.reconnectMs ?? 2000,
+      connectTimeout: 10_000,
+      resubscribe: false, // renewed on every connect below
+      queueQoSZero: false,
+      will: { topic: o.availabilityTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
+      rejectUnauthorized: o.rejectUnauthorized,
+    };
+    if (o.username !== undefined) opts.username = o.username;
+    if (o.password !== undefined) opts.password = o.password;
+    if (o.ca) opts.ca = readFileSync(o.ca);
+    if (o.cert) opts.cert = readFileSync(o.cert);
+    if (o.key) opts.key = readFileSync(o.key);
+    const client = mqtt.connect(o.url, opts);
+    this.client = client;
+    client.on('connect', () => {
+      this.o.log.info({ url: o.url, client_id: o.clientId }, 'mqtt connected');
+      this.connected$.next(true);
+      client.publish(o.availabilityTopic, 'online', { qos: 1, retain: true });
+      // MQTT 5 "retain as published": a retained command published live still carries its flag,
+      // so it is ignored like one replayed at subscription time.
+      client.subscribe(o.subscriptions, { qos: 1, ...(o.protocolVersion === 5 ? { rap: true } : {}) }, (err) => {
+        if (err) this.o.log.error({ err: err.message }, 'mqtt subscribe failed');
+      });
+      for (const topic of this.clears) this.sendClear(client, topic);
+      for (const [topic, payload] of this.retained) client.publish(topic, payload, { qos: 1, retain: true });
+      const pending = this.queue;
+      this.queue = [];
+      for (const m of pending) client.publish(m.topic, m.payload, { qos: 1 });
+      if (this.dropped) this.o.log.warn({ dropped: this.dropped }, 'events dropped while the broker was unreachable (offline queue full)');
+    });
+    client.on('close', () => {
+      if (this.connected$.value) this.o.log.warn('mqtt disconnected; the door keeps working, state is re-published on reconnect');
+      this.connected$.next(false);
+    });
+    client.on('error', (e) => this.o.log.warn({ err: e.message }, 'mqtt error'));
+    client.on('message', (topic, payload, packet) => {
+      const m: MqttMessage = { topic, payload: payload.toString('utf8'), retain: packet.retain };
+      const props = packet.properties;
+      if (props?.responseTopic) m.responseTopic = props.responseTopic;
+      if (props?.correlationData) m.correlationData = Buffer.from(props.correlationData);
+      this.messages$.next(m);
+    });
+  }
+
+  private get live(): MqttClient | null {
+    return this.client?.connected ? this.client : null;
+  }
+
+  /** Retained state: remembered as the latest value and (re)published whenever connected. */
+  publishRetained(topic: string, payload: string): void {
+    assertPublishable(topic);
+    this.retained.set(topic, payload);
+    this.live?.publish(topic, payload, { qos: 1, retain: true });
+  }
+
+  /** Remove a retained message (e.g. a stale discovery config). */
+  clearRetained(topic: string): void {
+    assertPublishable(topic);
+    this.retained.delete(topic);
+    this.clears.add(topic);
+    const c = this.live;
+    if (c) this.sendClear(c, topic);
+  }
+
+  private sendClear(c: MqttClient, topic: string): void {
+    c.publish(topic, '', { qos: 1, retain: true }, (err) => {
+      if (!err && !this.retained.has(topic)) this.clears.delete(topic);
+    });
+  }
+
+  /** An event: published now, or queued (bounded, oldest dropped) until the broker returns. */
+  publishEvent(topic: string, payload: string): void {
+    assertPublishable(topic);
+    const c = this.live;
+    if (c) return void c.publish(topic, payload, { qos: 1 });
+    if (this.o.offlineQueue === 0) return void this.dropped++;
+    if (this.queue.length >= this.o.offlineQueue) {
+      this.queue.shift();
+      this.dropped++;
+    }
+    this.queue.push({ topic, payload });
+  }
+
+  /** A reply; dropped when not connected (its requester is gone too). */
+  publishReply(topic: string, payload: string, correlationData?: Buffer): void {
+    assertPublishable(topic);
+    this.live?.publish(topic, payload, { qos: 1, ...(correlationData ? { properties: { correlationData } } : {}) });
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  async stop(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    if (!c) return;
+    if (c.connected) {
+      await new Promise<void>((r) => c.publish(this.o.availabilityTopic, 'offline', { qos: 1, retain: true }, () => r()));
+    }
+    await new Promise<void>((r) => c.end(false, {}, () => r()));
+    this.connected$.next(false);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Home Assistant MQTT discovery: per door a lock (with open), a door-contact binary_sensor, an event
+ * entity for access decisions and a sensor for the last decision; per gateway a cloud-link
+ * binary_sensor. Retained configs under `<prefix>/<component>/<gateway>/<object>/config` with
+ * stable unique_ids, one device, origin and availability.
+ */
+import type { Topics } from './topics.js';
+
+export interface DiscoveryInput {
+  prefix: string;
+  topics: Topics;
+  gatewayId: string;
+  version: string;
+  doors: { id: string; name?: string | undefined }[];
+}
+
+/** Discovery topic → config payload. */
+export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  const node = o.gatewayId.replace(/[^A-Za-z0-9_-]/g, '_');
+  const device = { identifiers: [`doorgw_${node}`], name: `doorgw ${o.gatewayId}`, manufacturer: 'doorgw', model: 'Door gateway', sw_version: o.version };
+  const origin = { name: 'doorgw', sw_version: o.version };
+  const availability = [{ topic: o.topics.availability(), payload_available: 'online', payload_not_available: 'offline' }];
+  const common = { device, origin, availability };
+  const add = (component: string, object: string, cfg: Record<string, unknown>): void => {
+    out.set(`${o.prefix}/${component}/${node}/${object}/config`, { ...cfg, unique_id: `doorgw_${node}_${object}`, ...common });
+  };
+  for (const d of o.doors) {
+    const name = d.name ?? d.id;
+    add('lock', `${d.id}_lock`, {
+      name: `${name} lock`,
+      command_topic: o.topics.doorSet(d.id),
+      payload_lock: 'LOCK',
+      payload_unlock: 'UNLOCK',
+      payload_open: 'OPEN',
+      state_topic: o.topics.doorState(d.id),
+      value_template: "{{ 'UNLOCKED' if value_json.lock == 'unlocked' else 'LOCKED' }}",
+      state_locked: 'LOCKED',
+      state_unlocked: 'UNLOCKED',
+      retain: false,
+    });
+    add('binary_sensor', `${d.id}_contact`, {
+      name: `${name} contact`,
+      device_class: 'door',
+      state_topic: o.topics.doorState(d.id),
+      value_template: "{% if value_json.contact == 'open' %}ON{% elif value_json.contact == 'closed' %}OFF{% else %}None{% endif %}",
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+    add('event', `${d.id}_access`, {
+      name: `${name} access`,
+      state_topic: o.topics.doorEvent(d.id),
+      event_types: ['granted', 'denied'],
+    });
+    add('sensor', `${d.id}_last_access`, {
+      name: `${name} last access`,
+      state_topic: o.topics.doorEvent(d.id),
+      value_template: "{{ value_json.decision }} {{ value_json.reason }}{{ (' ' ~ value_json.userid) if value_json.userid else '' }}",
+      json_attributes_topic: o.topics.doorEvent(d.id),
+      icon: 'mdi:door-closed-lock',
+    });
+  }
+  add('binary_sensor', 'cloud_link', {
+    name: 'Cloud link',
+    device_class: 'connectivity',
+    entity_category: 'diagnostic',
+    state_topic: o.topics.state(),
+    value_template: "{{ 'ON' if value_json.cloud and value_json.cloud.link == 'online' else 'OFF' }}",
+    payload_on: 'ON',
+    payload_off: 'OFF',
+  });
+  return out;
+}

@@ -1,0 +1,133 @@
+/**
+ * The MQTT API in one place: every topic under the base `<base_topic>/<gateway_id>` and every
+ * payload, typed. Published topics are checked for wildcards here.
+ */
+import type { CloudState } from '../../cloud/adapter.js';
+import type { DoorMode } from '../../domain/types.js';
+
+export class Topics {
+  readonly base: string;
+  constructor(baseTopic: string, gatewayId: string) {
+    this.base = `${baseTopic}/${gatewayId}`;
+  }
+  availability = (): string => `${this.base}/availability`;
+  state = (): string => `${this.base}/state`;
+  doorState = (door: string): string => `${this.base}/door/${door}/state`;
+  doorEvent = (door: string): string => `${this.base}/door/${door}/event`;
+  doorSet = (door: string): string => `${this.base}/door/${door}/set`;
+  readerCredential = (reader: string): string => `${this.base}/reader/${reader}/credential`;
+  request = (name: string): string => `${this.base}/request/${name}`;
+  response = (name: string): string => `${this.base}/response/${name}`;
+
+  /** Subscriptions: commands, requests, reader credentials. */
+  subscriptions = (): string[] => [`${this.base}/door/+/set`, `${this.base}/request/#`, `${this.base}/reader/+/credential`];
+
+  /** Classify an incoming topic; null when it is not ours. */
+  parse(topic: string): { kind: 'set'; door: string } | { kind: 'request'; name: string } | { kind: 'credential'; reader: string } | null {
+    if (!topic.startsWith(`${this.base}/`)) return null;
+    const rest = topic.slice(this.base.length + 1).split('/');
+    if (rest[0] === 'door' && rest.length === 3 && rest[2] === 'set' && rest[1]) return { kind: 'set', door: rest[1] };
+    if (rest[0] === 'reader' && rest.length === 3 && rest[2] === 'credential' && rest[1]) return { kind: 'credential', reader: rest[1] };
+    if (rest[0] === 'request' && rest.length >= 2 && rest.slice(1).every(Boolean)) return { kind: 'request', name: rest.slice(1).join('/') };
+    return null;
+  }
+}
+
+export function assertPublishable(topic: string): void {
+  if (/[#+\u0000]/.test(topic) || topic === '' || topic.includes('//')) throw new Error(`refusing to publish to '${topic}': wildcards or empty levels`);
+}
+
+/** `…/availability` (retained; `offline` is the last will). */
+export type Availability = 'online' | 'offline';
+
+/** `…/state` (retained). */
+export interface GatewayStatePayload {
+  gateway_id: string;
+  version: string;
+  users: number;
+  outbox_depth: number;
+  held: number;
+  uptime_s: number;
+  cloud: Pick<CloudState, 'provider' | 'link' | 'directory_version' | 'clock_skew_s' | 'last_error'> | null;
+}
+
+/** `…/door/<door>/state` (retained). */
+export interface DoorStatePayload {
+  door: string;
+  lock: 'locked' | 'unlocked';
+  /** The door contact; `unknown` until a contact input is wired. */
+  contact: 'open' | 'closed' | 'unknown';
+  mode: DoorMode;
+  alarm: string | null;
+}
+
+/** `…/door/<door>/event` (not retained). */
+export interface DoorEventPayload {
+  /** Home Assistant event entity type. */
+  event_type: 'granted' | 'denied';
+  decision: 'grant' | 'deny';
+  reason: string;
+  door: string;
+  reader: string;
+  direction: string;
+  method: string;
+  latency_us: number;
+  /** ISO-8601. */
+  at: string;
+  userid?: string | null;
+  user_type?: number | null;
+  name?: string | null;
+}
+
+/** `…/reader/<reader>/credential` (from local readers). */
+export interface ReaderCredentialPayload {
+  type: 'card' | 'qr' | 'userid' | 'face' | 'fingerprint';
+  value: string | number;
+}
+
+/** `…/door/<door>/set`: a string, or JSON `{command, mode?}`. */
+export type DoorCommand = { command: 'open' } | { command: 'lock' } | { command: 'mode'; mode: DoorMode };
+
+/** `…/response/<name>`. */
+export interface ResponsePayload {
+  status: 'ok' | 'error';
+  data?: unknown;
+  error?: string;
+  transaction?: unknown;
+}
+
+/** Parse a door command; null with a reason when it is not one. */
+export function parseDoorCommand(payload: string): { ok: true; cmd: DoorCommand } | { ok: false; error: string } {
+  const t = payload.trim();
+  const word = t.toUpperCase();
+  if (word === 'OPEN' || word === 'UNLOCK') return { ok: true, cmd: { command: 'open' } };
+  if (word === 'LOCK') return { ok: true, cmd: { command: 'lock' } };
+  if (word === 'LOCKDOWN' || word === 'NORMAL') return { ok: true, cmd: { command: 'mode', mode: word === 'LOCKDOWN' ? 'lockdown' : 'normal' } };
+  let v: unknown;
+  try {
+    v = JSON.parse(t);
+  } catch {
+    return { ok: false, error: `unknown command '${t.slice(0, 40)}' (OPEN, UNLOCK, LOCK, LOCKDOWN, NORMAL or JSON {"command": …})` };
+  }
+  const o = v as { command?: unknown; mode?: unknown };
+  if (o?.command === 'open' || o?.command === 'lock') return { ok: true, cmd: { command: o.command } };
+  if (o?.command === 'mode' && (o.mode === 'lockdown' || o.mode === 'normal')) return { ok: true, cmd: { command: 'mode', mode: o.mode } };
+  return { ok: false, error: 'JSON command must be {"command":"open"|"lock"} or {"command":"mode","mode":"lockdown"|"normal"}' };
+}
+
+/** Parse a reader credential; null with a reason when it is not one. */
+export function parseReaderCredential(payload: string): { ok: true; cred: ReaderCredentialPayload } | { ok: false; error: string } {
+  if (payload.length > 4096) return { ok: false, error: 'payload larger than 4 KiB' };
+  let v: unknown;
+  try {
+    v = JSON.parse(payload);
+  } catch {
+    return { ok: false, error: 'payload is not JSON' };
+  }
+  const o = v as { type?: unknown; value?: unknown };
+  if (!['card', 'qr', 'userid', 'face', 'fingerprint'].includes(String(o?.type))) return { ok: false, error: 'type must be card, qr, userid, face or fingerprint' };
+  if (!((typeof o.value === 'string' && o.value.length > 0) || (typeof o.value === 'number' && Number.isSafeInteger(o.value)))) {
+    return { ok: false, error: 'value must be a non-empty string or an integer' };
+  }
+  return { ok: true, cred: { type: o.type as ReaderCredentialPayload['type'], value: o.value } };
+}

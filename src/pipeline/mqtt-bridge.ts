@@ -1,0 +1,246 @@
+/**
+ * The gateway on MQTT (a start/stop unit): reader credentials in, door commands and requests in,
+ * access events, door state and gateway state out, Home Assistant discovery. Retained commands and
+ * retained credentials are ignored (a retained OPEN would open the door at every restart); every
+ * payload is validated; nothing here can delay the relay.
+ */
+import { Subject, Subscription, distinctUntilChanged, interval, map, merge } from 'rxjs';
+import type { CloudAdapter } from '../cloud/adapter.js';
+import type { Config } from '../config/schema.js';
+import type { GatewayApi } from '../control/api.js';
+import { normalizeCard } from '../domain/user.js';
+import type { Credential } from '../domain/types.js';
+import type { Relay } from '../io/relay.js';
+import { MqttLink, type MqttMessage } from '../io/mqtt/client.js';
+import { discoveryConfigs } from '../io/mqtt/discovery.js';
+import { parseDoorCommand, parseReaderCredential, Topics, type DoorEventPayload, type DoorStatePayload, type GatewayStatePayload, type ResponsePayload } from '../io/mqtt/topics.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { AccessPipeline } from './access.js';
+import { credentialEvent, type CredentialEvent, type DecisionEvent } from './events.js';
+
+export interface MqttBridgeContext {
+  config: Config;
+  version: string;
+  store: Store;
+  pipeline: AccessPipeline;
+  relays: ReadonlyMap<string, Relay>;
+  api: GatewayApi;
+  cloud: () => CloudAdapter | null;
+  log: Logger;
+  started: number;
+}
+
+const REQUESTS: Record<string, (api: GatewayApi, p: Record<string, unknown>) => Promise<unknown>> = {
+  status: (api) => api.status(),
+  sync: (api) => api.sync(),
+  journal: (api, p) => api.journal({ limit: typeof p.limit === 'number' ? Math.min(500, p.limit) : 50 }),
+  'users/show': (api, p) => {
+    if (typeof p.userid !== 'string') throw new Error('userid is required');
+    return api.usersShow({ userid: p.userid });
+  },
+};
+
+export class MqttBridge {
+  /** Credentials from MQTT readers, merged into the pipeline's sources. */
+  readonly credentials$ = new Subject<CredentialEvent>();
+  readonly topics: Topics;
+  readonly link: MqttLink;
+  private readonly subs = new Subscription();
+  private readonly readers: Map<string, { door: string; direction: 'in' | 'out' | 'unknown' }>;
+  private readonly log: Logger;
+
+  constructor(private readonly ctx: MqttBridgeContext) {
+    const m = ctx.config.mqtt;
+    this.log = ctx.log.child({ module: 'mqtt' });
+    this.topics = new Topics(m.base_topic, ctx.config.gateway_id);
+    this.readers = new Map(ctx.config.doors.flatMap((d) => d.readers.filter((r) => r.type === 'mqtt').map((r) => [r.id, { door: d.id, direction: r.direction }] as const)));
+    const subscriptions = this.topics.subscriptions();
+    if (m.home_assistant.enabled) subscriptions.push(`${m.home_assistant.prefix}/status`);
+    this.link = new MqttLink({
+      url: m.url,
+      protocolVersion: m.protocol_version,
+      clientId: m.client_id ?? `doorgw-${ctx.config.gateway_id}`,
+      username: m.username,
+      password: m.password,
+      ca: m.ca,
+      cert: m.cert,
+      key: m.key,
+      rejectUnauthorized: m.reject_unauthorized,
+      keepaliveS: m.keepalive_s,
+      offlineQueue: m.offline_queue,
+      availabilityTopic: this.topics.availability(),
+      subscriptions,
+      log: this.log,
+    });
+  }
+
+  start(): void {
+    const { ctx } = this;
+    this.subs.add(this.link.messages$.subscribe((m) => this.onMessage(m)));
+    this.subs.add(ctx.pipeline.decisions$.subscribe((d) => this.publishEvent(d)));
+    for (const [id, relay] of ctx.relays) {
+      this.subs.add(
+        merge(relay.state$.pipe(map(() => id)), ctx.pipeline.modes$.pipe(map((x) => x.door)))
+          .subscribe((door) => door === id && this.publishDoorState(id)),
+      );
+      this.publishDoorState(id);
+    }
+    const cloud = ctx.cloud();
+    if (cloud) {
+      this.subs.add(cloud.state$.pipe(map((s) => `${s.link}|${s.directory_version}|${s.last_error}`), distinctUntilChanged()).subscribe(() => void this.publishState()));
+    }
+    this.subs.add(interval(60_000).subscribe(() => void this.publishState()));
+    this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && void this.publishState()));
+    if (ctx.config.mqtt.home_assistant.enabled) void this.publishDiscovery();
+    this.link.start();
+  }
+
+  async stop(): Promise<void> {
+    this.subs.unsubscribe();
+    this.credentials$.complete();
+    await this.link.stop();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Out
+
+  private publishEvent(d: DecisionEvent): void {
+    const fields = this.ctx.config.mqtt.event_user_fields;
+    const e: DoorEventPayload = {
+      event_type: d.decision === 'grant' ? 'granted' : 'denied',
+      decision: d.decision,
+      reason: d.reason,
+      door: d.door,
+      reader: d.reader,
+      direction: d.direction,
+      method: d.method,
+      latency_us: Math.round(d.latency_us),
+      at: new Date(d.at).toISOString(),
+    };
+    if (fields.includes('userid')) e.userid = d.userid;
+    if (fields.includes('user_type')) e.user_type = d.user_type;
+    if (fields.includes('name')) e.name = d.userid ? (this.ctx.store.directory.user(d.userid)?.name ?? null) : null;
+    this.link.publishEvent(this.topics.doorEvent(d.door), JSON.stringify(e));
+  }
+
+  private publishDoorState(door: string): void {
+    const s: DoorStatePayload = {
+      door,
+      lock: this.ctx.relays.get(door)?.state$.value ? 'unlocked' : 'locked',
+      contact: 'unknown',
+      mode: this.ctx.pipeline.modeOf(door) ?? 'normal',
+      alarm: null,
+    };
+    this.link.publishRetained(this.topics.doorState(door), JSON.stringify(s));
+  }
+
+  private async publishState(): Promise<void> {
+    try {
+      const st = await this.ctx.api.status();
+      const c = st.cloud;
+      const p: GatewayStatePayload = {
+        gateway_id: st.gateway_id,
+        version: st.version,
+        users: st.users,
+        outbox_depth: st.outbox_depth,
+        held: st.held,
+        uptime_s: Math.round((Date.now() - this.ctx.started) / 1000),
+        cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error } : null,
+      };
+      this.link.publishRetained(this.topics.state(), JSON.stringify(p));
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'gateway state not published');
+    }
+  }
+
+  /** Publish discovery configs; clear those published before that no longer exist. */
+  private async publishDiscovery(): Promise<void> {
+    const { config, version, store } = this.ctx;
+    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors });
+    const before = (await store.getMeta<string[]>('mqtt.discovery_topics')) ?? [];
+    for (const stale of before.filter((t) => !configs.has(t))) {
+      this.log.info({ topic: stale }, 'removing a stale Home Assistant entity');
+      this.link.clearRetained(stale);
+    }
+    for (const [topic, cfg] of configs) this.link.publishRetained(topic, JSON.stringify(cfg));
+    await store.putMeta('mqtt.discovery_topics', [...configs.keys()]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // In
+
+  private onMessage(m: MqttMessage): void {
+    const ha = this.ctx.config.mqtt.home_assistant;
+    if (ha.enabled && m.topic === `${ha.prefix}/status`) {
+      if (m.payload === 'online') void this.publishDiscovery();
+      return;
+    }
+    const t = this.topics.parse(m.topic);
+    if (!t) return void this.log.warn({ topic: m.topic }, 'message on a topic this gateway does not own ignored');
+    if (m.retain) {
+      // Never act on retained commands or reads: they are replays of the past.
+      return void this.log.warn({ topic: m.topic }, `retained ${t.kind} ignored`);
+    }
+    if (t.kind === 'set') return this.onCommand(t.door, m.payload);
+    if (t.kind === 'credential') return this.onCredential(t.reader, m.payload);
+    void this.onRequest(t.name, m);
+  }
+
+  private onCommand(door: string, payload: string): void {
+    if (!this.ctx.relays.has(door)) return void this.log.warn({ door }, 'command for an unknown door ignored');
+    const c = parseDoorCommand(payload);
+    if (!c.ok) return void this.log.warn({ door, error: c.error }, 'invalid door command ignored');
+    const cmd = c.cmd;
+    if (cmd.command === 'open') {
+      const d = this.ctx.pipeline.handle(credentialEvent(door, 'mqtt', 'unknown', { type: 'operator', source: 'mqtt' }));
+      this.log.info({ door, decision: d?.decision, reason: d?.reason }, 'open command');
+    } else if (cmd.command === 'lock') {
+      this.ctx.pipeline.relock(door);
+    } else {
+      this.ctx.pipeline.setMode(door, cmd.mode);
+    }
+  }
+
+  private onCredential(reader: string, payload: string): void {
+    const r = this.readers.get(reader);
+    if (!r) return void this.log.warn({ reader }, 'credential from a reader not configured as an mqtt reader ignored');
+    const p = parseReaderCredential(payload);
+    if (!p.ok) return void this.log.warn({ reader, error: p.error }, 'invalid reader credential ignored');
+    const v = p.cred.value;
+    let cred: Credential;
+    if (p.cred.type === 'qr') cred = { type: 'qr', text: String(v) };
+    else if (p.cred.type === 'card') {
+      const card = normalizeCard(v);
+      if (card === null) return void this.log.warn({ reader }, 'card value is not a non-negative integer; ignored');
+      cred = { type: 'card', value: card };
+    } else cred = p.cred.type === 'userid' ? { type: 'userid', value: String(v) } : { type: 'userid', value: String(v), method: p.cred.type };
+    this.credentials$.next(credentialEvent(r.door, reader, r.direction, cred));
+  }
+
+  private async onRequest(name: string, m: MqttMessage): Promise<void> {
+    let params: Record<string, unknown> = {};
+    if (m.payload.trim()) {
+      try {
+        const v: unknown = JSON.parse(m.payload);
+        if (typeof v === 'object' && v !== null && !Array.isArray(v)) params = v as Record<string, unknown>;
+      } catch {
+        /* answered below as an error */
+        params = { __invalid: true };
+      }
+    }
+    const reply: ResponsePayload = { status: 'ok' };
+    if (params.transaction !== undefined) reply.transaction = params.transaction;
+    const handler = REQUESTS[name];
+    try {
+      if (params.__invalid) throw new Error('request payload is not a JSON object');
+      if (!handler) throw new Error(`unknown request '${name}' (${Object.keys(REQUESTS).join(', ')})`);
+      reply.data = await handler(this.ctx.api, params);
+    } catch (e) {
+      reply.status = 'error';
+      reply.error = (e as Error).message;
+    }
+    const topic = m.responseTopic && m.responseTopic.startsWith(`${this.topics.base}/response/`) ? m.responseTopic : this.topics.response(name);
+    this.link.publishReply(topic, JSON.stringify(reply), m.correlationData);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * A real Mosquitto broker for the tests, on a free port, with the shipped ACL and a password file.
+ * The test command installs Mosquitto on a fresh Debian machine (.ci/run); without it these tests
+ * fail with the command to run, never pass silently.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+
+const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p));
+const PASSWD = ['/usr/bin/mosquitto_passwd', '/usr/sbin/mosquitto_passwd'].find((p) => existsSync(p));
+export const ACL = new URL('../../deploy/mosquitto/doorgw.acl', import.meta.url).pathname;
+
+export const USERS = { doorgw: 'gw-pass', operator: 'op-pass', homeassistant: 'ha-pass', 'lobby-reader': 'rd-pass', 'other-reader': 'rd2-pass' } as const;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class Broker {
+  private proc: ChildProcess | null = null;
+  port = 0;
+  private dir = '';
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async start(port?: number): Promise<void> {
+    if (!MOSQUITTO || !PASSWD) throw new Error('Mosquitto is not installed: run `apt-get install -y mosquitto` (the .ci/run script does)');
+    if (!this.dir) {
+      this.dir = mkdtempSync(join(tmpdir(), 'doorgw-broker-')); // lives across tests (restarts reuse it)
+      const passwd = join(this.dir, 'passwd');
+      writeFileSync(passwd, '');
+      for (const [u, p] of Object.entries(USERS)) execFileSync(PASSWD, ['-b', passwd, u, p]);
+      copyFileSync(ACL, join(this.dir, 'acl'));
+    }
+    this.port = port ?? (await freePort());
+    const conf = join(this.dir, 'mosquitto.conf');
+    writeFileSync(
+      conf,
+      `user root\nper_listener_settings true\nlistener ${this.port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(this.dir, 'passwd')}\nacl_file ${join(this.dir, 'acl')}\npersistence false\nlog_type error\n`,
+    );
+    this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    this.proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    for (let i = 0; i < 100; i++) {
+      if (this.proc.exitCode !== null) throw new Error(`mosquitto exited: ${err}`);
+      const up = await new Promise<boolean>((r) => {
+        const c = mqtt.connect(this.url, { username: 'operator', password: USERS.operator, reconnectPeriod: 0, connectTimeout: 500 });
+        c.once('connect', () => c.end(true, {}, () => r(true)));
+        c.once('error', () => c.end(true, {}, () => r(false)));
+      });
+      if (up) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`mosquitto did not come up: ${err}`);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    this.proc = null;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      p.once('exit', () => r());
+      p.kill('SIGKILL');
+    });
+  }
+}
+
+/** A client with one of the test users; messages collected per topic. */
+export async function client(broker: Broker, user: keyof typeof USERS, subscribe: string[] = []): Promise<{ c: MqttClient; got: { topic: string; payload: string; retain: boolean }[] }> {
+  const c = mqtt.connect(broker.url, { username: user, password: USERS[user], protocolVersion: 5, reconnectPeriod: 0 });
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  const got: { topic: string; payload: string; retain: boolean }[] = [];
+  c.on('message', (topic, payload, packet) => got.push({ topic, payload: payload.toString(), retain: packet.retain }));
+  if (subscribe.length) await c.subscribeAsync(subscribe, { qos: 1 });
+  return { c, got };
+}

@@ -1,0 +1,130 @@
+/** Home Assistant discovery against a real broker, payloads checked against HA's documented keys. */
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/log.js';
+import { Broker, client, USERS } from '../helpers/mosquitto.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wecom.js';
+
+/**
+ * The keys Home Assistant documents for MQTT discovery of each component used here
+ * (home-assistant.io/integrations/<component>.mqtt), split into required and allowed.
+ */
+const COMMON = ['availability', 'availability_mode', 'availability_template', 'availability_topic', 'device', 'origin', 'unique_id', 'name', 'icon', 'entity_category', 'enabled_by_default', 'json_attributes_topic', 'json_attributes_template', 'qos', 'object_id', 'default_entity_id', 'encoding', 'entity_picture', 'platform'];
+const SCHEMA: Record<string, { required: string[]; allowed: string[] }> = {
+  lock: {
+    required: ['command_topic'],
+    allowed: ['command_template', 'optimistic', 'payload_lock', 'payload_unlock', 'payload_open', 'payload_reset', 'retain', 'state_topic', 'state_locked', 'state_unlocked', 'state_locking', 'state_unlocking', 'state_jammed', 'state_open', 'state_opening', 'code_format', 'value_template'],
+  },
+  binary_sensor: { required: ['state_topic'], allowed: ['device_class', 'expire_after', 'force_update', 'off_delay', 'payload_on', 'payload_off', 'value_template'] },
+  event: { required: ['state_topic', 'event_types'], allowed: ['device_class', 'value_template'] },
+  sensor: { required: ['state_topic'], allowed: ['device_class', 'state_class', 'unit_of_measurement', 'value_template', 'expire_after', 'force_update', 'last_reset_value_template', 'suggested_display_precision', 'options'] },
+};
+const BINARY_SENSOR_CLASSES = ['door', 'connectivity', 'lock', 'opening', 'problem', 'safety', 'tamper'];
+const DEVICE_KEYS = ['identifiers', 'connections', 'name', 'manufacturer', 'model', 'model_id', 'sw_version', 'hw_version', 'serial_number', 'configuration_url', 'suggested_area', 'via_device'];
+const ORIGIN_KEYS = ['name', 'sw_version', 'support_url'];
+
+function validate(topic: string, cfg: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const component = topic.split('/')[1]!;
+  const schema = SCHEMA[component];
+  if (!schema) return [`${topic}: unexpected component ${component}`];
+  for (const k of schema.required) if (cfg[k] === undefined) problems.push(`${topic}: missing required ${k}`);
+  for (const k of Object.keys(cfg)) if (!COMMON.includes(k) && !schema.allowed.includes(k) && !schema.required.includes(k)) problems.push(`${topic}: undocumented key ${k}`);
+  for (const k of ['command_topic', 'state_topic', 'json_attributes_topic']) {
+    if (cfg[k] !== undefined && (typeof cfg[k] !== 'string' || /[#+]/.test(cfg[k]))) problems.push(`${topic}: ${k} must be a topic without wildcards`);
+  }
+  if (typeof cfg.unique_id !== 'string' || !/^[A-Za-z0-9_-]+$/.test(cfg.unique_id)) problems.push(`${topic}: unique_id`);
+  const dev = cfg.device as Record<string, unknown> | undefined;
+  if (!dev || !(Array.isArray(dev.identifiers) && dev.identifiers.length > 0)) problems.push(`${topic}: device.identifiers required`);
+  for (const k of Object.keys(dev ?? {})) if (!DEVICE_KEYS.includes(k)) problems.push(`${topic}: undocumented device key ${k}`);
+  const origin = cfg.origin as Record<string, unknown> | undefined;
+  if (typeof origin?.name !== 'string') problems.push(`${topic}: origin.name required`);
+  for (const k of Object.keys(origin ?? {})) if (!ORIGIN_KEYS.includes(k)) problems.push(`${topic}: undocumented origin key ${k}`);
+  const av = cfg.availability as { topic?: unknown }[] | undefined;
+  if (!Array.isArray(av) || av.some((a) => typeof a.topic !== 'string')) problems.push(`${topic}: availability must be a list of {topic}`);
+  if (component === 'binary_sensor' && !BINARY_SENSOR_CLASSES.includes(String(cfg.device_class))) problems.push(`${topic}: device_class`);
+  if (component === 'event' && !(Array.isArray(cfg.event_types) && cfg.event_types.every((t) => typeof t === 'string'))) problems.push(`${topic}: event_types must be strings`);
+  if (cfg.entity_category !== undefined && !['config', 'diagnostic'].includes(String(cfg.entity_category))) problems.push(`${topic}: entity_category`);
+  for (const k of ['value_template', 'json_attributes_template']) if (cfg[k] !== undefined && !(typeof cfg[k] === 'string' && cfg[k].includes('{{') || String(cfg[k]).includes('{%'))) problems.push(`${topic}: ${k} is not a template`);
+  return problems;
+}
+
+const log = createLogger({ level: 'silent', pretty: false });
+const broker = new Broker();
+beforeAll(() => broker.start());
+afterAll(() => broker.stop());
+let gw: Gateway | null = null;
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  await gw?.stop();
+  gw = null;
+  for (const c of closers.splice(0)) await c();
+});
+
+const config = (dataDir: string, doors: string[], id = 'gw-ha') =>
+  validateConfig({ gateway_id: id, data_dir: dataDir, doors: doors.map((id) => ({ id, name: `${id} door` })), mqtt: { enabled: true, url: broker.url, username: 'doorgw', password: USERS.doorgw } }, 't');
+
+describe('Home Assistant discovery', () => {
+  it('publishes retained configs that match the documented schema, with stable ids, one device and availability', async () => {
+    const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha/+/config']);
+    closers.push(() => ha.c.endAsync());
+    gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front', 'back']), log, controlSocket: false });
+    await until(() => ha.got.length === 9, 'nine discovery configs');
+    const configs = new Map(ha.got.map((m) => [m.topic, JSON.parse(m.payload) as Record<string, unknown>]));
+    expect([...configs.keys()].sort()).toEqual([
+      'homeassistant/binary_sensor/gw-ha/back_contact/config',
+      'homeassistant/binary_sensor/gw-ha/cloud_link/config',
+      'homeassistant/binary_sensor/gw-ha/front_contact/config',
+      'homeassistant/event/gw-ha/back_access/config',
+      'homeassistant/event/gw-ha/front_access/config',
+      'homeassistant/lock/gw-ha/back_lock/config',
+      'homeassistant/lock/gw-ha/front_lock/config',
+      'homeassistant/sensor/gw-ha/back_last_access/config',
+      'homeassistant/sensor/gw-ha/front_last_access/config',
+    ]);
+    for (const [topic, cfg] of configs) expect(validate(topic, cfg)).toEqual([]);
+    const lock = configs.get('homeassistant/lock/gw-ha/front_lock/config')!;
+    expect(lock).toMatchObject({ unique_id: 'doorgw_gw-ha_front_lock', command_topic: 'doorgw/gw-ha/door/front/set', state_topic: 'doorgw/gw-ha/door/front/state', payload_open: 'OPEN', retain: false, availability: [{ topic: 'doorgw/gw-ha/availability' }] });
+    expect(new Set([...configs.values()].map((c) => JSON.stringify(c.device))).size).toBe(1);
+    expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(9);
+    expect(configs.get('homeassistant/event/gw-ha/front_access/config')).toMatchObject({ event_types: ['granted', 'denied'] });
+
+    // A retained subscriber sees them too (Home Assistant starting later).
+    const late = await client(broker, 'homeassistant', ['homeassistant/lock/gw-ha/+/config']);
+    closers.push(() => late.c.endAsync());
+    await until(() => late.got.length === 2 && late.got.every((m) => m.retain), 'retained configs');
+  });
+
+  it('the lock entity opens the door with the payloads Home Assistant sends', async () => {
+    gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha2'), log, controlSocket: false });
+    const ha = await client(broker, 'homeassistant', ['doorgw/gw-ha2/door/front/state']);
+    closers.push(() => ha.c.endAsync());
+    await until(() => gw!.mqtt!.link.connected$.value, 'connected');
+    await ha.c.publishAsync('doorgw/gw-ha2/door/front/set', 'UNLOCK', { qos: 1 });
+    await until(() => ha.got.some((m) => (JSON.parse(m.payload) as { lock: string }).lock === 'unlocked'), 'unlocked state');
+  });
+
+  it('re-publishes when Home Assistant comes online, and removes entities of a door that is gone', async () => {
+    const dataDir = join(tmpDir(), 'data');
+    const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha3/+/config']);
+    closers.push(() => ha.c.endAsync());
+    gw = await Gateway.start({ config: config(dataDir, ['front', 'back'], 'gw-ha3'), log, controlSocket: false });
+    await until(() => ha.got.length === 9, 'first publication');
+    await ha.c.publishAsync('homeassistant/status', 'online', { qos: 1 });
+    await until(() => ha.got.length === 18, 're-publication');
+    await gw.stop();
+    gw = null;
+    ha.got.length = 0;
+    gw = await Gateway.start({ config: config(dataDir, ['front'], 'gw-ha3'), log, controlSocket: false });
+    await until(() => ha.got.filter((m) => m.payload === '').length === 4, 'stale back-door entities cleared');
+    expect(ha.got.filter((m) => m.payload === '').map((m) => m.topic).sort()).toEqual([
+      'homeassistant/binary_sensor/gw-ha3/back_contact/config',
+      'homeassistant/event/gw-ha3/back_access/config',
+      'homeassistant/lock/gw-ha3/back_lock/config',
+      'homeassistant/sensor/gw-ha3/back_last_access/config',
+    ]);
+  });
+});

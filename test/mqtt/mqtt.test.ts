@@ -1,0 +1,226 @@
+/** The MQTT surface against a real Mosquitto with the shipped ACL. */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+import type { SimRelay } from '../../src/io/relay.js';
+import { createLogger } from '../../src/log.js';
+import { credentialEvent } from '../../src/pipeline/events.js';
+import { Store } from '../../src/store/store.js';
+import { Broker, client, USERS } from '../helpers/mosquitto.js';
+import { employeeQr, makeKey } from '../helpers/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { user } from '../helpers/users.js';
+import { until } from '../helpers/wecom.js';
+
+const log = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
+const broker = new Broker();
+const key = makeKey();
+beforeAll(() => broker.start());
+afterAll(() => broker.stop());
+
+let gw: Gateway | null = null;
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  await gw?.stop();
+  gw = null;
+  for (const c of closers.splice(0)) await c();
+});
+
+function configFor(dataDir: string, extra: Record<string, unknown> = {}, doors?: unknown[]) {
+  return validateConfig(
+    {
+      gateway_id: 'gw1',
+      data_dir: dataDir,
+      policy: { debounce_ms: 0 },
+      doors: doors ?? [
+        { id: 'lobby', name: 'Lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'lobby-reader', type: 'mqtt', direction: 'in' }] },
+        { id: 'back', readers: [{ id: 'other-reader', type: 'mqtt', direction: 'out' }] },
+      ],
+      mqtt: { enabled: true, url: broker.url, username: 'doorgw', password: USERS.doorgw, ...extra },
+    },
+    'test',
+  );
+}
+
+async function startGateway(dataDir = join(tmpDir(), 'data'), extra: Record<string, unknown> = {}, doors?: unknown[]): Promise<Gateway> {
+  const seed = await Store.open(dataDir); // the directory exists before the gateway starts
+  await seed.upsertUsers([user({ userid: 'alice', openvid: 11, public_key: key.publicB64, cards: [1001] })]);
+  await seed.close();
+  gw = await Gateway.start({ config: configFor(dataDir, extra, doors), log, controlSocket: false });
+  await until(() => gw!.mqtt!.link.connected$.value, 'mqtt connected');
+  return gw;
+}
+
+const relay = (g: Gateway, door = 'lobby') => g.relays.get(door) as SimRelay;
+const json = (s: string): Record<string, unknown> => JSON.parse(s) as Record<string, unknown>;
+
+describe('reader credentials', () => {
+  it('grants and denies through the same pipeline, publishing events with latency and allowed user fields only', async () => {
+    const g = await startGateway();
+    const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'qr', value: employeeQr(key.privateKey, '11', Math.floor(Date.now() / 1000)) }), { qos: 1 });
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: '999' }), { qos: 1 });
+    await until(() => watch.got.length === 3, 'three events');
+    const events = watch.got.map((m) => json(m.payload));
+    expect(events.map((e) => [e.event_type, e.reason, e.method, e.userid])).toEqual([
+      ['granted', 'default_allow', 'card', 'alice'],
+      ['granted', 'default_allow', 'qr', 'alice'],
+      ['denied', 'unknown_user', 'card', null],
+    ]);
+    expect(events[0]).toMatchObject({ door: 'lobby', reader: 'lobby-reader', direction: 'in', user_type: 0, latency_us: expect.any(Number), at: expect.stringMatching(/Z$/) });
+    expect(events[0]).not.toHaveProperty('name'); // names are opt-in personal data
+    expect(watch.got.every((m) => !m.retain)).toBe(true);
+    expect(relay(g).pulses).toHaveLength(2);
+  });
+
+  it('ignores invalid payloads, unknown readers and retained credentials', async () => {
+    const g = await startGateway();
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => reader.c.endAsync());
+    const t = 'doorgw/gw1/reader/lobby-reader/credential';
+    for (const p of ['not json', '{"type":"retina","value":"x"}', '{"type":"card","value":""}', '{"type":"card","value":"12ab"}']) await reader.c.publishAsync(t, p, { qos: 1 });
+    await reader.c.publishAsync(t, JSON.stringify({ type: 'card', value: 1001 }), { qos: 1, retain: true });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(relay(g).pulses).toHaveLength(0);
+    expect(await g.store.recentJournal()).toHaveLength(0);
+    await reader.c.publishAsync(t, '', { qos: 1, retain: true }); // clear the retained message
+  });
+});
+
+describe('commands', () => {
+  it('opens on an operator OPEN, re-locks on LOCK, and changes modes that survive a restart', async () => {
+    const dataDir = join(tmpDir(), 'data');
+    const g = await startGateway(dataDir);
+    const op = await client(broker, 'operator', ['doorgw/gw1/door/lobby/state', 'doorgw/gw1/door/lobby/event']);
+    closers.push(() => op.c.endAsync());
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1 });
+    await until(() => relay(g).energised, 'door open');
+    await until(() => op.got.some((m) => m.topic.endsWith('/state') && json(m.payload).lock === 'unlocked'), 'state unlocked');
+    expect(json(op.got.find((m) => m.topic.endsWith('/event'))!.payload)).toMatchObject({ event_type: 'granted', reason: 'operator_open', method: 'operator' });
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'LOCK', { qos: 1 });
+    await until(() => !relay(g).energised, 'relocked');
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', JSON.stringify({ command: 'mode', mode: 'lockdown' }), { qos: 1 });
+    await until(() => op.got.some((m) => m.topic.endsWith('/state') && json(m.payload).mode === 'lockdown'), 'lockdown state');
+    g.pipeline.handle(credentialEvent('lobby', 't', 'in', { type: 'card', value: '1001' }));
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(relay(g).pulses).toHaveLength(1);
+    expect((await g.store.recentJournal(2)).map((j) => j.reason)).toEqual(['lockdown', 'lockdown']);
+    await g.stop();
+    gw = null;
+    const again = await startGateway(dataDir);
+    expect(again.pipeline.modeOf('lobby')).toBe('lockdown');
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'NORMAL', { qos: 1 });
+    await until(() => again.pipeline.modeOf('lobby') === 'normal', 'back to normal');
+  });
+
+  it('ignores a retained OPEN, live and at every restart, and bad commands', async () => {
+    const dataDir = join(tmpDir(), 'data');
+    const g = await startGateway(dataDir);
+    const op = await client(broker, 'operator');
+    closers.push(() => op.c.endAsync());
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1, retain: true });
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'DANCE', { qos: 1 });
+    await op.c.publishAsync('doorgw/gw1/door/nowhere/set', 'OPEN', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(relay(g).pulses).toHaveLength(0);
+    await g.stop();
+    gw = null;
+    const again = await startGateway(dataDir); // the retained OPEN is delivered at subscription
+    await new Promise((r) => setTimeout(r, 300));
+    expect(relay(again).pulses).toHaveLength(0);
+    await op.c.publishAsync('doorgw/gw1/door/lobby/set', '', { qos: 1, retain: true });
+  });
+
+  it('cannot be opened by a user the ACL does not allow', async () => {
+    const g = await startGateway();
+    const reader = await client(broker, 'lobby-reader');
+    const other = await client(broker, 'other-reader');
+    closers.push(() => reader.c.endAsync(), () => other.c.endAsync());
+    const denied = async (c: typeof reader.c, topic: string, payload: string): Promise<void> => {
+      // Mosquitto refuses the publish (MQTT 5: PUBACK reason "not authorised"); either way nothing arrives.
+      await c.publishAsync(topic, payload, { qos: 1 }).catch(() => undefined);
+    };
+    await denied(reader.c, 'doorgw/gw1/door/lobby/set', 'OPEN');
+    await denied(other.c, 'doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }));
+    await denied(reader.c, 'doorgw/gw1/door/lobby/state', JSON.stringify({ lock: 'unlocked' }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(relay(g).pulses).toHaveLength(0);
+    expect(await g.store.recentJournal()).toHaveLength(0);
+  });
+});
+
+describe('state, availability and requests', () => {
+  it('publishes retained availability, gateway state and door state, and answers requests with the transaction', async () => {
+    const g = await startGateway();
+    const op = await client(broker, 'operator', ['doorgw/gw1/availability', 'doorgw/gw1/state', 'doorgw/gw1/door/+/state', 'doorgw/gw1/response/#']);
+    closers.push(() => op.c.endAsync());
+    await until(() => op.got.some((m) => m.topic.endsWith('/state') && m.topic.includes('/door/back/')), 'retained states');
+    expect(op.got.find((m) => m.topic.endsWith('/availability'))).toMatchObject({ payload: 'online', retain: true });
+    expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/state')!.payload)).toMatchObject({ gateway_id: 'gw1', users: 1, outbox_depth: 0, cloud: null });
+    expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/door/lobby/state')!.payload)).toEqual({ door: 'lobby', lock: 'locked', contact: 'unknown', mode: 'normal', alarm: null });
+    await op.c.publishAsync('doorgw/gw1/request/users/show', JSON.stringify({ userid: 'alice', transaction: 't-1' }), { qos: 1 });
+    await op.c.publishAsync('doorgw/gw1/request/journal', JSON.stringify({ transaction: 7 }), { qos: 1 });
+    await op.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1 });
+    await op.c.publishAsync('doorgw/gw1/request/status', '{not json', { qos: 1 });
+    await until(() => op.got.filter((m) => m.topic.includes('/response/')).length === 4, 'responses');
+    const resp = (name: string) => json(op.got.find((m) => m.topic === `doorgw/gw1/response/${name}`)!.payload);
+    expect(resp('users/show')).toMatchObject({ status: 'ok', transaction: 't-1', data: { record: { userid: 'alice', cards: ['1001'] } } });
+    expect(resp('journal')).toMatchObject({ status: 'ok', transaction: 7, data: [] });
+    expect(resp('frobnicate')).toMatchObject({ status: 'error', error: expect.stringContaining('unknown request') });
+    expect(resp('status')).toMatchObject({ status: 'error', error: 'request payload is not a JSON object' });
+    void g;
+  });
+
+  it('goes offline through the last will when the gateway process dies', async () => {
+    const dir = tmpDir();
+    const config = join(dir, 'doorgw.yaml');
+    writeFileSync(config, `gateway_id: gw-lwt\ndata_dir: ${join(dir, 'data')}\nlog: { level: warn, pretty: false }\ndoors: [{ id: front }]\nmqtt: { enabled: true, url: "${broker.url}", username: doorgw, password: ${USERS.doorgw}, keepalive_s: 5 }\n`);
+    const watch = await client(broker, 'operator', ['doorgw/gw-lwt/availability']);
+    closers.push(() => watch.c.endAsync());
+    const child = spawn(process.execPath, [join(new URL('../..', import.meta.url).pathname, 'dist/cli/main.js'), 'start', '-c', config], { stdio: 'ignore' });
+    closers.push(() => Promise.resolve(child.kill('SIGKILL')));
+    await until(() => watch.got.some((m) => m.payload === 'online'), 'online', 10_000);
+    child.kill('SIGKILL');
+    await until(() => watch.got.at(-1)?.payload === 'offline', 'last will', 15_000);
+  });
+});
+
+describe('broker outage', () => {
+  it('keeps deciding while the broker is down, then catches up with availability, state and queued events', async () => {
+    const g = await startGateway();
+    const port = broker.port;
+    await broker.stop();
+    await until(() => !g.mqtt!.link.connected$.value, 'disconnected');
+    for (let i = 0; i < 5; i++) expect(g.pipeline.handle(credentialEvent('lobby', 't', 'in', { type: 'card', value: '1001' }))?.decision).toBe('grant');
+    expect(relay(g).pulses.length).toBeGreaterThanOrEqual(1);
+    expect(g.mqtt!.link.queued).toBe(5);
+    await broker.start(port);
+    const op = await client(broker, 'operator', ['doorgw/gw1/door/lobby/event', 'doorgw/gw1/availability']);
+    closers.push(() => op.c.endAsync());
+    await until(() => op.got.filter((m) => m.topic.endsWith('/event')).length === 5, 'queued events delivered', 15_000);
+    expect(op.got.find((m) => m.topic.endsWith('/availability'))?.payload).toBe('online');
+  });
+
+  it('starts and decides with no broker at all, and bounds what it queues', async () => {
+    const port = broker.port;
+    await broker.stop();
+    try {
+      const g = await Gateway.start({ config: configFor(join(tmpDir(), 'data'), { offline_queue: 3 }), log, controlSocket: false });
+      gw = g;
+      await g.store.upsertUsers([user({ userid: 'alice', cards: [1001] })]);
+      for (let i = 0; i < 10; i++) g.pipeline.handle(credentialEvent('lobby', 't', 'in', { type: 'card', value: '1001' }));
+      expect(relay(g).pulses.length).toBeGreaterThanOrEqual(1);
+      expect(g.mqtt!.link.queued).toBe(3);
+      expect(g.mqtt!.link.dropped).toBe(7);
+    } finally {
+      await broker.start(port);
+    }
+  });
+});
