@@ -76,7 +76,10 @@ const wecom = z.strictObject({
   remote_open_door: id().optional(),
 });
 
-const topicSegment = () => str().pipe(z.string().regex(/^[^#+/\u0000]+(\/[^#+/\u0000]+)*$/, 'must be a topic without wildcards (#, +) or empty levels'));
+const topicSegment = () =>
+  str().pipe(
+    z.string().refine((t) => /^[^#+/]+(\/[^#+/]+)*$/.test(t) && !t.includes(String.fromCharCode(0)), 'must be a topic without wildcards (#, +) or empty levels'),
+  );
 
 const mqtt = z.strictObject({
   enabled: z.boolean().default(false),

@@ -47,8 +47,11 @@ function validate(topic: string, cfg: Record<string, unknown>): string[] {
   if (!Array.isArray(av) || av.some((a) => typeof a.topic !== 'string')) problems.push(`${topic}: availability must be a list of {topic}`);
   if (component === 'binary_sensor' && !BINARY_SENSOR_CLASSES.includes(String(cfg.device_class))) problems.push(`${topic}: device_class`);
   if (component === 'event' && !(Array.isArray(cfg.event_types) && cfg.event_types.every((t) => typeof t === 'string'))) problems.push(`${topic}: event_types must be strings`);
-  if (cfg.entity_category !== undefined && !['config', 'diagnostic'].includes(String(cfg.entity_category))) problems.push(`${topic}: entity_category`);
-  for (const k of ['value_template', 'json_attributes_template']) if (cfg[k] !== undefined && !(typeof cfg[k] === 'string' && cfg[k].includes('{{') || String(cfg[k]).includes('{%'))) problems.push(`${topic}: ${k} is not a template`);
+  if (cfg.entity_category !== undefined && !(typeof cfg.entity_category === 'string' && ['config', 'diagnostic'].includes(cfg.entity_category))) problems.push(`${topic}: entity_category`);
+  for (const k of ['value_template', 'json_attributes_template']) {
+    const t = cfg[k];
+    if (t !== undefined && !(typeof t === 'string' && (t.includes('{{') || t.includes('{%')))) problems.push(`${topic}: ${k} is not a template`);
+  }
   return problems;
 }
 

@@ -34,7 +34,7 @@ export class Topics {
 }
 
 export function assertPublishable(topic: string): void {
-  if (/[#+\u0000]/.test(topic) || topic === '' || topic.includes('//')) throw new Error(`refusing to publish to '${topic}': wildcards or empty levels`);
+  if (/[#+]/.test(topic) || topic.includes(String.fromCharCode(0)) || topic === '' || topic.includes('//')) throw new Error(`refusing to publish to '${topic}': wildcards or empty levels`);
 }
 
 /** `…/availability` (retained; `offline` is the last will). */
