@@ -142,8 +142,8 @@ describe('WeCom: incremental sync', () => {
     await synced(rig);
     rig.emu.seed([user('V/1', { user_type: 1 })]);
     rig.emu.bumpVisitors();
-    await until(() => rig!.gw.store.directory.user('V/1'), 'visitor');
-    expect(await rig.gw.store.getMeta('wecom.visitor_version')).toBe(rig.emu.visitorVersion);
+    await until(async () => (await rig!.gw.store.getMeta('wecom.visitor_version')) === rig!.emu.visitorVersion, 'visitor version stored');
+    expect(rig.gw.store.directory.user('V/1')).toBeDefined();
   });
 });
 

@@ -48,7 +48,7 @@ export class Broker {
     const conf = join(this.dir, 'mosquitto.conf');
     writeFileSync(
       conf,
-      `user root\nper_listener_settings true\nlistener ${this.port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(this.dir, 'passwd')}\nacl_file ${join(this.dir, 'acl')}\npersistence false\nlog_type error\n`,
+      `user root\nper_listener_settings true\nset_tcp_nodelay true\nlistener ${this.port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(this.dir, 'passwd')}\nacl_file ${join(this.dir, 'acl')}\npersistence false\nlog_type error\n`,
     );
     this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';

@@ -74,5 +74,11 @@ export async function startRig(o: {
 
 /** Wait until the gateway is logged in and its directory version equals the cloud's. */
 export function synced(rig: Rig): Promise<boolean> {
-  return until(async () => rig.adapter.state$.value.link === 'online' && (await rig.gw.store.getMeta<number>('wecom.perm_version')) === rig.emu.permVersion, 'sync');
+  return until(
+    async () =>
+      rig.adapter.state$.value.link === 'online' &&
+      rig.adapter.state$.value.directory_version === rig.emu.permVersion &&
+      (await rig.gw.store.getMeta<number>('wecom.perm_version')) === rig.emu.permVersion,
+    'sync',
+  );
 }

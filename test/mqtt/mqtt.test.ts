@@ -102,7 +102,8 @@ describe('commands', () => {
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1 });
     await until(() => relay(g).energised, 'door open');
     await until(() => op.got.some((m) => m.topic.endsWith('/state') && json(m.payload).lock === 'unlocked'), 'state unlocked');
-    expect(json(op.got.find((m) => m.topic.endsWith('/event'))!.payload)).toMatchObject({ event_type: 'granted', reason: 'operator_open', method: 'operator' });
+    const event = await until(() => op.got.find((m) => m.topic.endsWith('/event')), 'open event');
+    expect(json(event.payload)).toMatchObject({ event_type: 'granted', reason: 'operator_open', method: 'operator' });
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'LOCK', { qos: 1 });
     await until(() => !relay(g).energised, 'relocked');
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', JSON.stringify({ command: 'mode', mode: 'lockdown' }), { qos: 1 });

@@ -73,6 +73,9 @@ export class MqttLink {
     const client = mqtt.connect(o.url, opts);
     this.client = client;
     client.on('connect', () => {
+      // Small messages must not wait for Nagle's algorithm (40 ms with delayed ACKs): a reader's
+      // credential is one small packet that someone is standing at the door for.
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       this.o.log.info({ url: o.url, client_id: o.clientId }, 'mqtt connected');
       this.connected$.next(true);
       client.publish(o.availabilityTopic, 'online', { qos: 1, retain: true });
