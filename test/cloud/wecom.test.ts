@@ -231,8 +231,8 @@ describe('WeCom: pass records', () => {
     expect(rig.emu.checkins.map((c) => [c.userid, c.pass_method, c.pass_type])).toEqual([['u1', 1, 1], ['u3', 1, 1]]);
     // u2 is retried with backoff (2 s after the first refusal), then held aside, not dropped.
     await until(async () => (await rig!.gw.store.heldCount()) === 1, 'held record', 10_000);
-    const status = await rig.gw.api.status();
-    expect(status).toMatchObject({ outbox_depth: 0, held: 1 });
+    await until(async () => (await rig!.gw.api.status()).outbox_depth === 0, 'accepted records removed');
+    expect(await rig.gw.api.status()).toMatchObject({ outbox_depth: 0, held: 1 });
     const { held } = await rig.gw.api.outbox({});
     expect(held[0]).toMatchObject({ userid: 'u2', held_reason: expect.stringContaining('refused it 2 times') });
     // Once the cloud accepts it, a requeue delivers it.
@@ -266,7 +266,7 @@ describe('WeCom: pass records', () => {
     rig.emu.fault = () => undefined;
     await until(() => rig!.emu.checkins.length === 40, 'drained', 15_000);
     expect(new Set(rig.emu.checkins.map((c) => c.userid)).size).toBe(40);
-    expect(await rig.gw.store.outboxDepth()).toBe(0);
+    await until(async () => (await rig!.gw.store.outboxDepth()) === 0, 'outbox emptied after the acknowledgements');
   });
 });
 
