@@ -79,6 +79,14 @@ describe('reader credentials', () => {
     expect(relay(g).pulses).toHaveLength(2);
   });
 
+  it('works over MQTT 3.1.1 when configured', async () => {
+    const g = await startGateway(join(tmpDir(), 'data'), { protocol_version: 4 });
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => reader.c.endAsync());
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
+    await until(() => relay(g).pulses.length === 1, 'pulse over 3.1.1');
+  });
+
   it('ignores invalid payloads, unknown readers and retained credentials', async () => {
     const g = await startGateway();
     const reader = await client(broker, 'lobby-reader');
