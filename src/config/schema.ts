@@ -52,8 +52,28 @@ const door = z.strictObject({
   relay: relay.default({ driver: 'sim', active_low: false, pulse_ms: 3000, lock_type: 'fail_secure' }),
   inputs: z.strictObject({ exit_button: input.optional(), door_contact: input.optional() }).default({}),
   readers: z.array(reader).default([]),
-  /** A fingerprint module at this door (enrolment and matching); `sim` until a hardware driver exists. */
-  fingerprint: z.strictObject({ driver: z.enum(['sim']) }).optional(),
+  /** A fingerprint module at this door: `sim`, or `hid` (the framed protocol in the README). */
+  fingerprint: z
+    .strictObject({
+      driver: z.enum(['sim', 'hid']),
+      vendor_id: z.number().int().min(0).max(0xffff).optional(),
+      product_id: z.number().int().min(0).max(0xffff).optional(),
+      path: str().optional(),
+    })
+    .optional(),
+  /** Door-contact alarms (need inputs.door_contact). */
+  alarms: z
+    .strictObject({
+      /** A valid opening may stay open this long before the held-open alarm. */
+      held_open_s: z.number().int().min(5).max(3600).default(30),
+      /** Pre-alarm this many seconds before held-open. */
+      prealarm_s: z.number().int().min(0).max(600).default(10),
+      /** After the pulse ends, the door may still be pushed open this long without a forced-open alarm. */
+      open_grace_s: z.number().int().min(0).max(60).default(3),
+      /** End the pulse as soon as the door closes again. */
+      relock_on_close: z.boolean().default(true),
+    })
+    .default({ held_open_s: 30, prealarm_s: 10, open_grace_s: 3, relock_on_close: true }),
 });
 
 const wecom = z.strictObject({
@@ -165,6 +185,16 @@ export const configSchema = z
     journal: z
       .strictObject({ max_entries: z.number().int().min(1000).max(10_000_000).default(100_000) })
       .default({ max_entries: 100_000 }),
+    /** sysfs GPIO (Raspberry Pi OS bookworm): BCM numbers map to sysfs numbers at run time. */
+    gpio: z
+      .strictObject({
+        sysfs_root: str().default('/sys/class/gpio'),
+        /** Label of the SoC pin controller's gpiochip; the known Raspberry Pi labels by default. */
+        chip_label: str().optional(),
+        /** Explicit sysfs number of BCM 0 (overrides detection). */
+        base: z.number().int().min(0).max(4096).optional(),
+      })
+      .default({ sysfs_root: '/sys/class/gpio' }),
     control: z
       .strictObject({ socket: str().optional() })
       .default({}),

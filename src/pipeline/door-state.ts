@@ -1,0 +1,121 @@
+/**
+ * One door's state: lock (from the relay), contact (from the door-contact input), alarms.
+ * A contact that opens while the lock is released — or within the grace period after — is a valid
+ * opening; held open past `held_open_s` raises held-open (with a pre-alarm). A contact that opens
+ * while the lock was never released is forced open. Re-locks when the door closes, if configured.
+ */
+import { BehaviorSubject, Subject } from 'rxjs';
+
+export type Contact = 'open' | 'closed' | 'unknown';
+export type Alarm = 'forced_open' | 'held_open_prealarm' | 'held_open';
+
+export interface DoorState {
+  lock: 'locked' | 'unlocked';
+  contact: Contact;
+  alarm: Alarm | null;
+}
+
+export type DoorEventType = 'contact_open' | 'contact_closed' | 'forced_open' | 'held_open_prealarm' | 'held_open' | 'alarm_cleared' | 'relocked_on_close';
+
+export interface DoorEvent {
+  type: DoorEventType;
+  door: string;
+  /** Date.now(). */
+  at: number;
+}
+
+export interface DoorStateOptions {
+  heldOpenS: number;
+  prealarmS: number;
+  openGraceS: number;
+  relockOnClose: boolean;
+  /** End the pulse now. */
+  relock: () => void;
+  now?: () => number;
+}
+
+export class DoorStateMachine {
+  readonly state$: BehaviorSubject<DoorState>;
+  readonly events$ = new Subject<DoorEvent>();
+  private lastRelease = Number.NEGATIVE_INFINITY;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly now: () => number;
+
+  constructor(
+    readonly door: string,
+    private readonly o: DoorStateOptions,
+    contact: Contact = 'unknown',
+  ) {
+    this.now = o.now ?? Date.now;
+    this.state$ = new BehaviorSubject<DoorState>({ lock: 'locked', contact, alarm: null });
+  }
+
+  private set(p: Partial<DoorState>): void {
+    const cur = this.state$.value;
+    const next = { ...cur, ...p };
+    if (next.lock !== cur.lock || next.contact !== cur.contact || next.alarm !== cur.alarm) this.state$.next(next);
+  }
+
+  private emit(type: DoorEventType): void {
+    this.events$.next({ type, door: this.door, at: this.now() });
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+
+  /** The relay released (true) or re-locked (false). */
+  lockChanged(released: boolean): void {
+    if (!released && this.state$.value.lock === 'unlocked') this.lastRelease = this.now();
+    this.set({ lock: released ? 'unlocked' : 'locked' });
+  }
+
+  /** The debounced door-contact input changed. */
+  contactChanged(contact: 'open' | 'closed'): void {
+    const cur = this.state$.value;
+    if (cur.contact === contact) return;
+    if (contact === 'open') {
+      this.set({ contact });
+      this.emit('contact_open');
+      const authorised = cur.lock === 'unlocked' || this.now() - this.lastRelease <= this.o.openGraceS * 1000;
+      if (!authorised) {
+        this.set({ alarm: 'forced_open' });
+        this.emit('forced_open');
+        return;
+      }
+      const held = this.o.heldOpenS * 1000;
+      const pre = Math.max(0, held - this.o.prealarmS * 1000);
+      if (this.o.prealarmS > 0) {
+        this.timers.push(
+          setTimeout(() => {
+            this.set({ alarm: 'held_open_prealarm' });
+            this.emit('held_open_prealarm');
+          }, pre),
+        );
+      }
+      this.timers.push(
+        setTimeout(() => {
+          this.set({ alarm: 'held_open' });
+          this.emit('held_open');
+        }, held),
+      );
+      return;
+    }
+    // closed
+    this.clearTimers();
+    const hadAlarm = cur.alarm !== null;
+    this.set({ contact, alarm: null });
+    this.emit('contact_closed');
+    if (hadAlarm) this.emit('alarm_cleared');
+    if (this.o.relockOnClose && cur.lock === 'unlocked') {
+      this.o.relock();
+      this.emit('relocked_on_close');
+    }
+  }
+
+  stop(): void {
+    this.clearTimers();
+    this.events$.complete();
+  }
+}

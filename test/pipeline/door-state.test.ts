@@ -1,0 +1,87 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DoorStateMachine, type DoorEvent } from '../../src/pipeline/door-state.js';
+
+let relocks = 0;
+let events: DoorEvent['type'][] = [];
+let m: DoorStateMachine;
+beforeEach(() => {
+  vi.useFakeTimers();
+  relocks = 0;
+  events = [];
+  m = new DoorStateMachine('front', { heldOpenS: 30, prealarmS: 10, openGraceS: 3, relockOnClose: true, relock: () => relocks++, now: () => Date.now() }, 'closed');
+  m.events$.subscribe((e) => events.push(e.type));
+});
+afterEach(() => {
+  m.stop();
+  vi.useRealTimers();
+});
+
+describe('door state machine', () => {
+  it('a valid opening closes in time: no alarm, re-locks on close', () => {
+    m.lockChanged(true);
+    m.contactChanged('open');
+    vi.advanceTimersByTime(5000);
+    m.contactChanged('closed');
+    expect(events).toEqual(['contact_open', 'contact_closed', 'relocked_on_close']);
+    expect(relocks).toBe(1);
+    vi.advanceTimersByTime(60_000);
+    expect(m.state$.value).toEqual({ lock: 'unlocked', contact: 'closed', alarm: null }); // the relay reports its own re-lock
+  });
+
+  it('held open: pre-alarm, then alarm, cleared when the door closes', () => {
+    m.lockChanged(true);
+    m.contactChanged('open');
+    m.lockChanged(false); // pulse ended, door still open
+    vi.advanceTimersByTime(19_999);
+    expect(events).toEqual(['contact_open']);
+    vi.advanceTimersByTime(1);
+    expect(m.state$.value.alarm).toBe('held_open_prealarm');
+    vi.advanceTimersByTime(10_000);
+    expect(m.state$.value.alarm).toBe('held_open');
+    m.contactChanged('closed');
+    expect(events).toEqual(['contact_open', 'held_open_prealarm', 'held_open', 'contact_closed', 'alarm_cleared']);
+    expect(m.state$.value.alarm).toBeNull();
+    expect(relocks).toBe(0); // already locked
+  });
+
+  it('forced open: the contact opens while the lock was never released', () => {
+    m.contactChanged('open');
+    expect(m.state$.value.alarm).toBe('forced_open');
+    expect(events).toEqual(['contact_open', 'forced_open']);
+    vi.advanceTimersByTime(60_000);
+    expect(events).toEqual(['contact_open', 'forced_open']); // no held-open on top
+    m.contactChanged('closed');
+    expect(events.slice(2)).toEqual(['contact_closed', 'alarm_cleared']);
+  });
+
+  it('a door pushed open just after the pulse ended is within the grace period; later is forced', () => {
+    m.lockChanged(true);
+    vi.advanceTimersByTime(3000);
+    m.lockChanged(false);
+    vi.advanceTimersByTime(2999);
+    m.contactChanged('open');
+    expect(m.state$.value.alarm).toBeNull();
+    m.contactChanged('closed');
+    vi.advanceTimersByTime(10);
+    m.lockChanged(true);
+    m.lockChanged(false);
+    vi.advanceTimersByTime(3001);
+    m.contactChanged('open');
+    expect(m.state$.value.alarm).toBe('forced_open');
+  });
+
+  it('an exit opening (relay released by the exit button) is valid', () => {
+    m.lockChanged(true); // the exit request pulsed the relay
+    m.contactChanged('open');
+    expect(m.state$.value.alarm).toBeNull();
+  });
+
+  it('repeated identical contact readings are one change (bounce is filtered at the input)', () => {
+    m.lockChanged(true);
+    m.contactChanged('open');
+    m.contactChanged('open');
+    m.contactChanged('closed');
+    m.contactChanged('closed');
+    expect(events).toEqual(['contact_open', 'contact_closed', 'relocked_on_close']);
+  });
+});
