@@ -4,7 +4,9 @@
  */
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
-import { config as rxjsConfig, type Observable } from 'rxjs';
+import { config as rxjsConfig, Subject, type Observable } from 'rxjs';
+import { DoorStateMachine } from './pipeline/door-state.js';
+import { sysfsNumber } from './io/gpio/sysfs.js';
 import { controlSocketPath } from './config/load.js';
 import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
@@ -35,6 +37,8 @@ export interface GatewayOptions {
   terminalInput?: Readable;
   /** Build the relay of a door; the configured driver by default. */
   relayFactory?: (door: DoorConfig, log: Logger) => Relay;
+  /** Build a GPIO input; onoff by default (tests pass simulated inputs). */
+  inputFactory?: (spec: InputSpec) => Promise<{ close(): void }>;
   /** Extra credential sources (tests, and the adapters of later issues). */
   sources?: Observable<CredentialEvent>[];
   /** Control socket path; false for none. */
@@ -43,6 +47,23 @@ export interface GatewayOptions {
 }
 
 export class HardwareUnavailableError extends Error {}
+
+export interface InputSpec {
+  door: string;
+  name: 'exit_button' | 'door_contact';
+  pin: number;
+  activeLow: boolean;
+  debounceMs: number;
+  /** Debounced logical level: exit button pressed / door contact closed. */
+  onChange: (active: boolean) => void;
+}
+
+/** A door input on GPIO through onoff (loaded only when a door has inputs). */
+async function openGpioInput(spec: InputSpec, config: Config, log: Logger): Promise<{ close(): void }> {
+  const { GpioInput } = await import('./io/gpio/onoff.js');
+  const number = sysfsNumber(spec.pin, { root: config.gpio.sysfs_root, chipLabel: config.gpio.chip_label, base: config.gpio.base });
+  return GpioInput.open({ name: `${spec.door}.${spec.name}`, number, activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
+}
 
 /**
  * Decode and verify one throwaway QR code so OpenSSL's and the JIT's first-use costs happen at
@@ -56,11 +77,12 @@ function warmUpVerify(): void {
   if (code.ok) verifyQr(code.value, publicKey, { now: 0, skewS: 0 });
 }
 
-function defaultRelay(door: DoorConfig, log: Logger): Relay {
-  if (door.relay.driver === 'sim') return new SimRelay(door.id, log.child({ module: 'relay', door: door.id }));
-  throw new HardwareUnavailableError(
-    `door '${door.id}': relay driver '${door.relay.driver}' is not available in this version; use 'sim' until the GPIO adapter lands`,
-  );
+async function defaultRelay(door: DoorConfig, config: Config, log: Logger): Promise<Relay> {
+  const rlog = log.child({ module: 'relay', door: door.id });
+  if (door.relay.driver === 'sim') return new SimRelay(door.id, rlog);
+  const { GpioRelay } = await import('./io/gpio/onoff.js');
+  const number = sysfsNumber(door.relay.pin!, { root: config.gpio.sysfs_root, chipLabel: config.gpio.chip_label, base: config.gpio.base });
+  return GpioRelay.open({ door: door.id, number, activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
 }
 
 export class Gateway {
@@ -70,6 +92,9 @@ export class Gateway {
   fingerprint: FingerprintModule | null = null;
   cloud: CloudAdapter | null = null;
   mqtt: MqttBridge | null = null;
+  /** Door state machines by door id. */
+  readonly doors = new Map<string, DoorStateMachine>();
+  readonly inputs: { close(): void }[] = [];
   readonly started = Date.now();
   private server: Server | null = null;
 
@@ -100,12 +125,13 @@ export class Gateway {
       const sources: Observable<CredentialEvent>[] = [...(o.sources ?? [])];
       let fingerprint: FingerprintModule | null = null;
       for (const d of config.doors) {
+        if (d.fingerprint?.driver === 'hid') throw new HardwareUnavailableError(`door '${d.id}': fingerprint driver 'hid' is not available in this version; use 'sim'`);
         if (d.fingerprint && !fingerprint) {
           const fp: FingerprintModule = new SimFingerprint();
           fingerprint = fp;
           sources.push(fp.matches$.pipe(map((m) => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: m.userid, method: 'fingerprint' }))));
         }
-        const relay = (o.relayFactory ?? defaultRelay)(d, log);
+        const relay = o.relayFactory ? o.relayFactory(d, log) : await defaultRelay(d, config, log);
         relays.set(d.id, relay);
         // A mode set at run time (MQTT) outlives a restart: a door locked down stays locked down.
         const mode = (await store.getMeta<DoorMode>(`door.${d.id}.mode`)) ?? d.mode;
@@ -139,6 +165,37 @@ export class Gateway {
       relays.forEach((r, id) => gw.relays.set(id, r));
       gw.fingerprint = fingerprint;
 
+      // Door state per door: lock from the relay, contact from the input, alarms.
+      for (const d of config.doors) {
+        const relay = relays.get(d.id)!;
+        const sm = new DoorStateMachine(d.id, {
+          heldOpenS: d.alarms.held_open_s,
+          prealarmS: d.alarms.prealarm_s,
+          openGraceS: d.alarms.open_grace_s,
+          relockOnClose: d.alarms.relock_on_close,
+          relock: () => relay.relock(),
+        });
+        relay.state$.subscribe((released) => sm.lockChanged(released));
+        const dlog = log.child({ module: 'door', door: d.id });
+        sm.events$.subscribe((e) => {
+          const alarm = e.type === 'forced_open' || e.type === 'held_open' || e.type === 'held_open_prealarm';
+          if (alarm) dlog.warn({ event: e.type }, 'door alarm');
+          else dlog.info({ event: e.type }, 'door event');
+          store.appendDoorEvent(e).catch((err: unknown) => dlog.error({ err }, 'door event not journaled'));
+        });
+        gw.doors.set(d.id, sm);
+        const makeInput = o.inputFactory ?? ((spec: InputSpec) => openGpioInput(spec, config, log));
+        const { exit_button: exit, door_contact: contact } = d.inputs;
+        if (exit) {
+          const presses = new Subject<CredentialEvent>();
+          sources.push(presses);
+          gw.inputs.push(await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) }));
+        }
+        if (contact) {
+          gw.inputs.push(await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => sm.contactChanged(closed ? 'closed' : 'open') }));
+        }
+      }
+
       // Effects: each a subscriber; none can delay the relay, which was commanded before they run.
       const decisionLog = log.child({ module: 'access' });
       pipeline.addEffect('journal', (d) => journal.enqueue(d));
@@ -151,7 +208,7 @@ export class Gateway {
         store.putMeta(`door.${door}.mode`, mode).catch((e: unknown) => log.error({ err: e, door }, 'door mode not persisted'));
       });
       if (config.mqtt.enabled) {
-        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
+        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
         sources.push(gw.mqtt.credentials$);
       }
 
@@ -191,6 +248,8 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    for (const i of this.inputs) i.close();
+    for (const d of this.doors.values()) d.stop();
     await this.mqtt?.stop();
     await this.cloud?.stop();
     this.pipeline.stop();

@@ -78,7 +78,7 @@ export class DoorStateMachine {
     if (contact === 'open') {
       this.set({ contact });
       this.emit('contact_open');
-      const authorised = cur.lock === 'unlocked' || this.now() - this.lastRelease <= this.o.openGraceS * 1000;
+      const authorised = cur.lock === 'unlocked' || this.now() - this.lastRelease < this.o.openGraceS * 1000;
       if (!authorised) {
         this.set({ alarm: 'forced_open' });
         this.emit('forced_open');

@@ -17,6 +17,7 @@ import { parseDoorCommand, parseReaderCredential, Topics, type DoorEventPayload,
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
+import type { DoorStateMachine } from './door-state.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent } from './events.js';
 
 export interface MqttBridgeContext {
@@ -25,6 +26,7 @@ export interface MqttBridgeContext {
   store: Store;
   pipeline: AccessPipeline;
   relays: ReadonlyMap<string, Relay>;
+  doors: ReadonlyMap<string, DoorStateMachine>;
   api: GatewayApi;
   cloud: () => CloudAdapter | null;
   log: Logger;
@@ -79,12 +81,12 @@ export class MqttBridge {
     const { ctx } = this;
     this.subs.add(this.link.messages$.subscribe((m) => this.onMessage(m)));
     this.subs.add(ctx.pipeline.decisions$.subscribe((d) => this.publishEvent(d)));
-    for (const [id, relay] of ctx.relays) {
+    for (const [id, sm] of ctx.doors) {
       this.subs.add(
-        merge(relay.state$.pipe(map(() => id)), ctx.pipeline.modes$.pipe(map((x) => x.door)))
+        merge(sm.state$.pipe(map(() => id)), ctx.pipeline.modes$.pipe(map((x) => x.door)))
           .subscribe((door) => door === id && this.publishDoorState(id)),
       );
-      this.publishDoorState(id);
+      this.subs.add(sm.events$.subscribe((e) => this.link.publishEvent(this.topics.doorEvent(e.door), JSON.stringify({ event_type: e.type, door: e.door, at: new Date(e.at).toISOString() }))));
     }
     const cloud = ctx.cloud();
     if (cloud) {
@@ -125,12 +127,13 @@ export class MqttBridge {
   }
 
   private publishDoorState(door: string): void {
+    const st = this.ctx.doors.get(door)?.state$.value;
     const s: DoorStatePayload = {
       door,
       lock: this.ctx.relays.get(door)?.state$.value ? 'unlocked' : 'locked',
-      contact: 'unknown',
+      contact: st?.contact ?? 'unknown',
       mode: this.ctx.pipeline.modeOf(door) ?? 'normal',
-      alarm: null,
+      alarm: st?.alarm ?? null,
     };
     this.link.publishRetained(this.topics.doorState(door), JSON.stringify(s));
   }

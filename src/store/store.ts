@@ -10,6 +10,7 @@
  *   journal/<ts ms>!<seq>            every decision (bounded by seq)
  *   outbox/<seq>                     pass records awaiting upload
  *   held/<seq>                       pass records set aside (kept failing, or no cloud code)
+ *   doorevents/<ts ms>!<seq>         door contact changes and alarms
  *   replay/<signature>               accepted QR codes still inside their validity
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
@@ -356,6 +357,24 @@ export class Store {
   async recentJournal(limit = 50): Promise<JournalEntry[]> {
     const out: JournalEntry[] = [];
     for await (const v of this.journal.values({ reverse: true, limit })) out.push(v);
+    return out;
+  }
+
+  /** Door events (contact, alarms), kept like the journal. */
+  async appendDoorEvent(e: { type: string; door: string; at: number }): Promise<void> {
+    const seq = ++this.seq;
+    await this.batch(
+      [
+        { type: 'put', key: `${pad(e.at, 13)}!${pad(seq, 12)}`, value: { ...e, seq }, sublevel: this.sub<unknown>('doorevents') as Sub<never> },
+        { type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> },
+      ],
+      true,
+    );
+  }
+
+  async recentDoorEvents(limit = 50): Promise<{ type: string; door: string; at: number; seq: number }[]> {
+    const out: { type: string; door: string; at: number; seq: number }[] = [];
+    for await (const v of this.sub<{ type: string; door: string; at: number; seq: number }>('doorevents').values({ reverse: true, limit })) out.push(v);
     return out;
   }
 

@@ -93,7 +93,7 @@ describe('Home Assistant discovery', () => {
     expect(lock).toMatchObject({ unique_id: 'doorgw_gw-ha_front_lock', command_topic: 'doorgw/gw-ha/door/front/set', state_topic: 'doorgw/gw-ha/door/front/state', payload_open: 'OPEN', retain: false, availability: [{ topic: 'doorgw/gw-ha/availability' }] });
     expect(new Set([...configs.values()].map((c) => JSON.stringify(c.device))).size).toBe(1);
     expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(9);
-    expect(configs.get('homeassistant/event/gw-ha/front_access/config')).toMatchObject({ event_types: ['granted', 'denied'] });
+    expect(configs.get('homeassistant/event/gw-ha/front_access/config')!.event_types).toEqual(expect.arrayContaining(['granted', 'denied', 'forced_open', 'held_open']));
 
     // A retained subscriber sees them too (Home Assistant starting later).
     const late = await client(broker, 'homeassistant', ['homeassistant/lock/gw-ha/+/config']);

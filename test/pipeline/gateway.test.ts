@@ -146,10 +146,44 @@ describe('gateway pipeline', () => {
     expect((await gw.store.recentJournal()).map((j) => j.userid)).toEqual(['a']);
   });
 
+  it('wires the exit button and door contact: exits open, forced openings alarm, door closes re-lock', async () => {
+    const inputs = new Map<string, (active: boolean) => void>();
+    const gw = await Gateway.start({
+      config: validateConfig(
+        { data_dir: join(tmpDir(), 'data'), policy: { debounce_ms: 0 }, doors: [{ id: 'front', relay: { pulse_ms: 5000 }, alarms: { open_grace_s: 0 }, inputs: { exit_button: { pin: 27 }, door_contact: { pin: 22 } } }] },
+        'test',
+      ),
+      log: silent,
+      controlSocket: false,
+      inputFactory: (spec) => {
+        inputs.set(spec.name, spec.onChange);
+        return Promise.resolve({ close: () => undefined });
+      },
+    });
+    running.push(gw);
+    const door = gw.doors.get('front')!;
+    inputs.get('door_contact')!(true); // closed
+    inputs.get('exit_button')!(true); // pressed
+    inputs.get('exit_button')!(false);
+    await vi.waitFor(() => expect(relay(gw, 'front').energised).toBe(true));
+    inputs.get('door_contact')!(false); // the person walks out
+    expect(door.state$.value).toMatchObject({ lock: 'unlocked', contact: 'open', alarm: null });
+    inputs.get('door_contact')!(true); // closes: re-lock at once
+    expect(relay(gw, 'front').energised).toBe(false);
+    inputs.get('door_contact')!(false); // forced
+    expect(door.state$.value.alarm).toBe('forced_open');
+    await gw.journal.flush();
+    expect((await gw.store.recentJournal()).map((j) => [j.reason, j.reader])).toEqual([['exit_request', 'exit_button']]);
+    await vi.waitFor(async () => expect((await gw.store.recentDoorEvents()).map((e) => e.type)).toEqual(['forced_open', 'contact_open', 'relocked_on_close', 'contact_closed', 'contact_open', 'contact_closed']));
+  });
+
   it('refuses to start with hardware this version does not drive, and releases the database', async () => {
     const dir = join(tmpDir(), 'data');
     const config = validateConfig({ data_dir: dir, doors: [{ id: 'x', relay: { driver: 'gpio', pin: 17 } }] }, 'test');
-    await expect(Gateway.start({ config, log: silent, controlSocket: false })).rejects.toThrow(/relay driver 'gpio' is not available/);
+    // gpio with no sysfs tree here (tests point gpio.sysfs_root at an empty place): a clear error, not a crash
+    const noGpio = validateConfig({ data_dir: dir, gpio: { sysfs_root: '/nonexistent/gpio' }, doors: [{ id: 'x', relay: { driver: 'gpio', pin: 17 } }] }, 'test');
+    void config;
+    await expect(Gateway.start({ config: noGpio, log: silent, controlSocket: false })).rejects.toThrow(/sysfs GPIO is not available/);
     const ok = await startGateway(dir); // the lock was released
     expect(ok.config.doors[0]!.id).toBe('front');
   });

@@ -6,6 +6,9 @@
  */
 import type { Topics } from './topics.js';
 
+/** Event types on `…/door/<door>/event`: decisions, then door events from the contact. */
+export const ACCESS_EVENT_TYPES = ['granted', 'denied', 'contact_open', 'contact_closed', 'forced_open', 'held_open_prealarm', 'held_open', 'alarm_cleared', 'relocked_on_close'] as const;
+
 export interface DiscoveryInput {
   prefix: string;
   topics: Topics;
@@ -50,7 +53,7 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
     add('event', `${d.id}_access`, {
       name: `${name} access`,
       state_topic: o.topics.doorEvent(d.id),
-      event_types: ['granted', 'denied'],
+      event_types: [...ACCESS_EVENT_TYPES],
     });
     add('sensor', `${d.id}_last_access`, {
       name: `${name} last access`,

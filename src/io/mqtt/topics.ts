@@ -55,9 +55,10 @@ export interface GatewayStatePayload {
 export interface DoorStatePayload {
   door: string;
   lock: 'locked' | 'unlocked';
-  /** The door contact; `unknown` until a contact input is wired. */
+  /** The door contact; `unknown` when no contact input is wired. */
   contact: 'open' | 'closed' | 'unknown';
   mode: DoorMode;
+  /** forced_open, held_open_prealarm, held_open, or null. */
   alarm: string | null;
 }
 
