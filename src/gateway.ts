@@ -124,6 +124,7 @@ export class Gateway {
       const doors = new Map<string, AccessDoor>();
       const sources: Observable<CredentialEvent>[] = [...(o.sources ?? [])];
       let fingerprint: FingerprintModule | null = null;
+      const hidReaders: { close(): void }[] = [];
       for (const d of config.doors) {
         if (d.fingerprint?.driver === 'hid') throw new HardwareUnavailableError(`door '${d.id}': fingerprint driver 'hid' is not available in this version; use 'sim'`);
         if (d.fingerprint && !fingerprint) {
@@ -140,7 +141,23 @@ export class Gateway {
           if (r.type === 'terminal') sources.push(terminalReader(o.terminalInput ?? process.stdin, d.id, r.id, r.direction));
           else if (r.type === 'mqtt') {
             if (!config.mqtt.enabled) throw new HardwareUnavailableError(`reader '${r.id}': type 'mqtt' needs mqtt.enabled: true`);
-          } else throw new HardwareUnavailableError(`reader '${r.id}': type '${r.type}' is not available in this version; use 'terminal' or 'mqtt'`);
+          } else {
+            const { HidReader } = await import('./io/hid/device.js');
+            const scans = new Subject<CredentialEvent>();
+            sources.push(scans);
+            hidReaders.push(
+              await HidReader.open({
+                name: r.id,
+                selector: { vendorId: r.vendor_id, productId: r.product_id, serial: r.serial, path: r.path },
+                mode: r.mode,
+                layout: r.layout,
+                terminator: r.terminator,
+                idleMs: r.idle_ms,
+                onScan: (text) => scans.next(credentialEvent(d.id, r.id, r.direction, { type: 'qr', text })),
+                log: log.child({ module: 'hid', reader: r.id }),
+              }),
+            );
+          }
         }
       }
 
@@ -164,6 +181,7 @@ export class Gateway {
       const gw = new Gateway(config, store, pipeline, journal, log);
       relays.forEach((r, id) => gw.relays.set(id, r));
       gw.fingerprint = fingerprint;
+      gw.inputs.push(...hidReaders);
 
       // Door state per door: lock from the relay, contact from the input, alarms.
       for (const d of config.doors) {

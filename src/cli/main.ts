@@ -18,6 +18,7 @@ import { Gateway } from '../gateway.js';
 import { demoCodes } from './demo.js';
 import { runDemo } from './demo-run.js';
 import { addCloudCommands } from './wecom.js';
+import { addHidCommands } from './hid.js';
 import { createLogger } from '../log.js';
 import { Store, StoreLockedError } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -325,6 +326,7 @@ export function buildProgram(): Command {
     });
 
   addCloudCommands(program, { configOpt, configFrom, withApi, out, json });
+  addHidCommands(program, out, json);
 
   const demo = program.command('demo').description('try the gateway without a cloud');
   demo

@@ -40,6 +40,14 @@ const reader = z.strictObject({
   product_id: z.number().int().min(0).max(0xffff).optional(),
   serial: str().optional(),
   path: str().optional(),
+  /** hid: keyboard-mode (boot keyboard reports) or pos (HID-POS, usage page 0x8C). */
+  mode: z.enum(['keyboard', 'pos']).default('keyboard'),
+  /** hid keyboard mode: the layout the scanner types in. */
+  layout: z.enum(['us', 'de']).default('us'),
+  /** hid keyboard mode: the key that ends a scan. */
+  terminator: z.enum(['enter', 'tab', 'none']).default('enter'),
+  /** hid keyboard mode: a scan also ends after this long without a key. */
+  idle_ms: z.number().int().min(0).max(5000).default(150),
 });
 
 const door = z.strictObject({
