@@ -126,9 +126,13 @@ export class Gateway {
       let fingerprint: FingerprintModule | null = null;
       const hidReaders: { close(): void }[] = [];
       for (const d of config.doors) {
-        if (d.fingerprint?.driver === 'hid') throw new HardwareUnavailableError(`door '${d.id}': fingerprint driver 'hid' is not available in this version; use 'sim'`);
         if (d.fingerprint && !fingerprint) {
-          const fp: FingerprintModule = new SimFingerprint();
+          let fp: FingerprintModule;
+          if (d.fingerprint.driver === 'hid') {
+            const { openTransport } = await import('./io/hid/device.js');
+            const { HidFingerprint } = await import('./io/fingerprint-hid.js');
+            fp = new HidFingerprint(await openTransport({ vendorId: d.fingerprint.vendor_id, productId: d.fingerprint.product_id, path: d.fingerprint.path }));
+          } else fp = new SimFingerprint();
           fingerprint = fp;
           sources.push(fp.matches$.pipe(map((m) => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: m.userid, method: 'fingerprint' }))));
         }
