@@ -298,8 +298,15 @@ export function buildProgram(): Command {
     .description('recent decisions, newest first')
     .addOption(configOpt())
     .option('--limit <n>', 'how many', '20')
+    .option('--door-events', 'door contact changes and alarms instead of decisions')
     .option('--json', 'machine-readable output')
-    .action(async (o: { config: string; limit: string; json?: boolean }) => {
+    .action(async (o: { config: string; limit: string; doorEvents?: boolean; json?: boolean }) => {
+      if (o.doorEvents) {
+        const events = await withApi(o.config, (api) => api.doorEvents({ limit: unixArg('--limit', o.limit) }));
+        if (o.json) return json(events);
+        for (const e of events) out(`${new Date(e.at).toISOString()}  ${e.door}  ${e.type}`);
+        return;
+      }
       const list = await withApi(o.config, (api) => api.journal({ limit: unixArg('--limit', o.limit) }));
       if (o.json) return json(list);
       for (const j of list) {

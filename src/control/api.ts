@@ -52,6 +52,8 @@ export interface GatewayApi {
   usersShow(p: { userid: string }): Promise<UserDetail | null>;
   usersImport(p: { records: unknown[] }): Promise<ImportReport>;
   journal(p: { limit?: number }): Promise<JournalEntry[]>;
+  /** Door contact changes and alarms, newest first. */
+  doorEvents(p: { limit?: number }): Promise<{ type: string; door: string; at: number; seq: number }[]>;
   /** A full directory sync from the cloud (gateway running with a cloud provider). */
   sync(): Promise<SyncReport>;
   outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;
@@ -171,6 +173,10 @@ export function localApi(store: Store, config: Config, version: string, running:
 
     journal(p) {
       return store.recentJournal(p.limit ?? 50);
+    },
+
+    doorEvents(p) {
+      return store.recentDoorEvents(p.limit ?? 50);
     },
   };
 }
