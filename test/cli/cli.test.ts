@@ -181,7 +181,7 @@ describe('while the gateway runs', () => {
       }
     });
     const waitFor = async (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
-      for (let i = 0; i < 200; i++) {
+      for (let i = 0; i < 600; i++) {
         const hit = lines.find(pred);
         if (hit) return hit;
         await new Promise((r) => setTimeout(r, 50));
@@ -212,5 +212,5 @@ describe('while the gateway runs', () => {
     expect(await exited).toBe(0);
     child = null;
     expect(doorgw(['status', '-c', ws.config, '--json']).code).toBe(1); // not running; read from the store
-  });
+  }, 90_000);
 });

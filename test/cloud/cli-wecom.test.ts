@@ -41,7 +41,7 @@ describe('doorgw wecom activate, sync, outbox', () => {
 
     const gw = spawn(process.execPath, [CLI, 'start', '-c', config], { stdio: 'ignore' });
     children.push(gw);
-    await until(async () => (await run(['status', '-c', config, '--json'])).status === 0, 'gateway running', 10_000);
+    await until(async () => (await run(['status', '-c', config, '--json'])).status === 0, 'gateway running', 30_000);
     expect((await statusOf(config)).cloud?.link).toBe('unprovisioned');
     expect((await run(['sync', '-c', config])).stderr).toMatch(/not logged in to WeCom/);
 
@@ -49,21 +49,21 @@ describe('doorgw wecom activate, sync, outbox', () => {
     children.push(act);
     let out = '';
     act.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    await until(() => out.includes('waiting for a corp administrator'), 'registration', 10_000);
+    await until(() => out.includes('waiting for a corp administrator'), 'registration', 30_000);
     emu.bind('CLI-1');
     const code = await new Promise<number | null>((r) => act.once('exit', r));
     expect(code).toBe(0);
     expect(statSync(secretPath(dataDir)).mode & 0o777).toBe(0o600);
     expect(out).not.toMatch(new RegExp(emu.devices.get('CLI-1')!.secret!)); // the secret is never printed
 
-    await until(async () => (await statusOf(config)).users === 700, 'login and sync after activation', 15_000);
+    await until(async () => (await statusOf(config)).users === 700, 'login and sync after activation', 30_000);
     expect((await statusOf(config)).cloud?.link).toBe('online');
     const synced = JSON.parse((await run(['sync', '-c', config, '--json'])).stdout) as { users: number; version: number };
     expect(synced).toMatchObject({ users: 700, version: 1 });
     const outbox = JSON.parse((await run(['outbox', '-c', config, '--json'])).stdout) as { queued: unknown[]; held: unknown[] };
     expect(outbox).toEqual({ queued: [], held: [] });
     expect((await run(['outbox', 'requeue', '-c', config])).stdout).toMatch(/requeued 0 records/);
-  });
+  }, 90_000);
 
   it('refuses to activate twice without --force', async () => {
     emu = new WecomEmulator({ autoBind: true });
@@ -74,5 +74,5 @@ describe('doorgw wecom activate, sync, outbox', () => {
     expect((await run(['wecom', 'activate', '-c', config])).status).toBe(0);
     const again = await run(['wecom', 'activate', '-c', config]);
     expect([again.status, again.stdout]).toEqual([0, expect.stringContaining('already activated')]);
-  });
+  }, 60_000);
 });

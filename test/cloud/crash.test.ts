@@ -55,7 +55,7 @@ describe('kill -9', () => {
     const ws = await workspace();
     ws.emu.seed(users(1000, 'a'));
     let gw = gatewayProcess(ws.config);
-    await until(() => ws.emu.requests.filter(([c]) => c === 'get_userinfo_by_page').length === 5 && ws.emu.requests.some(([c]) => c === 'get_visitor_version'), 'first sync', 15_000);
+    await until(() => ws.emu.requests.filter(([c]) => c === 'get_userinfo_by_page').length === 5 && ws.emu.requests.some(([c]) => c === 'get_visitor_version'), 'first sync', 30_000);
     await new Promise((r) => setTimeout(r, 300));
     gw.kill('SIGTERM');
     await exited(gw);
@@ -87,16 +87,16 @@ describe('kill -9', () => {
     const done = await storeOf(ws.dataDir);
     expect([done.count, done.version, done.has('b3999')]).toEqual([5000, 2, true]);
     await done.close();
-  });
+  }, 120_000);
 
   it('mid upload: every pass record reaches the cloud once, after restart', async () => {
     const ws = await workspace();
     ws.emu.seed(users(30, 'a'));
     ws.emu.fault = (cmd) => (cmd === 'checkin' ? 'ignore' : undefined); // the cloud never answers
     let gw = gatewayProcess(ws.config);
-    await until(() => ws.emu.requests.some(([c]) => c === 'get_visitor_version'), 'login', 15_000);
+    await until(() => ws.emu.requests.some(([c]) => c === 'get_visitor_version'), 'login', 30_000);
     for (let i = 0; i < 30; i++) gw.stdin!.write(`face:a${i}\n`);
-    await until(() => ws.emu.requests.some(([c]) => c === 'checkin'), 'upload attempt', 15_000);
+    await until(() => ws.emu.requests.some(([c]) => c === 'checkin'), 'upload attempt', 30_000);
     await new Promise((r) => setTimeout(r, 200));
     gw.kill('SIGKILL');
     await exited(gw);
@@ -113,5 +113,5 @@ describe('kill -9', () => {
     expect(await s.outboxDepth()).toBe(0);
     expect((await s.recentJournal(100)).filter((j) => j.decision === 'grant')).toHaveLength(30);
     await s.close();
-  });
+  }, 90_000);
 });

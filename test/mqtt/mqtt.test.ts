@@ -195,10 +195,10 @@ describe('state, availability and requests', () => {
     closers.push(() => watch.c.endAsync());
     const child = spawn(process.execPath, [join(new URL('../..', import.meta.url).pathname, 'dist/cli/main.js'), 'start', '-c', config], { stdio: 'ignore' });
     closers.push(() => Promise.resolve(child.kill('SIGKILL')));
-    await until(() => watch.got.some((m) => m.payload === 'online'), 'online', 10_000);
+    await until(() => watch.got.some((m) => m.payload === 'online'), 'online', 30_000);
     child.kill('SIGKILL');
-    await until(() => watch.got.at(-1)?.payload === 'offline', 'last will', 15_000);
-  });
+    await until(() => watch.got.at(-1)?.payload === 'offline', 'last will', 30_000);
+  }, 60_000);
 });
 
 describe('broker outage', () => {
