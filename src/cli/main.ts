@@ -20,6 +20,7 @@ import { runDemo } from './demo-run.js';
 import { addCloudCommands } from './wecom.js';
 import { addHidCommands } from './hid.js';
 import { createLogger } from '../log.js';
+import { SdNotify } from '../io/sd-notify.js';
 import { Store, StoreLockedError } from '../store/store.js';
 import { VERSION } from '../version.js';
 
@@ -106,6 +107,8 @@ export function buildProgram(): Command {
         log.fatal({ err: e }, 'gateway failed to start');
         throw new CliError(`gateway failed to start: ${(e as Error).message}`, 1);
       }
+      const sd = await SdNotify.fromEnv(log.child({ module: 'systemd' }));
+      sd?.ready(`deciding for ${config.doors.map((d) => d.id).join(', ')}`);
       if (config.doors.some((d) => d.readers.some((r) => r.type === 'terminal')) && process.stdin.isTTY) {
         log.info('terminal reader: paste a QR code, or type card:<number>, userid:<id> or exit');
       }
@@ -116,7 +119,11 @@ export function buildProgram(): Command {
           stopping = true;
           log.info({ signal }, 'stopping');
           setTimeout(() => process.exit(1), 10_000).unref(); // hard exit if shutdown hangs
-          gw.stop().then(resolve, (e: unknown) => {
+          sd?.stopping();
+          gw.stop().then(() => {
+            sd?.close();
+            resolve();
+          }, (e: unknown) => {
             log.error({ err: e }, 'error while stopping');
             resolve();
           });
