@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, controlSocketPath } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { localApi, UsageError, type GatewayApi } from '../control/api.js';
+import { healthProblems, localApi, UsageError, type GatewayApi } from '../control/api.js';
 import { connectControl, RemoteError } from '../control/socket.js';
 import { parseJsonKeepingIds } from '../domain/json.js';
 import { decodeQr, importPublicKey, parsePublicKeyPoint, verifyQr } from '../domain/qr.js';
@@ -323,20 +323,28 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('gateway status (exit 0 running, 1 not running)')
+    .description('gateway status and health (exit 0 healthy, 1 not running, 3 running but unhealthy)')
     .addOption(configOpt())
+    .option('--max-link-down <s>', 'unhealthy when the cloud link has been down longer', '600')
+    .option('--max-outbox-age <s>', 'unhealthy when the oldest queued pass record is older (outbox not draining)', '900')
+    .option('--max-skew <s>', 'unhealthy when the clock differs from the cloud by more (default: qr.clock_skew_s)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { config: string; json?: boolean }) => {
+    .action(async (o: { config: string; json?: boolean; maxLinkDown: string; maxOutboxAge: string; maxSkew?: string }) => {
+      const config = configFrom(o.config);
       const s = await withApi(o.config, (api) => api.status());
-      if (o.json) json(s);
-      else {
+      const problems = s.running
+        ? healthProblems(s, { maxLinkDownS: unixArg('--max-link-down', o.maxLinkDown), maxOutboxAgeS: unixArg('--max-outbox-age', o.maxOutboxAge), maxSkewS: o.maxSkew === undefined ? config.qr.clock_skew_s : unixArg('--max-skew', o.maxSkew) })
+        : ['not running'];
+      process.exitCode = !s.running ? 1 : problems.length ? 3 : 0;
+      if (o.json) return json({ ...s, healthy: problems.length === 0, problems });
+      {
         out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode})`).join(' ')}`);
         if (s.cloud) {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);
         }
+        out(problems.length ? `UNHEALTHY: ${problems.join('; ')}` : 'healthy');
       }
-      process.exitCode = s.running ? 0 : 1;
     });
 
   addCloudCommands(program, { configOpt, configFrom, withApi, out, json });

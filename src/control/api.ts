@@ -39,6 +39,8 @@ export interface Status {
   users: number;
   generation: number;
   outbox_depth: number;
+  /** Unix seconds of the oldest record waiting in the outbox; null when empty. */
+  outbox_oldest: number | null;
   held: number;
   doors: { id: string; mode: string }[];
   uptime_s: number | null;
@@ -91,6 +93,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         users: await store.userCount(),
         generation: store.generationNumber,
         outbox_depth: await store.outboxDepth(),
+        outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,
         held: await store.heldCount(),
         doors: config.doors.map((d) => ({ id: d.id, mode: d.mode })),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
@@ -199,4 +202,28 @@ export function importRecords(records: unknown[]): { users: NormalizedUser[]; re
     warnings.push(...r.warnings);
   });
   return { users, rejected, warnings };
+}
+
+export interface HealthLimits {
+  maxLinkDownS: number;
+  maxOutboxAgeS: number;
+  maxSkewS: number;
+}
+
+/** Why a running gateway is unhealthy (empty: healthy). */
+export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now()): string[] {
+  const problems: string[] = [];
+  const c = s.cloud;
+  if (c && c.link !== 'online') {
+    const down = Math.round((nowMs - c.since) / 1000);
+    if (down > limits.maxLinkDownS) problems.push(`cloud link ${c.link} for ${down} s (limit ${limits.maxLinkDownS} s)`);
+  }
+  if (s.outbox_oldest !== null) {
+    const age = Math.round(nowMs / 1000 - s.outbox_oldest);
+    if (age > limits.maxOutboxAgeS) problems.push(`outbox not draining: oldest record ${age} s old, ${s.outbox_depth} queued (limit ${limits.maxOutboxAgeS} s)`);
+  }
+  if (c?.clock_skew_s !== null && c?.clock_skew_s !== undefined && Math.abs(c.clock_skew_s) > limits.maxSkewS) {
+    problems.push(`clock skew ${c.clock_skew_s} s against the cloud (limit ${limits.maxSkewS} s): QR validity depends on the clock`);
+  }
+  return problems;
 }

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { healthProblems, type Status } from '../../src/control/api.js';
+
+const NOW = 1_800_000_000_000;
+const base: Status = { gateway_id: 'g', version: '1', running: true, users: 1, generation: 1, outbox_depth: 0, outbox_oldest: null, held: 0, doors: [], uptime_s: 10, cloud: null };
+const cloud = (p: Partial<NonNullable<Status['cloud']>>): Status['cloud'] => ({ provider: 'wecom', link: 'online', since: NOW - 1000, directory_version: 1, last_full_sync: null, clock_skew_s: 0, sync_progress: null, last_error: null, ...p });
+const limits = { maxLinkDownS: 600, maxOutboxAgeS: 900, maxSkewS: 30 };
+
+describe('health', () => {
+  it('is healthy when linked, drained and on time, or with no cloud at all', () => {
+    expect(healthProblems(base, limits, NOW)).toEqual([]);
+    expect(healthProblems({ ...base, cloud: cloud({}) }, limits, NOW)).toEqual([]);
+  });
+
+  it('tolerates a short link outage, not a long one', () => {
+    expect(healthProblems({ ...base, cloud: cloud({ link: 'offline', since: NOW - 300_000 }) }, limits, NOW)).toEqual([]);
+    expect(healthProblems({ ...base, cloud: cloud({ link: 'offline', since: NOW - 700_000 }) }, limits, NOW)).toEqual(['cloud link offline for 700 s (limit 600 s)']);
+    expect(healthProblems({ ...base, cloud: cloud({ link: 'unprovisioned', since: NOW - 700_000 }) }, limits, NOW)[0]).toMatch(/unprovisioned/);
+  });
+
+  it('flags an outbox that is not draining and a skewed clock', () => {
+    const p = healthProblems({ ...base, outbox_depth: 42, outbox_oldest: NOW / 1000 - 1000, cloud: cloud({ clock_skew_s: -45 }) }, limits, NOW);
+    expect(p).toEqual(['outbox not draining: oldest record 1000 s old, 42 queued (limit 900 s)', 'clock skew -45 s against the cloud (limit 30 s): QR validity depends on the clock']);
+  });
+});
