@@ -4,7 +4,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 
-export const DEFAULT_CONFIG_PATH = 'config/doorgw.yaml';
+/** `--config` default: $DOORGW_CONFIG (the installed `doorgw` wrapper sets it), else the laptop config. */
+export const DEFAULT_CONFIG_PATH = process.env.DOORGW_CONFIG ?? 'config/doorgw.yaml';
+/** Environment variables that are not configuration overrides. */
+const NOT_OVERRIDES = new Set(['DOORGW_CONFIG', 'DOORGW_TEST_LOG']);
 
 export class ConfigError extends Error {
   constructor(
@@ -42,7 +45,7 @@ function envValue(raw: string): unknown {
 export function applyEnvOverrides(tree: Tree, env: NodeJS.ProcessEnv): string[] {
   const applied: string[] = [];
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('DOORGW_') || raw === undefined) continue;
+    if (!name.startsWith('DOORGW_') || raw === undefined || NOT_OVERRIDES.has(name)) continue;
     const segs = name.slice('DOORGW_'.length).toLowerCase().split('__');
     if (segs.some((s) => s === '' || s === '__proto__' || s === 'constructor' || s === 'prototype')) continue;
     let node: Tree = tree;

@@ -7,8 +7,8 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { isValidTimeZone } from '../domain/localtime.js';
 
-/** Strings that may arrive as numbers from YAML or env overrides (passwords, ids). */
-const str = () => z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string());
+/** Strings that may arrive as numbers or booleans from YAML or env overrides (passwords, ids). */
+const str = () => z.preprocess((v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v), z.string());
 const id = () => str().pipe(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -'));
 const timezone = () => str().refine(isValidTimeZone, { message: 'not a known IANA time zone (e.g. Asia/Shanghai)' });
 

@@ -1,0 +1,98 @@
+/**
+ * The Ansible role, for real: lint, syntax, a local run into a throw-away root (twice: the second
+ * must change nothing), and checks of what it produced with the tools that will read it.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = new URL('../..', import.meta.url).pathname;
+const ANSIBLE = join(REPO, 'deploy/ansible');
+const missing = ['ansible-playbook', 'ansible-lint', 'systemd-analyze'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+if (missing.length) throw new Error(`missing ${missing.join(', ')}: run \`apt-get install -y ansible ansible-lint systemd\` (the .ci/run script does)`);
+
+const run = (cmd: string, args: string[], cwd = ANSIBLE) => spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 300_000, env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', PY_COLORS: '0' } });
+const root = mkdtempSync(join(tmpdir(), 'doorgw-root-'));
+const at = (p: string): string => join(root, p);
+let first: ReturnType<typeof run>;
+let second: ReturnType<typeof run>;
+
+beforeAll(() => {
+  const play = ['test/local.yml', '-e', `doorgw_root=${root}`, '-e', `doorgw_release_dir=${REPO}`];
+  first = run('ansible-playbook', play);
+  second = run('ansible-playbook', play);
+}, 600_000);
+
+describe('Ansible role', () => {
+  it('passes ansible-lint (production profile) and the syntax check', () => {
+    const lint = run('ansible-lint', ['--offline', '--nocolor']);
+    expect(lint.status, lint.stdout + lint.stderr).toBe(0);
+    for (const [pb, inv] of [['site.yml', 'inventory.example.yml'], ['test/local.yml', 'localhost,']] as const) {
+      const r = run('ansible-playbook', ['--syntax-check', '-i', inv, pb]);
+      expect(r.status, r.stderr).toBe(0);
+    }
+  });
+
+  it('runs for real, and a second run changes nothing', () => {
+    expect(first.status, first.stdout.slice(-3000)).toBe(0);
+    expect(first.stdout).toMatch(/localhost\s+:\s+ok=\d+\s+changed=[1-9]/);
+    expect(second.status).toBe(0);
+    expect(second.stdout).toMatch(/localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=0/);
+  });
+
+  it('renders a configuration the gateway accepts, secrets apart with mode 0600', () => {
+    const check = run(process.execPath, [join(REPO, 'dist/cli/main.js'), 'config', 'check', at('etc/doorgw/doorgw.yaml')], REPO);
+    expect(check.stdout + check.stderr).toMatch(/valid \(1 door: lobby\)/);
+    expect(statSync(at('etc/doorgw/secrets.env')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(at('etc/doorgw/secrets.env'), 'utf8')).toContain('DOORGW_MQTT__PASSWORD="s3cret-mqtt"');
+    // no secret anywhere else the role wrote
+    const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'releases' ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : []));
+    for (const f of files(root).filter((f) => !f.endsWith('secrets.env') && !f.endsWith('doorgw.passwd'))) {
+      expect(readFileSync(f, 'utf8'), f).not.toMatch(/s3cret/);
+    }
+    expect(statSync(at('etc/mosquitto/doorgw.passwd.sha256')).mode & 0o777).toBe(0o600);
+    expect(existsSync(at('opt/doorgw/current/dist/cli/main.js'))).toBe(true);
+    expect(statSync(at('usr/local/bin/doorgw')).mode & 0o111).not.toBe(0);
+  });
+
+  it('renders a systemd unit that passes systemd-analyze verify, hardened as required', () => {
+    const unit = at('etc/systemd/system/doorgw.service');
+    const verify = run('systemd-analyze', ['verify', unit]);
+    expect(verify.status, verify.stderr).toBe(0);
+    const text = readFileSync(unit, 'utf8');
+    for (const line of ['Type=notify', 'WatchdogSec=30', 'Restart=always', 'User=doorgw', 'StateDirectory=doorgw', 'ConfigurationDirectory=doorgw', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'DevicePolicy=closed', 'DeviceAllow=char-hidraw rw', 'Environment=NODE_ENV=production MALLOC_ARENA_MAX=2']) {
+      expect(text).toContain(line);
+    }
+    expect(text).toMatch(/ExecStart=\/usr\/bin\/node --max-semi-space-size=4 \/opt\/doorgw\/current\/dist\/cli\/main\.js start --config \/etc\/doorgw\/doorgw\.yaml/);
+    expect(text).not.toMatch(/^MemoryDenyWriteExecute/m);
+    const sec = run('systemd-analyze', ['security', '--offline=true', unit]);
+    const exposure = /Overall exposure level for doorgw\.service: ([\d.]+)/.exec(sec.stdout);
+    expect(Number(exposure?.[1])).toBeLessThan(3);
+  });
+
+  it('renders well-formed udev rules and a Mosquitto configuration Mosquitto accepts', async () => {
+    const rules = readFileSync(at('etc/udev/rules.d/60-doorgw.rules'), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    expect(rules.some((l) => l.includes('ATTRS{idVendor}=="0581"') && l.includes('GROUP="doorgw"'))).toBe(true);
+    for (const l of rules) expect(l, l).toMatch(/^([A-Z_]+(\{[A-Za-z_]+\})?(==|=)"[^"]*"(, )?)+$/);
+    // Mosquitto parses the rendered listener (paths pointed into the test root, a free port).
+    const port = await new Promise<number>((r) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => r(p));
+      });
+    });
+    const conf = readFileSync(at('etc/mosquitto/conf.d/doorgw.conf'), 'utf8').replaceAll('/etc/mosquitto/', `${at('etc/mosquitto')}/`).replace(/listener 1883 /, `listener ${port} `);
+    const confFile = join(root, 'mosquitto-test.conf');
+    writeFileSync(confFile, `user root\n${conf}`);
+    const m = spawn(existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto', ['-c', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    m.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    await new Promise((r) => setTimeout(r, 700));
+    expect(m.exitCode, err).toBeNull(); // still running: the configuration was accepted
+    m.kill();
+    expect(readFileSync(at('etc/mosquitto/doorgw.passwd'), 'utf8')).toMatch(/^doorgw:\$7\$.*\noperator:\$7\$/m);
+  });
+});
