@@ -50,7 +50,9 @@ describe('Ansible role', () => {
     expect(readFileSync(at('etc/doorgw/secrets.env'), 'utf8')).toContain('DOORGW_MQTT__PASSWORD="s3cret-mqtt"');
     // no secret anywhere else the role wrote
     const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'releases' ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : []));
-    for (const f of files(root).filter((f) => !f.endsWith('secrets.env') && !f.endsWith('doorgw.passwd'))) {
+    expect(statSync(at('var/lib/doorgw/wecom-secret.json')).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(at('var/lib/doorgw/wecom-secret.json'), 'utf8'))).toEqual({ sn: 'TEST-0001', secret: 's3cret-device' });
+    for (const f of files(root).filter((f) => !f.endsWith('secrets.env') && !f.endsWith('doorgw.passwd') && !f.endsWith('wecom-secret.json'))) {
       expect(readFileSync(f, 'utf8'), f).not.toMatch(/s3cret/);
     }
     expect(statSync(at('etc/mosquitto/doorgw.passwd.sha256')).mode & 0o777).toBe(0o600);
