@@ -26,6 +26,23 @@ async function onoff(): Promise<GpioCtor> {
   }
 }
 
+/**
+ * Construct a Gpio, retrying while the exported pin's files are not there or not yet accessible:
+ * after `export` the kernel creates gpioN/ and udev then changes its group, asynchronously.
+ * onoff only busy-waits briefly; on a loaded or slow board that is not always enough.
+ */
+async function withExportRetry<T>(make: () => T, attempts = 40, delayMs = 50): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return make();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (i >= attempts || (code !== 'ENOENT' && code !== 'EACCES')) throw e;
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
 function explain(e: unknown, what: string): Error {
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'EACCES') return new GpioUnavailableError(`${what}: permission denied; add the service user to the gpio group (deploy/udev/99-doorgw-gpio.rules)`);
@@ -66,7 +83,7 @@ export class GpioRelay implements Relay {
     let gpio: GpioT;
     try {
       // 'high'/'low' set direction and initial level in one write: no glitch through the other level.
-      gpio = new Gpio(o.number, idle === 1 ? 'high' : 'low', 'none', { activeLow: false });
+      gpio = await withExportRetry(() => new Gpio(o.number, idle === 1 ? 'high' : 'low', 'none', { activeLow: false }));
     } catch (e) {
       throw explain(e, `door '${o.door}': relay GPIO ${o.number}`);
     }
@@ -129,7 +146,7 @@ export class GpioInput {
     const toLogical = (physical: number): number => (o.activeLow ? 1 - physical : physical);
     let gpio: GpioT;
     try {
-      gpio = new Gpio(o.number, 'in', 'both', { activeLow: false });
+      gpio = await withExportRetry(() => new Gpio(o.number, 'in', 'both', { activeLow: false }));
     } catch (e) {
       throw explain(e, `input '${o.name}' GPIO ${o.number}`);
     }
