@@ -11,9 +11,9 @@ import { controlSocketPath } from './config/load.js';
 import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { localTime } from './domain/localtime.js';
-import { decodeQr, encodeQrBody, verifyQr } from './domain/qr.js';
+import { decodeQr, encodeQrBody, signQr, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
 import type { CloudAdapter } from './cloud/adapter.js';
 import { CLOUD_ADAPTERS } from './cloud/registry.js';
@@ -72,8 +72,7 @@ async function openGpioInput(spec: InputSpec, config: Config, log: Logger): Prom
 function warmUpVerify(): void {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const body = encodeQrBody({ type: 'employee', openvid: '0', startTime: 0, expiresIn: 0 });
-  const sig = sign('sha256', body, { key: privateKey, dsaEncoding: 'ieee-p1363' });
-  const code = decodeQr(Buffer.concat([body, sig]).toString('base64'));
+  const code = decodeQr(signQr(body, privateKey));
   if (code.ok) verifyQr(code.value, publicKey, { now: 0, skewS: 0 });
 }
 

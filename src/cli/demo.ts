@@ -3,10 +3,10 @@
  * signed QR codes into `npm start` and watch the decisions. The demo private key stays in the data
  * directory (mode 0600); WeCom never gives a door a private key, so this exists only for trying.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compressedPoint, encodeQrBody } from '../domain/qr.js';
+import { compressedPoint, encodeQrBody, signQr } from '../domain/qr.js';
 
 export interface DemoCodes {
   users: Record<string, unknown>[];
@@ -25,8 +25,7 @@ function demoKey(dataDir: string): KeyObject {
 export function demoCodes(dataDir: string, nowS = Math.floor(Date.now() / 1000)): DemoCodes {
   const key = demoKey(dataDir);
   const pub = compressedPoint(createPublicKey(key)).toString('base64');
-  const signed = (body: Buffer, k: KeyObject = key): string =>
-    Buffer.concat([body, sign('sha256', body, { key: k, dsaEncoding: 'ieee-p1363' })]).toString('base64');
+  const signed = (body: Buffer, k: KeyObject = key): string => signQr(body, k);
   const employee = (openvid: string, start: number, expiresIn = 600): Buffer => encodeQrBody({ type: 'employee', openvid, startTime: start, expiresIn });
   const forger = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
   return {

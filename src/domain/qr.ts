@@ -2,7 +2,7 @@
  * WeCom offline QR codes (protocols.md §2): decode the scanned base64 text, verify ECDSA P-256
  * signatures (raw r‖s) and the employee code's validity window.
  */
-import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 
 export type QrFailure = 'malformed' | 'unsupported_version' | 'unsupported_type' | 'bad_signature' | 'expired' | 'not_yet_valid';
 
@@ -110,6 +110,14 @@ export function encodeQrBody(
   b[10] = q.state.length;
   q.state.copy(b, 11);
   return b;
+}
+
+/**
+ * The scanner text of a code: `body` (from encodeQrBody) signed as WeCom signs it — ECDSA P-256
+ * over SHA-256, raw r‖s — in base64. Doors never sign; the emulator, the demo and tests do.
+ */
+export function signQr(body: Buffer, key: KeyObject): string {
+  return Buffer.concat([body, sign('sha256', body, { key, dsaEncoding: 'ieee-p1363' })]).toString('base64');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /** Test helpers: P-256 key pairs and signed WeCom QR payloads, made with Node's crypto. */
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { compressedPoint, encodeQrBody } from '../../src/domain/qr.js';
+import { compressedPoint, encodeQrBody, signQr } from '../../src/domain/qr.js';
 
 export interface TestKey {
   privateKey: KeyObject;
@@ -21,11 +21,9 @@ export function signBody(body: Buffer, key: KeyObject): Buffer {
 }
 
 export function employeeQr(key: KeyObject, openvid: string, startTime: number, expiresIn = 300): string {
-  const body = encodeQrBody({ type: 'employee', openvid, startTime, expiresIn });
-  return Buffer.concat([body, signBody(body, key)]).toString('base64');
+  return signQr(encodeQrBody({ type: 'employee', openvid, startTime, expiresIn }), key);
 }
 
 export function visitorQr(key: KeyObject, openvid: string, state = Buffer.from('visit')): string {
-  const body = encodeQrBody({ type: 'visitor', openvid, state });
-  return Buffer.concat([body, signBody(body, key)]).toString('base64');
+  return signQr(encodeQrBody({ type: 'visitor', openvid, state }), key);
 }

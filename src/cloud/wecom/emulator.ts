@@ -4,10 +4,10 @@
  * notify history, fail_list, unbinding, slow and dropped connections. Used by the tests, the demo,
  * the sync benchmark and `doorgw wecom emulator`.
  */
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { compressedPoint, encodeQrBody } from '../../domain/qr.js';
+import { compressedPoint, encodeQrBody, signQr } from '../../domain/qr.js';
 import { ERR, parseFrame, registerSignature, stringifyFrame, type Frame } from './protocol.js';
 
 /** A user as the cloud holds it (the `userinfo` shape, openvid as a decimal string). */
@@ -433,5 +433,5 @@ export function signQrFor(u: CloudUser, key: KeyObject, startTime: number, expir
   const body = u.user_type === 1
     ? encodeQrBody({ type: 'visitor', openvid: u.openvid, state: Buffer.from('emu') })
     : encodeQrBody({ type: 'employee', openvid: u.openvid, startTime, expiresIn });
-  return Buffer.concat([body, sign('sha256', body, { key, dsaEncoding: 'ieee-p1363' })]).toString('base64');
+  return signQr(body, key);
 }
