@@ -10,7 +10,7 @@ import type { HeldRecord, JournalEntry, PassRecord, Store } from '../store/store
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
 import { WecomAppClient } from '../cloud/wecom-app/client.js';
 import { fetchCloudPasses, localPasses, matchPasses, type ReconcileReport } from '../cloud/wecom-app/reconcile.js';
-import type { Logger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 
 export interface CheckParams {
   qr?: string;
@@ -66,7 +66,6 @@ export interface GatewayApi {
 
 export class UsageError extends Error {}
 
-const silentLog = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
 
 export function policyOf(config: Config): PolicyOptions {
   return { default_allow: config.policy.default_allow, replay_protection: config.policy.replay_protection, qr_skew_s: config.qr.clock_skew_s };
@@ -117,7 +116,7 @@ export function localApi(store: Store, config: Config, version: string, running:
       if (!app) throw new UsageError('reconciliation needs cloud.wecom_app (corpid, corpsecret) in the configuration');
       if (!(p.since < p.until)) throw new UsageError('--since must be before --until');
       const sn = app.device_sn ?? config.cloud.wecom?.sn ?? config.gateway_id;
-      const client = new WecomAppClient({ baseUrl: app.base_url.replace(/\/$/, ''), corpid: app.corpid, corpsecret: app.corpsecret, timeoutMs: app.request_timeout_ms, log: log ?? silentLog });
+      const client = new WecomAppClient({ baseUrl: app.base_url.replace(/\/$/, ''), corpid: app.corpid, corpsecret: app.corpsecret, timeoutMs: app.request_timeout_ms, log: log ?? createLogger({ level: 'silent', pretty: false }) });
       const cloud = await fetchCloudPasses(client, { sn, userTypes: app.user_types, since: p.since, until: p.until, zone: config.timezone, agentid: app.agentid });
       const local = localPasses(await store.journalBetween(p.since * 1000, p.until * 1000), config.cloud.wecom?.qr_pass_method ?? 2);
       const m = matchPasses(local, cloud.passes);

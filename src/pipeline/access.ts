@@ -4,7 +4,7 @@
  * after the decision; journal, outbox, log and subscribers follow and can never delay it.
  */
 import { Subject, Subscription, concatMap, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
-import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
+import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import type { DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
 import type { Relay } from '../io/relay.js';
@@ -74,7 +74,7 @@ export class AccessPipeline {
       d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
     } catch (err) {
       this.o.log.error({ err, door: e.door }, 'decision failed; denying');
-      d = { decision: 'deny' as const, reason: 'malformed' as const, userid: null, user_type: null, method: 'userid' as const, door: e.door, at: nowMs, detail: 'internal error' };
+      d = { decision: 'deny' as const, reason: 'malformed' as const, userid: null, user_type: null, method: methodOf(e.credential), door: e.door, at: nowMs, detail: 'internal error' };
     }
     if (d.decision === 'grant') {
       try {

@@ -424,9 +424,7 @@ export class Store {
   }
 
   async outboxDepth(): Promise<number> {
-    let n = 0;
-    for await (const _ of this.outbox.keys()) n++;
-    return n;
+    return countKeys(this.outbox);
   }
 
   async outboxRemove(seqs: readonly number[]): Promise<void> {
@@ -452,9 +450,7 @@ export class Store {
   }
 
   async heldCount(): Promise<number> {
-    let n = 0;
-    for await (const _ of this.held.keys()) n++;
-    return n;
+    return countKeys(this.held);
   }
 
   /** Put held records back into the outbox (all, or the given seqs); returns how many. */
@@ -488,6 +484,12 @@ export class Store {
     if (dead.length) await this.replay.batch(dead.map((key) => ({ type: 'del' as const, key })));
     return live;
   }
+}
+
+async function countKeys(sub: Sub<unknown>): Promise<number> {
+  let n = 0;
+  for await (const _ of sub.keys()) n++;
+  return n;
 }
 
 function single(ids: string[] | undefined): string | null | undefined {

@@ -146,6 +146,15 @@ describe('gateway pipeline', () => {
     expect((await gw.store.recentJournal()).map((j) => j.userid)).toEqual(['a']);
   });
 
+  it('denies, with the credential\'s method, when a decision throws, and does not pulse', async () => {
+    const gw = await startGateway(join(tmpDir(), 'data'));
+    vi.spyOn(gw.store.directory, 'useridByCard').mockImplementation(() => {
+      throw new Error('corrupt record');
+    });
+    expect(gw.pipeline.handle(credentialEvent('front', 'r', 'in', { type: 'card', value: '1' }))).toMatchObject({ decision: 'deny', reason: 'malformed', method: 'card', detail: 'internal error' });
+    expect(relay(gw, 'front').pulses).toEqual([]);
+  });
+
   it('wires the exit button and door contact: exits open, forced openings alarm, door closes re-lock', async () => {
     const inputs = new Map<string, (active: boolean) => void>();
     const gw = await Gateway.start({
