@@ -27,7 +27,7 @@ import { map } from 'rxjs';
 import { JournalWriter } from './pipeline/journal-writer.js';
 import { MqttBridge } from './pipeline/mqtt-bridge.js';
 import type { DoorMode } from './domain/types.js';
-import { Store } from './store/store.js';
+import { Store, StoreLockedError } from './store/store.js';
 import { VERSION } from './version.js';
 
 export interface GatewayOptions {
@@ -43,6 +43,8 @@ export interface GatewayOptions {
   sources?: Observable<CredentialEvent>[];
   /** Control socket path; false for none. */
   controlSocket?: string | false;
+  /** How long to wait for a CLI that holds the database lock (it reads directly while no gateway runs). */
+  storeLockWaitMs?: number;
   now?: () => number;
 }
 
@@ -56,6 +58,25 @@ export interface InputSpec {
   debounceMs: number;
   /** Debounced logical level: exit button pressed / door contact closed. */
   onChange: (active: boolean) => void;
+}
+
+/**
+ * Open the store, waiting while another process holds LevelDB's lock: a `doorgw` command reads the
+ * store directly when no gateway answers on the control socket, and one that ran just before the
+ * gateway started must not make the start fail. A lock held longer than `waitMs` is an error.
+ */
+async function openStoreWaiting(dir: string, waitMs: number, log: Logger): Promise<Store> {
+  const deadline = Date.now() + waitMs;
+  for (let warned = false; ; ) {
+    try {
+      return await Store.open(dir);
+    } catch (e) {
+      if (!(e instanceof StoreLockedError) || Date.now() >= deadline) throw e;
+      if (!warned) log.warn({ data_dir: dir }, 'database held by another process (a doorgw command?); waiting for it');
+      warned = true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /** A door input on GPIO through onoff (loaded only when a door has inputs). */
@@ -111,7 +132,7 @@ export class Gateway {
     const { config, log } = o;
     // A subscriber that throws must never become an uncaught exception that kills the door.
     rxjsConfig.onUnhandledError = (err: unknown) => log.error({ err }, 'unhandled error in a subscriber');
-    const store = await Store.open(config.data_dir);
+    const store = await openStoreWaiting(config.data_dir, o.storeLockWaitMs ?? 10_000, log);
     try {
       const now = o.now ?? Date.now;
       const replay = new ReplayGuard(100_000, (key, until) => {

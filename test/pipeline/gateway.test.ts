@@ -4,6 +4,7 @@ import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
+import { Store, StoreLockedError } from '../../src/store/store.js';
 import { SimRelay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../../src/pipeline/events.js';
@@ -184,6 +185,21 @@ describe('gateway pipeline', () => {
     await gw.journal.flush();
     expect((await gw.store.recentJournal()).map((j) => [j.reason, j.reader])).toEqual([['exit_request', 'exit_button']]);
     await vi.waitFor(async () => expect((await gw.store.recentDoorEvents()).map((e) => e.type)).toEqual(['forced_open', 'contact_open', 'relocked_on_close', 'contact_closed', 'contact_open', 'contact_closed']));
+  });
+
+  it('waits for a command that holds the database briefly, and fails clearly if it is held too long', async () => {
+    const dir = join(tmpDir(), 'data');
+    const cli = await Store.open(dir); // a doorgw command reading the store directly
+    const starting = Gateway.start({ config: configFor(dir), log: silent, terminalInput: new PassThrough(), controlSocket: false });
+    await new Promise((r) => setTimeout(r, 400));
+    await cli.close();
+    const gw = await starting;
+    running.push(gw);
+    expect(gw.pipeline.handle(credentialEvent('front', 'r', 'in', { type: 'exit' }))?.decision).toBe('grant');
+    const other = join(tmpDir(), 'data');
+    const held = await Store.open(other);
+    await expect(Gateway.start({ config: configFor(other), log: silent, controlSocket: false, storeLockWaitMs: 300 })).rejects.toBeInstanceOf(StoreLockedError);
+    await held.close();
   });
 
   it('refuses to start with hardware this version does not drive, and releases the database', async () => {
