@@ -135,9 +135,7 @@ export class Gateway {
     const store = await openStoreWaiting(config.data_dir, o.storeLockWaitMs ?? 10_000, log);
     try {
       const now = o.now ?? Date.now;
-      const replay = new ReplayGuard(100_000, (key, until) => {
-        store.rememberReplay(key, until).catch((e: unknown) => log.warn({ err: e }, 'could not persist replay memory'));
-      });
+      const replay = new ReplayGuard(100_000);
       for (const [k, until] of await store.loadReplay(Math.floor(now() / 1000))) replay.restore(k, until);
 
       const relays = new Map<string, Relay>();

@@ -3,7 +3,7 @@
  * Pure apart from the synchronous directory reads behind `Directory`; deny by default.
  */
 import type { KeyObject } from 'node:crypto';
-import { decodeQr, replayUntil, verifyQr } from './qr.js';
+import { decodeQr, qrReplayKey, replayUntil, verifyQr } from './qr.js';
 import { ruleMatches } from './rules.js';
 import type { ReplayGuard } from './replay.js';
 import type { UserRecord } from './user.js';
@@ -88,19 +88,24 @@ export function decide(input: DecideInput): Decision {
   };
 
   if (cred.type === 'exit') return out('grant', 'exit_request', null);
-  if (door.mode === 'lockdown') return out('deny', 'lockdown', null, 'door is in lockdown');
-  if (cred.type === 'operator') return out('grant', 'operator_open', null, `opened by ${cred.source}`);
+  if (cred.type === 'operator') {
+    if (door.mode === 'lockdown') return out('deny', 'lockdown', null, 'door is in lockdown');
+    return out('grant', 'operator_open', null, `opened by ${cred.source}`);
+  }
   if (cred.type === 'remote') {
-    const d = out('grant', 'remote_open', dir.user(cred.userid) ?? null);
+    const d = out(door.mode === 'lockdown' ? 'deny' : 'grant', door.mode === 'lockdown' ? 'lockdown' : 'remote_open', dir.user(cred.userid) ?? null);
     d.userid = cred.userid;
+    if (door.mode === 'lockdown') d.detail = 'door is in lockdown';
     return d;
   }
 
+  // Identify first, so every deny after identification (lockdown included) names the person.
   if (cred.type === 'card' || cred.type === 'userid') {
     const uid = cred.type === 'card' ? dir.useridByCard(cred.value) : cred.value;
     if (uid === null) return out('deny', 'credential_conflict', null, 'card is assigned to more than one user');
     const user = uid === undefined ? undefined : dir.user(uid);
     if (!user) return out('deny', 'unknown_user', null);
+    if (door.mode === 'lockdown') return out('deny', 'lockdown', user, 'door is in lockdown');
     const a = authorizeUser(user, nowMs, door.timezone, policy);
     return out(a.grant ? 'grant' : 'deny', a.reason, user);
   }
@@ -123,10 +128,16 @@ export function decide(input: DecideInput): Decision {
   const nowS = Math.floor(nowMs / 1000);
   const verified = verifyQr(code, key, { now: nowS, skewS: policy.qr_skew_s });
   if (!verified.ok) return out('deny', verified.reason, user, verified.detail);
+  if (door.mode === 'lockdown') return out('deny', 'lockdown', user, 'door is in lockdown');
   const until = replayUntil(code, policy.qr_skew_s);
-  const replayKey = until !== null && policy.replay_protection && input.replay ? code.signature.toString('base64') : null;
+  const replayKey = until !== null && policy.replay_protection && input.replay ? qrReplayKey(code) : null;
   if (replayKey !== null && input.replay!.isReplay(replayKey, nowS)) return out('deny', 'replayed', user);
   const a = authorizeUser(user, nowMs, door.timezone, policy);
-  if (a.grant && replayKey !== null) input.replay!.remember(replayKey, until!);
-  return out(a.grant ? 'grant' : 'deny', a.reason, user);
+  const d = out(a.grant ? 'grant' : 'deny', a.reason, user);
+  if (a.grant && replayKey !== null) {
+    input.replay!.remember(replayKey, until!);
+    // Persisted with the journal entry, in the same synced write.
+    d.replay = { key: replayKey, until: until! };
+  }
+  return d;
 }

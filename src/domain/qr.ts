@@ -220,3 +220,11 @@ export function verifyQr(code: QrCode, key: KeyObject, opts: VerifyOptions): Res
 export function replayUntil(code: QrCode, skewS: number): number | null {
   return code.type === 'employee' ? code.startTime + code.expiresIn + skewS : null;
 }
+
+/**
+ * What identifies a code for replay protection: the bytes that were signed, never the signature.
+ * An ECDSA signature has two valid forms (s and n−s), so keying on it lets a used code back in.
+ */
+export function qrReplayKey(code: QrCode): string {
+  return code.signed.toString('base64');
+}

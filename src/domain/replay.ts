@@ -4,11 +4,8 @@
  */
 export class ReplayGuard {
   private readonly seen = new Map<string, number>();
-  constructor(
-    private readonly limit = 100_000,
-    /** Told of every accepted code, so it can be persisted across restarts. */
-    private readonly onRemember?: (key: string, untilS: number) => void,
-  ) {}
+  /** Persistence is the caller's: the decision carries the entry into the journal's synced write. */
+  constructor(private readonly limit = 100_000) {}
 
   /** True when `key` was accepted before and its window (unix s) has not ended. */
   isReplay(key: string, nowS: number): boolean {
@@ -25,7 +22,6 @@ export class ReplayGuard {
     // Insertion order is age order: evict the oldest entry when full.
     if (this.seen.size >= this.limit) this.seen.delete(this.seen.keys().next().value!);
     this.seen.set(key, untilS);
-    this.onRemember?.(key, untilS);
   }
 
   /** Restore an entry remembered before a restart (does not notify). */

@@ -50,4 +50,6 @@ export interface Decision {
   at: number;
   /** Human detail for logs (never secrets, never key material). */
   detail?: string;
+  /** An accepted QR code to remember until `until` (unix s): persisted with the journal entry. */
+  replay?: { key: string; until: number };
 }

@@ -5,10 +5,9 @@
  * a burst costs one fsync. A failing disk keeps entries queued and retries; nothing is dropped.
  */
 import type { Logger } from '../log.js';
-import type { JournalEntry, PassRecord, Store } from '../store/store.js';
+import type { JournalAppend, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { DecisionEvent } from './events.js';
 
-type Pending = { decision: Omit<JournalEntry, 'seq'>; pass?: Omit<PassRecord, 'seq'> };
 
 export function passRecordOf(d: DecisionEvent): Omit<PassRecord, 'seq'> | undefined {
   if (d.decision !== 'grant' || d.userid === null || d.method === 'exit') return undefined;
@@ -23,7 +22,7 @@ export function passRecordOf(d: DecisionEvent): Omit<PassRecord, 'seq'> | undefi
 }
 
 export class JournalWriter {
-  private queue: Pending[] = [];
+  private queue: JournalAppend[] = [];
   private writing: Promise<void> | null = null;
   private retryMs = 100;
   private sincePrune = 0;
@@ -44,7 +43,11 @@ export class JournalWriter {
 
   enqueue(d: DecisionEvent): void {
     const pass = this.keepPassRecords() ? passRecordOf(d) : undefined;
-    this.queue.push(pass ? { decision: d, pass } : { decision: d });
+    const { replay, ...decision } = d;
+    const e: JournalAppend = { decision };
+    if (pass) e.pass = pass;
+    if (replay) e.replay = replay;
+    this.queue.push(e);
     this.writing ??= this.writeLoop();
   }
 

@@ -11,7 +11,8 @@
  *   outbox/<seq>                     pass records awaiting upload
  *   held/<seq>                       pass records set aside (kept failing, or no cloud code)
  *   doorevents/<ts ms>!<seq>         door contact changes and alarms
- *   replay/<signature>               accepted QR codes still inside their validity
+ *   replay/<signed body>             accepted QR codes still inside their validity (never keyed
+ *                                    on the signature: ECDSA signatures are malleable)
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
@@ -74,7 +75,14 @@ export interface HeldRecord extends PassRecord {
   held_at: number;
 }
 
-export interface JournalEntry extends Decision {
+/** One decision to append: its journal entry, its pass record, the replay memory it adds. */
+export interface JournalAppend {
+  decision: Omit<JournalEntry, 'seq'>;
+  pass?: Omit<PassRecord, 'seq'>;
+  replay?: { key: string; until: number };
+}
+
+export interface JournalEntry extends Omit<Decision, 'replay'> {
   seq: number;
   latency_us?: number;
   reader?: string;
@@ -338,7 +346,7 @@ export class Store {
    * Append decisions to the journal and pass records to the outbox in one synced batch (a power
    * cut after this resolves loses nothing). Sequence numbers are assigned here.
    */
-  async append(entries: readonly { decision: Omit<JournalEntry, 'seq'>; pass?: Omit<PassRecord, 'seq'> }[]): Promise<JournalEntry[]> {
+  async append(entries: readonly JournalAppend[]): Promise<JournalEntry[]> {
     if (entries.length === 0) return [];
     const ops: Op[] = [];
     const out: JournalEntry[] = [];
@@ -348,6 +356,7 @@ export class Store {
       out.push(j);
       ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
       if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
+      if (e.replay) ops.push({ type: 'put', key: e.replay.key, value: e.replay.until, sublevel: this.replay as Sub<never> });
     }
     ops.push({ type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> });
     await this.batch(ops, true);

@@ -4,7 +4,7 @@ import { decide, type PolicyOptions } from '../../src/domain/policy.js';
 import { ReplayGuard } from '../../src/domain/replay.js';
 import type { Credential } from '../../src/domain/types.js';
 import { Store } from '../../src/store/store.js';
-import { employeeQr, makeKey, visitorQr } from '../helpers/qr.js';
+import { employeeQr, makeKey, malleate, visitorQr } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
 
@@ -47,6 +47,23 @@ describe('QR decisions', () => {
     expect(run({ type: 'qr', text: employeeQr(key.privateKey, '2', nowS) }, { replay })).toMatchObject({ decision: 'grant', userid: 'emp-u' });
     // after the code's window (plus skew) the memory is gone, and the code is expired anyway
     expect(run({ type: 'qr', text }, { replay, at: NOW + 400_000 })).toMatchObject({ decision: 'deny', reason: 'expired' });
+  });
+
+  it('denies a used code whose signature was malleated (s → n−s): the memory is keyed on what was signed', () => {
+    const replay = new ReplayGuard();
+    const text = employeeQr(key.privateKey, '18446744073709551615', nowS - 10);
+    const twin = malleate(text);
+    expect(twin).not.toBe(text);
+    // The twin is a valid signature of the same body: it would be granted on its own.
+    expect(run({ type: 'qr', text: twin })).toMatchObject({ decision: 'grant' });
+    const first = run({ type: 'qr', text }, { replay });
+    expect(first).toMatchObject({ decision: 'grant' });
+    expect(first.replay?.key).toBe(Buffer.from(text, 'base64').subarray(0, 16).toString('base64'));
+    expect(run({ type: 'qr', text: twin }, { replay })).toMatchObject({ decision: 'deny', reason: 'replayed', userid: 'emp' });
+    // and the other way round, starting from the high-S/low-S twin
+    const replay2 = new ReplayGuard();
+    expect(run({ type: 'qr', text: twin }, { replay: replay2 }).decision).toBe('grant');
+    expect(run({ type: 'qr', text }, { replay: replay2 })).toMatchObject({ decision: 'deny', reason: 'replayed' });
   });
 
   it('does not remember replays when protection is off, nor codes that were denied', () => {
@@ -109,9 +126,18 @@ describe('rules and defaults', () => {
 });
 
 describe('door modes and non-credential openings', () => {
-  it('denies everything in lockdown except the exit request', () => {
-    expect(run({ type: 'card', value: '100' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'lockdown' });
-    expect(run({ type: 'remote', userid: 'emp' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'lockdown' });
+  it('denies everything in lockdown except the exit request, naming the identified person', () => {
+    expect(run({ type: 'card', value: '100' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'emp', user_type: 0 });
+    expect(run({ type: 'remote', userid: 'emp' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'emp' });
+    expect(run({ type: 'userid', value: 'stu', method: 'face' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'stu' });
+    const replay = new ReplayGuard();
+    const text = employeeQr(key.privateKey, '18446744073709551615', nowS);
+    expect(run({ type: 'qr', text }, { mode: 'lockdown', replay })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'emp' });
+    expect(replay.size).toBe(0); // a code refused in lockdown is not used up
+    // unidentified credentials keep their own reason
+    expect(run({ type: 'card', value: '999' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'unknown_user', userid: null });
+    expect(run({ type: 'qr', text: employeeQr(otherKey.privateKey, '18446744073709551615', nowS) }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'bad_signature' });
+    expect(run({ type: 'operator', source: 'mqtt' }, { mode: 'lockdown' })).toMatchObject({ decision: 'deny', reason: 'lockdown' });
     expect(run({ type: 'exit' }, { mode: 'lockdown' })).toMatchObject({ decision: 'grant', reason: 'exit_request', method: 'exit' });
   });
 

@@ -27,3 +27,18 @@ export function employeeQr(key: KeyObject, openvid: string, startTime: number, e
 export function visitorQr(key: KeyObject, openvid: string, state = Buffer.from('visit')): string {
   return signQr(encodeQrBody({ type: 'visitor', openvid, state }), key);
 }
+
+/** P-256 group order n. */
+const N = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+
+/**
+ * The same code with its signature's s replaced by n−s: an equally valid signature of the same
+ * body (ECDSA malleability), as an attacker who saw the code can make without any key.
+ */
+export function malleate(text: string): string {
+  const b = Buffer.from(text, 'base64');
+  const sOff = b.length - 32;
+  const s = BigInt(`0x${b.subarray(sOff).toString('hex')}`);
+  const flipped = Buffer.from((N - s).toString(16).padStart(64, '0'), 'hex');
+  return Buffer.concat([b.subarray(0, sOff), flipped]).toString('base64');
+}

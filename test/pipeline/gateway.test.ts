@@ -8,7 +8,7 @@ import { Store, StoreLockedError } from '../../src/store/store.js';
 import { SimRelay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../../src/pipeline/events.js';
-import { employeeQr, makeKey } from '../helpers/qr.js';
+import { employeeQr, makeKey, malleate } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
 
@@ -104,11 +104,14 @@ describe('gateway pipeline', () => {
     await gw.store.upsertUsers([user({ userid: 'emp', openvid: 7, public_key: key.publicB64 })]);
     const text = employeeQr(key.privateKey, '7', Math.floor(Date.now() / 1000));
     expect(gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'qr', text }))?.decision).toBe('grant');
-    await new Promise((r) => setTimeout(r, 50)); // replay memory is persisted asynchronously
+    await gw.journal.flush(); // the replay memory is in the journal entry's synced write
+    expect((await gw.store.loadReplay(0)).map(([k]) => k)).toEqual([Buffer.from(text, 'base64').subarray(0, 16).toString('base64')]);
+    expect(JSON.stringify(await gw.store.recentJournal(1))).not.toContain('replay');
     await gw.stop();
     running.splice(0);
     gw = await startGateway(dir, { extra: { policy: { debounce_ms: 0 } } });
     expect(gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'qr', text }))).toMatchObject({ decision: 'deny', reason: 'replayed' });
+    expect(gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'qr', text: malleate(text) }))).toMatchObject({ decision: 'deny', reason: 'replayed' });
     expect(relay(gw, 'front').pulses).toEqual([]);
   });
 
