@@ -5,10 +5,10 @@
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
 import { config as rxjsConfig, Subject, type Observable } from 'rxjs';
-import { DoorStateMachine } from './pipeline/door-state.js';
+import { ALARM_EVENTS, DoorStateMachine, type DoorEvent } from './pipeline/door-state.js';
 import { sysfsNumber } from './io/gpio/sysfs.js';
 import { controlSocketPath } from './config/load.js';
-import type { Config, DoorConfig } from './config/schema.js';
+import { DEFAULT_READER_KINDS, type Config, type DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
 import { generateKeyPairSync } from 'node:crypto';
@@ -183,9 +183,13 @@ export class Gateway {
         }
       }
 
+      const readers = new Map(
+        config.doors.flatMap((d) => d.readers.map((r) => [r.id, { accepts: r.accepts ?? DEFAULT_READER_KINDS[r.type], ratePerS: r.rate_limit.per_s, burst: r.rate_limit.burst }] as const)),
+      );
       const pipeline = new AccessPipeline({
         store,
         doors,
+        readers,
         policy: policyOf(config),
         debounceMs: config.policy.debounce_ms,
         replay,
@@ -205,6 +209,16 @@ export class Gateway {
       gw.fingerprint = fingerprint;
       gw.inputs.push(...hidReaders);
 
+      // Door events (contact, alarms, reader alarms): logged and journaled.
+      const doorLog = log.child({ module: 'door' });
+      const recordDoorEvent = (e: DoorEvent): void => {
+        const fields = { door: e.door, event: e.type, reader: e.reader, detail: e.detail };
+        if (ALARM_EVENTS.has(e.type)) doorLog.warn(fields, 'door alarm');
+        else doorLog.info(fields, 'door event');
+        store.appendDoorEvent(e).catch((err: unknown) => doorLog.error({ err, door: e.door }, 'door event not journaled'));
+      };
+      pipeline.doorEvents$.subscribe(recordDoorEvent);
+
       // Door state per door: lock from the relay, contact from the input, alarms.
       for (const d of config.doors) {
         const relay = relays.get(d.id)!;
@@ -216,13 +230,7 @@ export class Gateway {
           relock: () => relay.relock(),
         });
         relay.state$.subscribe((released) => sm.lockChanged(released));
-        const dlog = log.child({ module: 'door', door: d.id });
-        sm.events$.subscribe((e) => {
-          const alarm = e.type === 'forced_open' || e.type === 'held_open' || e.type === 'held_open_prealarm';
-          if (alarm) dlog.warn({ event: e.type }, 'door alarm');
-          else dlog.info({ event: e.type }, 'door event');
-          store.appendDoorEvent(e).catch((err: unknown) => dlog.error({ err }, 'door event not journaled'));
-        });
+        sm.events$.subscribe(recordDoorEvent);
         gw.doors.set(d.id, sm);
         const makeInput = o.inputFactory ?? ((spec: InputSpec) => openGpioInput(spec, config, log));
         const { exit_button: exit, door_contact: contact } = d.inputs;

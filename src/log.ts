@@ -21,6 +21,72 @@ export interface LogOptions {
   pretty: boolean | 'auto';
   /** Where to write; stdout by default. */
   destination?: NodeJS.WritableStream;
+  /** Secret values scrubbed from every line, wherever they appear (see secretValues). */
+  secrets?: readonly string[];
+}
+
+/** Keys whose values are secrets, in configuration and in logged objects. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'app_secret', 'corpsecret', 'secret', 'token', 'access_token', 'tenant_access_token', 'private_key']);
+const CENSOR = '[redacted]';
+const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s"'?#]*@/gi;
+
+/** A URL without its userinfo (`mqtt://user:pw@host` → `mqtt://[redacted]@host`). */
+export function redactUrl(s: string): string {
+  return s.includes('://') ? s.replace(URL_USERINFO, `$1${CENSOR}@`) : s;
+}
+
+/** Every secret value in a configuration tree: secret-named keys and passwords in URLs. */
+export function secretValues(tree: unknown): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown, key: string | null): void => {
+    if (typeof v === 'string') {
+      if (key !== null && SECRET_KEYS.has(key) && v.length > 0) out.add(v);
+      for (const m of v.matchAll(/[a-z][a-z0-9+.-]*:\/\/([^@/\s"'?#]*)@/gi)) {
+        const info = m[1]!;
+        const colon = info.indexOf(':');
+        if (colon >= 0 && colon < info.length - 1) out.add(decodeURIComponentSafe(info.slice(colon + 1)));
+      }
+    } else if (Array.isArray(v)) v.forEach((x) => walk(x, null));
+    else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, k);
+  };
+  walk(tree, null);
+  // Very short values would censor ordinary text; such a secret is no secret anyway.
+  return [...out].filter((x) => x.length >= 4);
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** A copy of `v` with secret-named keys, URL userinfo and known secret values replaced. */
+export function redactSecrets(v: unknown, secrets: readonly string[] = secretValues(v)): unknown {
+  if (typeof v === 'string') return scrub(v, secrets);
+  if (Array.isArray(v)) return v.map((x) => redactSecrets(x, secrets));
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, SECRET_KEYS.has(k) && x !== undefined ? CENSOR : redactSecrets(x, secrets)]));
+}
+
+/** Replace URL userinfo and every occurrence of a secret (raw or JSON-escaped) in a text. */
+export function scrub(text: string, secrets: readonly string[]): string {
+  let t = redactUrl(text);
+  for (const sec of secrets) {
+    if (t.includes(sec)) t = t.split(sec).join(CENSOR);
+    const esc = JSON.stringify(sec).slice(1, -1);
+    if (esc !== sec && t.includes(esc)) t = t.split(esc).join(CENSOR);
+  }
+  return t;
+}
+
+/**
+ * The log sink with scrubbing in front: redaction by key (pino's redact) is not enough, a secret
+ * can sit in any string (a URL, an error message).
+ */
+function scrubbing(dest: { write(line: string): unknown }, secrets: readonly string[]): { write(line: string): void } {
+  return { write: (line: string) => void dest.write(scrub(line, secrets)) };
 }
 
 export function createLogger(opts: LogOptions): Logger {
@@ -29,7 +95,7 @@ export function createLogger(opts: LogOptions): Logger {
   const usePretty = opts.pretty === 'auto' ? isTty : opts.pretty;
   const base = { level: opts.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } };
   if (usePretty) {
-    return pino(base, pretty({ destination: dest, colorize: isTty, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }));
+    return pino(base, scrubbing(pretty({ destination: dest, colorize: isTty, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }), opts.secrets ?? []));
   }
-  return pino(base, dest);
+  return pino(base, scrubbing(dest, opts.secrets ?? []));
 }

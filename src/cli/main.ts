@@ -19,7 +19,7 @@ import { demoCodes } from './demo.js';
 import { runDemo } from './demo-run.js';
 import { addCloudCommands } from './wecom.js';
 import { addHidCommands } from './hid.js';
-import { createLogger } from '../log.js';
+import { createLogger, redactSecrets, secretValues } from '../log.js';
 import { SdNotify } from '../io/sd-notify.js';
 import { Store, StoreLockedError } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -98,7 +98,7 @@ export function buildProgram(): Command {
     .addOption(configOpt())
     .action(async (o: { config: string }) => {
       const { config, envApplied } = loadConfig(o.config);
-      const log = createLogger(config.log);
+      const log = createLogger({ ...config.log, secrets: secretValues(config) });
       if (envApplied.length) log.info({ overrides: envApplied }, 'environment overrides applied');
       let gw: Gateway;
       try {
@@ -374,15 +374,6 @@ export function buildProgram(): Command {
     });
 
   return program;
-}
-
-const SECRET_KEYS = new Set(['password', 'app_secret', 'corpsecret', 'secret', 'token']);
-
-/** A copy of `v` with every secret-named key's value replaced. */
-export function redactSecrets(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(redactSecrets);
-  if (typeof v !== 'object' || v === null) return v;
-  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, SECRET_KEYS.has(k) && x !== undefined ? '[redacted]' : redactSecrets(x)]));
 }
 
 /** Accept a bare array, a response body `{userinfo}` or a whole frame `{body: {userinfo}}`. */

@@ -28,13 +28,64 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-/** An env value: JSON when it parses (numbers, booleans, lists), otherwise the raw string. */
-function envValue(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return raw;
+/** The scalar kinds an env value may be converted to, from the schema at its key path. */
+type Kind = 'string' | 'number' | 'boolean' | 'json';
+
+interface ZodLike {
+  _zod: { def: { type: string; shape?: Record<string, ZodLike>; element?: ZodLike; innerType?: ZodLike; in?: ZodLike; out?: ZodLike; options?: ZodLike[]; values?: unknown[] } };
+}
+
+/** The schema node at a key path (defaults, optionals and pipes unwrapped); null when there is no such key. */
+function schemaAt(root: ZodLike, segs: readonly string[]): ZodLike | null {
+  let node: ZodLike | undefined = root;
+  for (let i = 0; ; i++) {
+    node = unwrap(node);
+    if (i === segs.length) return node;
+    const def: ZodLike['_zod']['def'] = node._zod.def;
+    if (def.type === 'object') node = def.shape?.[segs[i]!];
+    else if (def.type === 'array' && /^\d+$/.test(segs[i]!)) node = def.element;
+    else return null;
+    if (!node) return null;
   }
+}
+
+function unwrap(n: ZodLike): ZodLike {
+  for (;;) {
+    const d = n._zod.def;
+    if ((d.type === 'default' || d.type === 'optional' || d.type === 'nullable') && d.innerType) n = d.innerType;
+    else if (d.type === 'pipe' && d.in && d.out) n = d.in._zod.def.type === 'transform' ? d.out : d.in;
+    else return n;
+  }
+}
+
+/** What scalar kinds a node accepts (a union may accept several). */
+function kindsOf(n: ZodLike): Set<Kind> {
+  const d = unwrap(n)._zod.def;
+  switch (d.type) {
+    case 'number': return new Set(['number']);
+    case 'boolean': return new Set(['boolean']);
+    case 'literal': return new Set((d.values ?? []).map((v) => (typeof v === 'number' ? 'number' : typeof v === 'boolean' ? 'boolean' : 'string')));
+    case 'union': return new Set((d.options ?? []).flatMap((o) => [...kindsOf(o)]));
+    case 'object': case 'array': case 'record': return new Set(['json']);
+    default: return new Set(['string']);
+  }
+}
+
+/**
+ * Type an env value by the schema, never by its look: a password `1e3` stays the string `1e3`,
+ * a number key takes only a plain decimal, a list or section takes JSON.
+ */
+function envValue(raw: string, kinds: Set<Kind>): unknown {
+  if (kinds.has('number') && /^-?\d+(\.\d+)?$/.test(raw.trim())) return Number(raw.trim());
+  if (kinds.has('boolean') && /^(true|false)$/.test(raw.trim())) return raw.trim() === 'true';
+  if (kinds.has('json') && !kinds.has('string')) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      return raw; // the schema names the key and what it expects
+    }
+  }
+  return raw;
 }
 
 /**
@@ -44,15 +95,25 @@ function envValue(raw: string): unknown {
  */
 export function applyEnvOverrides(tree: Tree, env: NodeJS.ProcessEnv): string[] {
   const applied: string[] = [];
+  const unknown: string[] = [];
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith('DOORGW_') || raw === undefined || NOT_OVERRIDES.has(name)) continue;
     const segs = name.slice('DOORGW_'.length).toLowerCase().split('__');
-    if (segs.some((s) => s === '' || s === '__proto__' || s === 'constructor' || s === 'prototype')) continue;
+    if (segs.some((s) => s === '' || s === '__proto__' || s === 'constructor' || s === 'prototype')) {
+      unknown.push(`${name}: not a configuration key`);
+      continue;
+    }
+    const target = schemaAt(configSchema as unknown as ZodLike, segs);
+    if (!target) {
+      unknown.push(`${name}: no configuration key ${formatPath(segs.map((x) => (/^\d+$/.test(x) ? Number(x) : x)))} (variables starting DOORGW_ are configuration overrides)`);
+      continue;
+    }
+    const kinds = kindsOf(target);
     let node: Tree = tree;
     segs.forEach((seg, i) => {
       const key = /^\d+$/.test(seg) && Array.isArray(node) ? Number(seg) : seg;
       if (i === segs.length - 1) {
-        (node as Record<string | number, unknown>)[key] = envValue(raw);
+        (node as Record<string | number, unknown>)[key] = envValue(raw, kinds);
       } else {
         let next = (node as Record<string | number, unknown>)[key];
         if (typeof next !== 'object' || next === null) {
@@ -64,6 +125,7 @@ export function applyEnvOverrides(tree: Tree, env: NodeJS.ProcessEnv): string[] 
     });
     applied.push(name);
   }
+  if (unknown.length) throw new ConfigError('the environment', unknown);
   return applied;
 }
 

@@ -31,11 +31,37 @@ const input = z.strictObject({
   debounce_ms: z.number().int().min(0).max(5000).default(50),
 });
 
+/**
+ * Accounts of the shipped broker ACL (a reader logs in under its id and would get their rights),
+ * and the names the gateway's own sources use in the journal.
+ */
+export const RESERVED_READER_IDS = ['doorgw', 'operator', 'homeassistant', 'exit_button', 'fingerprint', 'mqtt', 'wecom', 'feishu'] as const;
+
+/** What a reader may present. A reader cannot vouch for more than it can sense. */
+export const CREDENTIAL_KINDS = ['card', 'qr', 'userid', 'face', 'fingerprint'] as const;
+/** By type: a scanner reads codes; a local MQTT reader sends cards and codes unless it says more. */
+export const DEFAULT_READER_KINDS = { terminal: CREDENTIAL_KINDS, hid: ['qr'], mqtt: ['card', 'qr'] } as const;
+
 const reader = z.strictObject({
-  id: id(),
+  id: id().refine((v) => !(RESERVED_READER_IDS as readonly string[]).includes(v.toLowerCase()), {
+    message: `must not be one of the broker accounts or the gateway's own source names (${RESERVED_READER_IDS.join(', ')}): a reader logs in under its id`,
+  }),
   /** terminal: scans typed or pasted on the console (development). hid: USB scanner. mqtt: local reader topic. */
   type: z.enum(['terminal', 'hid', 'mqtt']),
   direction: z.enum(['in', 'out', 'unknown']).default('in'),
+  /**
+   * Credential kinds this reader may present (default by type: terminal all (development), hid qr,
+   * mqtt card/qr). Anything else it sends is denied (credential_not_allowed) and raises an alarm:
+   * a card reader must not be able to assert a face match.
+   */
+  accepts: z.array(z.enum(CREDENTIAL_KINDS)).min(1).optional(),
+  /**
+   * Credentials per second this reader may send (a burst of `burst` allowed); the excess is
+   * dropped and reported, so a flooding reader cannot starve the others.
+   */
+  rate_limit: z
+    .strictObject({ per_s: z.number().min(0.1).max(10_000).default(5), burst: z.number().int().min(1).max(100_000).default(20) })
+    .default({ per_s: 5, burst: 20 }),
   vendor_id: z.number().int().min(0).max(0xffff).optional(),
   product_id: z.number().int().min(0).max(0xffff).optional(),
   serial: str().optional(),
@@ -128,6 +154,11 @@ const mqtt = z.strictObject({
   keepalive_s: z.number().int().min(5).max(3600).default(30),
   /** Events kept while the broker is unreachable; older ones are dropped beyond this. */
   offline_queue: z.number().int().min(0).max(100_000).default(1000),
+  /**
+   * Largest MQTT packet the gateway accepts (MQTT 5 tells the broker, which then drops larger
+   * messages for us). Reader credentials and requests are small.
+   */
+  max_packet_size: z.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
   /** User fields included in access events (names are personal data: opt in). */
   event_user_fields: z.array(z.enum(['userid', 'user_type', 'name'])).default(['userid', 'user_type']),
   home_assistant: z

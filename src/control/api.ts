@@ -6,7 +6,7 @@ import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.j
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
 import type { Credential, Decision } from '../domain/types.js';
 import type { Config } from '../config/schema.js';
-import type { HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
+import type { DoorEventRecord, HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
 import { WecomAppClient } from '../cloud/wecom-app/client.js';
 import { fetchCloudPasses, localPasses, matchPasses, type ReconcileReport } from '../cloud/wecom-app/reconcile.js';
@@ -55,7 +55,7 @@ export interface GatewayApi {
   usersImport(p: { records: unknown[] }): Promise<ImportReport>;
   journal(p: { limit?: number }): Promise<JournalEntry[]>;
   /** Door contact changes and alarms, newest first. */
-  doorEvents(p: { limit?: number }): Promise<{ type: string; door: string; at: number; seq: number }[]>;
+  doorEvents(p: { limit?: number }): Promise<(DoorEventRecord & { seq: number })[]>;
   /** A full directory sync from the cloud (gateway running with a cloud provider). */
   sync(): Promise<SyncReport>;
   outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;

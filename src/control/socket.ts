@@ -6,7 +6,7 @@
  *   → {"id":1,"method":"usersShow","params":{"userid":"x1"}}
  *   ← {"id":1,"ok":true,"result":{…}}   or   {"id":1,"ok":false,"error":"…"}
  */
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { UsageError, type GatewayApi } from './api.js';
@@ -52,8 +52,19 @@ export function probe(path: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
 export async function serveControl(path: string, api: GatewayApi, log: Logger): Promise<Server> {
-  if (existsSync(path)) {
+  const existing = lstatOrNull(path);
+  if (existing) {
+    // Only ever remove a stale socket: control.socket may name any file by mistake.
+    if (!existing.isSocket()) throw new Error(`control socket path ${path} exists and is not a socket; refusing to replace it (fix control.socket or remove the file)`);
     if (await probe(path)) throw new Error(`another gateway answers on ${path}`);
     unlinkSync(path); // stale, left by a crash
   }

@@ -37,7 +37,9 @@ export type DenyReason =
   | 'rule_not_in_force'
   | 'invalid_rules'
   | 'default_deny'
-  | 'lockdown';
+  | 'lockdown'
+  /** The reader presented a kind of credential it is not configured to present. */
+  | 'credential_not_allowed';
 
 export interface Decision {
   decision: 'grant' | 'deny';

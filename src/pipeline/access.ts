@@ -11,7 +11,9 @@ import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { Debouncer, readKey } from './debounce.js';
+import type { DoorEvent } from './door-state.js';
 import type { CredentialEvent, DecisionEvent } from './events.js';
+import { ReaderGate, type ReaderTrust } from './reader-gate.js';
 
 export interface AccessDoor {
   context: DoorContext;
@@ -25,6 +27,8 @@ export interface AccessPipelineOptions {
   policy: PolicyOptions;
   debounceMs: number;
   replay: ReplayGuard;
+  /** Configured readers: what each may present and how fast. Other sources are the gateway's own. */
+  readers?: ReadonlyMap<string, ReaderTrust>;
   log: Logger;
   /** Wall clock in ms (tests move it). */
   now?: () => number;
@@ -33,6 +37,9 @@ export interface AccessPipelineOptions {
 export class AccessPipeline {
   /** Every decision, after the relay was commanded. */
   readonly decisions$ = new Subject<DecisionEvent>();
+  /** Reader alarms raised while deciding (a claim a reader may not make, a flood). */
+  readonly doorEvents$ = new Subject<DoorEvent>();
+  readonly gate: ReaderGate;
   private readonly debouncer: Debouncer;
   private readonly now: () => number;
   private readonly subs = new Subscription();
@@ -40,6 +47,7 @@ export class AccessPipeline {
   constructor(private readonly o: AccessPipelineOptions) {
     this.debouncer = new Debouncer(o.debounceMs);
     this.now = o.now ?? Date.now;
+    this.gate = new ReaderGate(o.readers ?? new Map());
   }
 
   /** Merge the sources and start deciding. */
@@ -65,13 +73,26 @@ export class AccessPipeline {
       return null;
     }
     const nowMs = this.now();
+    const gate = this.gate.admit(e, nowMs);
+    if (gate.floodEnded) this.o.log.warn({ door: e.door, reader: e.reader, dropped: gate.floodEnded }, 'reader flood ended');
+    if (gate.verdict === 'flood') {
+      if (gate.firstDrop) {
+        this.o.log.warn({ door: e.door, reader: e.reader }, 'reader exceeds its rate limit; dropping its credentials until it slows down');
+        this.doorEvents$.next({ type: 'reader_flood', door: e.door, at: nowMs, reader: e.reader, detail: 'credentials beyond the rate limit are dropped' });
+      }
+      return null;
+    }
     if (this.debouncer.isRepeat(readKey(e.door, e.credential), nowMs)) {
       this.o.log.debug({ door: e.door, reader: e.reader }, 'repeated read within the debounce window ignored');
       return null;
     }
     let d;
     try {
-      d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
+      if (gate.verdict === 'not_allowed') {
+        // Not identified: the reader's claim is exactly what is not trusted.
+        d = { decision: 'deny' as const, reason: 'credential_not_allowed' as const, userid: null, user_type: null, method: methodOf(e.credential), door: e.door, at: nowMs, detail: gate.detail! };
+        this.doorEvents$.next({ type: 'reader_claim_refused', door: e.door, at: nowMs, reader: e.reader, detail: gate.detail! });
+      } else d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
     } catch (err) {
       this.o.log.error({ err, door: e.door }, 'decision failed; denying');
       d = { decision: 'deny' as const, reason: 'malformed' as const, userid: null, user_type: null, method: methodOf(e.credential), door: e.door, at: nowMs, detail: 'internal error' };
@@ -132,6 +153,7 @@ export class AccessPipeline {
 
   stop(): void {
     this.modes$.complete();
+    this.doorEvents$.complete();
     this.subs.unsubscribe();
     this.decisions$.complete();
   }

@@ -15,13 +15,30 @@ export interface DoorState {
   alarm: Alarm | null;
 }
 
-export type DoorEventType = 'contact_open' | 'contact_closed' | 'forced_open' | 'held_open_prealarm' | 'held_open' | 'alarm_cleared' | 'relocked_on_close';
+export type DoorEventType =
+  | 'contact_open'
+  | 'contact_closed'
+  | 'forced_open'
+  | 'held_open_prealarm'
+  | 'held_open'
+  | 'alarm_cleared'
+  | 'relocked_on_close'
+  /** A reader presented a credential kind it may not (e.g. a card reader asserting a face match). */
+  | 'reader_claim_refused'
+  /** A reader sends faster than its rate limit; the excess is dropped. */
+  | 'reader_flood';
+
+/** Door events that are alarms (logged as warnings, shown as such). */
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood']);
 
 export interface DoorEvent {
   type: DoorEventType;
   door: string;
   /** Date.now(). */
   at: number;
+  /** The reader concerned, for reader events. */
+  reader?: string;
+  detail?: string;
 }
 
 export interface DoorStateOptions {

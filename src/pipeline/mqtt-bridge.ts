@@ -17,7 +17,7 @@ import { parseDoorCommand, parseReaderCredential, Topics, type DoorEventPayload,
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
-import type { DoorStateMachine } from './door-state.js';
+import type { DoorEvent, DoorStateMachine } from './door-state.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent } from './events.js';
 
 export interface MqttBridgeContext {
@@ -71,6 +71,7 @@ export class MqttBridge {
       rejectUnauthorized: m.reject_unauthorized,
       keepaliveS: m.keepalive_s,
       offlineQueue: m.offline_queue,
+      maxPacketSize: m.max_packet_size,
       availabilityTopic: this.topics.availability(),
       subscriptions,
       log: this.log,
@@ -86,8 +87,9 @@ export class MqttBridge {
         merge(sm.state$.pipe(map(() => id)), ctx.pipeline.modes$.pipe(map((x) => x.door)))
           .subscribe((door) => door === id && this.publishDoorState(id)),
       );
-      this.subs.add(sm.events$.subscribe((e) => this.link.publishEvent(this.topics.doorEvent(e.door), JSON.stringify({ event_type: e.type, door: e.door, at: new Date(e.at).toISOString() }))));
+      this.subs.add(sm.events$.subscribe((e) => this.publishDoorEvent(e)));
     }
+    this.subs.add(ctx.pipeline.doorEvents$.subscribe((e) => this.publishDoorEvent(e)));
     const cloud = ctx.cloud();
     if (cloud) {
       this.subs.add(cloud.state$.pipe(map((s) => `${s.link}|${s.directory_version}|${s.last_error}`), distinctUntilChanged()).subscribe(() => void this.publishState()));
@@ -124,6 +126,13 @@ export class MqttBridge {
     if (fields.includes('user_type')) e.user_type = d.user_type;
     if (fields.includes('name')) e.name = d.userid ? (this.ctx.store.directory.user(d.userid)?.name ?? null) : null;
     this.link.publishEvent(this.topics.doorEvent(d.door), JSON.stringify(e));
+  }
+
+  private publishDoorEvent(e: DoorEvent): void {
+    const p: Record<string, unknown> = { event_type: e.type, door: e.door, at: new Date(e.at).toISOString() };
+    if (e.reader !== undefined) p.reader = e.reader;
+    if (e.detail !== undefined) p.detail = e.detail;
+    this.link.publishEvent(this.topics.doorEvent(e.door), JSON.stringify(p));
   }
 
   private publishDoorState(door: string): void {

@@ -75,6 +75,15 @@ export interface HeldRecord extends PassRecord {
   held_at: number;
 }
 
+/** A door event as journaled: contact changes, alarms, reader alarms. */
+export interface DoorEventRecord {
+  type: string;
+  door: string;
+  at: number;
+  reader?: string;
+  detail?: string;
+}
+
 /** One decision to append: its journal entry, its pass record, the replay memory it adds. */
 export interface JournalAppend {
   decision: Omit<JournalEntry, 'seq'>;
@@ -370,7 +379,7 @@ export class Store {
   }
 
   /** Door events (contact, alarms), kept like the journal. */
-  async appendDoorEvent(e: { type: string; door: string; at: number }): Promise<void> {
+  async appendDoorEvent(e: DoorEventRecord): Promise<void> {
     const seq = ++this.seq;
     await this.batch(
       [
@@ -381,9 +390,9 @@ export class Store {
     );
   }
 
-  async recentDoorEvents(limit = 50): Promise<{ type: string; door: string; at: number; seq: number }[]> {
-    const out: { type: string; door: string; at: number; seq: number }[] = [];
-    for await (const v of this.sub<{ type: string; door: string; at: number; seq: number }>('doorevents').values({ reverse: true, limit })) out.push(v);
+  async recentDoorEvents(limit = 50): Promise<(DoorEventRecord & { seq: number })[]> {
+    const out: (DoorEventRecord & { seq: number })[] = [];
+    for await (const v of this.sub<DoorEventRecord & { seq: number }>('doorevents').values({ reverse: true, limit })) out.push(v);
     return out;
   }
 

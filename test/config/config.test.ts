@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { applyEnvOverrides, ConfigError, loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, redactSecrets, secretValues } from '../../src/log.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 function file(yaml: string): string {
@@ -56,10 +56,48 @@ describe('configuration', () => {
     expect(envApplied).toHaveLength(5);
   });
 
-  it('ignores prototype-polluting env segments', () => {
+  it('refuses prototype-polluting env segments without touching anything', () => {
     const tree: Record<string, unknown> = {};
-    applyEnvOverrides(tree, { DOORGW___PROTO____X: '1', DOORGW_A____PROTO__: '1' });
+    expect(() => applyEnvOverrides(tree, { DOORGW___PROTO____X: '1', DOORGW_A____PROTO__: '1' })).toThrow(ConfigError);
     expect(({} as Record<string, unknown>).x).toBeUndefined();
+    expect(tree).toEqual({});
+  });
+
+  it('types env values by the schema, not by their look', () => {
+    const { config } = loadConfig(file(`${MIN}mqtt: { enabled: true }\n`), {
+      DOORGW_MQTT__PASSWORD: '12345678901234567890123',
+      DOORGW_MQTT__USERNAME: '1e3',
+      DOORGW_CLOUD__PROVIDER: 'none',
+      DOORGW_GATEWAY_ID: '007',
+      DOORGW_MQTT__CLIENT_ID: 'true',
+      DOORGW_MQTT__PROTOCOL_VERSION: '4',
+      DOORGW_LOG__PRETTY: 'false',
+      DOORGW_MQTT__EVENT_USER_FIELDS: '["userid"]',
+    });
+    expect(config.mqtt.password).toBe('12345678901234567890123'); // not 1.2345678901234568e22
+    expect(config.mqtt.username).toBe('1e3'); // not 1000
+    expect(config.gateway_id).toBe('007');
+    expect(config.mqtt.client_id).toBe('true');
+    expect(config.mqtt.protocol_version).toBe(4);
+    expect(config.log.pretty).toBe(false);
+    expect(config.mqtt.event_user_fields).toEqual(['userid']);
+    // a number key takes only a plain decimal: 1234e567 is not Infinity but an error naming the key
+    expect(problems(MIN, { DOORGW_QR__CLOCK_SKEW_S: '1234e567' })).toEqual(['qr.clock_skew_s: Invalid input: expected number, received string']);
+  });
+
+  it('names an unknown DOORGW_ variable', () => {
+    expect(problems(MIN, { DOORGW_MQTT__PASSWROD: 'x', DOORGW_DOORS__0__RELAIS__PIN: '4' })).toEqual([
+      'DOORGW_MQTT__PASSWROD: no configuration key mqtt.passwrod (variables starting DOORGW_ are configuration overrides)',
+      'DOORGW_DOORS__0__RELAIS__PIN: no configuration key doors[0].relais.pin (variables starting DOORGW_ are configuration overrides)',
+    ]);
+  });
+
+  it('refuses readers named like the broker accounts or the gateway\'s own sources', () => {
+    for (const name of ['doorgw', 'operator', 'homeassistant', 'Operator', 'exit_button', 'fingerprint']) {
+      expect(problems(`doors:\n  - id: front\n    readers: [{ id: ${name}, type: mqtt }]\n`)).toEqual([
+        'doors[0].readers[0].id: must not be one of the broker accounts or the gateway\'s own source names (doorgw, operator, homeassistant, exit_button, fingerprint, mqtt, wecom, feishu): a reader logs in under its id',
+      ]);
+    }
   });
 
   it.each([
@@ -100,5 +138,24 @@ describe('logging', () => {
     const rec = JSON.parse(lines[0]!);
     expect(rec).toMatchObject({ msg: 'hello', module: 'test', mqtt: { password: '[redacted]', url: 'mqtt://x' }, secret: '[redacted]' });
     expect(lines.join('')).not.toMatch(/hunter2|s3cret|deep/);
+  });
+
+  it('scrubs secrets by value and URL userinfo from every line, whatever the key', () => {
+    const config = { mqtt: { url: 'mqtt://doorgw:pa%24%24word@broker:1883', password: 'hunter2-long' }, cloud: { feishu: { app_secret: 'fs-"quoted"-secret' } } };
+    const secrets = secretValues(config);
+    expect(secrets.sort()).toEqual(['fs-"quoted"-secret', 'hunter2-long', 'pa$$word'].sort());
+    for (const pretty of [false, true]) {
+      const lines: string[] = [];
+      const sink = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toString()); cb(); } });
+      const log = createLogger({ level: 'info', pretty, destination: sink, secrets });
+      log.info({ url: config.mqtt.url }, 'mqtt connected');
+      log.warn({ err: 'login failed for hunter2-long' }, 'error text carrying a secret');
+      log.info({ note: 'fs-"quoted"-secret' }, 'escaped in JSON');
+      log.info('plain pa$$word in a message');
+      const text = lines.join('');
+      expect(text).not.toMatch(/hunter2|pa%24%24word|pa\$\$word|quoted/);
+      expect(text).toContain('mqtt://[redacted]@broker:1883');
+    }
+    expect(JSON.stringify(redactSecrets(config))).not.toMatch(/hunter2|pa%24|quoted/);
   });
 });

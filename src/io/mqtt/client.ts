@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { BehaviorSubject, Subject } from 'rxjs';
-import type { Logger } from '../../log.js';
+import { redactUrl, type Logger } from '../../log.js';
 import { assertPublishable } from './topics.js';
 
 export interface MqttMessage {
@@ -32,17 +32,31 @@ export interface MqttLinkOptions {
   rejectUnauthorized: boolean;
   keepaliveS: number;
   offlineQueue: number;
+  /** Largest packet the gateway accepts (MQTT 5: the broker drops larger messages for us). */
+  maxPacketSize: number;
   availabilityTopic: string;
   subscriptions: string[];
   log: Logger;
+  /** First reconnect delay; doubles while the broker stays away, up to `reconnectMaxMs`. */
   reconnectMs?: number;
+  reconnectMaxMs?: number;
 }
+
+/** Losses of an established session within this window that count as a takeover fight. */
+const TAKEOVER_WINDOW_MS = 60_000;
+const TAKEOVER_LOSSES = 3;
+/** MQTT 5 DISCONNECT reason: another client connected with this client id. */
+const RC_SESSION_TAKEN_OVER = 0x8e;
 
 export class MqttLink {
   readonly connected$ = new BehaviorSubject(false);
   readonly messages$ = new Subject<MqttMessage>();
   /** Events dropped because the offline queue was full. */
   dropped = 0;
+  /** Times another client took this gateway's session over (or it was lost right after connecting repeatedly). */
+  takeovers = 0;
+  private sessionLosses: number[] = [];
+  private outage: { since: number; attempts: number; error: string | null } | null = null;
   private client: MqttClient | null = null;
   private readonly retained = new Map<string, string>();
   /** Retained topics to clear, kept until a connection has carried the clear. */
@@ -58,13 +72,16 @@ export class MqttLink {
       protocolVersion: o.protocolVersion,
       keepalive: o.keepaliveS,
       clean: true,
-      reconnectPeriod: o.reconnectMs ?? 2000,
+      reconnectPeriod: o.reconnectMs ?? 1000,
       connectTimeout: 10_000,
       resubscribe: false, // renewed on every connect below
       queueQoSZero: false,
       will: { topic: o.availabilityTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
       rejectUnauthorized: o.rejectUnauthorized,
     };
+    // MQTT 5: the broker must not send us more than this (a huge publish would sit in memory).
+    // MQTT 3.1.1 has no such field: there only the broker's max_packet_size protects.
+    if (o.protocolVersion === 5) opts.properties = { maximumPacketSize: o.maxPacketSize };
     if (o.username !== undefined) opts.username = o.username;
     if (o.password !== undefined) opts.password = o.password;
     if (o.ca) opts.ca = readFileSync(o.ca);
@@ -76,7 +93,12 @@ export class MqttLink {
       // Small messages must not wait for Nagle's algorithm (40 ms with delayed ACKs): a reader's
       // credential is one small packet that someone is standing at the door for.
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-      this.o.log.info({ url: o.url, client_id: o.clientId }, 'mqtt connected');
+      client.options.reconnectPeriod = o.reconnectMs ?? 1000;
+      const outage = this.outage;
+      this.outage = null;
+      if (outage) {
+        this.o.log.info({ url: redactUrl(o.url), client_id: o.clientId, outage_s: Math.round((Date.now() - outage.since) / 1000), attempts: outage.attempts }, 'mqtt connected after an outage');
+      } else this.o.log.info({ url: redactUrl(o.url), client_id: o.clientId }, 'mqtt connected');
       this.connected$.next(true);
       client.publish(o.availabilityTopic, 'online', { qos: 1, retain: true });
       // MQTT 5 "retain as published": a retained command published live still carries its flag,
@@ -91,11 +113,29 @@ export class MqttLink {
       for (const m of pending) client.publish(m.topic, m.payload, { qos: 1 });
       if (this.dropped) this.o.log.warn({ dropped: this.dropped }, 'events dropped while the broker was unreachable (offline queue full)');
     });
-    client.on('close', () => {
-      if (this.connected$.value) this.o.log.warn('mqtt disconnected; the door keeps working, state is re-published on reconnect');
-      this.connected$.next(false);
+    client.on('disconnect', (packet) => {
+      if (packet.reasonCode === RC_SESSION_TAKEN_OVER) this.sessionLost(true);
     });
-    client.on('error', (e) => this.o.log.warn({ err: e.message }, 'mqtt error'));
+    client.on('close', () => {
+      if (this.connected$.value) {
+        this.o.log.warn('mqtt disconnected; the door keeps working, state is re-published on reconnect');
+        this.sessionLost(false);
+      }
+      this.connected$.next(false);
+      // Back off while the broker stays away, and say so once, not every attempt.
+      if (!this.outage) this.outage = { since: Date.now(), attempts: 0, error: null };
+      this.outage.attempts++;
+      const max = o.reconnectMaxMs ?? 30_000;
+      client.options.reconnectPeriod = Math.min(max, (o.reconnectMs ?? 1000) * 2 ** Math.min(this.outage.attempts - 1, 16));
+    });
+    client.on('error', (e) => {
+      if (this.outage) {
+        if (this.outage.error === e.message) return;
+        this.outage.error = e.message;
+        return void this.o.log.warn({ err: e.message }, 'mqtt broker unreachable; retrying with backoff, logged again when it changes or ends');
+      }
+      this.o.log.warn({ err: e.message }, 'mqtt error');
+    });
     client.on('message', (topic, payload, packet) => {
       const m: MqttMessage = { topic, payload: payload.toString('utf8'), retain: packet.retain };
       const props = packet.properties;
@@ -103,6 +143,23 @@ export class MqttLink {
       if (props?.correlationData) m.correlationData = Buffer.from(props.correlationData);
       this.messages$.next(m);
     });
+  }
+
+  /**
+   * An established session ended. Another client logging in with this gateway's client id (or,
+   * where the broker binds ids to accounts, its account) knocks it off again and again: report it.
+   */
+  private sessionLost(takenOver: boolean): void {
+    const now = Date.now();
+    this.sessionLosses = [...this.sessionLosses.filter((t) => now - t < TAKEOVER_WINDOW_MS), now];
+    if (takenOver || this.sessionLosses.length >= TAKEOVER_LOSSES) {
+      this.takeovers++;
+      this.o.log.error(
+        { client_id: this.o.clientId, losses_in_window: this.sessionLosses.length, taken_over: takenOver },
+        'mqtt session taken over: another client is connecting with this gateway\'s client id or account; check the broker accounts (use_username_as_clientid) and the gateway password',
+      );
+      this.sessionLosses = [];
+    }
   }
 
   private get live(): MqttClient | null {
@@ -165,3 +222,4 @@ export class MqttLink {
     this.connected$.next(false);
   }
 }
+
