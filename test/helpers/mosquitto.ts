@@ -4,7 +4,7 @@
  * fail with the command to run, never pass silently.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p));
 const PASSWD = ['/usr/bin/mosquitto_passwd', '/usr/sbin/mosquitto_passwd'].find((p) => existsSync(p));
 export const ACL = new URL('../../deploy/mosquitto/doorgw.acl', import.meta.url).pathname;
+/** The shipped listener configuration: the tests run the broker as deployed. */
+export const CONF = new URL('../../deploy/mosquitto/doorgw.conf', import.meta.url).pathname;
 
 export const USERS = { doorgw: 'gw-pass', operator: 'op-pass', homeassistant: 'ha-pass', 'lobby-reader': 'rd-pass', 'other-reader': 'rd2-pass' } as const;
 
@@ -46,10 +48,11 @@ export class Broker {
     }
     this.port = port ?? (await freePort());
     const conf = join(this.dir, 'mosquitto.conf');
-    writeFileSync(
-      conf,
-      `user root\nper_listener_settings true\nset_tcp_nodelay true\nlistener ${this.port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(this.dir, 'passwd')}\nacl_file ${join(this.dir, 'acl')}\npersistence false\nlog_type error\n`,
-    );
+    const shipped = readFileSync(CONF, 'utf8')
+      .replace(/^listener .*$/m, `listener ${this.port} 127.0.0.1`)
+      .replace(/^password_file .*$/m, `password_file ${join(this.dir, 'passwd')}`)
+      .replace(/^acl_file .*$/m, `acl_file ${join(this.dir, 'acl')}`);
+    writeFileSync(conf, `user root\npersistence false\nlog_type error\n${shipped}`);
     this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     this.proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));

@@ -3,13 +3,11 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
-import type { SimRelay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { credentialEvent } from '../../src/pipeline/events.js';
-import { Store } from '../../src/store/store.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
+import { mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { employeeQr, makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
@@ -29,32 +27,14 @@ afterEach(async () => {
   for (const c of closers.splice(0)) await c();
 });
 
-function configFor(dataDir: string, extra: Record<string, unknown> = {}, doors?: unknown[]) {
-  return validateConfig(
-    {
-      gateway_id: 'gw1',
-      data_dir: dataDir,
-      policy: { debounce_ms: 0 },
-      doors: doors ?? [
-        { id: 'lobby', name: 'Lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'lobby-reader', type: 'mqtt', direction: 'in' }] },
-        { id: 'back', readers: [{ id: 'other-reader', type: 'mqtt', direction: 'out' }] },
-      ],
-      mqtt: { enabled: true, url: broker.url, username: 'doorgw', password: USERS.doorgw, ...extra },
-    },
-    'test',
-  );
-}
+const configFor = (dataDir: string, extra: Record<string, unknown> = {}, doors?: unknown[]) => mqttConfig(broker, dataDir, extra, doors);
 
 async function startGateway(dataDir = join(tmpDir(), 'data'), extra: Record<string, unknown> = {}, doors?: unknown[]): Promise<Gateway> {
-  const seed = await Store.open(dataDir); // the directory exists before the gateway starts
-  await seed.upsertUsers([user({ userid: 'alice', openvid: 11, public_key: key.publicB64, cards: [1001] })]);
-  await seed.close();
-  gw = await Gateway.start({ config: configFor(dataDir, extra, doors), log, controlSocket: false });
-  await until(() => gw!.mqtt!.link.connected$.value, 'mqtt connected');
+  gw = await startMqttGateway(broker, { log, key, dataDir, extra, ...(doors ? { doors } : {}) });
   return gw;
 }
 
-const relay = (g: Gateway, door = 'lobby') => g.relays.get(door) as SimRelay;
+const relay = simRelay;
 const json = (s: string): Record<string, unknown> => JSON.parse(s) as Record<string, unknown>;
 
 describe('reader credentials', () => {
