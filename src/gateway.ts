@@ -8,7 +8,7 @@ import { config as rxjsConfig, Subject, type Observable } from 'rxjs';
 import { ALARM_EVENTS, DoorStateMachine, type DoorEvent } from './pipeline/door-state.js';
 import { sysfsNumber } from './io/gpio/sysfs.js';
 import { controlSocketPath } from './config/load.js';
-import { DEFAULT_READER_KINDS, type Config, type DoorConfig } from './config/schema.js';
+import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
 import { generateKeyPairSync } from 'node:crypto';
@@ -25,6 +25,7 @@ import { AccessPipeline, type AccessDoor } from './pipeline/access.js';
 import { credentialEvent, type CredentialEvent } from './pipeline/events.js';
 import { map } from 'rxjs';
 import { JournalWriter } from './pipeline/journal-writer.js';
+import { releaseReserve, StorageGuard } from './pipeline/storage-guard.js';
 import { MqttBridge } from './pipeline/mqtt-bridge.js';
 import type { DoorMode } from './domain/types.js';
 import { Store, StoreLockedError } from './store/store.js';
@@ -71,6 +72,11 @@ async function openStoreWaiting(dir: string, waitMs: number, log: Logger): Promi
     try {
       return await Store.open(dir);
     } catch (e) {
+      // A full disk can keep LevelDB from recovering its log at open: the reserve is for this.
+      if (!(e instanceof StoreLockedError) && (await releaseReserve(dir))) {
+        log.error({ err: (e as Error).message, data_dir: dir }, 'database did not open; released the reserve file and trying again (is the disk full?)');
+        continue;
+      }
       if (!(e instanceof StoreLockedError) || Date.now() >= deadline) throw e;
       if (!warned) log.warn({ data_dir: dir }, 'database held by another process (a doorgw command?); waiting for it');
       warned = true;
@@ -111,6 +117,7 @@ export class Gateway {
   /** The fingerprint module (of the first door that has one). */
   fingerprint: FingerprintModule | null = null;
   cloud: CloudAdapter | null = null;
+  storage: StorageGuard | null = null;
   mqtt: MqttBridge | null = null;
   /** Door state machines by door id. */
   readonly doors = new Map<string, DoorStateMachine>();
@@ -125,7 +132,18 @@ export class Gateway {
     readonly journal: JournalWriter,
     private readonly log: Logger,
   ) {
-    this.api = localApi(store, config, VERSION, { since: this.started, cloud: () => this.cloud }, log.child({ module: 'api' }));
+    this.api = localApi(
+      store,
+      config,
+      VERSION,
+      {
+        since: this.started,
+        cloud: () => this.cloud,
+        storage: () => (this.storage ? { ...this.storage.state$.value, held_in_memory: journal.pending, dropped: journal.dropped } : null),
+        modeOf: (door) => pipeline.modeOf(door),
+      },
+      log.child({ module: 'api' }),
+    );
   }
 
   static async start(o: GatewayOptions): Promise<Gateway> {
@@ -184,18 +202,13 @@ export class Gateway {
       }
 
       const readers = new Map(
-        config.doors.flatMap((d) => d.readers.map((r) => [r.id, { accepts: r.accepts ?? DEFAULT_READER_KINDS[r.type], ratePerS: r.rate_limit.per_s, burst: r.rate_limit.burst }] as const)),
+        config.doors.flatMap((d) =>
+          d.readers.map((r) => {
+            const rate = r.rate_limit ?? DEFAULT_READER_RATE[r.type];
+            return [r.id, { accepts: r.accepts ?? DEFAULT_READER_KINDS[r.type], rate: rate && { perS: rate.per_s, burst: rate.burst } }] as const;
+          }),
+        ),
       );
-      const pipeline = new AccessPipeline({
-        store,
-        doors,
-        readers,
-        policy: policyOf(config),
-        debounceMs: config.policy.debounce_ms,
-        replay,
-        log: log.child({ module: 'pipeline' }),
-        now,
-      });
       let cloud: CloudAdapter | null = null;
       const journal = new JournalWriter(
         store,
@@ -203,7 +216,20 @@ export class Gateway {
         config.journal.max_entries,
         () => cloud?.outboxChanged(),
         () => cloud?.uploadsRecords === true,
+        config.journal.memory_max_entries,
       );
+      const pipeline = new AccessPipeline({
+        store,
+        doors,
+        readers,
+        journal,
+        durability: config.journal.durability,
+        policy: policyOf(config),
+        debounceMs: config.policy.debounce_ms,
+        replay,
+        log: log.child({ module: 'pipeline' }),
+        now,
+      });
       const gw = new Gateway(config, store, pipeline, journal, log);
       relays.forEach((r, id) => gw.relays.set(id, r));
       gw.fingerprint = fingerprint;
@@ -215,9 +241,25 @@ export class Gateway {
         const fields = { door: e.door, event: e.type, reader: e.reader, detail: e.detail };
         if (ALARM_EVENTS.has(e.type)) doorLog.warn(fields, 'door alarm');
         else doorLog.info(fields, 'door event');
+        if (!store.writable) return void doorLog.warn({ door: e.door, event: e.type }, 'door event not journaled: the database is not writable');
         store.appendDoorEvent(e).catch((err: unknown) => doorLog.error({ err, door: e.door }, 'door event not journaled'));
       };
       pipeline.doorEvents$.subscribe(recordDoorEvent);
+
+      // Disk-full protection: reserve, free space, recovery; storage alarms on every door.
+      gw.storage = new StorageGuard({
+        store,
+        dir: config.data_dir,
+        reserveBytes: config.storage.reserve_mb * 1024 * 1024,
+        lowBytes: config.storage.low_space_mb * 1024 * 1024,
+        checkIntervalMs: config.storage.check_interval_s * 1000,
+        log: log.child({ module: 'storage' }),
+        alarm: (type, detail) => {
+          for (const d of config.doors) pipeline.doorEvents$.next({ type, door: d.id, at: now(), detail });
+        },
+        recovered: () => journal.retryNow(),
+      });
+      await gw.storage.start();
 
       // Door state per door: lock from the relay, contact from the input, alarms.
       for (const d of config.doors) {
@@ -246,7 +288,6 @@ export class Gateway {
 
       // Effects: each a subscriber; none can delay the relay, which was commanded before they run.
       const decisionLog = log.child({ module: 'access' });
-      pipeline.addEffect('journal', (d) => journal.enqueue(d));
       pipeline.addEffect('log', (d) => {
         const fields = { door: d.door, reader: d.reader, decision: d.decision, reason: d.reason, userid: d.userid, method: d.method, latency_us: Math.round(d.latency_us) };
         if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
@@ -296,6 +337,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    this.storage?.stop();
     for (const i of this.inputs) i.close();
     for (const d of this.doors.values()) d.stop();
     await this.mqtt?.stop();

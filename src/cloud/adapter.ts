@@ -22,6 +22,11 @@ export interface CloudState {
   /** Users fetched so far by a full sync in progress. */
   sync_progress: number | null;
   last_error: string | null;
+  /**
+   * A standing problem that retrying will not fix (credentials refused, device secret unreadable):
+   * the gateway is unhealthy until it is fixed.
+   */
+  credentials_problem: string | null;
 }
 
 export interface SyncReport {
@@ -53,5 +58,5 @@ export interface CloudAdapter {
 }
 
 export function initialState(provider: string, link: CloudState['link']): CloudState {
-  return { provider, link, since: Date.now(), directory_version: null, last_full_sync: null, clock_skew_s: null, sync_progress: null, last_error: null };
+  return { provider, link, since: Date.now(), directory_version: null, last_full_sync: null, clock_skew_s: null, sync_progress: null, last_error: null, credentials_problem: null };
 }

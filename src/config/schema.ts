@@ -41,6 +41,8 @@ export const RESERVED_READER_IDS = ['doorgw', 'operator', 'homeassistant', 'exit
 export const CREDENTIAL_KINDS = ['card', 'qr', 'userid', 'face', 'fingerprint'] as const;
 /** By type: a scanner reads codes; a local MQTT reader sends cards and codes unless it says more. */
 export const DEFAULT_READER_KINDS = { terminal: CREDENTIAL_KINDS, hid: ['qr'], mqtt: ['card', 'qr'] } as const;
+/** Default rate limits by type (null: none). A person presents a credential every second or so. */
+export const DEFAULT_READER_RATE = { terminal: null, hid: { per_s: 5, burst: 20 }, mqtt: { per_s: 5, burst: 20 } } as const;
 
 const reader = z.strictObject({
   id: id().refine((v) => !(RESERVED_READER_IDS as readonly string[]).includes(v.toLowerCase()), {
@@ -57,11 +59,12 @@ const reader = z.strictObject({
   accepts: z.array(z.enum(CREDENTIAL_KINDS)).min(1).optional(),
   /**
    * Credentials per second this reader may send (a burst of `burst` allowed); the excess is
-   * dropped and reported, so a flooding reader cannot starve the others.
+   * dropped and reported, so a flooding reader cannot starve the others. Default for hid and mqtt
+   * readers 5/s with bursts of 20; none for the development terminal.
    */
   rate_limit: z
     .strictObject({ per_s: z.number().min(0.1).max(10_000).default(5), burst: z.number().int().min(1).max(100_000).default(20) })
-    .default({ per_s: 5, burst: 20 }),
+    .optional(),
   vendor_id: z.number().int().min(0).max(0xffff).optional(),
   product_id: z.number().int().min(0).max(0xffff).optional(),
   serial: str().optional(),
@@ -222,8 +225,29 @@ export const configSchema = z
       .strictObject({ clock_skew_s: z.number().int().min(0).max(600).default(30) })
       .default({ clock_skew_s: 30 }),
     journal: z
-      .strictObject({ max_entries: z.number().int().min(1000).max(10_000_000).default(100_000) })
-      .default({ max_entries: 100_000 }),
+      .strictObject({
+        max_entries: z.number().int().min(1000).max(10_000_000).default(100_000),
+        /**
+         * batched: the relay moves first, the record is on disk one group commit later (a few ms;
+         * a kill -9 inside that window loses it). strict: a grant's record (and its replay memory)
+         * is on disk before the relay moves, at the cost of one fsync per grant.
+         */
+        durability: z.enum(['batched', 'strict']).default('batched'),
+        /** Records kept in memory while the disk cannot be written; beyond this the oldest go (loudly). */
+        memory_max_entries: z.number().int().min(100).max(1_000_000).default(50_000),
+      })
+      .default({ max_entries: 100_000, durability: 'batched', memory_max_entries: 50_000 }),
+    /** Disk-full protection for the data directory. */
+    storage: z
+      .strictObject({
+        /** A file of this size is kept in the data directory and released when the disk fills, so the database can recover. */
+        reserve_mb: z.number().int().min(0).max(4096).default(16),
+        /** Below this much free space the gateway reports unhealthy and raises disk_low. */
+        low_space_mb: z.number().int().min(1).max(65_536).default(64),
+        /** How often free space is checked (while writes fail: every 2 s). */
+        check_interval_s: z.number().int().min(1).max(3600).default(30),
+      })
+      .default({ reserve_mb: 16, low_space_mb: 64, check_interval_s: 30 }),
     /** sysfs GPIO (Raspberry Pi OS bookworm): BCM numbers map to sysfs numbers at run time. */
     gpio: z
       .strictObject({

@@ -4,7 +4,8 @@
  */
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
-import type { Credential, Decision } from '../domain/types.js';
+import type { Credential, Decision, DoorMode } from '../domain/types.js';
+import type { StorageState } from '../pipeline/storage-guard.js';
 import type { Config } from '../config/schema.js';
 import type { DoorEventRecord, HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
@@ -45,6 +46,8 @@ export interface Status {
   doors: { id: string; mode: string }[];
   uptime_s: number | null;
   cloud: CloudState | null;
+  /** The data directory's disk (running gateway only). */
+  storage: StorageStatus | null;
 }
 
 export interface GatewayApi {
@@ -80,6 +83,27 @@ export function doorContext(config: Config, doorId: string): DoorContext {
 export interface RunningGateway {
   since: number;
   cloud: () => CloudAdapter | null;
+  /** Disk state and records held in memory; null before the guard starts. */
+  storage?: () => StorageStatus | null;
+  /** The door's mode now (set at run time over MQTT, persisted). */
+  modeOf?: (door: string) => DoorMode | undefined;
+}
+
+export interface StorageStatus extends StorageState {
+  /** Journal entries and pass records waiting in memory for the disk. */
+  held_in_memory: number;
+  /** Entries dropped at the memory bound during a disk outage. */
+  dropped: number;
+}
+
+/**
+ * A door's mode: the running gateway's, else the one it persisted, else the configured one — one
+ * source of truth for status, check and the door itself.
+ */
+async function modeOf(store: Store, config: Config, running: RunningGateway | null, door: string): Promise<DoorMode> {
+  const live = running?.modeOf?.(door);
+  if (live) return live;
+  return (await store.getMeta<DoorMode>(`door.${door}.mode`)) ?? config.doors.find((d) => d.id === door)?.mode ?? 'normal';
 }
 
 export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null, log?: Logger): GatewayApi {
@@ -94,9 +118,10 @@ export function localApi(store: Store, config: Config, version: string, running:
         outbox_depth: await store.outboxDepth(),
         outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,
         held: await store.heldCount(),
-        doors: config.doors.map((d) => ({ id: d.id, mode: d.mode })),
+        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, mode: await modeOf(store, config, running, d.id) }))),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
         cloud: running?.cloud()?.state$.value ?? null,
+        storage: running?.storage?.() ?? null,
       };
     },
 
@@ -141,15 +166,16 @@ export function localApi(store: Store, config: Config, version: string, running:
       return { requeued };
     },
 
-    // A dry run: no relay, no journal, no replay memory.
-    check(p) {
+    // A dry run: no relay, no journal, no replay memory; in the door's current mode.
+    async check(p) {
       const given = [p.qr, p.card, p.userid].filter((x) => x !== undefined);
       if (given.length !== 1) throw new UsageError('give exactly one of --qr, --card, --userid');
       const credential: Credential =
         p.qr !== undefined ? { type: 'qr', text: p.qr } : p.card !== undefined ? { type: 'card', value: p.card } : { type: 'userid', value: p.userid! };
       const door = doorContext(config, p.door ?? config.doors[0]!.id);
+      door.mode = await modeOf(store, config, running, door.id);
       const nowMs = p.at !== undefined ? p.at * 1000 : Date.now();
-      return Promise.resolve(decide({ credential, door, nowMs, directory: store.directory, policy: policyOf(config) }));
+      return decide({ credential, door, nowMs, directory: store.directory, policy: policyOf(config) });
     },
 
     async usersList(p) {
@@ -212,8 +238,16 @@ export interface HealthLimits {
 /** Why a running gateway is unhealthy (empty: healthy). */
 export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now()): string[] {
   const problems: string[] = [];
+  const st = s.storage;
+  if (st && !st.writable) problems.push(`database not writable (${st.error ?? 'write failed'}): ${st.held_in_memory} records held in memory${st.dropped ? `, ${st.dropped} dropped` : ''}`);
+  if (st?.low) problems.push(`disk space low in the data directory: ${Math.round((st.free_bytes ?? 0) / 1024 / 1024)} MB free`);
   const c = s.cloud;
-  if (c && c.link !== 'online') {
+  if (c?.credentials_problem) problems.push(c.credentials_problem);
+  else if (c?.link === 'unprovisioned') problems.push(`cloud ${c.provider}: device not activated (doorgw ${c.provider} activate)`);
+  if (c && c.last_full_sync === null && c.directory_version === null && !c.credentials_problem && c.link !== 'unprovisioned') {
+    problems.push(`cloud ${c.provider}: no directory synced yet (link ${c.link}${c.last_error ? `, last error: ${c.last_error}` : ''})`);
+  }
+  if (c && c.link !== 'online' && c.link !== 'unprovisioned') {
     const down = Math.round((nowMs - c.since) / 1000);
     if (down > limits.maxLinkDownS) problems.push(`cloud link ${c.link} for ${down} s (limit ${limits.maxLinkDownS} s)`);
   }

@@ -39,7 +39,9 @@ export type DenyReason =
   | 'default_deny'
   | 'lockdown'
   /** The reader presented a kind of credential it is not configured to present. */
-  | 'credential_not_allowed';
+  | 'credential_not_allowed'
+  /** The directory could not be read (database reopening after a disk failure). */
+  | 'store_unavailable';
 
 export interface Decision {
   decision: 'grant' | 'deny';

@@ -3,7 +3,7 @@
  * reads never race its relay; doors run independently. The relay is commanded synchronously right
  * after the decision; journal, outbox, log and subscribers follow and can never delay it.
  */
-import { Subject, Subscription, concatMap, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
+import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import type { DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
@@ -14,6 +14,9 @@ import { Debouncer, readKey } from './debounce.js';
 import type { DoorEvent } from './door-state.js';
 import type { CredentialEvent, DecisionEvent } from './events.js';
 import { ReaderGate, type ReaderTrust } from './reader-gate.js';
+
+/** Longest a credential waits for the database to reopen after a disk failure. */
+const REOPEN_WAIT_MS = 250;
 
 export interface AccessDoor {
   context: DoorContext;
@@ -27,6 +30,10 @@ export interface AccessPipelineOptions {
   policy: PolicyOptions;
   debounceMs: number;
   replay: ReplayGuard;
+  /** The durable record of every decision (journal, outbox, replay memory). */
+  journal?: { enqueue(d: DecisionEvent): void; enqueueDurable(d: DecisionEvent): Promise<void> };
+  /** batched: relay first, record one group commit later. strict: a grant's record first. */
+  durability?: 'batched' | 'strict';
   /** Configured readers: what each may present and how fast. Other sources are the gateway's own. */
   readers?: ReadonlyMap<string, ReaderTrust>;
   log: Logger;
@@ -56,10 +63,21 @@ export class AccessPipeline {
       merge(...sources)
         .pipe(
           groupBy((e) => e.door),
-          mergeMap((perDoor) => perDoor.pipe(concatMap((e) => of(this.handle(e))))),
+          mergeMap((perDoor) => perDoor.pipe(concatMap((e) => this.whenStoreReadable(e)))),
         )
         .subscribe({ error: (e: unknown) => this.o.log.error({ err: e }, 'credential source failed') }),
     );
+  }
+
+  /**
+   * Decide now, unless the store is being reopened after a disk failure: then wait for it, but
+   * never longer than REOPEN_WAIT_MS (a credential decided meanwhile is denied store_unavailable).
+   */
+  private whenStoreReadable(e: CredentialEvent): Observable<DecisionEvent | null> {
+    const reopening = this.o.store.reopenInProgress;
+    if (!reopening) return of(this.handle(e));
+    const waited = new Promise<void>((r) => setTimeout(r, REOPEN_WAIT_MS));
+    return from(Promise.race([reopening.catch(() => undefined), waited]).then(() => this.handle(e)));
   }
 
   /**
@@ -94,17 +112,35 @@ export class AccessPipeline {
         this.doorEvents$.next({ type: 'reader_claim_refused', door: e.door, at: nowMs, reader: e.reader, detail: gate.detail! });
       } else d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
     } catch (err) {
-      this.o.log.error({ err, door: e.door }, 'decision failed; denying');
-      d = { decision: 'deny' as const, reason: 'malformed' as const, userid: null, user_type: null, method: methodOf(e.credential), door: e.door, at: nowMs, detail: 'internal error' };
+      const unavailable = !this.o.store.isOpen;
+      this.o.log.error({ err, door: e.door }, unavailable ? 'directory unavailable (database reopening); denying' : 'decision failed; denying');
+      d = { decision: 'deny' as const, reason: unavailable ? ('store_unavailable' as const) : ('malformed' as const), userid: null, user_type: null, method: methodOf(e.credential), door: e.door, at: nowMs, detail: unavailable ? 'database reopening after a disk failure' : 'internal error' };
     }
-    if (d.decision === 'grant') {
+    const pulse = (): void => {
       try {
         door.relay.pulse(door.pulseMs);
       } catch (err) {
         this.o.log.error({ err, door: e.door }, 'relay command failed');
       }
+    };
+    const journal = this.o.journal;
+    if (d.decision === 'grant' && journal && this.o.durability === 'strict') {
+      // Strict: the grant's record and replay memory reach the disk before the relay moves.
+      const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: 0 };
+      void journal.enqueueDurable(ev).then(() => {
+        pulse();
+        ev.latency_us = Number(process.hrtime.bigint() - e.hr) / 1000;
+        this.decisions$.next(ev);
+      });
+      return ev;
     }
+    if (d.decision === 'grant') pulse();
     const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: Number(process.hrtime.bigint() - e.hr) / 1000 };
+    try {
+      journal?.enqueue(ev);
+    } catch (err) {
+      this.o.log.error({ err, door: e.door }, 'journal enqueue failed');
+    }
     this.decisions$.next(ev);
     return ev;
   }

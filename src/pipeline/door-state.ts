@@ -26,10 +26,16 @@ export type DoorEventType =
   /** A reader presented a credential kind it may not (e.g. a card reader asserting a face match). */
   | 'reader_claim_refused'
   /** A reader sends faster than its rate limit; the excess is dropped. */
-  | 'reader_flood';
+  | 'reader_flood'
+  /** The gateway's database cannot be written (disk full, I/O error); records are held in memory. */
+  | 'storage_failure'
+  | 'storage_recovered'
+  /** Free space in the data directory is below the configured mark. */
+  | 'disk_low'
+  | 'disk_ok';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low']);
 
 export interface DoorEvent {
   type: DoorEventType;

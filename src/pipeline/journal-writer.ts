@@ -2,7 +2,9 @@
  * Durable effect of every decision: the journal entry and, for a granted pass by a person, the
  * outbox record for the cloud. Entries are queued synchronously and written in group commits
  * (one synced batch for everything queued meanwhile), so the relay never waits on the disk and
- * a burst costs one fsync. A failing disk keeps entries queued and retries; nothing is dropped.
+ * a burst costs one fsync. A failing disk keeps entries queued in memory and retries; past
+ * `maxQueued` the oldest entries without a pass record go first, then the oldest of any (counted
+ * and logged as errors: the bound keeps a long outage from exhausting memory).
  */
 import type { Logger } from '../log.js';
 import type { JournalAppend, JournalEntry, PassRecord, Store } from '../store/store.js';
@@ -27,6 +29,11 @@ export class JournalWriter {
   private retryMs = 100;
   private sincePrune = 0;
   private closed = false;
+  /** Entries dropped because the memory bound was reached while the disk could not be written. */
+  dropped = 0;
+  private waiters: { upTo: JournalAppend; resolve: () => void }[] = [];
+  private inFlight = new Set<JournalAppend>();
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -35,6 +42,7 @@ export class JournalWriter {
     private readonly onWritten?: (entries: JournalEntry[]) => void,
     /** Keep pass records for upload (only when a cloud that takes them is configured). */
     private readonly keepPassRecords: () => boolean = () => true,
+    private readonly maxQueued = 50_000,
   ) {}
 
   get pending(): number {
@@ -47,16 +55,46 @@ export class JournalWriter {
     const e: JournalAppend = { decision };
     if (pass) e.pass = pass;
     if (replay) e.replay = replay;
+    if (this.queue.length >= this.maxQueued) this.dropOne();
     this.queue.push(e);
     this.writing ??= this.writeLoop();
+  }
+
+  /** Enqueue and resolve once this decision's entry is on disk (strict durability). */
+  enqueueDurable(d: DecisionEvent): Promise<void> {
+    this.enqueue(d);
+    const upTo = this.queue.at(-1)!;
+    return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
+  }
+
+  /** Over the memory bound: the oldest journal-only entry goes first, a pass record only if all are. */
+  private dropOne(): void {
+    // Entries in a write under way are not the writer's to lose.
+    let i = this.queue.findIndex((q) => !q.pass && !this.inFlight.has(q));
+    if (i < 0) i = this.queue.findIndex((q) => !this.inFlight.has(q));
+    if (i < 0) return;
+    const [gone] = this.queue.splice(i, 1);
+    this.dropped++;
+    if (this.dropped === 1 || this.dropped % 1000 === 0) {
+      this.log.error({ dropped: this.dropped, kept: this.queue.length, pass_record: gone?.pass !== undefined }, 'journal memory bound reached while the disk cannot be written: oldest entries dropped');
+    }
+    this.settle(gone);
+  }
+
+  private settle(gone: JournalAppend | undefined): void {
+    const w = this.waiters.findIndex((x) => x.upTo === gone);
+    if (w >= 0) this.waiters.splice(w, 1)[0]!.resolve();
   }
 
   private async writeLoop(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, 1000);
+      this.inFlight = new Set(batch);
       try {
         const written = await this.store.append(batch);
-        this.queue.splice(0, batch.length);
+        const done = this.inFlight;
+        this.queue = this.queue.filter((q) => !done.has(q));
+        this.waiters = this.waiters.filter((w) => (done.has(w.upTo) ? (w.resolve(), false) : true));
         this.retryMs = 100;
         this.onWritten?.(written);
         this.sincePrune += written.length;
@@ -66,12 +104,23 @@ export class JournalWriter {
         }
       } catch (e) {
         if (this.closed) break;
-        this.log.error({ err: e, queued: this.queue.length, retry_ms: this.retryMs }, 'journal write failed; keeping entries queued');
-        await new Promise((r) => setTimeout(r, this.retryMs));
+        // One line per outage, not one per retry: the storage guard reports the disk itself.
+        if (this.retryMs === 100) this.log.error({ err: (e as Error).message, queued: this.queue.length }, 'journal write failed; keeping entries in memory and retrying');
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, this.retryMs);
+        });
+        this.wake = null;
         this.retryMs = Math.min(this.retryMs * 2, 5000);
       }
     }
+    this.inFlight = new Set();
     this.writing = null;
+  }
+
+  /** Retry a failed write now (the store has recovered). */
+  retryNow(): void {
+    this.wake?.();
   }
 
   /** Wait until everything queued so far is on disk. */
@@ -81,7 +130,9 @@ export class JournalWriter {
 
   /** Flush, then refuse further retries (the store is about to close). */
   async close(): Promise<void> {
-    await this.flush();
     this.closed = true;
+    await this.flush();
+    if (this.queue.length) this.log.error({ lost: this.queue.length }, 'stopping with journal entries that could not be written (disk full or failing)');
+    for (const w of this.waiters.splice(0)) w.resolve();
   }
 }

@@ -11,8 +11,8 @@ import type { CredentialEvent } from './events.js';
 
 export interface ReaderTrust {
   accepts: readonly Method[];
-  ratePerS: number;
-  burst: number;
+  /** null: no rate limit (the development terminal). */
+  rate: { perS: number; burst: number } | null;
 }
 
 export interface GateVerdict {
@@ -29,7 +29,7 @@ const OK: GateVerdict = { verdict: 'ok' };
 interface ReaderState {
   accepts: ReadonlySet<Method>;
   list: string;
-  bucket: TokenBucket;
+  bucket: TokenBucket | null;
   /** Dropped in the current flood (0: no flood). */
   dropped: number;
 }
@@ -40,7 +40,7 @@ export class ReaderGate {
   readonly droppedTotal = new Map<string, number>();
 
   constructor(readers: ReadonlyMap<string, ReaderTrust>) {
-    for (const [id, t] of readers) this.readers.set(id, { accepts: new Set(t.accepts), list: t.accepts.join(', '), bucket: new TokenBucket(t.ratePerS, t.burst), dropped: 0 });
+    for (const [id, t] of readers) this.readers.set(id, { accepts: new Set(t.accepts), list: t.accepts.join(', '), bucket: t.rate && new TokenBucket(t.rate.perS, t.rate.burst), dropped: 0 });
   }
 
   /** Judge an event; events of the gateway's own sources (exit button, cloud, module) pass. */
@@ -48,7 +48,7 @@ export class ReaderGate {
     const r = this.readers.get(e.reader);
     const c = e.credential;
     if (!r || (c.type !== 'card' && c.type !== 'qr' && c.type !== 'userid')) return OK;
-    if (!r.bucket.take(nowMs)) {
+    if (r.bucket && !r.bucket.take(nowMs)) {
       r.dropped++;
       this.droppedTotal.set(e.reader, (this.droppedTotal.get(e.reader) ?? 0) + 1);
       return { verdict: 'flood', firstDrop: r.dropped === 1 };

@@ -47,6 +47,14 @@ interface Sub<V> {
 /** A batch operation on the root database that targets a sublevel. */
 type Op = { type: 'put'; key: string; value: unknown; sublevel: Sub<never> } | { type: 'del'; key: string; sublevel: Sub<never> };
 
+/** A write refused because an earlier write failed (disk full, I/O error) and the store awaits reopen(). */
+export class StoreUnwritableError extends Error {
+  constructor(readonly failure: Error) {
+    super(`the database is not being written since a write failed (${failure.message}); records are kept in memory until it recovers`);
+    this.name = 'StoreUnwritableError';
+  }
+}
+
 export class StoreLockedError extends Error {
   constructor(dir: string) {
     super(`the database in ${dir} is in use by another process (is the gateway running?)`);
@@ -118,8 +126,15 @@ export class Store {
   private readonly subs = new Map<string, Sub<unknown>>();
   readonly directory: Directory;
 
+  /** The first write that failed; every later write is refused until reopen() (see guarded). */
+  private writeFailure: Error | null = null;
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private reopening: Promise<void> | null = null;
+  /** Told once when a write fails and the store stops writing. */
+  onWriteFailure: ((e: Error) => void) | null = null;
+
   private constructor(
-    private readonly db: Level<string, Json>,
+    private db: Level<string, Json>,
     readonly path: string,
     gen: number,
     seq: number,
@@ -141,8 +156,80 @@ export class Store {
   /** One atomic write across sublevels; `sync` waits for the disk (classic-level supports it). */
   private async batch(ops: Op[], sync = false): Promise<void> {
     if (ops.length === 0) return;
-    await (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync });
+    await this.guarded(() => (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync }));
   }
+
+  /**
+   * Every write goes through here, one at a time. After a failed write (ENOSPC, I/O error) LevelDB's
+   * log may end in a partial record, and a record appended after it is dropped when the database is
+   * next opened — even though its write "succeeded". So the first failure stops all writing until
+   * reopen() has recovered the log; until then writes fail fast and callers keep their data.
+   */
+  private guarded<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.writeFailure) throw new StoreUnwritableError(this.writeFailure);
+      try {
+        return await fn();
+      } catch (e) {
+        if (this.db.status === 'open' && !this.writeFailure) {
+          this.writeFailure = e as Error;
+          this.onWriteFailure?.(e as Error);
+        }
+        throw e;
+      }
+    };
+    const p = this.writeChain.then(run, run);
+    this.writeChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** False after a failed write, until reopen(). */
+  get writable(): boolean {
+    return this.writeFailure === null;
+  }
+  get writeError(): string | null {
+    return this.writeFailure?.message ?? null;
+  }
+  /** A reopen in progress (directory reads fail meanwhile). */
+  get reopenInProgress(): Promise<void> | null {
+    return this.reopening;
+  }
+  get isOpen(): boolean {
+    return this.db.status === 'open';
+  }
+
+  /**
+   * Close and open the database again after a failed write: LevelDB's recovery drops the partial
+   * record and keeps everything written before it. Needs free space (the recovered log becomes a
+   * table). If opening fails it is retried until it succeeds or the store is closed for good.
+   */
+  reopen(retryMs = 1000): Promise<void> {
+    this.reopening ??= (async () => {
+      await this.writeChain;
+      await this.db.close();
+      for (;;) {
+        const db = new Level<string, Json>(this.path, { valueEncoding: 'json' });
+        try {
+          await db.open();
+          this.db = db;
+          break;
+        } catch (e) {
+          if (this.closedForGood) throw e;
+          this.onReopenError?.(e as Error);
+          await new Promise((r) => setTimeout(r, retryMs));
+        }
+      }
+      this.subs.clear();
+      this.gen = this.generation(this.gen.n);
+      this.writeFailure = null;
+    })().finally(() => {
+      this.reopening = null;
+    });
+    return this.reopening;
+  }
+  /** Told of each failed attempt to open again. */
+  onReopenError: ((e: Error) => void) | null = null;
+  private closedForGood = false;
 
   static async open(path: string): Promise<Store> {
     const db = new Level<string, Json>(path, { valueEncoding: 'json' });
@@ -163,6 +250,9 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    this.closedForGood = true;
+    await this.reopening?.catch(() => undefined);
+    await this.writeChain;
     await this.db.close();
   }
 
@@ -197,7 +287,7 @@ export class Store {
 
   private async clearGeneration(n: number): Promise<void> {
     const g = this.generation(n);
-    for (const s of [g.users, g.openvid, g.card, g.keys, g.templates]) await s.clear();
+    for (const s of [g.users, g.openvid, g.card, g.keys, g.templates]) await this.guarded(() => s.clear());
   }
 
   /** Finish what a crash interrupted: drop a half-built or a retired generation. */
@@ -205,7 +295,7 @@ export class Store {
     for (const k of ['building', 'retired']) {
       const n = (await this.meta.get(k)) as number | undefined;
       if (n !== undefined && n !== this.gen.n) await this.clearGeneration(n);
-      if (n !== undefined) await this.meta.del(k);
+      if (n !== undefined) await this.batch([{ type: 'del', key: k, sublevel: this.meta as Sub<never> }]);
     }
   }
 
@@ -295,7 +385,7 @@ export class Store {
   ): Promise<number> {
     const old = this.gen.n;
     const next = this.generation(old + 1);
-    await this.meta.put('building', next.n);
+    await this.putMeta('building', next.n);
     await this.clearGeneration(next.n);
     const w = new DirectoryWriter(next);
     let written = 0;
@@ -321,7 +411,7 @@ export class Store {
     this.keyCache.clear();
     await this.warmKeys();
     await this.clearGeneration(old);
-    await this.meta.del('retired');
+    await this.batch([{ type: 'del', key: 'retired', sublevel: this.meta as Sub<never> }]);
     return w.added;
   }
 
@@ -345,7 +435,7 @@ export class Store {
     return (await this.meta.get(key)) as T | undefined;
   }
   async putMeta(key: string, value: Json): Promise<void> {
-    await this.meta.put(key, value);
+    await this.batch([{ type: 'put', key, value, sublevel: this.meta as Sub<never> }]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -426,12 +516,12 @@ export class Store {
       if (Number(k.slice(k.indexOf('!') + 1)) > floor) break;
       batch.push(k);
       if (batch.length >= 1000) {
-        await this.journal.batch(batch.map((key) => ({ type: 'del' as const, key })));
+        await this.batch(batch.map((key): Op => ({ type: 'del', key, sublevel: this.journal as Sub<never> })));
         deleted += batch.length;
         batch = [];
       }
     }
-    if (batch.length) await this.journal.batch(batch.map((key) => ({ type: 'del' as const, key })));
+    if (batch.length) await this.batch(batch.map((key): Op => ({ type: 'del', key, sublevel: this.journal as Sub<never> })));
     return deleted + batch.length;
   }
 
@@ -446,7 +536,7 @@ export class Store {
   }
 
   async outboxRemove(seqs: readonly number[]): Promise<void> {
-    await this.outbox.batch(seqs.map((s) => ({ type: 'del' as const, key: pad(s, 12) })), { sync: true });
+    await this.batch(seqs.map((s): Op => ({ type: 'del', key: pad(s, 12), sublevel: this.outbox as Sub<never> })), true);
   }
 
   /** Move outbox records aside (they keep failing, or the cloud has no code for them). */
@@ -488,7 +578,7 @@ export class Store {
   // Replay memory
 
   async rememberReplay(key: string, untilS: number): Promise<void> {
-    await this.replay.put(key, untilS);
+    await this.batch([{ type: 'put', key, value: untilS, sublevel: this.replay as Sub<never> }]);
   }
 
   /** Live replay entries; expired ones are deleted on the way. */
@@ -499,7 +589,8 @@ export class Store {
       if ((v) > nowS) live.push([k, v]);
       else dead.push(k);
     }
-    if (dead.length) await this.replay.batch(dead.map((key) => ({ type: 'del' as const, key })));
+    // Best effort: on a full disk the start must go on; expired entries are ignored anyway.
+    if (dead.length) await this.batch(dead.map((key): Op => ({ type: 'del', key, sublevel: this.replay as Sub<never> }))).catch(() => undefined);
     return live;
   }
 }

@@ -41,7 +41,12 @@ describe('doorgw wecom activate, sync, outbox', () => {
 
     const gw = spawn(process.execPath, [CLI, 'start', '-c', config], { stdio: 'ignore' });
     children.push(gw);
-    await until(async () => (await run(['status', '-c', config, '--json'])).status === 0, 'gateway running', 30_000);
+    // Running but not activated: unhealthy (exit 3), so a rollout's health gate stops here.
+    const notActivated = await until(async () => {
+      const r = await run(['status', '-c', config]);
+      return r.status === 3 ? r : null;
+    }, 'gateway running, unhealthy', 30_000);
+    expect(notActivated.stdout + notActivated.stderr).toMatch(/device not activated/);
     expect((await statusOf(config)).cloud?.link).toBe('unprovisioned');
     expect((await run(['sync', '-c', config])).stderr).toMatch(/not logged in to WeCom/);
 
@@ -58,6 +63,7 @@ describe('doorgw wecom activate, sync, outbox', () => {
 
     await until(async () => (await statusOf(config)).users === 700, 'login and sync after activation', 30_000);
     expect((await statusOf(config)).cloud?.link).toBe('online');
+    expect((await run(['status', '-c', config])).status).toBe(0); // healthy once synced
     const synced = JSON.parse((await run(['sync', '-c', config, '--json'])).stdout) as { users: number; version: number };
     expect(synced).toMatchObject({ users: 700, version: 1 });
     const outbox = JSON.parse((await run(['outbox', '-c', config, '--json'])).stdout) as { queued: unknown[]; held: unknown[] };

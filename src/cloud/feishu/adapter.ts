@@ -1,7 +1,7 @@
 /** The Feishu adapter: directory sync at start, periodically and on demand. No record upload. */
 import { BehaviorSubject } from 'rxjs';
 import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
-import { FeishuClient } from './client.js';
+import { FeishuClient, FeishuCredentialsError } from './client.js';
 import { META_FEISHU_SYNC, syncFeishuDirectory } from './sync.js';
 
 export class FeishuAdapter implements CloudAdapter {
@@ -62,11 +62,12 @@ export class FeishuAdapter implements CloudAdapter {
         userIdType: cfg.user_id_type,
         onProgress: (n) => this.patch({ sync_progress: n }),
       });
-      this.patch({ link: 'online', last_full_sync: Date.now(), sync_progress: null, last_error: null });
+      this.patch({ link: 'online', last_full_sync: Date.now(), sync_progress: null, last_error: null, credentials_problem: null });
       return { users, version: null, seconds: (Date.now() - t0) / 1000 };
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'feishu sync failed; the cached directory stays in force');
-      this.patch({ link: 'offline', sync_progress: null, last_error: (e as Error).message });
+      const refused = e instanceof FeishuCredentialsError ? `Feishu refused the app credentials (cloud.feishu.app_id/app_secret): ${(e as Error).message}` : null;
+      this.patch({ link: 'offline', sync_progress: null, last_error: (e as Error).message, ...(refused ? { credentials_problem: refused } : {}) });
       throw e;
     }
   }

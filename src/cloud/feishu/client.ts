@@ -16,6 +16,9 @@ export class FeishuError extends Error {
   }
 }
 
+/** The app's credentials were refused: retrying will not help until app_id/app_secret are fixed. */
+export class FeishuCredentialsError extends FeishuError {}
+
 export interface FeishuClientOptions {
   baseUrl: string;
   appId: string;
@@ -66,7 +69,7 @@ export class FeishuClient {
       body: JSON.stringify({ app_id: this.o.appId, app_secret: this.o.appSecret }),
     });
     if (json.code !== 0 || typeof json.tenant_access_token !== 'string') {
-      throw new FeishuError(`tenant_access_token refused: code ${String(json.code)} ${(typeof json.msg === 'string' ? json.msg : '')}`, typeof json.code === 'number' ? json.code : null, status);
+      throw new FeishuCredentialsError(`tenant_access_token refused: code ${String(json.code)} ${(typeof json.msg === 'string' ? json.msg : '')}`, typeof json.code === 'number' ? json.code : null, status);
     }
     const expire = typeof json.expire === 'number' && json.expire > 0 ? json.expire : 7200;
     this.token = { value: json.tenant_access_token, expiresAt: now + expire };

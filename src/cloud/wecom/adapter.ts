@@ -8,7 +8,7 @@ import type { Subscription } from 'rxjs';
 import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
 import { VERSION } from '../../version.js';
 import { UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
-import { deleteSecret, readSecret } from './secret.js';
+import { deleteSecret, readSecret, type DeviceSecret } from './secret.js';
 import { WecomSession } from './session.js';
 import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR } from './sync.js';
 import { CheckinUploader } from './uploader.js';
@@ -36,7 +36,7 @@ export class WecomAdapter implements CloudAdapter {
     this.cfg = cfg;
     const log = ctx.log;
     this.log = log.child({ module: 'wecom' });
-    this.state$ = new BehaviorSubject(initialState('wecom', readSecret(ctx.config.data_dir) ? 'connecting' : 'unprovisioned'));
+    this.state$ = new BehaviorSubject(initialState('wecom', this.secret() ? 'connecting' : 'unprovisioned'));
     this.session = new WecomSession({ url: cfg.url, log: log.child({ module: 'wecom.link' }), requestTimeoutMs: cfg.request_timeout_ms, backoffMs: [cfg.backoff_min_ms, cfg.backoff_max_ms] });
     this.sync = new DirectorySync(this.session, ctx.store, log.child({ module: 'wecom.sync' }), {
       pageSize: cfg.page_size,
@@ -104,13 +104,28 @@ export class WecomAdapter implements CloudAdapter {
     return run;
   }
 
+  /** The device secret; null when not activated or unreadable (the problem goes into the state). */
+  private secret(): DeviceSecret | null {
+    try {
+      const s = readSecret(this.ctx.config.data_dir);
+      if (this.state$?.value.credentials_problem) this.patch({ credentials_problem: null });
+      return s;
+    } catch (e) {
+      if (this.state$?.value.credentials_problem !== (e as Error).message) {
+        this.log?.error({ err: (e as Error).message }, 'device secret unusable');
+        if (this.state$) this.patch({ credentials_problem: (e as Error).message, last_error: (e as Error).message });
+      }
+      return null;
+    }
+  }
+
   private async login(): Promise<void> {
-    const secret = readSecret(this.ctx.config.data_dir);
+    const secret = this.secret();
     if (!secret) {
       this.patch({ link: 'unprovisioned' });
-      this.log.warn('device not activated: run `doorgw wecom activate`; checking again every 5 s');
+      if (!this.state$.value.credentials_problem) this.log.warn('device not activated: run `doorgw wecom activate`; checking again every 5 s');
       this.provisionTimer ??= setInterval(() => {
-        if (readSecret(this.ctx.config.data_dir) && this.session.isOpen) {
+        if (this.secret() && this.session.isOpen) {
           clearInterval(this.provisionTimer!);
           this.provisionTimer = null;
           void this.login();
