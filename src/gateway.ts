@@ -73,7 +73,7 @@ async function openStoreWaiting(dir: string, waitMs: number, log: Logger): Promi
       return await Store.open(dir);
     } catch (e) {
       // A full disk can keep LevelDB from recovering its log at open: the reserve is for this.
-      if (!(e instanceof StoreLockedError) && (await releaseReserve(dir))) {
+      if (!(e instanceof StoreLockedError) && (await releaseReserve(dir, true))) {
         log.error({ err: (e as Error).message, data_dir: dir }, 'database did not open; released the reserve file and trying again (is the disk full?)');
         continue;
       }

@@ -1,12 +1,14 @@
 /**
- * Disk-full protection (a start/stop unit). Keeps a reserve file in the data directory; watches free
- * space; when a write fails it releases the reserve so the database has room to recover, reopens
- * the store once there is room (LevelDB drops the failed partial record and keeps everything
- * written before it), and lets the journal writer drain what it held in memory. Tells the operator
- * through state$ (status, health, MQTT) and alarm events. Never blocks a decision.
+ * Disk-full protection (a start/stop unit). Keeps two reserve files in the data directory: the
+ * first is released when a write fails at run time, the second only when the database cannot be
+ * opened at start (LevelDB must write to recover its log), so a gateway restarted on a full disk
+ * still opens its directory and decides. Watches free space; reopens the store once there is room
+ * (LevelDB drops the failed partial record and keeps everything written before it) and lets the
+ * journal writer drain what it held in memory. Tells the operator through state$ (status, health,
+ * MQTT) and alarm events. Never blocks a decision.
  */
-import { existsSync, statfsSync } from 'node:fs';
-import { open, statfs, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, rename, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BehaviorSubject } from 'rxjs';
 import type { Logger } from '../log.js';
@@ -20,7 +22,8 @@ export interface StorageState {
   free_bytes: number | null;
   /** Below the configured low-space mark. */
   low: boolean;
-  reserve: 'held' | 'released' | 'none';
+  /** Reserve files in place (0, 1 or 2). */
+  reserve_files: number;
 }
 
 export interface StorageGuardOptions {
@@ -36,7 +39,8 @@ export interface StorageGuardOptions {
   recovered: () => void;
 }
 
-export const RESERVE_FILE = 'reserve.bin';
+/** reserve-run.bin: released at run time. reserve-start.bin: released only to open at start. */
+export const RESERVE_FILES = ['reserve-run.bin', 'reserve-start.bin'] as const;
 
 /** Free bytes for an unprivileged writer on the filesystem holding `dir`. */
 export async function freeBytes(dir: string): Promise<number> {
@@ -44,15 +48,23 @@ export async function freeBytes(dir: string): Promise<number> {
   return s.bavail * s.bsize;
 }
 
-/** Delete the reserve file of a data directory; true when there was one. */
-export async function releaseReserve(dir: string): Promise<boolean> {
-  try {
-    await unlink(join(dir, RESERVE_FILE));
-    return true;
-  } catch {
-    return false;
+/**
+ * Delete one reserve file; true when there was one. At run time only the first may go (`atStart`
+ * false); at start either, the run-time one first.
+ */
+export async function releaseReserve(dir: string, atStart: boolean): Promise<boolean> {
+  for (const f of atStart ? RESERVE_FILES : RESERVE_FILES.slice(0, 1)) {
+    try {
+      await unlink(join(dir, f));
+      return true;
+    } catch {
+      /* not there: the next one */
+    }
   }
+  return false;
 }
+
+const reserveCount = (dir: string): number => RESERVE_FILES.filter((f) => existsSync(join(dir, f))).length;
 
 export class StorageGuard {
   readonly state$: BehaviorSubject<StorageState>;
@@ -61,12 +73,12 @@ export class StorageGuard {
   private recovering = false;
 
   constructor(private readonly o: StorageGuardOptions) {
-    const reserve = existsSync(this.reservePath) ? 'held' : 'none';
-    this.state$ = new BehaviorSubject<StorageState>({ writable: o.store.writable, error: o.store.writeError, free_bytes: null, low: false, reserve });
+    this.state$ = new BehaviorSubject<StorageState>({ writable: o.store.writable, error: o.store.writeError, free_bytes: null, low: false, reserve_files: reserveCount(o.dir) });
   }
 
-  private get reservePath(): string {
-    return join(this.o.dir, RESERVE_FILE);
+  /** Each reserve file holds half the configured reserve. */
+  private get fileBytes(): number {
+    return Math.floor(this.o.reserveBytes / RESERVE_FILES.length);
   }
 
   private set(p: Partial<StorageState>): void {
@@ -76,7 +88,8 @@ export class StorageGuard {
   async start(): Promise<void> {
     this.o.store.onWriteFailure = (e) => this.failed(e);
     this.o.store.onReopenError = (e) => this.o.log.error({ err: e.message }, 'database could not be opened again yet; retrying');
-    await this.check();
+    // The reserve is written by the first scheduled check, not here: start stays fast.
+    await this.check(false);
     if (!this.o.store.writable) this.failed(new Error(this.o.store.writeError ?? 'write failed'));
     this.schedule();
   }
@@ -89,7 +102,7 @@ export class StorageGuard {
   }
 
   /** Look at free space; recover or rebuild the reserve when there is room. */
-  async check(): Promise<void> {
+  async check(mayReserve = true): Promise<void> {
     let free: number;
     try {
       free = await freeBytes(this.o.dir);
@@ -102,25 +115,27 @@ export class StorageGuard {
     if (low && !was.low) this.o.alarm('disk_low', `${mb(free)} MB free in ${this.o.dir} (mark ${mb(this.o.lowBytes)} MB)`);
     if (!low && was.low && was.free_bytes !== null) this.o.alarm('disk_ok', `${mb(free)} MB free`);
     if (!this.o.store.writable) await this.recover(free);
-    else if (this.state$.value.reserve !== 'held' && this.o.reserveBytes > 0 && free > this.o.reserveBytes + this.o.lowBytes) await this.makeReserve();
+    else if (mayReserve && this.o.reserveBytes > 0 && reserveCount(this.o.dir) < RESERVE_FILES.length && free > this.o.reserveBytes + this.o.lowBytes) await this.makeReserve();
   }
 
   private failed(e: Error): void {
     this.o.log.error({ err: e.message, dir: this.o.dir }, 'database write failed: records are held in memory until the disk recovers');
     this.set({ writable: false, error: e.message });
     this.o.alarm('storage_failure', e.message);
-    // Room for LevelDB to recover, now: the reserve exists for this moment.
-    void releaseReserve(this.o.dir).then((released) => {
-      if (released) this.o.log.warn({ mb: mb(this.o.reserveBytes) }, 'reserve file released to let the database recover');
-      this.set({ reserve: released ? 'released' : this.state$.value.reserve === 'held' ? 'released' : this.state$.value.reserve });
+    // Room for LevelDB to recover, now: the run-time reserve exists for this moment.
+    void releaseReserve(this.o.dir, false).then((released) => {
+      if (released) this.o.log.warn({ mb: mb(this.fileBytes) }, 'reserve file released to let the database recover');
+      this.set({ reserve_files: reserveCount(this.o.dir) });
       return this.check();
     });
   }
 
-  /** Reopen the store when there is room for its recovery; never closes it on a disk that is still full. */
+  /**
+   * Reopen the store when there is room for its recovery (the recovered log becomes a table of up
+   * to LevelDB's write buffer); never closes it on a disk that is still full.
+   */
   private async recover(free: number): Promise<void> {
-    // Recovery writes the recovered log as a table (up to LevelDB's 4 MB write buffer) plus a margin.
-    const needed = Math.max(8 * 1024 * 1024, Math.min(this.o.reserveBytes, 32 * 1024 * 1024));
+    const needed = Math.max(this.fileBytes, 1024 * 1024);
     if (this.recovering || free < needed) return;
     this.recovering = true;
     try {
@@ -136,24 +151,29 @@ export class StorageGuard {
     }
   }
 
+  /** Create the missing reserve files (written, not sparse: the blocks must really be taken). */
   private async makeReserve(): Promise<void> {
-    const tmp = `${this.reservePath}.tmp`;
-    try {
-      const fh = await open(tmp, 'w', 0o600);
+    for (const f of RESERVE_FILES) {
+      const path = join(this.o.dir, f);
+      if (existsSync(path)) continue;
+      const tmp = `${path}.tmp`;
       try {
-        const chunk = Buffer.alloc(1024 * 1024);
-        for (let left = this.o.reserveBytes; left > 0; left -= chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, left));
-        await fh.sync();
-      } finally {
-        await fh.close();
+        const fh = await open(tmp, 'w', 0o600);
+        try {
+          const chunk = Buffer.alloc(1024 * 1024);
+          for (let left = this.fileBytes; left > 0; left -= chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, left));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, path);
+      } catch (e) {
+        await unlink(tmp).catch(() => undefined);
+        this.o.log.warn({ err: (e as Error).message }, 'could not create a reserve file');
+        break;
       }
-      const { rename } = await import('node:fs/promises');
-      await rename(tmp, this.reservePath);
-      this.set({ reserve: 'held' });
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined);
-      this.o.log.warn({ err: (e as Error).message }, 'could not create the reserve file');
     }
+    this.set({ reserve_files: reserveCount(this.o.dir) });
   }
 
   stop(): void {
@@ -165,8 +185,3 @@ export class StorageGuard {
 
 const mb = (b: number): number => Math.round(b / 1024 / 1024);
 
-/** Synchronous free space, for start-up decisions. */
-export function freeBytesSync(dir: string): number {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
-}

@@ -447,19 +447,35 @@ export class Store {
    */
   async append(entries: readonly JournalAppend[]): Promise<JournalEntry[]> {
     if (entries.length === 0) return [];
-    const ops: Op[] = [];
-    const out: JournalEntry[] = [];
-    for (const e of entries) {
-      const seq = ++this.seq;
-      const j = { ...e.decision, seq };
-      out.push(j);
-      ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
-      if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
-      if (e.replay) ops.push({ type: 'put', key: e.replay.key, value: e.replay.until, sublevel: this.replay as Sub<never> });
-    }
-    ops.push({ type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> });
-    await this.batch(ops, true);
+    let out: JournalEntry[] = [];
+    await this.sequenced((next) => {
+      out = [];
+      const ops: Op[] = [];
+      for (const e of entries) {
+        const seq = next();
+        const j = { ...e.decision, seq };
+        out.push(j);
+        ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
+        if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
+        if (e.replay) ops.push({ type: 'put', key: e.replay.key, value: e.replay.until, sublevel: this.replay as Sub<never> });
+      }
+      return ops;
+    });
     return out;
+  }
+
+  /**
+   * A synced batch that takes sequence numbers: numbered when it runs (writes run one at a time),
+   * and the counter moves only when it lands, so a failed write wastes no numbers.
+   */
+  private async sequenced(build: (next: () => number) => Op[]): Promise<void> {
+    await this.guarded(async () => {
+      let seq = this.seq;
+      const ops = build(() => ++seq);
+      ops.push({ type: 'put', key: 'seq', value: seq, sublevel: this.meta as Sub<never> });
+      await (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync: true });
+      this.seq = seq;
+    });
   }
 
   async recentJournal(limit = 50): Promise<JournalEntry[]> {
@@ -470,14 +486,10 @@ export class Store {
 
   /** Door events (contact, alarms), kept like the journal. */
   async appendDoorEvent(e: DoorEventRecord): Promise<void> {
-    const seq = ++this.seq;
-    await this.batch(
-      [
-        { type: 'put', key: `${pad(e.at, 13)}!${pad(seq, 12)}`, value: { ...e, seq }, sublevel: this.sub<unknown>('doorevents') as Sub<never> },
-        { type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> },
-      ],
-      true,
-    );
+    await this.sequenced((next) => {
+      const seq = next();
+      return [{ type: 'put', key: `${pad(e.at, 13)}!${pad(seq, 12)}`, value: { ...e, seq }, sublevel: this.sub<unknown>('doorevents') as Sub<never> }];
+    });
   }
 
   async recentDoorEvents(limit = 50): Promise<(DoorEventRecord & { seq: number })[]> {
@@ -495,14 +507,15 @@ export class Store {
 
   /** Add pass records to the outbox with fresh sequence numbers (reconciliation requeue). */
   async outboxAppend(records: readonly Omit<PassRecord, 'seq'>[]): Promise<number[]> {
-    const seqs: number[] = [];
-    const ops: Op[] = records.map((r) => {
-      const seq = ++this.seq;
-      seqs.push(seq);
-      return { type: 'put', key: pad(seq, 12), value: { ...r, seq }, sublevel: this.outbox as Sub<never> };
+    let seqs: number[] = [];
+    await this.sequenced((next) => {
+      seqs = [];
+      return records.map((r): Op => {
+        const seq = next();
+        seqs.push(seq);
+        return { type: 'put', key: pad(seq, 12), value: { ...r, seq }, sublevel: this.outbox as Sub<never> };
+      });
     });
-    ops.push({ type: 'put', key: 'seq', value: this.seq, sublevel: this.meta as Sub<never> });
-    await this.batch(ops, true);
     return seqs;
   }
 

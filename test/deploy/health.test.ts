@@ -26,7 +26,7 @@ describe('health', () => {
     ]);
     const refused = 'Feishu refused the app credentials (cloud.feishu.app_id/app_secret): tenant_access_token refused: code 10014';
     expect(healthProblems({ ...base, cloud: cloud({ provider: 'feishu', link: 'offline', since: NOW - 1000, credentials_problem: refused }) }, limits, NOW)).toEqual([refused]);
-    const storage = { writable: false, error: 'IO error: No space left on device', free_bytes: 0, low: true, reserve: 'released' as const, held_in_memory: 12, dropped: 0 };
+    const storage = { writable: false, error: 'IO error: No space left on device', free_bytes: 0, low: true, reserve_files: 0, held_in_memory: 12, dropped: 0 };
     expect(healthProblems({ ...base, storage }, limits, NOW)).toEqual([
       'database not writable (IO error: No space left on device): 12 records held in memory',
       'disk space low in the data directory: 0 MB free',
