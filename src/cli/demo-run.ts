@@ -15,6 +15,7 @@ import { validateConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../pipeline/events.js';
+import { passRecordOf } from '../pipeline/journal-writer.js';
 import { compressedPoint } from '../domain/qr.js';
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -98,7 +99,9 @@ export async function runDemo(o: { users: number; pauseMs: number; out: (s: stri
     show(`push_remote_open_door for ${employee.name}`, decisions[n]);
     out(`  report_remote_open_door status ${String(report.status)} after ${ms} ms (deadline 3 s)`);
 
-    await waitFor(async () => (await gw.store.outboxDepth()) === 0 && emu.checkins.length > 0, 10_000);
+    // Wait for every pass record, not the first: the remote open's record is queued after its reply.
+    const passes = decisions.filter((x) => passRecordOf(x) !== undefined).length;
+    await waitFor(async () => emu.checkins.length >= passes && (await gw.store.outboxDepth()) === 0, 10_000);
     out(bold('\nrecords:'));
     out(`  ${decisions.length} decisions journaled; ${emu.checkins.length} pass records uploaded with checkin; outbox now ${await gw.store.outboxDepth()}`);
     for (const c of emu.checkins) out(`    checkin ${c.userid} pass_type ${c.pass_type} pass_method ${c.pass_method} at ${new Date(c.timestamp * 1000).toISOString()}`);

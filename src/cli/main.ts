@@ -3,7 +3,7 @@
  * The `doorgw` command. Exit codes: 0 success / valid / match / grant, 1 not valid / no match /
  * deny / not found, 2 usage or configuration error.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, controlSocketPath } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -15,6 +15,7 @@ import { parseRule, ruleMatches } from '../domain/rules.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { Gateway } from '../gateway.js';
+import { intArg, localStamp } from './args.js';
 import { demoCodes } from './demo.js';
 import { runDemo } from './demo-run.js';
 import { addCloudCommands } from './wecom.js';
@@ -45,26 +46,49 @@ export function parseAt(v: string): number {
   return Math.floor(t / 1000);
 }
 
-function unixArg(name: string, v: string): number {
-  if (!/^\d+$/.test(v)) throw new UsageError(`${name} '${v}' must be unix seconds`);
-  return Number(v);
-}
+const unixArg = (name: string, v: string): number => intArg(name, v, 'unix seconds');
 
 function configFrom(path: string | undefined): Config {
-  return loadConfig(path ?? DEFAULT_CONFIG_PATH).config;
+  const config = loadConfig(path ?? DEFAULT_CONFIG_PATH).config;
+  actAsOwnerOf(config.data_dir);
+  return config;
+}
+
+/**
+ * Run as root (sudo doorgw …), act as the user that owns the data directory — the service user —
+ * so nothing the CLI writes there (database files, the device secret) becomes unreadable to the
+ * gateway. Permanent for this process.
+ */
+function actAsOwnerOf(dir: string): void {
+  if (process.getuid?.() !== 0 || !existsSync(dir)) return;
+  const st = statSync(dir);
+  if (st.uid === 0) return;
+  process.setgid!(st.gid);
+  process.setuid!(st.uid);
+}
+
+export interface ApiOptions {
+  /** May create the data directory (commands that write: import, demo seed). Read-only commands never do. */
+  create?: boolean;
 }
 
 /** Run `fn` against the running gateway (control socket) or, if none runs, the store directly. */
-async function withApi<T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>): Promise<T> {
-  const config = configFrom(configPath);
+async function withApi<T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>, opts: ApiOptions = {}): Promise<T> {
+  const { config, envApplied } = loadConfig(configPath ?? DEFAULT_CONFIG_PATH);
+  actAsOwnerOf(config.data_dir);
   const socket = controlSocketPath(config);
   const remote = await connectControl(socket);
   if (remote) {
+    // The gateway answers with its own configuration: say so when the caller's differs from it.
+    if (envApplied.length) process.stderr.write(`note: answered by the running gateway with its own configuration; your environment overrides (${envApplied.join(', ')}) do not apply to it\n`);
     try {
       return await fn(remote);
     } finally {
       remote.close();
     }
+  }
+  if (!opts.create && !Store.exists(config.data_dir)) {
+    throw new CliError(`no gateway data in ${config.data_dir} (the gateway has not run with this configuration, or --config points elsewhere)`, 1);
   }
   let store: Store;
   try {
@@ -164,7 +188,7 @@ export function buildProgram(): Command {
       }
       const now = o.at === undefined ? Math.floor(Date.now() / 1000) : unixArg('--at', o.at);
       const decoded = decodeQr(payload);
-      const r = decoded.ok ? verifyQr(decoded.value, key, { now, skewS: unixArg('--skew', o.skew) }) : decoded;
+      const r = decoded.ok ? verifyQr(decoded.value, key, { now, skewS: intArg('--skew', o.skew, 'seconds') }) : decoded;
       const code = decoded.ok ? decoded.value : null;
       const report = {
         valid: r.ok,
@@ -227,7 +251,7 @@ export function buildProgram(): Command {
       }
       const records = extractUserinfo(parsed);
       if (!records) throw new UsageError(`${file}: expected an array of userinfo records, or an object with body.userinfo / userinfo`);
-      const report = await withApi(o.config, (api) => api.usersImport({ records }));
+      const report = await withApi(o.config, (api) => api.usersImport({ records }), { create: true });
       if (o.json) json(report);
       else {
         out(`imported ${report.imported} user${report.imported === 1 ? '' : 's'}, rejected ${report.rejected.length}`);
@@ -244,7 +268,7 @@ export function buildProgram(): Command {
     .option('--after <userid>', 'start after this userid (paging)')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; limit: string; after?: string; json?: boolean }) => {
-      const p: { limit: number; after?: string } = { limit: unixArg('--limit', o.limit) };
+      const p: { limit: number; after?: string } = { limit: intArg('--limit', o.limit) };
       if (o.after !== undefined) p.after = o.after;
       const list = await withApi(o.config, (api) => api.usersList(p));
       if (o.json) return json(list);
@@ -308,16 +332,19 @@ export function buildProgram(): Command {
     .option('--door-events', 'door contact changes and alarms instead of decisions')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; limit: string; doorEvents?: boolean; json?: boolean }) => {
+      const limit = intArg('--limit', o.limit);
+      const config = configFrom(o.config);
+      const zone = (door: string): string => config.doors.find((d) => d.id === door)?.timezone ?? config.timezone;
       if (o.doorEvents) {
-        const events = await withApi(o.config, (api) => api.doorEvents({ limit: unixArg('--limit', o.limit) }));
+        const events = await withApi(o.config, (api) => api.doorEvents({ limit }));
         if (o.json) return json(events);
-        for (const e of events) out(`${new Date(e.at).toISOString()}  ${e.door}  ${e.type}`);
+        for (const e of events) out(`${localStamp(e.at, zone(e.door))}  ${e.door}  ${e.type}${e.reader ? `  reader ${e.reader}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
         return;
       }
-      const list = await withApi(o.config, (api) => api.journal({ limit: unixArg('--limit', o.limit) }));
+      const list = await withApi(o.config, (api) => api.journal({ limit }));
       if (o.json) return json(list);
       for (const j of list) {
-        out(`${new Date(j.at).toISOString()}  ${j.door}  ${j.decision.padEnd(5)} ${j.reason.padEnd(18)} ${j.method.padEnd(6)} ${j.userid ?? '-'}`);
+        out(`${localStamp(j.at, zone(j.door))}  ${j.door}  ${j.decision.padEnd(5)} ${j.reason.padEnd(22)} ${j.method.padEnd(6)} ${j.userid ?? '-'}`);
       }
     });
 
@@ -331,10 +358,9 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; json?: boolean; maxLinkDown: string; maxOutboxAge: string; maxSkew?: string }) => {
       const config = configFrom(o.config);
+      const limits = { maxLinkDownS: intArg('--max-link-down', o.maxLinkDown, 'seconds'), maxOutboxAgeS: intArg('--max-outbox-age', o.maxOutboxAge, 'seconds'), maxSkewS: o.maxSkew === undefined ? config.qr.clock_skew_s : intArg('--max-skew', o.maxSkew, 'seconds') };
       const s = await withApi(o.config, (api) => api.status());
-      const problems = s.running
-        ? healthProblems(s, { maxLinkDownS: unixArg('--max-link-down', o.maxLinkDown), maxOutboxAgeS: unixArg('--max-outbox-age', o.maxOutboxAge), maxSkewS: o.maxSkew === undefined ? config.qr.clock_skew_s : unixArg('--max-skew', o.maxSkew) })
-        : ['not running'];
+      const problems = s.running ? healthProblems(s, limits) : ['not running'];
       process.exitCode = !s.running ? 1 : problems.length ? 3 : 0;
       if (o.json) return json({ ...s, healthy: problems.length === 0, problems });
       {
@@ -357,7 +383,7 @@ export function buildProgram(): Command {
     .option('--users <n>', 'directory size', '3000')
     .option('--pause <ms>', 'pause between scans', '400')
     .action(async (o: { users: string; pause: string }) => {
-      await runDemo({ users: unixArg('--users', o.users), pauseMs: unixArg('--pause', o.pause), out });
+      await runDemo({ users: intArg('--users', o.users), pauseMs: intArg('--pause', o.pause, 'milliseconds'), out });
     });
   demo
     .command('seed')
@@ -367,7 +393,7 @@ export function buildProgram(): Command {
     .action(async (o: { config: string; json?: boolean }) => {
       const config = configFrom(o.config);
       const demo = demoCodes(config.data_dir);
-      const report = await withApi(o.config, (api) => api.usersImport({ records: demo.users }));
+      const report = await withApi(o.config, (api) => api.usersImport({ records: demo.users }), { create: true });
       if (o.json) return json({ imported: report.imported, codes: demo.codes });
       out(`imported ${report.imported} demo users into ${config.data_dir}. Paste these into \`npm start\` (codes stay valid 10 minutes; run again for fresh ones):\n`);
       for (const c of demo.codes) out(`# ${c.label} → expect ${c.expect}\n${c.text}\n`);
@@ -408,6 +434,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`doorgw: ${(e as Error).message}\n`);
     return 1;
   }
+}
+
+// `doorgw users list | head -1`: the reader went away; that is the end of the output, not a crash.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
 main(process.argv).then(

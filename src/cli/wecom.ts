@@ -1,4 +1,5 @@
 /** `doorgw wecom …` and `doorgw sync` / `doorgw outbox`: the cloud-facing commands. */
+import { createInterface } from 'node:readline';
 import type { Command, Option } from 'commander';
 import { WecomEmulator, generateDirectory } from '../cloud/wecom/emulator.js';
 import { activate } from '../cloud/wecom/provision.js';
@@ -9,14 +10,19 @@ import type { GatewayApi } from '../control/api.js';
 import { createLogger } from '../log.js';
 import { zonedMidnight } from '../cloud/wecom-app/reconcile.js';
 import { UsageError } from '../control/api.js';
+import { intArg, localStamp, validDate } from './args.js';
 
 /** A date for --since/--until: YYYY-MM-DD (midnight in the configured zone), ISO with offset, or unix s. */
 export function parseDay(v: string, zone: string, name: string): number {
   if (/^\d+$/.test(v)) return Number(v);
   const d = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
-  if (d) return zonedMidnight(Number(d[1]), Number(d[2]), Number(d[3]), zone);
-  const t = /(Z|[+-]\d{2}:?\d{2})$/i.test(v) ? Date.parse(v) : Number.NaN;
-  if (Number.isNaN(t)) throw new UsageError(`${name} '${v}': give YYYY-MM-DD, ISO-8601 with an offset, or unix seconds`);
+  if (d) {
+    if (!validDate(Number(d[1]), Number(d[2]), Number(d[3]))) throw new UsageError(`${name} '${v}' is not a date that exists`);
+    return zonedMidnight(Number(d[1]), Number(d[2]), Number(d[3]), zone);
+  }
+  if (!/(Z|[+-]\d{2}:?\d{2})$/i.test(v)) throw new UsageError(`${name} '${v}': give YYYY-MM-DD, ISO-8601 with an offset, or unix seconds`);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`${name} '${v}' is not a valid date and time`);
   return Math.floor(t / 1000);
 }
 
@@ -93,10 +99,29 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
       }
       const url = await emu.start();
       d.out(`WeCom emulator on ${url} with ${emu.users.size} users (perm_version ${emu.permVersion}); Ctrl-C stops it`);
+      let rl: ReturnType<typeof createInterface> | null = null;
+      if (!o.autoBind) {
+        // Play the corp administrator: bind registered devices by hand.
+        d.out("devices wait for a bind: type 'bind <sn>' (or 'devices' to list them)");
+        rl = createInterface({ input: process.stdin, terminal: false });
+        rl.on('line', (line) => {
+          const [cmd, sn] = line.trim().split(/\s+/);
+          if (cmd === 'devices') {
+            for (const dev of emu.devices.values()) d.out(`  ${dev.sn}: ${dev.bound ? 'bound' : dev.registered ? 'registered, waiting for a bind' : 'asked for a secret number'}`);
+          } else if (cmd === 'bind' && sn) {
+            if (!emu.devices.has(sn)) d.out(`no device '${sn}' has registered (devices: ${[...emu.devices.keys()].join(', ') || 'none'})`);
+            else {
+              emu.bind(sn);
+              d.out(`bound ${sn}`);
+            }
+          } else if (cmd) d.out("commands: 'bind <sn>', 'devices'");
+        });
+      }
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
+      rl?.close();
       await emu.stop();
     });
 
@@ -147,9 +172,11 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
       const config = d.configFrom(o.config);
       const since = parseDay(o.since, config.timezone, '--since');
       const until = o.until === undefined ? Math.floor(Date.now() / 1000) : parseDay(o.until, config.timezone, '--until');
-      const r = await d.withApi(o.config, (api) => api.reconcile({ since, until, requeue: o.requeue === true }));
+      // The caller's job with the caller's configuration, whether or not a gateway answers.
+      const app = config.cloud.wecom_app;
+      const r = await d.withApi(o.config, (api) => api.reconcile({ since, until, requeue: o.requeue === true, zone: config.timezone, ...(app ? { app } : {}) }));
       if (o.json) return d.json(r);
-      const iso = (s: number): string => new Date(s * 1000).toISOString();
+      const iso = (s: number): string => localStamp(s * 1000, config.timezone);
       d.out(`device ${r.device_sn}, ${iso(r.since)} → ${iso(r.until)} in ${r.spans.length} month span${r.spans.length === 1 ? '' : 's'}`);
       d.out(`local passes ${r.local}, cloud records ${r.cloud}: matched ${r.matched.length}, missing in cloud ${r.missing_in_cloud.length}, only in cloud ${r.cloud_only.length}`);
       if (r.missing_in_cloud.length) {
@@ -172,12 +199,15 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .option('--limit <n>', 'at most this many of each', '50')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; limit: string; json?: boolean }) => {
-      const r = await d.withApi(o.config, (api) => api.outbox({ limit: Number(o.limit) }));
+      const config = d.configFrom(o.config);
+      const limit = intArg('--limit', o.limit);
+      const r = await d.withApi(o.config, (api) => api.outbox({ limit }));
       if (o.json) return d.json(r);
-      d.out(`queued: ${r.queued.length}${r.queued.length === Number(o.limit) ? '+' : ''}`);
-      for (const q of r.queued) d.out(`  #${q.seq} ${new Date(q.timestamp * 1000).toISOString()} ${q.door} ${q.direction} ${q.method} ${q.userid}`);
+      const at = (s: number): string => localStamp(s * 1000, config.timezone);
+      d.out(`queued: ${r.queued.length}${r.queued.length === limit ? '+' : ''}`);
+      for (const q of r.queued) d.out(`  #${q.seq} ${at(q.timestamp)} ${q.door} ${q.direction} ${q.method} ${q.userid}`);
       d.out(`held: ${r.held.length}`);
-      for (const h of r.held) d.out(`  #${h.seq} ${new Date(h.timestamp * 1000).toISOString()} ${h.method} ${h.userid}: ${h.held_reason}`);
+      for (const h of r.held) d.out(`  #${h.seq} ${at(h.timestamp)} ${h.method} ${h.userid}: ${h.held_reason}`);
     });
   outbox
     .command('requeue')
@@ -185,8 +215,20 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .argument('[seq...]', 'sequence numbers (default: all)')
     .addOption(d.configOpt())
     .action(async (seqs: string[], o: { config: string }) => {
-      const p = seqs.length ? { seqs: seqs.map(Number) } : {};
+      const p = seqs.length ? { seqs: seqs.map((x) => intArg('seq', x, 'a sequence number')) } : {};
       const r = await d.withApi(o.config, (api) => api.requeue(p));
       d.out(`requeued ${r.requeued} record${r.requeued === 1 ? '' : 's'}`);
+    });
+  outbox
+    .command('discard')
+    .description('delete held records the cloud will never take (e.g. card passes under WeCom); the journal keeps the passes')
+    .argument('[seq...]', 'sequence numbers')
+    .option('--all', 'every held record')
+    .addOption(d.configOpt())
+    .action(async (seqs: string[], o: { config: string; all?: boolean }) => {
+      if (!seqs.length && !o.all) throw new UsageError('name the held records to discard, or --all');
+      const p = seqs.length ? { seqs: seqs.map((x) => intArg('seq', x, 'a sequence number')) } : {};
+      const r = await d.withApi(o.config, (api) => api.discard(p));
+      d.out(`discarded ${r.discarded} held record${r.discarded === 1 ? '' : 's'}`);
     });
 }

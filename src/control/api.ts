@@ -7,6 +7,8 @@ import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../dom
 import type { Credential, Decision, DoorMode } from '../domain/types.js';
 import type { StorageState } from '../pipeline/storage-guard.js';
 import type { Config } from '../config/schema.js';
+
+type WecomAppConfig = NonNullable<Config['cloud']['wecom_app']>;
 import type { DoorEventRecord, HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
 import { WecomAppClient } from '../cloud/wecom-app/client.js';
@@ -62,9 +64,15 @@ export interface GatewayApi {
   /** A full directory sync from the cloud (gateway running with a cloud provider). */
   sync(): Promise<SyncReport>;
   outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;
+  /** Held records back into the outbox: all, or the given seqs (unknown seqs are an error, nothing moves). */
   requeue(p: { seqs?: number[] }): Promise<{ requeued: number }>;
-  /** Compare the journal with WeCom's pass records for [since, until) (unix s). */
-  reconcile(p: { since: number; until: number; requeue?: boolean }): Promise<ReconcileReport>;
+  /** Give up on held records the cloud will never take (the journal keeps the passes). */
+  discard(p: { seqs?: number[] }): Promise<{ discarded: number }>;
+  /**
+   * Compare the journal with WeCom's pass records for [since, until) (unix s). `app` and `zone`
+   * are the caller's (the CLI's configuration), so a running gateway answers with them.
+   */
+  reconcile(p: { since: number; until: number; requeue?: boolean; app?: WecomAppConfig; zone?: string }): Promise<ReconcileReport>;
 }
 
 export class UsageError extends Error {}
@@ -137,12 +145,13 @@ export function localApi(store: Store, config: Config, version: string, running:
     },
 
     async reconcile(p) {
-      const app = config.cloud.wecom_app;
+      const app = p.app ?? config.cloud.wecom_app;
+      const zone = p.zone ?? config.timezone;
       if (!app) throw new UsageError('reconciliation needs cloud.wecom_app (corpid, corpsecret) in the configuration');
       if (!(p.since < p.until)) throw new UsageError('--since must be before --until');
       const sn = app.device_sn ?? config.cloud.wecom?.sn ?? config.gateway_id;
       const client = new WecomAppClient({ baseUrl: app.base_url.replace(/\/$/, ''), corpid: app.corpid, corpsecret: app.corpsecret, timeoutMs: app.request_timeout_ms, log: log ?? createLogger({ level: 'silent', pretty: false }) });
-      const cloud = await fetchCloudPasses(client, { sn, userTypes: app.user_types, since: p.since, until: p.until, zone: config.timezone, agentid: app.agentid });
+      const cloud = await fetchCloudPasses(client, { sn, userTypes: app.user_types, since: p.since, until: p.until, zone, agentid: app.agentid });
       const local = localPasses(await store.journalBetween(p.since * 1000, p.until * 1000), config.cloud.wecom?.qr_pass_method ?? 2);
       const m = matchPasses(local, cloud.passes);
       let requeued = 0;
@@ -161,9 +170,15 @@ export function localApi(store: Store, config: Config, version: string, running:
     },
 
     async requeue(p) {
+      await heldSeqsExist(store, p.seqs);
       const requeued = await store.requeueHeld(p.seqs);
       running?.cloud()?.outboxChanged();
       return { requeued };
+    },
+
+    async discard(p) {
+      await heldSeqsExist(store, p.seqs);
+      return { discarded: await store.discardHeld(p.seqs) };
     },
 
     // A dry run: no relay, no journal, no replay memory; in the door's current mode.
@@ -207,6 +222,14 @@ export function localApi(store: Store, config: Config, version: string, running:
       return store.recentDoorEvents(p.limit ?? 50);
     },
   };
+}
+
+/** Refuse seqs that name no held record: "requeued 0" for a typo is no answer. */
+async function heldSeqsExist(store: Store, seqs: readonly number[] | undefined): Promise<void> {
+  if (!seqs) return;
+  const held = new Set((await store.heldRecords(1_000_000)).map((h) => h.seq));
+  const unknown = seqs.filter((s) => !held.has(s));
+  if (unknown.length) throw new UsageError(`no held record #${unknown.join(', #')} (doorgw outbox lists them)`);
 }
 
 /** Normalise records for import; rejected ones are reported, never partially stored. */

@@ -11,7 +11,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import type { Logger } from '../log.js';
 import { UsageError, type GatewayApi } from './api.js';
 
-const METHODS = new Set<keyof GatewayApi>(['status', 'check', 'usersList', 'usersShow', 'usersImport', 'journal', 'doorEvents', 'sync', 'outbox', 'requeue', 'reconcile']);
+const METHODS = new Set<keyof GatewayApi>(['status', 'check', 'usersList', 'usersShow', 'usersImport', 'journal', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile']);
 const MAX_LINE = 64 * 1024 * 1024;
 
 interface Request {

@@ -17,6 +17,8 @@
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
 import type { Directory } from '../domain/policy.js';
@@ -230,6 +232,11 @@ export class Store {
   /** Told of each failed attempt to open again. */
   onReopenError: ((e: Error) => void) | null = null;
   private closedForGood = false;
+
+  /** Is there a database in `path` (without creating one)? */
+  static exists(path: string): boolean {
+    return existsSync(join(path, 'CURRENT'));
+  }
 
   static async open(path: string): Promise<Store> {
     const db = new Level<string, Json>(path, { valueEncoding: 'json' });
@@ -572,6 +579,13 @@ export class Store {
 
   async heldCount(): Promise<number> {
     return countKeys(this.held);
+  }
+
+  /** Delete held records (all, or the given seqs): the journal keeps the passes; returns how many. */
+  async discardHeld(seqs?: readonly number[]): Promise<number> {
+    const held = (await this.heldRecords(1_000_000)).filter((h) => !seqs || seqs.includes(h.seq));
+    await this.batch(held.map((h): Op => ({ type: 'del', key: pad(h.seq, 12), sublevel: this.held as Sub<never> })), true);
+    return held.length;
   }
 
   /** Put held records back into the outbox (all, or the given seqs); returns how many. */

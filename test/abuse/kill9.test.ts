@@ -40,10 +40,10 @@ async function workspace(durability: 'strict' | 'batched'): Promise<{ config: st
 async function start(config: string): Promise<{ proc: ChildProcess; pulses: () => number; lines: string[] }> {
   const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { stdio: ['pipe', 'pipe', 'ignore'] });
   children.push(proc);
-  proc.stdin!.on('error', () => undefined); // the feeder may still write as the process dies
+  proc.stdin.on('error', () => undefined); // the feeder may still write as the process dies
   const lines: string[] = [];
   let buf = '';
-  proc.stdout!.on('data', (c: Buffer) => {
+  proc.stdout.on('data', (c: Buffer) => {
     buf += c.toString();
     const parts = buf.split('\n');
     buf = parts.pop()!;

@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
+import { localApi } from '../../src/control/api.js';
 import { Gateway } from '../../src/gateway.js';
 import { Store, StoreLockedError } from '../../src/store/store.js';
 import { SimRelay } from '../../src/io/relay.js';
@@ -96,6 +97,25 @@ describe('gateway pipeline', () => {
     expect(gw.pipeline.handle(ev())).toMatchObject({ decision: 'grant' });
     expect(gw.pipeline.handle(ev())).toBeNull();
     expect(relay(gw, 'front').pulses).toHaveLength(1);
+  });
+
+  it('has one source of truth for door modes: status and check see a mode set at run time, running or not', async () => {
+    const dir = join(tmpDir(), 'data');
+    const gw = await startGateway(dir);
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    gw.pipeline.setMode('front', 'lockdown');
+    expect((await gw.api.status()).doors).toEqual([{ id: 'front', mode: 'lockdown' }, { id: 'back', mode: 'normal' }]);
+    expect(await gw.api.check({ card: '1' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'a' });
+    expect(await gw.api.check({ card: '1', door: 'back' })).toMatchObject({ decision: 'grant' });
+    await new Promise((r) => setTimeout(r, 50)); // the mode is persisted after the change
+    await gw.stop();
+    running.splice(0);
+    // The gateway stopped: the CLI reads the store directly and still sees the persisted mode.
+    const store = await Store.open(dir);
+    const offline = localApi(store, configFor(dir), 'test');
+    expect((await offline.status()).doors[0]).toEqual({ id: 'front', mode: 'lockdown' });
+    expect(await offline.check({ card: '1' })).toMatchObject({ reason: 'lockdown' });
+    await store.close();
   });
 
   it('remembers accepted QR codes across a restart', async () => {
