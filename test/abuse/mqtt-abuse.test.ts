@@ -77,6 +77,28 @@ describe('MQTT session', () => {
   }, 20_000);
 });
 
+describe('broker outage', () => {
+  it('backs off and logs an outage once, then once more with its length when it ends', async () => {
+    const g = await start({ extra: {} });
+    const port = broker.port;
+    lines = [];
+    await broker.stop();
+    try {
+      await until(() => !g.mqtt!.link.connected$.value, 'disconnected');
+      await new Promise((r) => setTimeout(r, 6000)); // at a fixed 1-2 s this would be 3-6 lines
+      expect(logged('mqtt broker unreachable')).toHaveLength(1);
+      expect(logged('"msg":"mqtt error"')).toEqual([]);
+    } finally {
+      await broker.start(port);
+    }
+    await until(() => g.mqtt!.link.connected$.value, 'reconnected', 40_000);
+    const back = logged('mqtt connected after an outage');
+    expect(back).toHaveLength(1);
+    expect(JSON.parse(back[0]!)).toMatchObject({ outage_s: expect.any(Number), attempts: expect.any(Number) });
+    expect((JSON.parse(back[0]!) as { attempts: number }).attempts).toBeLessThanOrEqual(5); // 1+2+4+8 s of backoff
+  }, 60_000);
+});
+
 describe('oversized publishes', () => {
   it('never hands the gateway a message larger than its limit, and the broker drops a client that sends one', async () => {
     const g = await start();
