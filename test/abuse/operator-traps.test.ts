@@ -3,7 +3,8 @@
  * process (read-only commands, pipes, arguments, times, secrets, root) and one source of truth for
  * door modes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { readSecret, SecretUnreadableError, secretPath, writeSecret } from '../.
 import { Store } from '../../src/store/store.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
+import { until } from '../helpers/wecom.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js'); // built by test/global-setup.ts
@@ -92,6 +94,49 @@ describe('held records', () => {
     expect(doorgw(['outbox', 'discard', String(seq), '-c', w.config])).toMatchObject({ code: 0, stdout: 'discarded 1 held record\n' });
     expect(doorgw(['outbox', '-c', w.config]).stdout).toBe('queued: 0\nheld: 0\n');
   });
+});
+
+describe('the demo', () => {
+  it('reports every upload, the remote open\'s included', () => {
+    // It used to stop waiting at the first upload and report 2 of 3 now and then.
+    for (let i = 0; i < 2; i++) {
+      const r = doorgw(['demo', 'run', '--users', '200', '--pause', '0']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('8 decisions journaled; 3 pass records uploaded with checkin; outbox now 0');
+    }
+  }, 60_000);
+});
+
+describe('the WeCom emulator without auto-bind', () => {
+  it('lets the operator bind a registering device by hand, so activation completes', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const emu = spawn(process.execPath, [CLI, 'wecom', 'emulator', '--no-auto-bind', '--port', String(port), '--users', '5'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let emuOut = '';
+    emu.stdout.on('data', (c: Buffer) => (emuOut += c.toString()));
+    const w = workspace(`cloud: { provider: wecom, wecom: { url: "ws://127.0.0.1:${port}", sn: HAND-1 } }\n`);
+    try {
+      await until(() => emuOut.includes("type 'bind <sn>'"), 'emulator up');
+      const act = spawn(process.execPath, [CLI, 'wecom', 'activate', '-c', w.config], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let actOut = '';
+      act.stdout.on('data', (c: Buffer) => (actOut += c.toString()));
+      await until(() => actOut.includes('waiting for a corp administrator'), 'registration');
+      emu.stdin.write('devices\n');
+      await until(() => emuOut.includes('HAND-1: registered, waiting for a bind'), 'device listed');
+      emu.stdin.write('bind NOPE\nbind HAND-1\n');
+      const code = await new Promise<number | null>((r) => act.once('exit', r));
+      expect(code).toBe(0);
+      expect(emuOut).toContain("no device 'NOPE' has registered");
+      expect(emuOut).toContain('bound HAND-1');
+      expect(readSecret(w.dataDir)?.sn).toBe('HAND-1');
+    } finally {
+      emu.kill('SIGTERM');
+    }
+  }, 30_000);
 });
 
 describe('secrets', () => {

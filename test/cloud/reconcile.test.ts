@@ -103,6 +103,11 @@ describe('doorgw records reconcile (API against the emulator)', () => {
     await expect(fetchCloudPasses(client, { sn: 'SN', userTypes: [0], since: 0, until: 10, zone: SH, maxPages: 5 })).rejects.toThrow(/did not end after 5 pages/);
     const none = validateConfig({ doors: [{ id: 'a' }] }, 't');
     await expect(localApi(store, none, 't').reconcile({ since: 0, until: 10 })).rejects.toThrow(/needs cloud.wecom_app/);
+    // A gateway configured without it answers with the caller's section (the CLI sends its own).
+    emu.fault = () => undefined;
+    const callers = good.cloud.wecom_app!;
+    await expect(localApi(store, none, 't').reconcile({ since: 0, until: 10, app: callers, zone: 'UTC' })).resolves.toMatchObject({ local: 0, cloud: 0 });
+    await expect(localApi(store, good, 't').reconcile({ since: 0, until: 10, app: { ...callers, corpsecret: 'wrong' } })).rejects.toThrow(/errcode 40001/);
     await store.close();
   });
 });
