@@ -14,7 +14,7 @@ import { WecomSession } from '../cloud/wecom/session.js';
 import { validateConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
-import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../pipeline/events.js';
+import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../domain/events.js';
 import { passRecordOf } from '../pipeline/journal-writer.js';
 import { compressedPoint } from '../domain/qr.js';
 import { generateKeyPairSync } from 'node:crypto';

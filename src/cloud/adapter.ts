@@ -6,7 +6,7 @@ import type { BehaviorSubject } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import type { FingerprintModule } from '../io/fingerprint.js';
 import type { Logger } from '../log.js';
-import type { DecisionEvent } from '../pipeline/events.js';
+import type { DecisionEvent } from '../domain/events.js';
 import type { Store } from '../store/store.js';
 
 export interface CloudState {

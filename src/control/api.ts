@@ -5,7 +5,7 @@
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
 import type { Credential, Decision, DoorMode } from '../domain/types.js';
-import type { StorageState } from '../pipeline/storage-guard.js';
+import type { StorageState } from '../store/storage-guard.js';
 import type { Config } from '../config/schema.js';
 
 type WecomAppConfig = NonNullable<Config['cloud']['wecom_app']>;

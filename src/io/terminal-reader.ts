@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { Observable } from 'rxjs';
 import type { Readable } from 'node:stream';
 import type { Credential, Direction } from '../domain/types.js';
-import { credentialEvent, type CredentialEvent } from '../pipeline/events.js';
+import { credentialEvent, type CredentialEvent } from '../domain/events.js';
 
 export function parseTerminalLine(line: string): Credential | null {
   const t = line.trim();

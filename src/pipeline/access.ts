@@ -11,8 +11,7 @@ import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { Debouncer, readKey } from './debounce.js';
-import type { DoorEvent } from './door-state.js';
-import type { CredentialEvent, DecisionEvent } from './events.js';
+import type { CredentialEvent, DecisionEvent, DoorEvent } from '../domain/events.js';
 import { ReaderGate, type ReaderTrust } from './reader-gate.js';
 
 /** Longest a credential waits for the database to reopen after a disk failure. */

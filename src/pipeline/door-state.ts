@@ -5,6 +5,7 @@
  * while the lock was never released is forced open. Re-locks when the door closes, if configured.
  */
 import { BehaviorSubject, Subject } from 'rxjs';
+import type { DoorEvent, DoorEventType } from '../domain/events.js';
 
 export type Contact = 'open' | 'closed' | 'unknown';
 export type Alarm = 'forced_open' | 'held_open_prealarm' | 'held_open';
@@ -13,38 +14,6 @@ export interface DoorState {
   lock: 'locked' | 'unlocked';
   contact: Contact;
   alarm: Alarm | null;
-}
-
-export type DoorEventType =
-  | 'contact_open'
-  | 'contact_closed'
-  | 'forced_open'
-  | 'held_open_prealarm'
-  | 'held_open'
-  | 'alarm_cleared'
-  | 'relocked_on_close'
-  /** A reader presented a credential kind it may not (e.g. a card reader asserting a face match). */
-  | 'reader_claim_refused'
-  /** A reader sends faster than its rate limit; the excess is dropped. */
-  | 'reader_flood'
-  /** The gateway's database cannot be written (disk full, I/O error); records are held in memory. */
-  | 'storage_failure'
-  | 'storage_recovered'
-  /** Free space in the data directory is below the configured mark. */
-  | 'disk_low'
-  | 'disk_ok';
-
-/** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low']);
-
-export interface DoorEvent {
-  type: DoorEventType;
-  door: string;
-  /** Date.now(). */
-  at: number;
-  /** The reader concerned, for reader events. */
-  reader?: string;
-  detail?: string;
 }
 
 export interface DoorStateOptions {

@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../log.js';
 import type { JournalAppend, JournalEntry, PassRecord, Store } from '../store/store.js';
-import type { DecisionEvent } from './events.js';
+import type { DecisionEvent } from '../domain/events.js';
 
 
 export function passRecordOf(d: DecisionEvent): Omit<PassRecord, 'seq'> | undefined {

@@ -17,8 +17,8 @@ import { parseDoorCommand, parseReaderCredential, Topics, type DoorEventPayload,
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
-import type { DoorEvent, DoorStateMachine } from './door-state.js';
-import { credentialEvent, type CredentialEvent, type DecisionEvent } from './events.js';
+import type { DoorStateMachine } from './door-state.js';
+import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
 
 export interface MqttBridgeContext {
   config: Config;
@@ -159,6 +159,7 @@ export class MqttBridge {
         held: st.held,
         uptime_s: Math.round((Date.now() - this.ctx.started) / 1000),
         cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error } : null,
+        storage: st.storage ? { writable: st.storage.writable, free_bytes: st.storage.free_bytes, held_in_memory: st.storage.held_in_memory } : null,
       };
       this.link.publishRetained(this.topics.state(), JSON.stringify(p));
     } catch (e) {

@@ -7,7 +7,7 @@
 import { methodOf } from '../domain/policy.js';
 import { TokenBucket } from '../domain/rate-limit.js';
 import type { Method } from '../domain/types.js';
-import type { CredentialEvent } from './events.js';
+import type { CredentialEvent } from '../domain/events.js';
 
 export interface ReaderTrust {
   accepts: readonly Method[];

@@ -11,7 +11,7 @@ import type { SimRelay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { Subject } from 'rxjs';
 import { healthProblems, type Status } from '../../src/control/api.js';
-import { credentialEvent, type CredentialEvent } from '../../src/pipeline/events.js';
+import { credentialEvent, type CredentialEvent } from '../../src/domain/events.js';
 import { Store } from '../../src/store/store.js';
 import { user } from '../helpers/users.js';
 

@@ -17,7 +17,7 @@ import { normalizeWecomUser, type NormalizedUser } from '../../src/domain/user.j
 import type { Relay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { AccessPipeline } from '../../src/pipeline/access.js';
-import { credentialEvent } from '../../src/pipeline/events.js';
+import { credentialEvent } from '../../src/domain/events.js';
 import { Store } from '../../src/store/store.js';
 import { employeeQr, makeKey, type TestKey } from '../helpers/qr.js';
 

@@ -14,7 +14,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import type { Relay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
-import { credentialEvent, type CredentialEvent } from '../../src/pipeline/events.js';
+import { credentialEvent, type CredentialEvent } from '../../src/domain/events.js';
 import { Store } from '../../src/store/store.js';
 import { user } from '../helpers/users.js';
 

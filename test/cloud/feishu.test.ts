@@ -6,7 +6,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import type { SimRelay } from '../../src/io/relay.js';
-import { credentialEvent } from '../../src/pipeline/events.js';
+import { credentialEvent } from '../../src/domain/events.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
 

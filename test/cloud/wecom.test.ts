@@ -3,7 +3,7 @@ import { generateDirectory, signQrFor, type CloudUser } from '../../src/cloud/we
 import { readSecret, writeSecret } from '../../src/cloud/wecom/secret.js';
 import { SimFingerprint } from '../../src/io/fingerprint.js';
 import type { SimRelay } from '../../src/io/relay.js';
-import { credentialEvent } from '../../src/pipeline/events.js';
+import { credentialEvent } from '../../src/domain/events.js';
 import { SN, startRig, synced, until, type Rig } from '../helpers/wecom.js';
 
 let rig: Rig | null = null;

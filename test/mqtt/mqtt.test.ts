@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
-import { credentialEvent } from '../../src/pipeline/events.js';
+import { credentialEvent } from '../../src/domain/events.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { employeeQr, makeKey } from '../helpers/qr.js';

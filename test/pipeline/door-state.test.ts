@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DoorStateMachine, type DoorEvent } from '../../src/pipeline/door-state.js';
+import type { DoorEvent } from '../../src/domain/events.js';
+import { DoorStateMachine } from '../../src/pipeline/door-state.js';
 
 let relocks = 0;
 let events: DoorEvent['type'][] = [];

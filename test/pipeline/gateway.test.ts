@@ -8,7 +8,7 @@ import { Gateway } from '../../src/gateway.js';
 import { Store, StoreLockedError } from '../../src/store/store.js';
 import { SimRelay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
-import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../../src/pipeline/events.js';
+import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../../src/domain/events.js';
 import { employeeQr, makeKey, malleate } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';

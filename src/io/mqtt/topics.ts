@@ -2,7 +2,6 @@
  * The MQTT API in one place: every topic under the base `<base_topic>/<gateway_id>` and every
  * payload, typed. Published topics are checked for wildcards here.
  */
-import type { CloudState } from '../../cloud/adapter.js';
 import type { DoorMode } from '../../domain/types.js';
 
 export class Topics {
@@ -48,7 +47,9 @@ export interface GatewayStatePayload {
   outbox_depth: number;
   held: number;
   uptime_s: number;
-  cloud: Pick<CloudState, 'provider' | 'link' | 'directory_version' | 'clock_skew_s' | 'last_error'> | null;
+  cloud: { provider: string; link: 'unprovisioned' | 'connecting' | 'online' | 'offline'; directory_version: number | null; clock_skew_s: number | null; last_error: string | null } | null;
+  /** The data directory's disk: writable, free space (null: not known yet). */
+  storage?: { writable: boolean; free_bytes: number | null; held_in_memory: number } | null;
 }
 
 /** `…/door/<door>/state` (retained). */

@@ -12,7 +12,7 @@ import { open, rename, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BehaviorSubject } from 'rxjs';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/store.js';
+import type { Store } from './store.js';
 
 export interface StorageState {
   /** False while writes fail: records are held in memory. */

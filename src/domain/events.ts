@@ -1,0 +1,60 @@
+/**
+ * The events every layer shares: a credential presented at a door, the decision on it, and door
+ * events (contact, alarms, reader and storage alarms). In the domain so that sources (io, cloud)
+ * and consumers (pipeline, mqtt, web) depend on it, never on each other.
+ */
+import type { Credential, Decision, Direction } from './types.js';
+
+/** A credential presented at a door, from any source. */
+export interface CredentialEvent {
+  door: string;
+  reader: string;
+  direction: Direction;
+  credential: Credential;
+  /** process.hrtime.bigint() when the source produced the event: decision latency starts here. */
+  hr: bigint;
+}
+
+/** A decision with where it came from and how long it took to reach the relay. */
+export interface DecisionEvent extends Decision {
+  reader: string;
+  direction: Direction;
+  /** Microseconds from the source event to the relay command. */
+  latency_us: number;
+}
+
+export function credentialEvent(door: string, reader: string, direction: Direction, credential: Credential): CredentialEvent {
+  return { door, reader, direction, credential, hr: process.hrtime.bigint() };
+}
+
+export type DoorEventType =
+  | 'contact_open'
+  | 'contact_closed'
+  | 'forced_open'
+  | 'held_open_prealarm'
+  | 'held_open'
+  | 'alarm_cleared'
+  | 'relocked_on_close'
+  /** A reader presented a credential kind it may not (e.g. a card reader asserting a face match). */
+  | 'reader_claim_refused'
+  /** A reader sends faster than its rate limit; the excess is dropped. */
+  | 'reader_flood'
+  /** The gateway's database cannot be written (disk full, I/O error); records are held in memory. */
+  | 'storage_failure'
+  | 'storage_recovered'
+  /** Free space in the data directory is below the configured mark. */
+  | 'disk_low'
+  | 'disk_ok';
+
+/** Door events that are alarms (logged as warnings, shown as such). */
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low']);
+
+export interface DoorEvent {
+  type: DoorEventType;
+  door: string;
+  /** Date.now(). */
+  at: number;
+  /** The reader concerned, for reader events. */
+  reader?: string;
+  detail?: string;
+}
