@@ -1,33 +1,32 @@
 /**
- * Composition root: builds the services in a fixed order (store → hardware → pipeline → effects →
- * control channel), starts them, and stops them in reverse. Only this file knows them all.
+ * Composition root: store → doors (each: relay, inputs, readers, state machine) → pipeline →
+ * effects → cloud → MQTT → control channel, started in that order and stopped in reverse. Only this
+ * file knows them all; what each is made of lives with it (door-unit, reader registry, cloud registry).
  */
+import { generateKeyPairSync } from 'node:crypto';
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
 import { config as rxjsConfig, Subject, type Observable } from 'rxjs';
-import { DoorStateMachine } from './pipeline/door-state.js';
-import { sysfsNumber } from './io/gpio/sysfs.js';
+import type { CloudAdapter } from './cloud/adapter.js';
+import { CLOUD_ADAPTERS } from './cloud/registry.js';
 import { controlSocketPath } from './config/load.js';
-import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from './config/schema.js';
+import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
-import { generateKeyPairSync } from 'node:crypto';
+import { ALARM_EVENTS, credentialEvent, type CredentialEvent, type DoorEvent } from './domain/events.js';
 import { localTime } from './domain/localtime.js';
 import { decodeQr, encodeQrBody, signQr, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
-import type { CloudAdapter } from './cloud/adapter.js';
-import { CLOUD_ADAPTERS } from './cloud/registry.js';
-import { SimFingerprint, type FingerprintModule } from './io/fingerprint.js';
-import { SimRelay, type Relay } from './io/relay.js';
-import { terminalReader } from './io/terminal-reader.js';
+import { openFingerprintModule, type FingerprintModule } from './io/fingerprint.js';
+import type { Input, InputSpec } from './io/gpio/backends.js';
+import type { Relay } from './io/relay.js';
 import type { Logger } from './log.js';
-import { AccessPipeline, type AccessDoor } from './pipeline/access.js';
-import { ALARM_EVENTS, credentialEvent, type CredentialEvent, type DoorEvent } from './domain/events.js';
-import { map } from 'rxjs';
+import { AccessPipeline } from './pipeline/access.js';
+import type { DoorStateMachine } from './pipeline/door-state.js';
+import { buildDoor, type DoorUnit } from './pipeline/door-unit.js';
 import { JournalWriter } from './pipeline/journal-writer.js';
-import { releaseReserve, StorageGuard } from './store/storage-guard.js';
 import { MqttBridge } from './pipeline/mqtt-bridge.js';
-import type { DoorMode } from './domain/types.js';
+import { releaseReserve, StorageGuard } from './store/storage-guard.js';
 import { Store, StoreLockedError } from './store/store.js';
 import { VERSION } from './version.js';
 
@@ -39,7 +38,7 @@ export interface GatewayOptions {
   /** Build the relay of a door; the configured driver by default. */
   relayFactory?: (door: DoorConfig, log: Logger) => Relay;
   /** Build a GPIO input; onoff by default (tests pass simulated inputs). */
-  inputFactory?: (spec: InputSpec) => Promise<{ close(): void }>;
+  inputFactory?: (spec: InputSpec) => Promise<Input>;
   /** Extra credential sources (tests, and the adapters of later issues). */
   sources?: Observable<CredentialEvent>[];
   /** Control socket path; false for none. */
@@ -47,18 +46,6 @@ export interface GatewayOptions {
   /** How long to wait for a CLI that holds the database lock (it reads directly while no gateway runs). */
   storeLockWaitMs?: number;
   now?: () => number;
-}
-
-export class HardwareUnavailableError extends Error {}
-
-export interface InputSpec {
-  door: string;
-  name: 'exit_button' | 'door_contact';
-  pin: number;
-  activeLow: boolean;
-  debounceMs: number;
-  /** Debounced logical level: exit button pressed / door contact closed. */
-  onChange: (active: boolean) => void;
 }
 
 /**
@@ -85,13 +72,6 @@ async function openStoreWaiting(dir: string, waitMs: number, log: Logger): Promi
   }
 }
 
-/** A door input on GPIO through onoff (loaded only when a door has inputs). */
-async function openGpioInput(spec: InputSpec, config: Config, log: Logger): Promise<{ close(): void }> {
-  const { GpioInput } = await import('./io/gpio/onoff.js');
-  const number = sysfsNumber(spec.pin, { root: config.gpio.sysfs_root, chipLabel: config.gpio.chip_label, base: config.gpio.base });
-  return GpioInput.open({ name: `${spec.door}.${spec.name}`, number, activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
-}
-
 /**
  * Decode and verify one throwaway QR code so OpenSSL's and the JIT's first-use costs happen at
  * start, not on the first person at the door. Touches neither the store nor the relay.
@@ -103,35 +83,44 @@ function warmUpVerify(): void {
   if (code.ok) verifyQr(code.value, publicKey, { now: 0, skewS: 0 });
 }
 
-async function defaultRelay(door: DoorConfig, config: Config, log: Logger): Promise<Relay> {
-  const rlog = log.child({ module: 'relay', door: door.id });
-  if (door.relay.driver === 'sim') return new SimRelay(door.id, rlog);
-  const { GpioRelay } = await import('./io/gpio/onoff.js');
-  const number = sysfsNumber(door.relay.pin!, { root: config.gpio.sysfs_root, chipLabel: config.gpio.chip_label, base: config.gpio.base });
-  return GpioRelay.open({ door: door.id, number, activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
+/** The gateway's fingerprint module: the first door that configures one gets it. */
+async function openGatewayFingerprint(config: Config): Promise<{ module: FingerprintModule; door: string } | null> {
+  const d = config.doors.find((x) => x.fingerprint);
+  return d?.fingerprint ? { module: await openFingerprintModule(d.fingerprint), door: d.id } : null;
+}
+
+/** Replay memory as persisted: the live entries of the codes accepted before this start. */
+async function loadReplayGuard(store: Store, nowMs: number): Promise<ReplayGuard> {
+  const replay = new ReplayGuard(100_000);
+  for (const [k, until] of await store.loadReplay(Math.floor(nowMs / 1000))) replay.restore(k, until);
+  return replay;
 }
 
 export class Gateway {
-  readonly relays = new Map<string, Relay>();
+  readonly relays: ReadonlyMap<string, Relay>;
+  /** Door state machines by door id. */
+  readonly doors: ReadonlyMap<string, DoorStateMachine>;
   readonly api: GatewayApi;
-  /** The fingerprint module (of the first door that has one). */
-  fingerprint: FingerprintModule | null = null;
   cloud: CloudAdapter | null = null;
   storage: StorageGuard | null = null;
   mqtt: MqttBridge | null = null;
-  /** Door state machines by door id. */
-  readonly doors = new Map<string, DoorStateMachine>();
-  readonly inputs: { close(): void }[] = [];
   readonly started = Date.now();
   private server: Server | null = null;
+  private readonly doorLog: Logger;
 
   private constructor(
     readonly config: Config,
     readonly store: Store,
     readonly pipeline: AccessPipeline,
     readonly journal: JournalWriter,
+    private readonly units: readonly DoorUnit[],
+    /** The fingerprint module (of the first door that has one). */
+    readonly fingerprint: FingerprintModule | null,
     private readonly log: Logger,
   ) {
+    this.relays = new Map(units.map((u) => [u.id, u.relay]));
+    this.doors = new Map(units.map((u) => [u.id, u.state]));
+    this.doorLog = log.child({ module: 'door' });
     this.api = localApi(
       store,
       config,
@@ -148,198 +137,137 @@ export class Gateway {
 
   static async start(o: GatewayOptions): Promise<Gateway> {
     const { config, log } = o;
+    const now = o.now ?? Date.now;
     // A subscriber that throws must never become an uncaught exception that kills the door.
     rxjsConfig.onUnhandledError = (err: unknown) => log.error({ err }, 'unhandled error in a subscriber');
     const store = await openStoreWaiting(config.data_dir, o.storeLockWaitMs ?? 10_000, log);
+    const units: DoorUnit[] = [];
+    let fingerprint: { module: FingerprintModule; door: string } | null = null;
     try {
-      const now = o.now ?? Date.now;
-      const replay = new ReplayGuard(100_000);
-      for (const [k, until] of await store.loadReplay(Math.floor(now() / 1000))) replay.restore(k, until);
-
-      const relays = new Map<string, Relay>();
-      const doors = new Map<string, AccessDoor>();
-      const sources: Observable<CredentialEvent>[] = [...(o.sources ?? [])];
-      let fingerprint: FingerprintModule | null = null;
-      const hidReaders: { close(): void }[] = [];
+      // Doors: each its relay, state machine, inputs and readers.
+      fingerprint = await openGatewayFingerprint(config);
+      const mqttReaders = new Subject<CredentialEvent>();
+      const doorEvents = new Subject<DoorEvent>();
       for (const d of config.doors) {
-        if (d.fingerprint && !fingerprint) {
-          let fp: FingerprintModule;
-          if (d.fingerprint.driver === 'hid') {
-            const { openTransport } = await import('./io/hid/device.js');
-            const { HidFingerprint } = await import('./io/fingerprint-hid.js');
-            fp = new HidFingerprint(await openTransport({ vendorId: d.fingerprint.vendor_id, productId: d.fingerprint.product_id, path: d.fingerprint.path }));
-          } else fp = new SimFingerprint();
-          fingerprint = fp;
-          sources.push(fp.matches$.pipe(map((m) => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: m.userid, method: 'fingerprint' }))));
-        }
-        const relay = o.relayFactory ? o.relayFactory(d, log) : await defaultRelay(d, config, log);
-        relays.set(d.id, relay);
-        // A mode set at run time (MQTT) outlives a restart: a door locked down stays locked down.
-        const mode = (await store.getMeta<DoorMode>(`door.${d.id}.mode`)) ?? d.mode;
-        doors.set(d.id, { context: { id: d.id, mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms });
-        for (const r of d.readers) {
-          if (r.type === 'terminal') sources.push(terminalReader(o.terminalInput ?? process.stdin, d.id, r.id, r.direction));
-          else if (r.type === 'mqtt') {
-            if (!config.mqtt.enabled) throw new HardwareUnavailableError(`reader '${r.id}': type 'mqtt' needs mqtt.enabled: true`);
-          } else {
-            const { HidReader } = await import('./io/hid/device.js');
-            const scans = new Subject<CredentialEvent>();
-            sources.push(scans);
-            hidReaders.push(
-              await HidReader.open({
-                name: r.id,
-                selector: { vendorId: r.vendor_id, productId: r.product_id, serial: r.serial, path: r.path },
-                mode: r.mode,
-                layout: r.layout,
-                terminator: r.terminator,
-                idleMs: r.idle_ms,
-                onScan: (text) => scans.next(credentialEvent(d.id, r.id, r.direction, { type: 'qr', text })),
-                log: log.child({ module: 'hid', reader: r.id }),
-              }),
-            );
-          }
-        }
+        units.push(
+          await buildDoor(d, {
+            config,
+            log,
+            store,
+            terminalInput: o.terminalInput ?? process.stdin,
+            mqttCredentials: mqttReaders,
+            fingerprint: fingerprint?.door === d.id ? fingerprint.module : null,
+            onDoorEvent: (e) => doorEvents.next(e),
+            relayFactory: o.relayFactory,
+            inputFactory: o.inputFactory,
+          }),
+        );
       }
 
-      const readers = new Map(
-        config.doors.flatMap((d) =>
-          d.readers.map((r) => {
-            const rate = r.rate_limit ?? DEFAULT_READER_RATE[r.type];
-            return [r.id, { accepts: r.accepts ?? DEFAULT_READER_KINDS[r.type], rate: rate && { perS: rate.per_s, burst: rate.burst } }] as const;
-          }),
-        ),
-      );
+      // Pipeline: decide, record durably (journal, outbox, replay memory), then the effects.
       let cloud: CloudAdapter | null = null;
-      const journal = new JournalWriter(
-        store,
-        log.child({ module: 'journal' }),
-        config.journal.max_entries,
-        () => cloud?.outboxChanged(),
-        () => cloud?.uploadsRecords === true,
-        config.journal.memory_max_entries,
-      );
+      const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => cloud?.outboxChanged(), () => cloud?.uploadsRecords === true, config.journal.memory_max_entries);
       const pipeline = new AccessPipeline({
         store,
-        doors,
-        readers,
+        doors: new Map(units.map((u) => [u.id, u.access])),
+        readers: new Map(units.flatMap((u) => u.trust)),
         journal,
         durability: config.journal.durability,
         policy: policyOf(config),
         debounceMs: config.policy.debounce_ms,
-        replay,
+        replay: await loadReplayGuard(store, now()),
         log: log.child({ module: 'pipeline' }),
         now,
       });
-      const gw = new Gateway(config, store, pipeline, journal, log);
-      relays.forEach((r, id) => gw.relays.set(id, r));
-      gw.fingerprint = fingerprint;
-      gw.inputs.push(...hidReaders);
-
-      // Door events (contact, alarms, reader alarms): logged and journaled.
-      const doorLog = log.child({ module: 'door' });
-      const recordDoorEvent = (e: DoorEvent): void => {
-        const fields = { door: e.door, event: e.type, reader: e.reader, detail: e.detail };
-        if (ALARM_EVENTS.has(e.type)) doorLog.warn(fields, 'door alarm');
-        else doorLog.info(fields, 'door event');
-        if (!store.writable) return void doorLog.warn({ door: e.door, event: e.type }, 'door event not journaled: the database is not writable');
-        store.appendDoorEvent(e).catch((err: unknown) => doorLog.error({ err, door: e.door }, 'door event not journaled'));
-      };
-      pipeline.doorEvents$.subscribe(recordDoorEvent);
-
-      // Disk-full protection: reserve, free space, recovery; storage alarms on every door.
-      gw.storage = new StorageGuard({
-        store,
-        dir: config.data_dir,
-        reserveBytes: config.storage.reserve_mb * 1024 * 1024,
-        lowBytes: config.storage.low_space_mb * 1024 * 1024,
-        checkIntervalMs: config.storage.check_interval_s * 1000,
-        log: log.child({ module: 'storage' }),
-        alarm: (type, detail) => {
-          for (const d of config.doors) pipeline.doorEvents$.next({ type, door: d.id, at: now(), detail });
-        },
-        recovered: () => journal.retryNow(),
-      });
-      await gw.storage.start();
-
-      // Door state per door: lock from the relay, contact from the input, alarms.
-      for (const d of config.doors) {
-        const relay = relays.get(d.id)!;
-        const sm = new DoorStateMachine(d.id, {
-          heldOpenS: d.alarms.held_open_s,
-          prealarmS: d.alarms.prealarm_s,
-          openGraceS: d.alarms.open_grace_s,
-          relockOnClose: d.alarms.relock_on_close,
-          relock: () => relay.relock(),
-        });
-        relay.state$.subscribe((released) => sm.lockChanged(released));
-        sm.events$.subscribe(recordDoorEvent);
-        gw.doors.set(d.id, sm);
-        const makeInput = o.inputFactory ?? ((spec: InputSpec) => openGpioInput(spec, config, log));
-        const { exit_button: exit, door_contact: contact } = d.inputs;
-        if (exit) {
-          const presses = new Subject<CredentialEvent>();
-          sources.push(presses);
-          gw.inputs.push(await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) }));
-        }
-        if (contact) {
-          gw.inputs.push(await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => sm.contactChanged(closed ? 'closed' : 'open') }));
-        }
-      }
-
-      // Effects: each a subscriber; none can delay the relay, which was commanded before they run.
-      const decisionLog = log.child({ module: 'access' });
-      pipeline.addEffect('log', (d) => {
-        const fields = { door: d.door, reader: d.reader, decision: d.decision, reason: d.reason, userid: d.userid, method: d.method, latency_us: Math.round(d.latency_us) };
-        if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
-        else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');
-      });
-      pipeline.modes$.subscribe(({ door, mode }) => {
-        store.putMeta(`door.${door}.mode`, mode).catch((e: unknown) => log.error({ err: e, door }, 'door mode not persisted'));
-      });
+      const gw = new Gateway(config, store, pipeline, journal, units, fingerprint?.module ?? null, log);
+      doorEvents.subscribe((e) => gw.recordDoorEvent(e));
+      pipeline.doorEvents$.subscribe((e) => gw.recordDoorEvent(e));
+      gw.addEffects();
+      await gw.startStorageGuard(now);
       if (config.mqtt.enabled) {
-        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
-        sources.push(gw.mqtt.credentials$);
+        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
+        gw.mqtt.credentials$.subscribe(mqttReaders);
       }
 
-      // Build each zone's formatter and import the corp keys now, so the first person at the door
-      // does not pay for them.
-      for (const d of doors.values()) localTime(now(), d.context.timezone);
+      // The first person at the door must not pay for first-use costs: zones, corp keys, OpenSSL.
+      for (const u of units) localTime(now(), u.access.context.timezone);
       await store.warmKeys();
       warmUpVerify();
-      pipeline.start(sources);
+      pipeline.start([...(o.sources ?? []), ...units.flatMap((u) => u.sources)]);
 
-      const makeCloud = CLOUD_ADAPTERS[config.cloud.provider];
+      // Cloud, then local integrations and the control channel.
       cloud =
-        makeCloud?.({
+        CLOUD_ADAPTERS[config.cloud.provider]?.({
           config,
           store,
           log,
-          fingerprint,
+          fingerprint: gw.fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
         }) ?? null;
       gw.cloud = cloud;
       await cloud?.start();
       gw.mqtt?.start(); // never waits for the broker
+      if (o.controlSocket !== false) gw.server = await serveControl(o.controlSocket ?? controlSocketPath(config), gw.api, log.child({ module: 'control' }));
 
-      if (o.controlSocket !== false) {
-        const path = o.controlSocket ?? controlSocketPath(config);
-        gw.server = await serveControl(path, gw.api, log.child({ module: 'control' }));
-      }
-      log.info(
-        { gateway_id: config.gateway_id, version: VERSION, users: await store.userCount(), doors: config.doors.map((d) => d.id), data_dir: config.data_dir },
-        'gateway ready',
-      );
+      log.info({ gateway_id: config.gateway_id, version: VERSION, users: await store.userCount(), doors: config.doors.map((d) => d.id), data_dir: config.data_dir }, 'gateway ready');
       return gw;
     } catch (e) {
+      for (const u of units) {
+        await u.stop().catch(() => undefined);
+        await u.relay.close().catch(() => undefined);
+      }
+      await fingerprint?.module.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw e;
     }
   }
 
+  /** Door events (contact, alarms, reader and storage alarms): logged and journaled. */
+  private recordDoorEvent(e: DoorEvent): void {
+    const fields = { door: e.door, event: e.type, reader: e.reader, detail: e.detail };
+    if (ALARM_EVENTS.has(e.type)) this.doorLog.warn(fields, 'door alarm');
+    else this.doorLog.info(fields, 'door event');
+    if (!this.store.writable) return void this.doorLog.warn({ door: e.door, event: e.type }, 'door event not journaled: the database is not writable');
+    this.store.appendDoorEvent(e).catch((err: unknown) => this.doorLog.error({ err, door: e.door }, 'door event not journaled'));
+  }
+
+  /** Effects: each a subscriber; none can delay the relay, which was commanded before they run. */
+  private addEffects(): void {
+    const decisionLog = this.log.child({ module: 'access' });
+    this.pipeline.addEffect('log', (d) => {
+      const fields = { door: d.door, reader: d.reader, decision: d.decision, reason: d.reason, userid: d.userid, method: d.method, latency_us: Math.round(d.latency_us) };
+      if (d.decision === 'grant') decisionLog.info(fields, 'access granted');
+      else decisionLog.info({ ...fields, detail: d.detail }, 'access denied');
+    });
+    // Readers that can show the result (LED, buzzer, display) are told.
+    const feedback = new Map(this.units.flatMap((u) => [...u.readers].filter(([, r]) => r.feedback !== undefined).map(([id, r]) => [id, r] as const)));
+    if (feedback.size) this.pipeline.addEffect('reader feedback', (d) => feedback.get(d.reader)?.feedback?.(d));
+    this.pipeline.modes$.subscribe(({ door, mode }) => {
+      this.store.putMeta(`door.${door}.mode`, mode).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
+    });
+  }
+
+  /** Disk-full protection: reserve, free space, recovery; storage alarms on every door. */
+  private async startStorageGuard(now: () => number): Promise<void> {
+    const { config, pipeline, journal } = this;
+    this.storage = new StorageGuard({
+      store: this.store,
+      dir: config.data_dir,
+      reserveBytes: config.storage.reserve_mb * 1024 * 1024,
+      lowBytes: config.storage.low_space_mb * 1024 * 1024,
+      checkIntervalMs: config.storage.check_interval_s * 1000,
+      log: this.log.child({ module: 'storage' }),
+      alarm: (type, detail) => {
+        for (const d of config.doors) pipeline.doorEvents$.next({ type, door: d.id, at: now(), detail });
+      },
+      recovered: () => journal.retryNow(),
+    });
+    await this.storage.start();
+  }
+
   async stop(): Promise<void> {
     this.storage?.stop();
-    for (const i of this.inputs) i.close();
-    for (const d of this.doors.values()) d.stop();
+    for (const u of this.units) await u.stop();
     await this.mqtt?.stop();
     await this.cloud?.stop();
     this.pipeline.stop();

@@ -80,3 +80,11 @@ export class SimFingerprint implements FingerprintModule {
     return Promise.resolve();
   }
 }
+
+/** The configured module: `sim`, or `hid` (the framed protocol over USB HID, loaded only when configured). */
+export async function openFingerprintModule(cfg: { driver: 'sim' | 'hid'; vendor_id?: number | undefined; product_id?: number | undefined; path?: string | undefined }): Promise<FingerprintModule> {
+  if (cfg.driver === 'sim') return new SimFingerprint();
+  const { openTransport } = await import('./hid/device.js');
+  const { HidFingerprint } = await import('./fingerprint-hid.js');
+  return new HidFingerprint(await openTransport({ vendorId: cfg.vendor_id, productId: cfg.product_id, path: cfg.path }));
+}

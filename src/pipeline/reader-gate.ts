@@ -32,6 +32,9 @@ interface ReaderState {
   bucket: TokenBucket | null;
   /** Dropped in the current flood (0: no flood). */
   dropped: number;
+  lastDropMs: number;
+  /** A flood is over once the reader has sent nothing beyond its rate for this long. */
+  quietMs: number;
 }
 
 export class ReaderGate {
@@ -40,7 +43,7 @@ export class ReaderGate {
   readonly droppedTotal = new Map<string, number>();
 
   constructor(readers: ReadonlyMap<string, ReaderTrust>) {
-    for (const [id, t] of readers) this.readers.set(id, { accepts: new Set(t.accepts), list: t.accepts.join(', '), bucket: t.rate && new TokenBucket(t.rate.perS, t.rate.burst), dropped: 0 });
+    for (const [id, t] of readers) this.readers.set(id, { accepts: new Set(t.accepts), list: t.accepts.join(', '), bucket: t.rate && new TokenBucket(t.rate.perS, t.rate.burst), dropped: 0, lastDropMs: 0, quietMs: t.rate ? Math.max(1000, (t.rate.burst / t.rate.perS) * 1000) : 0 });
   }
 
   /** Judge an event; events of the gateway's own sources (exit button, cloud, module) pass. */
@@ -50,11 +53,12 @@ export class ReaderGate {
     if (!r || (c.type !== 'card' && c.type !== 'qr' && c.type !== 'userid')) return OK;
     if (r.bucket && !r.bucket.take(nowMs)) {
       r.dropped++;
+      r.lastDropMs = nowMs;
       this.droppedTotal.set(e.reader, (this.droppedTotal.get(e.reader) ?? 0) + 1);
       return { verdict: 'flood', firstDrop: r.dropped === 1 };
     }
     const v: GateVerdict = { verdict: 'ok' };
-    if (r.dropped > 0) {
+    if (r.dropped > 0 && nowMs - r.lastDropMs >= r.quietMs) {
       v.floodEnded = r.dropped;
       r.dropped = 0;
     }

@@ -67,14 +67,14 @@ describe('MQTT session', () => {
     const g = await start({ extra: {} });
     const rogues: mqtt.MqttClient[] = [];
     for (let i = 0; i < 3; i++) {
-      await until(() => g.mqtt!.link.connected$.value, 'gateway back');
+      await until(() => g.mqtt!.link.connected$.value, 'gateway back', 20_000);
       rogues.push(await connectAs('doorgw', USERS.doorgw, 'whatever'));
-      await until(() => !g.mqtt!.link.connected$.value, 'gateway knocked off');
+      await until(() => !g.mqtt!.link.connected$.value, 'gateway knocked off', 20_000);
     }
-    await until(() => g.mqtt!.link.takeovers > 0, 'takeover reported');
+    await until(() => g.mqtt!.link.takeovers > 0, 'takeover reported', 20_000);
     expect(logged('mqtt session taken over').length).toBeGreaterThan(0);
     for (const r of rogues) r.end(true);
-  }, 20_000);
+  }, 60_000);
 });
 
 describe('broker outage', () => {
@@ -142,14 +142,16 @@ describe('bursts and floods', () => {
       await calm.c.publishAsync('doorgw/gw1/reader/other-reader/credential', credential('card', 1001), { qos: 1 });
       await new Promise((r) => setTimeout(r, 30));
     }
-    await Promise.all(floodSends);
-    await until(() => simRelay(g, 'back').pulses.length >= 1, 'calm reader decided');
+    await Promise.all(floodSends); // acknowledged by the broker; the gateway may still be reading them
+    const flooded = async () => (await cardsDecided(g)).filter((j) => j.reader === 'lobby-reader').length + (g.pipeline.gate.droppedTotal.get('lobby-reader') ?? 0);
+    await until(async () => (await flooded()) === 5000, 'every flood message decided or dropped', 20_000);
+    await until(async () => (await cardsDecided(g)).filter((j) => j.reader === 'other-reader').length === 10, 'calm reader decided', 20_000);
     const journal = await cardsDecided(g);
     const calmDecided = journal.filter((j) => j.reader === 'other-reader');
     const floodDecided = journal.filter((j) => j.reader === 'lobby-reader');
     expect(calmDecided).toHaveLength(10); // none lost, none starved
     expect(floodDecided.length).toBeGreaterThanOrEqual(20); // the burst
-    expect(floodDecided.length).toBeLessThan(100); // and then its rate, not 5000
+    expect(floodDecided.length).toBeLessThan(200); // and then its rate (5/s), not 5000
     expect(g.pipeline.gate.droppedTotal.get('lobby-reader')).toBe(5000 - floodDecided.length);
     const floodEvents = await until(() => {
       const e = watch.got.map((m) => JSON.parse(m.payload) as Record<string, unknown>).filter((x) => x.event_type === 'reader_flood');
@@ -158,7 +160,7 @@ describe('bursts and floods', () => {
     expect(floodEvents).toHaveLength(1); // once per flood, not once per message
     expect(floodEvents[0]).toMatchObject({ door: 'lobby', reader: 'lobby-reader' });
     expect((await g.api.doorEvents({ limit: 10 })).some((e) => e.type === 'reader_flood')).toBe(true);
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('what a reader may claim', () => {

@@ -6,8 +6,9 @@
 import { createInterface } from 'node:readline';
 import { Observable } from 'rxjs';
 import type { Readable } from 'node:stream';
-import type { Credential, Direction } from '../domain/types.js';
-import { credentialEvent, type CredentialEvent } from '../domain/events.js';
+import type { Credential, Direction } from '../../domain/types.js';
+import { credentialEvent, type CredentialEvent } from '../../domain/events.js';
+import type { ReaderFactory } from './reader.js';
 
 export function parseTerminalLine(line: string): Credential | null {
   const t = line.trim();
@@ -33,3 +34,7 @@ export function terminalReader(input: Readable, door: string, reader: string, di
     return () => rl.close();
   });
 }
+
+/** Reader kind `terminal`: the console (process.stdin unless the gateway was given another input). */
+export const openTerminalReader: ReaderFactory = (r, ctx) =>
+  Promise.resolve({ credentials$: terminalReader(ctx.terminalInput, ctx.door.id, r.id, r.direction), close: () => undefined });

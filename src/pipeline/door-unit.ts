@@ -1,0 +1,115 @@
+/**
+ * One door as the gateway runs it, built from its configuration: the relay (at its idle level from
+ * the start), the door state machine, the exit button and door contact, the readers (through the
+ * reader registry) and the fingerprint module's matches. Everything it opened it closes.
+ */
+import type { Readable } from 'node:stream';
+import { map, Subject, type Observable } from 'rxjs';
+import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from '../config/schema.js';
+import { credentialEvent, type CredentialEvent, type DoorEvent } from '../domain/events.js';
+import type { DoorMode } from '../domain/types.js';
+import type { FingerprintModule } from '../io/fingerprint.js';
+import { openInput, openRelay, type Input, type InputSpec } from '../io/gpio/backends.js';
+import type { ReaderSource } from '../io/readers/reader.js';
+import { READER_KINDS } from '../io/readers/registry.js';
+import type { Relay } from '../io/relay.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { AccessDoor } from './access.js';
+import { DoorStateMachine } from './door-state.js';
+import type { ReaderTrust } from './reader-gate.js';
+
+export interface DoorUnitContext {
+  config: Config;
+  log: Logger;
+  store: Store;
+  terminalInput: Readable;
+  /** Credentials the MQTT bridge receives for readers of type mqtt. */
+  mqttCredentials: Observable<CredentialEvent>;
+  /** The gateway's fingerprint module, when this door is the one it serves. */
+  fingerprint: FingerprintModule | null;
+  /** Contact changes and alarms of this door. */
+  onDoorEvent: (e: DoorEvent) => void;
+  relayFactory?: ((door: DoorConfig, log: Logger) => Relay) | undefined;
+  inputFactory?: ((spec: InputSpec) => Promise<Input>) | undefined;
+}
+
+export interface DoorUnit {
+  readonly id: string;
+  readonly relay: Relay;
+  readonly state: DoorStateMachine;
+  /** What the access pipeline needs of it (mode, zone, relay, pulse). */
+  readonly access: AccessDoor;
+  /** Its credential sources: readers, exit button, fingerprint module. */
+  readonly sources: Observable<CredentialEvent>[];
+  /** What each of its readers may present, and how fast. */
+  readonly trust: [string, ReaderTrust][];
+  readonly readers: ReadonlyMap<string, ReaderSource>;
+  /** Stop inputs, readers and timers (the relay is closed apart, after the pipeline stops). */
+  stop(): Promise<void>;
+}
+
+export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<DoorUnit> {
+  const { config, log } = ctx;
+  const opened: { close(): void | Promise<void> }[] = [];
+  const relay = ctx.relayFactory ? ctx.relayFactory(d, log) : await openRelay(d, config, log);
+  try {
+    // A mode set at run time (MQTT) outlives a restart: a door locked down stays locked down.
+    const mode = (await ctx.store.getMeta<DoorMode>(`door.${d.id}.mode`)) ?? d.mode;
+    const state = new DoorStateMachine(d.id, {
+      heldOpenS: d.alarms.held_open_s,
+      prealarmS: d.alarms.prealarm_s,
+      openGraceS: d.alarms.open_grace_s,
+      relockOnClose: d.alarms.relock_on_close,
+      relock: () => relay.relock(),
+    });
+    opened.push({ close: () => state.stop() });
+    relay.state$.subscribe((released) => state.lockChanged(released));
+    state.events$.subscribe(ctx.onDoorEvent);
+
+    const sources: Observable<CredentialEvent>[] = [];
+    const makeInput = ctx.inputFactory ?? ((spec: InputSpec) => openInput(spec, config, log));
+    const { exit_button: exit, door_contact: contact } = d.inputs;
+    if (exit) {
+      const presses = new Subject<CredentialEvent>();
+      sources.push(presses);
+      opened.push(await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) }));
+    }
+    if (contact) {
+      opened.push(await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => state.contactChanged(closed ? 'closed' : 'open') }));
+    }
+
+    const readers = new Map<string, ReaderSource>();
+    const trust: [string, ReaderTrust][] = [];
+    for (const r of d.readers) {
+      const source = await READER_KINDS[r.type](r, { config, door: d, log, terminalInput: ctx.terminalInput, mqttCredentials: ctx.mqttCredentials });
+      opened.push(source);
+      readers.set(r.id, source);
+      sources.push(source.credentials$);
+      const rate = r.rate_limit ?? DEFAULT_READER_RATE[r.type];
+      trust.push([r.id, { accepts: r.accepts ?? DEFAULT_READER_KINDS[r.type], rate: rate && { perS: rate.per_s, burst: rate.burst } }]);
+    }
+    if (ctx.fingerprint) {
+      sources.push(ctx.fingerprint.matches$.pipe(map((m) => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: m.userid, method: 'fingerprint' }))));
+    }
+
+    return {
+      id: d.id,
+      relay,
+      state,
+      access: { context: { id: d.id, mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms },
+      sources,
+      trust,
+      readers,
+      stop: () => closeAll(opened),
+    };
+  } catch (e) {
+    await closeAll(opened);
+    await relay.close();
+    throw e;
+  }
+}
+
+async function closeAll(opened: { close(): void | Promise<void> }[]): Promise<void> {
+  for (const o of opened.splice(0).reverse()) await o.close();
+}
