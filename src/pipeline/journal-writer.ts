@@ -6,6 +6,7 @@
  * `maxQueued` the oldest entries without a pass record go first, then the oldest of any (counted
  * and logged as errors: the bound keeps a long outage from exhausting memory).
  */
+import { Backoff } from '../domain/backoff.js';
 import type { Logger } from '../log.js';
 import type { JournalAppend, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { DecisionEvent } from '../domain/events.js';
@@ -26,7 +27,8 @@ export function passRecordOf(d: DecisionEvent): Omit<PassRecord, 'seq'> | undefi
 export class JournalWriter {
   private queue: JournalAppend[] = [];
   private writing: Promise<void> | null = null;
-  private retryMs = 100;
+  /** Retries of a failing disk: 100 ms doubling to 5 s. */
+  private readonly retry = new Backoff({ initialMs: 100, maxMs: 5000 });
   private sincePrune = 0;
   private closed = false;
   /** Entries dropped because the memory bound was reached while the disk could not be written. */
@@ -95,7 +97,7 @@ export class JournalWriter {
         const done = this.inFlight;
         this.queue = this.queue.filter((q) => !done.has(q));
         this.waiters = this.waiters.filter((w) => (done.has(w.upTo) ? (w.resolve(), false) : true));
-        this.retryMs = 100;
+        this.retry.reset();
         this.onWritten?.(written);
         this.sincePrune += written.length;
         if (this.sincePrune >= 1000) {
@@ -105,13 +107,12 @@ export class JournalWriter {
       } catch (e) {
         if (this.closed) break;
         // One line per outage, not one per retry: the storage guard reports the disk itself.
-        if (this.retryMs === 100) this.log.error({ err: (e as Error).message, queued: this.queue.length }, 'journal write failed; keeping entries in memory and retrying');
+        if (this.retry.attempts === 0) this.log.error({ err: (e as Error).message, queued: this.queue.length }, 'journal write failed; keeping entries in memory and retrying');
         await new Promise<void>((r) => {
           this.wake = r;
-          setTimeout(r, this.retryMs);
+          setTimeout(r, this.retry.next());
         });
         this.wake = null;
-        this.retryMs = Math.min(this.retryMs * 2, 5000);
       }
     }
     this.inFlight = new Set();

@@ -3,6 +3,7 @@
  * and refreshed ahead of expiry and after an auth error; rate limits and 5xx answers back off;
  * non-JSON bodies and unexpected codes are clear errors. The app secret is never logged.
  */
+import { backoffDelay } from '../../domain/backoff.js';
 import type { Logger } from '../../log.js';
 
 export class FeishuError extends Error {
@@ -100,7 +101,7 @@ export class FeishuClient {
       }
       const transient = status === 429 || status >= 500 || code === RATE_LIMIT_CODE;
       if (transient && attempt < this.o.maxRetries) {
-        const delay = Math.round((this.o.backoffMs ?? 500) * 2 ** attempt * (0.5 + Math.random() / 2));
+        const delay = backoffDelay(attempt, { initialMs: this.o.backoffMs ?? 500, maxMs: 60_000 });
         this.o.log.warn({ path, status, code, retry_in_ms: delay }, 'feishu busy or failing; backing off');
         await new Promise((r) => setTimeout(r, delay));
         continue;

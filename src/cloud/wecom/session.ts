@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { BehaviorSubject, Subject } from 'rxjs';
 import WebSocket from 'ws';
+import { Backoff } from '../../domain/backoff.js';
 import type { Logger } from '../../log.js';
 import { FrameError, parseFrame, stringifyFrame, WecomError, type Frame } from './protocol.js';
 
@@ -30,13 +31,15 @@ export class WecomSession {
   private readonly pending = new Map<string, { resolve: (f: Frame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; cmd: string }>();
   private readonly bootId = randomBytes(4).toString('hex');
   private seq = 0;
-  private attempt = 0;
+  private readonly backoff: Backoff;
   private running = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private missedPings = 0;
 
-  constructor(private readonly o: SessionOptions) {}
+  constructor(private readonly o: SessionOptions) {
+    this.backoff = new Backoff({ initialMs: o.backoffMs[0], maxMs: o.backoffMs[1] });
+  }
 
   start(): void {
     if (this.running) return;
@@ -73,7 +76,7 @@ export class WecomSession {
     const ws = new WebSocket(this.o.url, { handshakeTimeout: this.o.requestTimeoutMs, maxPayload: 32 * 1024 * 1024 });
     this.ws = ws;
     ws.on('open', () => {
-      this.attempt = 0;
+      this.backoff.reset();
       this.link$.next('open');
       this.o.log.info({ url: this.o.url }, 'cloud link open');
       this.opened$.next();
@@ -94,10 +97,8 @@ export class WecomSession {
   }
 
   private scheduleReconnect(): void {
-    const [min, max] = this.o.backoffMs;
-    const base = Math.min(max, min * 2 ** this.attempt++);
-    const delay = Math.round(base / 2 + Math.random() * (base / 2)); // "equal jitter"
-    this.o.log.info({ retry_in_ms: delay, attempt: this.attempt }, 'cloud link down; reconnecting');
+    const delay = this.backoff.next();
+    this.o.log.info({ retry_in_ms: delay, attempt: this.backoff.attempts }, 'cloud link down; reconnecting');
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.reconnectTimer.unref();
   }

@@ -4,6 +4,7 @@
  * WeCom has no code for, are set aside (held), never dropped. Resends after a lost answer are
  * de-duplicated by the cloud on (userid, timestamp, pass_type, pass_method).
  */
+import { backoffDelay } from '../../domain/backoff.js';
 import type { Method } from '../../domain/types.js';
 import type { Logger } from '../../log.js';
 import type { PassRecord, Store } from '../../store/store.js';
@@ -28,6 +29,9 @@ export function passMethodOf(method: Method, qrPassMethod: number): number | nul
     default: return null; // card, plain userid, exit: WeCom has no code for them
   }
 }
+
+/** A record the cloud refused (fail_list) is retried after 2 s, 4 s, … up to an hour (with jitter). */
+const RECORD_RETRY = { initialMs: 1000, maxMs: 3_600_000 };
 
 export class CheckinUploader {
   private readonly attempts = new Map<number, { n: number; nextAt: number }>();
@@ -123,7 +127,7 @@ export class CheckinUploader {
         hold.push(r);
         this.attempts.delete(r.seq);
       } else {
-        this.attempts.set(r.seq, { n, nextAt: now + Math.min(3_600_000, 1000 * 2 ** n) });
+        this.attempts.set(r.seq, { n, nextAt: now + backoffDelay(n, RECORD_RETRY) });
       }
     }
     if (hold.length) await this.store.outboxHold(hold, `the cloud refused it ${this.o.maxAttempts} times (fail_list)`);

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { BehaviorSubject, Subject } from 'rxjs';
+import { backoffDelay } from '../../domain/backoff.js';
 import { redactUrl, type Logger } from '../../log.js';
 import { assertPublishable } from './topics.js';
 
@@ -125,8 +126,7 @@ export class MqttLink {
       // Back off while the broker stays away, and say so once, not every attempt.
       if (!this.outage) this.outage = { since: Date.now(), attempts: 0, error: null };
       this.outage.attempts++;
-      const max = o.reconnectMaxMs ?? 30_000;
-      client.options.reconnectPeriod = Math.min(max, (o.reconnectMs ?? 1000) * 2 ** Math.min(this.outage.attempts - 1, 16));
+      client.options.reconnectPeriod = backoffDelay(this.outage.attempts - 1, { initialMs: o.reconnectMs ?? 1000, maxMs: o.reconnectMaxMs ?? 30_000 });
     });
     client.on('error', (e) => {
       if (this.outage) {
