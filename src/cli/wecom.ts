@@ -139,10 +139,10 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
             const t0 = Date.now();
             while (!done) {
               const s = await api.status();
+              // Neither cloud says how many users there are in all: a count and a rate, not a bar.
               const n = s.cloud?.sync_progress ?? 0;
               const rate = Math.round(n / Math.max(0.001, (Date.now() - t0) / 1000));
-              const bar = '#'.repeat(Math.min(30, Math.floor(n / 1000))).padEnd(30, '.');
-              process.stderr.write(`\r[${bar}] ${n} users fetched, ${rate}/s `);
+              process.stderr.write(`\r${n} users fetched, ${rate}/s, ${Math.round((Date.now() - t0) / 1000)} s `);
               await new Promise((r) => setTimeout(r, 200));
             }
             process.stderr.write('\n');

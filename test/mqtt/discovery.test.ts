@@ -95,6 +95,12 @@ describe('Home Assistant discovery', () => {
     expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(9);
     expect(configs.get('homeassistant/event/gw-ha/front_access/config')!.event_types).toEqual(expect.arrayContaining(['granted', 'denied', 'forced_open', 'held_open']));
 
+    // The last-access sensor shares the event topic with contact and alarm events (no decision):
+    // those must leave its state and attributes as they were, not blank them.
+    const last = configs.get('homeassistant/sensor/gw-ha/front_last_access/config')!;
+    expect(last.value_template).toMatch(/^\{% if value_json\.decision is defined %\}.*\{% else %\}\{\{ this\.state \}\}\{% endif %\}$/);
+    expect(last.json_attributes_template).toBe('{{ (value_json if value_json.decision is defined else this.attributes) | tojson }}');
+
     // A retained subscriber sees them too (Home Assistant starting later).
     const late = await client(broker, 'homeassistant', ['homeassistant/lock/gw-ha/+/config']);
     closers.push(() => late.c.endAsync());

@@ -58,8 +58,10 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
     add('sensor', `${d.id}_last_access`, {
       name: `${name} last access`,
       state_topic: o.topics.doorEvent(d.id),
-      value_template: "{{ value_json.decision }} {{ value_json.reason }}{{ (' ' ~ value_json.userid) if value_json.userid else '' }}",
+      // The event topic also carries contact and alarm events, which have no decision: keep the last access.
+      value_template: "{% if value_json.decision is defined %}{{ value_json.decision }} {{ value_json.reason }}{{ (' ' ~ value_json.userid) if value_json.userid else '' }}{% else %}{{ this.state }}{% endif %}",
       json_attributes_topic: o.topics.doorEvent(d.id),
+      json_attributes_template: '{{ (value_json if value_json.decision is defined else this.attributes) | tojson }}',
       icon: 'mdi:door-closed-lock',
     });
   }
