@@ -25,7 +25,7 @@ import { AccessPipeline } from './pipeline/access.js';
 import type { DoorStateMachine } from './pipeline/door-state.js';
 import { buildDoor, type DoorUnit } from './pipeline/door-unit.js';
 import { JournalWriter } from './pipeline/journal-writer.js';
-import { MqttBridge } from './pipeline/mqtt-bridge.js';
+import type { MqttBridge } from './pipeline/mqtt-bridge.js';
 import { releaseReserve, StorageGuard } from './store/storage-guard.js';
 import { Store, StoreLockedError } from './store/store.js';
 import { VERSION } from './version.js';
@@ -185,6 +185,7 @@ export class Gateway {
       gw.addEffects();
       await gw.startStorageGuard(now);
       if (config.mqtt.enabled) {
+        const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
         gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
         gw.mqtt.credentials$.subscribe(mqttReaders);
       }
@@ -197,13 +198,13 @@ export class Gateway {
 
       // Cloud, then local integrations and the control channel.
       cloud =
-        CLOUD_ADAPTERS[config.cloud.provider]?.({
+        (await CLOUD_ADAPTERS[config.cloud.provider]?.({
           config,
           store,
           log,
           fingerprint: gw.fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
-        }) ?? null;
+        })) ?? null;
       gw.cloud = cloud;
       await cloud?.start();
       gw.mqtt?.start(); // never waits for the broker

@@ -3,7 +3,10 @@
  * they appear in logged objects; modules log through child loggers (`{ module: 'store' }`).
  */
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+
+// pino-pretty only on a terminal: loaded when needed (a service logs JSON and never pays for it).
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -95,6 +98,7 @@ export function createLogger(opts: LogOptions): Logger {
   const usePretty = opts.pretty === 'auto' ? isTty : opts.pretty;
   const base = { level: opts.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } };
   if (usePretty) {
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
     return pino(base, scrubbing(pretty({ destination: dest, colorize: isTty, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }), opts.secrets ?? []));
   }
   return pino(base, scrubbing(dest, opts.secrets ?? []));

@@ -1,5 +1,5 @@
 /** Argument parsing and output formats shared by the CLI's commands. */
-import { UsageError } from '../control/api.js';
+import { UsageError } from '../control/errors.js';
 
 /** A whole number argument (counts, limits, seconds), with the option's name in the error. */
 export function intArg(name: string, v: string, what = 'a whole number'): number {

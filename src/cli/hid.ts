@@ -5,8 +5,7 @@ import { parseCapture } from '../io/hid/capture.js';
 import { KeyboardDecoder, type Terminator } from '../io/hid/keyboard.js';
 import { LAYOUTS, type LayoutName } from '../io/hid/layouts.js';
 import { PosDecoder } from '../io/hid/pos.js';
-import { createLogger } from '../log.js';
-import { UsageError } from '../control/api.js';
+import { UsageError } from '../control/errors.js';
 
 const hexId = (v: string, name: string): number => {
   const n = Number(v.startsWith('0x') ? v : `0x${v}`);
@@ -83,6 +82,7 @@ export function addHidCommands(program: Command, out: (s: string) => void, json:
     .action(async (o: DecodeOpts & { vendorId?: string; productId?: string; serial?: string; path?: string }) => {
       check(o);
       const { HidReader } = await import('../io/hid/device.js');
+      const { createLogger } = await import('../log.js');
       const log = createLogger({ level: 'info', pretty: 'auto', destination: process.stderr });
       const reader = await HidReader.open({
         name: 'sniff',

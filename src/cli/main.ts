@@ -5,25 +5,18 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, controlSocketPath } from '../config/load.js';
+import { ConfigError, DEFAULT_CONFIG_PATH } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
-import { healthProblems, localApi, UsageError, type GatewayApi } from '../control/api.js';
-import { connectControl, RemoteError } from '../control/socket.js';
-import { parseJsonKeepingIds } from '../domain/json.js';
-import { decodeQr, importPublicKey, parsePublicKeyPoint, verifyQr } from '../domain/qr.js';
-import { parseRule, ruleMatches } from '../domain/rules.js';
-import { isValidTimeZone } from '../domain/localtime.js';
+import type { GatewayApi } from '../control/api.js';
+import { RemoteError, UsageError } from '../control/errors.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
-import { Gateway } from '../gateway.js';
+import { VERSION } from '../version.js';
 import { intArg, localStamp } from './args.js';
-import { demoCodes } from './demo.js';
-import { runDemo } from './demo-run.js';
 import { addCloudCommands } from './wecom.js';
 import { addHidCommands } from './hid.js';
-import { createLogger, redactSecrets, secretValues } from '../log.js';
-import { SdNotify } from '../io/sd-notify.js';
-import { Store, StoreLockedError } from '../store/store.js';
-import { VERSION } from '../version.js';
+
+// Everything else is imported by the command that needs it: `doorgw --help` and the health check
+// must not pay for the gateway, MQTT, the clouds and LevelDB (a Pi is several times slower).
 
 class CliError extends Error {
   constructor(
@@ -48,7 +41,8 @@ export function parseAt(v: string): number {
 
 const unixArg = (name: string, v: string): number => intArg(name, v, 'unix seconds');
 
-function configFrom(path: string | undefined): Config {
+async function configFrom(path: string | undefined): Promise<Config> {
+  const { loadConfig } = await import('../config/load.js');
   const config = loadConfig(path ?? DEFAULT_CONFIG_PATH).config;
   actAsOwnerOf(config.data_dir);
   return config;
@@ -74,9 +68,11 @@ export interface ApiOptions {
 
 /** Run `fn` against the running gateway (control socket) or, if none runs, the store directly. */
 async function withApi<T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>, opts: ApiOptions = {}): Promise<T> {
+  const { loadConfig, controlSocketPath } = await import('../config/load.js');
   const { config, envApplied } = loadConfig(configPath ?? DEFAULT_CONFIG_PATH);
   actAsOwnerOf(config.data_dir);
   const socket = controlSocketPath(config);
+  const { connectControl } = await import('../control/socket.js');
   const remote = await connectControl(socket);
   if (remote) {
     // The gateway answers with its own configuration: say so when the caller's differs from it.
@@ -87,10 +83,12 @@ async function withApi<T>(configPath: string | undefined, fn: (api: GatewayApi) 
       remote.close();
     }
   }
+  const { Store, StoreLockedError } = await import('../store/store.js');
+  const { localApi } = await import('../control/api.js');
   if (!opts.create && !Store.exists(config.data_dir)) {
     throw new CliError(`no gateway data in ${config.data_dir} (the gateway has not run with this configuration, or --config points elsewhere)`, 1);
   }
-  let store: Store;
+  let store: Awaited<ReturnType<typeof Store.open>>;
   try {
     store = await Store.open(config.data_dir);
   } catch (e) {
@@ -121,10 +119,14 @@ export function buildProgram(): Command {
     .description('run the gateway')
     .addOption(configOpt())
     .action(async (o: { config: string }) => {
+      const { loadConfig } = await import('../config/load.js');
+      const { createLogger, secretValues } = await import('../log.js');
+      const { Gateway } = await import('../gateway.js');
+      const { SdNotify } = await import('../io/sd-notify.js');
       const { config, envApplied } = loadConfig(o.config);
       const log = createLogger({ ...config.log, secrets: secretValues(config) });
       if (envApplied.length) log.info({ overrides: envApplied }, 'environment overrides applied');
-      let gw: Gateway;
+      let gw: Awaited<ReturnType<typeof Gateway.start>>;
       try {
         gw = await Gateway.start({ config, log });
       } catch (e) {
@@ -163,7 +165,9 @@ export function buildProgram(): Command {
     .description('validate a configuration file (exit 0 valid, 2 invalid)')
     .argument('[file]', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--json', 'print the effective configuration as JSON')
-    .action((file: string, o: { json?: boolean }) => {
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { loadConfig } = await import('../config/load.js');
+      const { redactSecrets } = await import('../log.js');
       const { config } = loadConfig(file);
       if (o.json) json(redactSecrets(config));
       else out(`${file}: valid (${config.doors.length} door${config.doors.length === 1 ? '' : 's'}: ${config.doors.map((d) => d.id).join(', ')})`);
@@ -177,7 +181,8 @@ export function buildProgram(): Command {
     .option('--at <unix>', 'verify as of this unix time (default now)')
     .option('--skew <seconds>', 'clock-skew margin', '30')
     .option('--json', 'machine-readable output')
-    .action((payload: string, o: { key: string; at?: string; skew: string; json?: boolean }) => {
+    .action(async (payload: string, o: { key: string; at?: string; skew: string; json?: boolean }) => {
+      const { decodeQr, importPublicKey, parsePublicKeyPoint, verifyQr } = await import('../domain/qr.js');
       const point = parsePublicKeyPoint(o.key);
       if (!point.ok) throw new UsageError(`--key: ${point.detail}`);
       let key;
@@ -213,7 +218,9 @@ export function buildProgram(): Command {
     .option('--effect-time <unix>', "the rule's effect_time", '0')
     .option('--tz <zone>', 'IANA time zone', 'Asia/Shanghai')
     .option('--json', 'machine-readable output')
-    .action((text: string, o: { at: string; effectTime: string; tz: string; json?: boolean }) => {
+    .action(async (text: string, o: { at: string; effectTime: string; tz: string; json?: boolean }) => {
+      const { isValidTimeZone } = await import('../domain/localtime.js');
+      const { parseRule, ruleMatches } = await import('../domain/rules.js');
       if (!isValidTimeZone(o.tz)) throw new UsageError(`--tz '${o.tz}' is not a known IANA time zone`);
       const at = parseAt(o.at);
       const parsed = parseRule(text, 0, unixArg('--effect-time', o.effectTime));
@@ -245,7 +252,7 @@ export function buildProgram(): Command {
       }
       let parsed: unknown;
       try {
-        parsed = parseJsonKeepingIds(text);
+        parsed = (await import('../domain/json.js')).parseJsonKeepingIds(text);
       } catch (e) {
         throw new UsageError(`${file} is not JSON: ${(e as Error).message}`);
       }
@@ -333,7 +340,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; limit: string; doorEvents?: boolean; json?: boolean }) => {
       const limit = intArg('--limit', o.limit);
-      const config = configFrom(o.config);
+      const config = await configFrom(o.config);
       const zone = (door: string): string => config.doors.find((d) => d.id === door)?.timezone ?? config.timezone;
       if (o.doorEvents) {
         const events = await withApi(o.config, (api) => api.doorEvents({ limit }));
@@ -357,9 +364,10 @@ export function buildProgram(): Command {
     .option('--max-skew <s>', 'unhealthy when the clock differs from the cloud by more (default: qr.clock_skew_s)')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; json?: boolean; maxLinkDown: string; maxOutboxAge: string; maxSkew?: string }) => {
-      const config = configFrom(o.config);
+      const config = await configFrom(o.config);
       const limits = { maxLinkDownS: intArg('--max-link-down', o.maxLinkDown, 'seconds'), maxOutboxAgeS: intArg('--max-outbox-age', o.maxOutboxAge, 'seconds'), maxSkewS: o.maxSkew === undefined ? config.qr.clock_skew_s : intArg('--max-skew', o.maxSkew, 'seconds') };
       const s = await withApi(o.config, (api) => api.status());
+      const { healthProblems } = await import('../control/api.js');
       const problems = s.running ? healthProblems(s, limits) : ['not running'];
       process.exitCode = !s.running ? 1 : problems.length ? 3 : 0;
       if (o.json) return json({ ...s, healthy: problems.length === 0, problems });
@@ -383,6 +391,7 @@ export function buildProgram(): Command {
     .option('--users <n>', 'directory size', '3000')
     .option('--pause <ms>', 'pause between scans', '400')
     .action(async (o: { users: string; pause: string }) => {
+      const { runDemo } = await import('./demo-run.js');
       await runDemo({ users: intArg('--users', o.users), pauseMs: intArg('--pause', o.pause, 'milliseconds'), out });
     });
   demo
@@ -391,8 +400,8 @@ export function buildProgram(): Command {
     .addOption(configOpt())
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; json?: boolean }) => {
-      const config = configFrom(o.config);
-      const demo = demoCodes(config.data_dir);
+      const config = await configFrom(o.config);
+      const demo = (await import('./demo.js')).demoCodes(config.data_dir);
       const report = await withApi(o.config, (api) => api.usersImport({ records: demo.users }), { create: true });
       if (o.json) return json({ imported: report.imported, codes: demo.codes });
       out(`imported ${report.imported} demo users into ${config.data_dir}. Paste these into \`npm start\` (codes stay valid 10 minutes; run again for fresh ones):\n`);

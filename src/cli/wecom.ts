@@ -1,15 +1,11 @@
 /** `doorgw wecom …` and `doorgw sync` / `doorgw outbox`: the cloud-facing commands. */
 import { createInterface } from 'node:readline';
 import type { Command, Option } from 'commander';
-import { WecomEmulator, generateDirectory } from '../cloud/wecom/emulator.js';
-import { activate } from '../cloud/wecom/provision.js';
 import { readSecret, secretPath, writeSecret } from '../cloud/wecom/secret.js';
-import { WecomSession } from '../cloud/wecom/session.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
-import { createLogger } from '../log.js';
 import { zonedMidnight } from '../cloud/wecom-app/reconcile.js';
-import { UsageError } from '../control/api.js';
+import { UsageError } from '../control/errors.js';
 import { intArg, localStamp, validDate } from './args.js';
 
 /** A date for --since/--until: YYYY-MM-DD (midnight in the configured zone), ISO with offset, or unix s. */
@@ -28,7 +24,7 @@ export function parseDay(v: string, zone: string, name: string): number {
 
 export interface CliDeps {
   configOpt: () => Option;
-  configFrom: (path: string | undefined) => Config;
+  configFrom: (path: string | undefined) => Promise<Config>;
   withApi: <T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>) => Promise<T>;
   out: (s: string) => void;
   json: (v: unknown) => void;
@@ -45,7 +41,7 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .option('--sn <serial>', 'device serial number (default: cloud.wecom.sn, else gateway_id)')
     .option('--force', 'replace an existing secret')
     .action(async (o: { config: string; url?: string; sn?: string; force?: boolean }) => {
-      const config = d.configFrom(o.config);
+      const config = await d.configFrom(o.config);
       const url = o.url ?? config.cloud.wecom?.url;
       const sn = o.sn ?? config.cloud.wecom?.sn ?? config.gateway_id;
       if (!url) throw new Error('no WebSocket URL: set cloud.wecom.url or pass --url');
@@ -53,6 +49,9 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
         d.out(`already activated (${secretPath(config.data_dir)}); use --force to activate again`);
         return;
       }
+      const { createLogger } = await import('../log.js');
+      const { WecomSession } = await import('../cloud/wecom/session.js');
+      const { activate } = await import('../cloud/wecom/provision.js');
       const log = createLogger({ level: 'warn', pretty: 'auto', destination: process.stderr });
       const session = new WecomSession({ url, log, requestTimeoutMs: 10_000, backoffMs: [1000, 10_000] });
       session.start();
@@ -89,6 +88,7 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .option('--provision <sn:secret>', 'pre-provision a device with this secret (benchmarks, scripts)')
     .option('--no-auto-bind', 'wait for an explicit bind instead of binding devices at registration')
     .action(async (o: { port: string; host: string; users: string; templates?: boolean; provision?: string; autoBind: boolean }) => {
+      const { WecomEmulator, generateDirectory } = await import('../cloud/wecom/emulator.js');
       const emu = new WecomEmulator({ port: Number(o.port), host: o.host, autoBind: o.autoBind });
       emu.seed(generateDirectory(Number(o.users), { templates: o.templates === true }).users);
       if (o.provision) {
@@ -169,7 +169,7 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .addOption(d.configOpt())
     .option('--json', 'machine-readable report')
     .action(async (o: { since: string; until?: string; requeue?: boolean; config: string; json?: boolean }) => {
-      const config = d.configFrom(o.config);
+      const config = await d.configFrom(o.config);
       const since = parseDay(o.since, config.timezone, '--since');
       const until = o.until === undefined ? Math.floor(Date.now() / 1000) : parseDay(o.until, config.timezone, '--until');
       // The caller's job with the caller's configuration, whether or not a gateway answers.
@@ -199,7 +199,7 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .option('--limit <n>', 'at most this many of each', '50')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; limit: string; json?: boolean }) => {
-      const config = d.configFrom(o.config);
+      const config = await d.configFrom(o.config);
       const limit = intArg('--limit', o.limit);
       const r = await d.withApi(o.config, (api) => api.outbox({ limit }));
       if (o.json) return d.json(r);

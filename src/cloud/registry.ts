@@ -1,9 +1,10 @@
-/** Cloud adapters by `cloud.provider`. A new cloud: a folder under src/cloud, a line here, its schema keys. */
+/**
+ * Cloud adapters by `cloud.provider`. A new cloud: a folder under src/cloud, a line here, its schema
+ * keys. Each is loaded only when configured (a door without a cloud never loads WebSocket or HTTP clients).
+ */
 import type { CloudAdapter, CloudContext } from './adapter.js';
-import { FeishuAdapter } from './feishu/adapter.js';
-import { WecomAdapter } from './wecom/adapter.js';
 
-export const CLOUD_ADAPTERS: Readonly<Record<string, (ctx: CloudContext) => CloudAdapter>> = {
-  wecom: (ctx) => new WecomAdapter(ctx),
-  feishu: (ctx) => new FeishuAdapter(ctx),
+export const CLOUD_ADAPTERS: Readonly<Record<string, (ctx: CloudContext) => Promise<CloudAdapter>>> = {
+  wecom: async (ctx) => new (await import('./wecom/adapter.js')).WecomAdapter(ctx),
+  feishu: async (ctx) => new (await import('./feishu/adapter.js')).FeishuAdapter(ctx),
 };

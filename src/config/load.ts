@@ -3,21 +3,10 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
+import { ConfigError, DEFAULT_CONFIG_PATH } from './errors.js';
 
-/** `--config` default: $DOORGW_CONFIG (the installed `doorgw` wrapper sets it), else the laptop config. */
-export const DEFAULT_CONFIG_PATH = process.env.DOORGW_CONFIG ?? 'config/doorgw.yaml';
 /** Environment variables that are not configuration overrides. */
 const NOT_OVERRIDES = new Set(['DOORGW_CONFIG', 'DOORGW_TEST_LOG']);
-
-export class ConfigError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: string[],
-  ) {
-    super(`invalid configuration in ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
 
 type Tree = Record<string, unknown>;
 

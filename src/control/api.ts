@@ -11,9 +11,9 @@ import type { Config } from '../config/schema.js';
 type WecomAppConfig = NonNullable<Config['cloud']['wecom_app']>;
 import type { DoorEventRecord, HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
-import { WecomAppClient } from '../cloud/wecom-app/client.js';
-import { fetchCloudPasses, localPasses, matchPasses, type ReconcileReport } from '../cloud/wecom-app/reconcile.js';
+import type { ReconcileReport } from '../cloud/wecom-app/reconcile.js';
 import { createLogger, type Logger } from '../log.js';
+import { UsageError } from './errors.js';
 
 export interface CheckParams {
   qr?: string;
@@ -75,7 +75,6 @@ export interface GatewayApi {
   reconcile(p: { since: number; until: number; requeue?: boolean; app?: WecomAppConfig; zone?: string }): Promise<ReconcileReport>;
 }
 
-export class UsageError extends Error {}
 
 
 export function policyOf(config: Config): PolicyOptions {
@@ -150,6 +149,8 @@ export function localApi(store: Store, config: Config, version: string, running:
       if (!app) throw new UsageError('reconciliation needs cloud.wecom_app (corpid, corpsecret) in the configuration');
       if (!(p.since < p.until)) throw new UsageError('--since must be before --until');
       const sn = app.device_sn ?? config.cloud.wecom?.sn ?? config.gateway_id;
+      const { WecomAppClient } = await import('../cloud/wecom-app/client.js');
+      const { fetchCloudPasses, localPasses, matchPasses } = await import('../cloud/wecom-app/reconcile.js');
       const client = new WecomAppClient({ baseUrl: app.base_url.replace(/\/$/, ''), corpid: app.corpid, corpsecret: app.corpsecret, timeoutMs: app.request_timeout_ms, log: log ?? createLogger({ level: 'silent', pretty: false }) });
       const cloud = await fetchCloudPasses(client, { sn, userTypes: app.user_types, since: p.since, until: p.until, zone, agentid: app.agentid });
       const local = localPasses(await store.journalBetween(p.since * 1000, p.until * 1000), config.cloud.wecom?.qr_pass_method ?? 2);

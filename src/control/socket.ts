@@ -9,7 +9,8 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
-import { UsageError, type GatewayApi } from './api.js';
+import type { GatewayApi } from './api.js';
+import { RemoteError, UsageError } from './errors.js';
 
 const METHODS = new Set<keyof GatewayApi>(['status', 'check', 'usersList', 'usersShow', 'usersImport', 'journal', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile']);
 const MAX_LINE = 64 * 1024 * 1024;
@@ -96,15 +97,6 @@ export async function serveControl(path: string, api: GatewayApi, log: Logger): 
   });
   chmodSync(path, 0o600);
   return server;
-}
-
-export class RemoteError extends Error {
-  constructor(
-    message: string,
-    readonly usage: boolean,
-  ) {
-    super(message);
-  }
 }
 
 /** A GatewayApi whose calls go over the socket. Resolves null when no gateway answers. */

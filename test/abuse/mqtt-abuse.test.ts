@@ -66,12 +66,13 @@ describe('MQTT session', () => {
   it('reports repeated takeovers of its session by a client with its own account', async () => {
     const g = await start({ extra: {} });
     const rogues: mqtt.MqttClient[] = [];
-    for (let i = 0; i < 3; i++) {
+    // Knock it off until it reports (three losses within a minute; a loaded machine may miss one).
+    for (let i = 0; i < 6 && g.mqtt!.link.takeovers === 0; i++) {
       await until(() => g.mqtt!.link.connected$.value, 'gateway back', 20_000);
       rogues.push(await connectAs('doorgw', USERS.doorgw, 'whatever'));
-      await until(() => !g.mqtt!.link.connected$.value, 'gateway knocked off', 20_000);
+      await until(() => !g.mqtt!.link.connected$.value || g.mqtt!.link.takeovers > 0, 'gateway knocked off', 20_000);
     }
-    await until(() => g.mqtt!.link.takeovers > 0, 'takeover reported', 20_000);
+    expect(g.mqtt!.link.takeovers).toBeGreaterThan(0);
     expect(logged('mqtt session taken over').length).toBeGreaterThan(0);
     for (const r of rogues) r.end(true);
   }, 60_000);

@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { applyEnvOverrides, ConfigError, loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { applyEnvOverrides, loadConfig } from '../../src/config/load.js';
 import { createLogger, redactSecrets, secretValues } from '../../src/log.js';
 import { tmpDir } from '../helpers/tmp.js';
 
