@@ -106,6 +106,7 @@ export class Gateway {
   mqtt: MqttBridge | null = null;
   readonly started = Date.now();
   private server: Server | null = null;
+  private replayTimer: NodeJS.Timeout | null = null;
   private readonly doorLog: Logger;
 
   private constructor(
@@ -165,6 +166,7 @@ export class Gateway {
       }
 
       // Pipeline: decide, record durably (journal, outbox, replay memory), then the effects.
+      const replay = await loadReplayGuard(store, now());
       let cloud: CloudAdapter | null = null;
       const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => cloud?.outboxChanged(), () => cloud?.uploadsRecords === true, config.journal.memory_max_entries);
       const pipeline = new AccessPipeline({
@@ -175,7 +177,7 @@ export class Gateway {
         durability: config.journal.durability,
         policy: policyOf(config),
         debounceMs: config.policy.debounce_ms,
-        replay: await loadReplayGuard(store, now()),
+        replay,
         log: log.child({ module: 'pipeline' }),
         now,
       });
@@ -183,6 +185,7 @@ export class Gateway {
       doorEvents.subscribe((e) => gw.recordDoorEvent(e));
       pipeline.doorEvents$.subscribe((e) => gw.recordDoorEvent(e));
       gw.addEffects();
+      gw.pruneReplayEvery(60_000, replay, now);
       await gw.startStorageGuard(now);
       if (config.mqtt.enabled) {
         const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
@@ -248,6 +251,16 @@ export class Gateway {
     });
   }
 
+  /** Forget accepted QR codes once their validity has ended, in memory and on disk. */
+  private pruneReplayEvery(ms: number, replay: ReplayGuard, now: () => number): void {
+    this.replayTimer = setInterval(() => {
+      const nowS = Math.floor(now() / 1000);
+      replay.prune(nowS);
+      if (this.store.writable) this.store.pruneReplay(nowS).catch((e: unknown) => this.log.warn({ err: e }, 'replay memory not pruned on disk'));
+    }, ms);
+    this.replayTimer.unref();
+  }
+
   /** Disk-full protection: reserve, free space, recovery; storage alarms on every door. */
   private async startStorageGuard(now: () => number): Promise<void> {
     const { config, pipeline, journal } = this;
@@ -267,6 +280,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    if (this.replayTimer) clearInterval(this.replayTimer);
     this.storage?.stop();
     for (const u of this.units) await u.stop();
     await this.mqtt?.stop();

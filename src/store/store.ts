@@ -132,6 +132,8 @@ export class Store {
   private writeFailure: Error | null = null;
   private writeChain: Promise<unknown> = Promise.resolve();
   private reopening: Promise<void> | null = null;
+  /** Records in the outbox, kept as they change (status and health checks ask often). */
+  private outboxCount = 0;
   /** Told once when a write fails and the store stops writing. */
   onWriteFailure: ((e: Error) => void) | null = null;
 
@@ -251,6 +253,7 @@ export class Store {
     const gen = (await meta.get('generation')) as number | undefined;
     const seq = ((await meta.get('seq')) as number | undefined) ?? 0;
     const store = new Store(db, path, gen ?? 1, seq);
+    store.outboxCount = await countKeys(store.outbox);
     if (gen === undefined) await meta.put('generation', 1);
     await store.recoverInterruptedWork();
     return store;
@@ -468,6 +471,7 @@ export class Store {
       }
       return ops;
     });
+    this.outboxCount += entries.filter((e) => e.pass).length;
     return out;
   }
 
@@ -523,6 +527,7 @@ export class Store {
         return { type: 'put', key: pad(seq, 12), value: { ...r, seq }, sublevel: this.outbox as Sub<never> };
       });
     });
+    this.outboxCount += seqs.length;
     return seqs;
   }
 
@@ -551,17 +556,25 @@ export class Store {
     return out;
   }
 
-  async outboxDepth(): Promise<number> {
-    return countKeys(this.outbox);
+  outboxDepth(): Promise<number> {
+    return Promise.resolve(this.outboxCount);
+  }
+
+  /** Seqs of these that are in the outbox now. */
+  private inOutbox(seqs: readonly number[]): number {
+    return seqs.filter((s) => this.outbox.getSync(pad(s, 12)) !== undefined).length;
   }
 
   async outboxRemove(seqs: readonly number[]): Promise<void> {
+    const n = this.inOutbox(seqs);
     await this.batch(seqs.map((s): Op => ({ type: 'del', key: pad(s, 12), sublevel: this.outbox as Sub<never> })), true);
+    this.outboxCount -= n;
   }
 
   /** Move outbox records aside (they keep failing, or the cloud has no code for them). */
   async outboxHold(records: readonly PassRecord[], reason: string): Promise<void> {
     const at = Date.now();
+    const n = this.inOutbox(records.map((r) => r.seq));
     await this.batch(
       records.flatMap((r): Op[] => [
         { type: 'del', key: pad(r.seq, 12), sublevel: this.outbox as Sub<never> },
@@ -569,6 +582,7 @@ export class Store {
       ]),
       true,
     );
+    this.outboxCount -= n;
   }
 
   async heldRecords(limit = 1000): Promise<HeldRecord[]> {
@@ -598,6 +612,7 @@ export class Store {
       ]),
       true,
     );
+    this.outboxCount += held.length;
     return held.length;
   }
 
@@ -606,6 +621,14 @@ export class Store {
 
   async rememberReplay(key: string, untilS: number): Promise<void> {
     await this.batch([{ type: 'put', key, value: untilS, sublevel: this.replay as Sub<never> }]);
+  }
+
+  /** Delete replay entries whose window ended at or before `nowS`; returns how many. */
+  async pruneReplay(nowS: number): Promise<number> {
+    const dead: string[] = [];
+    for await (const [k, v] of this.replay.iterator()) if (v <= nowS) dead.push(k);
+    for (let i = 0; i < dead.length; i += 1000) await this.batch(dead.slice(i, i + 1000).map((key): Op => ({ type: 'del', key, sublevel: this.replay as Sub<never> })));
+    return dead.length;
   }
 
   /** Live replay entries; expired ones are deleted on the way. */

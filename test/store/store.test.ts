@@ -138,6 +138,35 @@ describe('store: journal, outbox, replay', () => {
     await s.close();
   });
 
+  it('keeps the outbox depth as records come and go, without counting keys', async () => {
+    const path = join(tmpDir(), 'db');
+    let s = await Store.open(path);
+    const pass = { userid: 'a', user_type: 0, timestamp: 1_800_000_000, direction: 'in' as const, method: 'card' as const, door: 'front' };
+    await s.append([{ decision: decision(1), pass }, { decision: decision(2) }, { decision: decision(3), pass }]);
+    const seqs = await s.outboxAppend([pass, pass]);
+    expect(await s.outboxDepth()).toBe(4);
+    const [first, second] = await s.outboxPeek(2);
+    await s.outboxRemove([first!.seq, 999_999]); // an unknown seq changes nothing
+    await s.outboxHold([second!], 'test');
+    expect(await s.outboxDepth()).toBe(2);
+    await s.requeueHeld();
+    expect(await s.outboxDepth()).toBe(3);
+    await s.close();
+    s = await Store.open(path); // counted once at open
+    expect(await s.outboxDepth()).toBe(3);
+    expect((await s.outboxPeek(10)).map((r) => r.seq)).toContain(seqs[1]);
+    await s.close();
+  });
+
+  it('prunes expired replay memory on disk', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    await s.rememberReplay('a', 500);
+    await s.rememberReplay('b', 1500);
+    expect(await s.pruneReplay(1000)).toBe(1);
+    expect(await s.loadReplay(0)).toEqual([['b', 1500]]);
+    await s.close();
+  });
+
   it('keeps replay memory across restarts and forgets expired codes', async () => {
     const path = join(tmpDir(), 'db');
     const s = await Store.open(path);

@@ -139,6 +139,14 @@ export class WecomEmulator {
   /** Load users without history (the initial directory). */
   seed(users: Iterable<CloudUser>): void {
     for (const u of users) this.users.set(u.userid, u);
+    this.listing = null;
+  }
+
+  /** The directory as a list for paging, copied once per change, not once per page (1M users: 5,000 pages). */
+  private listing: CloudUser[] | null = null;
+  private list(): CloudUser[] {
+    this.listing ??= [...this.users.values()];
+    return this.listing;
   }
 
   upsertUsers(users: CloudUser[], o: { push?: boolean } = {}): number {
@@ -148,12 +156,14 @@ export class WecomEmulator {
       (this.users.has(u.userid) ? update : create).push({ userid: u.userid, user_type: u.user_type });
       this.users.set(u.userid, u);
     }
+    this.listing = null;
     return this.change({ create_user: create, update_user: update, delete_user: [] }, o.push ?? true);
   }
 
   deleteUsers(userids: string[], o: { push?: boolean } = {}): number {
     const del = userids.filter((id) => this.users.has(id)).map((id) => ({ userid: id, user_type: this.users.get(id)!.user_type }));
     for (const d of del) this.users.delete(d.userid);
+    this.listing = null;
     return this.change({ create_user: [], update_user: [], delete_user: del }, o.push ?? true);
   }
 
@@ -162,6 +172,7 @@ export class WecomEmulator {
     if (!u) throw new Error(`no user ${from}`);
     this.users.delete(from);
     this.users.set(to, { ...u, userid: to });
+    this.listing = null;
     this.pushAll('push_change_userid', { old_userid: from, new_userid: to, user_type: u.user_type });
   }
 
@@ -330,7 +341,7 @@ export class WecomEmulator {
         const limit = Number(b.limit ?? 0);
         if (!Number.isInteger(limit) || limit < 1 || limit > 200) return err(600099, 'limit must be 1-200');
         this.onPage(offset);
-        const all = [...this.users.values()];
+        const all = this.list();
         const page = all.slice(offset, offset + limit);
         return ok({ is_last: offset + limit >= all.length, perm_version: this.permVersion, userinfo: page.map(withFields) });
       }
