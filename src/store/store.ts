@@ -119,7 +119,11 @@ interface Generation {
 
 const SEP = '\u0000';
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
-const CHUNK = 500;
+/** Users per write batch of a full replacement: a batch is encoded on the main thread in one go. */
+const CHUNK = 100;
+/** A full replacement gives the event loop a turn this often, so a decision never waits on a sync. */
+const YIELD_EVERY = 20;
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class Store {
   private gen: Generation;
@@ -407,6 +411,7 @@ export class Store {
     for await (const u of users) {
       await w.put(u);
       if (++written % CHUNK === 0) await flush();
+      else if (written % YIELD_EVERY === 0) await yieldToEventLoop();
     }
     await flush();
     await this.batch([

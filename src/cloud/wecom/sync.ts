@@ -71,16 +71,19 @@ export class DirectorySync {
   }
 
   private normalizeAll(list: unknown, where: string): NormalizedUser[] {
+    return [...this.normalizeEach(list, where)];
+  }
+
+  /** One record at a time, so a consumer that yields to the event loop interleaves the work. */
+  private *normalizeEach(list: unknown, where: string): Generator<NormalizedUser> {
     if (!Array.isArray(list)) throw new Error(`${where}: userinfo is not a list`);
-    const out: NormalizedUser[] = [];
     for (const raw of list) {
       const r = normalizeWecomUser(raw, 'wecom');
       if (r.ok) {
-        out.push(r.user);
         for (const w of r.warnings) this.log.warn(w);
+        yield r.user;
       } else this.log.warn({ error: r.error }, `${where}: user record rejected`);
     }
-    return out;
   }
 
   /** Replace the directory with the cloud's; returns users written and the version. */
@@ -89,7 +92,7 @@ export class DirectorySync {
       let version: number | null = null;
       let fetched = 0;
       const { session, o } = this;
-      const normalizeAll = (list: unknown): NormalizedUser[] => this.normalizeAll(list, 'get_userinfo_by_page');
+      const normalizeEach = (list: unknown): Generator<NormalizedUser> => this.normalizeEach(list, 'get_userinfo_by_page');
       async function* pages(): AsyncGenerator<NormalizedUser> {
         let offset = 0;
         for (let page = 0; page < MAX_PAGES; page++) {
@@ -103,7 +106,7 @@ export class DirectorySync {
           const v = intField(body.perm_version, 'perm_version');
           if (version === null) version = v;
           else if (v !== version) throw new VersionMovedError(`perm_version moved from ${version} to ${v} at offset ${offset}`);
-          const users = normalizeAll(body.userinfo);
+          const users = normalizeEach(body.userinfo);
           const n = Array.isArray(body.userinfo) ? body.userinfo.length : 0;
           fetched += n;
           o.onProgress?.(fetched);
