@@ -100,6 +100,21 @@ describe('broker outage', () => {
   }, 60_000);
 });
 
+describe('stopping', () => {
+  it('stops within bounded time when the broker stops answering mid-session', async () => {
+    const g = await start();
+    broker.pause();
+    try {
+      const t0 = Date.now();
+      await g.stop();
+      gw = null;
+      expect(Date.now() - t0).toBeLessThan(6000); // the offline publish and the disconnect give up after 2 s each
+    } finally {
+      broker.resume();
+    }
+  }, 20_000);
+});
+
 describe('oversized publishes', () => {
   it('never hands the gateway a message larger than its limit, and the broker drops a client that sends one', async () => {
     const g = await start();

@@ -69,6 +69,15 @@ export class Broker {
     throw new Error(`mosquitto did not come up: ${err}`);
   }
 
+  /** Freeze the broker (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;

@@ -211,14 +211,17 @@ export class MqttLink {
     return this.queue.length;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Say `offline` and disconnect — within bounded time: if the connection drops meanwhile (a broker
+   * restart, a session taken over), an unacknowledged publish would otherwise hold the stop forever.
+   */
+  async stop(timeoutMs = 2000): Promise<void> {
     const c = this.client;
     this.client = null;
     if (!c) return;
-    if (c.connected) {
-      await new Promise<void>((r) => c.publish(this.o.availabilityTopic, 'offline', { qos: 1, retain: true }, () => r()));
-    }
-    await new Promise<void>((r) => c.end(false, {}, () => r()));
+    const within = (p: Promise<void>): Promise<boolean> => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+    if (c.connected) await within(new Promise<void>((r) => c.publish(this.o.availabilityTopic, 'offline', { qos: 1, retain: true }, () => r())));
+    if (!(await within(new Promise<void>((r) => c.end(false, {}, () => r()))))) await new Promise<void>((r) => c.end(true, {}, () => r()));
     this.connected$.next(false);
   }
 }
