@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseHoliday } from '../domain/door-policy.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 
 /** Strings that may arrive as numbers or booleans from YAML or env overrides (passwords, ids). */
@@ -79,6 +80,20 @@ const reader = z.strictObject({
   idle_ms: z.number().int().min(0).max(5000).default(150),
 });
 
+/** A door's policies beside each user's own rules (see domain/door-policy.ts). */
+const doorPolicy = z.strictObject({
+  /** Holiday calendars (top-level `holidays`) this door observes. */
+  holidays: z.array(id()).default([]),
+  /** Closed on those days: every credential is denied `holiday` except holiday_exempt_groups. */
+  closed_on_holidays: z.boolean().default(false),
+  holiday_exempt_groups: z.array(id()).default([]),
+  /** Groups who still pass while the door is in lockdown (grant reason lockdown_override). */
+  lockdown_override_groups: z.array(id()).default([]),
+  /** A longer unlock for these groups (accessibility). */
+  extended_unlock: z.strictObject({ groups: z.array(id()).min(1), pulse_ms: z.number().int().min(100).max(120_000) }).optional(),
+});
+const NO_DOOR_POLICY = { holidays: [], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: [] };
+
 const door = z.strictObject({
   id: id(),
   name: str().optional(),
@@ -89,6 +104,7 @@ const door = z.strictObject({
   relay: relay.default({ driver: 'sim', active_low: false, pulse_ms: 3000, lock_type: 'fail_secure' }),
   inputs: z.strictObject({ exit_button: input.optional(), door_contact: input.optional() }).default({}),
   readers: z.array(reader).default([]),
+  policy: doorPolicy.default(NO_DOOR_POLICY),
   /** A fingerprint module at this door: `sim`, or `hid` (the framed protocol in the README). */
   fingerprint: z
     .strictObject({
@@ -261,6 +277,10 @@ export const configSchema = z
     control: z
       .strictObject({ socket: str().optional() })
       .default({}),
+    /** Named groups of userids that door policies refer to. */
+    groups: z.record(id(), z.array(str()).max(100_000)).default({}),
+    /** Named holiday calendars: local dates `YYYY-MM-DD` or ranges `YYYY-MM-DD..YYYY-MM-DD`. */
+    holidays: z.record(id(), z.array(str().refine((v) => !('error' in parseHoliday(v)), { message: 'give YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD (a date that exists, a range of at most a year)' }))).default({}),
     doors: z.array(door).min(1, 'at least one door is required'),
     mqtt: mqtt.default(mqtt.parse({})),
     cloud: z
@@ -286,6 +306,18 @@ export const configSchema = z
     }
     const rod = c.cloud.wecom?.remote_open_door;
     if (rod !== undefined && !seen.has(rod)) ctx.addIssue({ code: 'custom', message: `no door '${rod}'`, path: ['cloud', 'wecom', 'remote_open_door'] });
+    c.doors.forEach((d, i) => {
+      const p = d.policy;
+      p.holidays.forEach((h, j) => {
+        if (!(h in c.holidays)) ctx.addIssue({ code: 'custom', message: `no holiday calendar '${h}' (holidays: ${Object.keys(c.holidays).join(', ') || 'none'})`, path: ['doors', i, 'policy', 'holidays', j] });
+      });
+      const groupRefs: [string, readonly string[]][] = [['holiday_exempt_groups', p.holiday_exempt_groups], ['lockdown_override_groups', p.lockdown_override_groups], ['extended_unlock', p.extended_unlock?.groups ?? []]];
+      for (const [key, names] of groupRefs) {
+        names.forEach((g, j) => {
+          if (!(g in c.groups)) ctx.addIssue({ code: 'custom', message: `no group '${g}' (groups: ${Object.keys(c.groups).join(', ') || 'none'})`, path: ['doors', i, 'policy', key, ...(key === 'extended_unlock' ? ['groups'] : []), j] });
+        });
+      }
+    });
     const readers = new Set<string>();
     c.doors.forEach((d, i) =>
       d.readers.forEach((r, j) => {

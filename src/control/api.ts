@@ -2,6 +2,7 @@
  * What the CLI can ask of a gateway's data. One implementation over the store, used directly when
  * the gateway is not running and through the control socket when it is (LevelDB admits one process).
  */
+import { compileDoorPolicy } from '../domain/door-policy.js';
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
 import type { Credential, Decision, DoorMode } from '../domain/types.js';
@@ -84,7 +85,7 @@ export function policyOf(config: Config): PolicyOptions {
 export function doorContext(config: Config, doorId: string): DoorContext {
   const d = config.doors.find((x) => x.id === doorId);
   if (!d) throw new UsageError(`no door '${doorId}' in the configuration (doors: ${config.doors.map((x) => x.id).join(', ')})`);
-  return { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone };
+  return { id: d.id, mode: d.mode, timezone: d.timezone ?? config.timezone, policy: compileDoorPolicy(d.policy, config.groups, config.holidays) };
 }
 
 export interface RunningGateway {

@@ -44,10 +44,12 @@ export type DoorEventType =
   | 'storage_recovered'
   /** Free space in the data directory is below the configured mark. */
   | 'disk_low'
-  | 'disk_ok';
+  | 'disk_ok'
+  /** A credential was presented under duress (the door behaved as usual). */
+  | 'duress';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress']);
 
 export interface DoorEvent {
   type: DoorEventType;

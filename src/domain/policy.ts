@@ -3,6 +3,8 @@
  * Pure apart from the synchronous directory reads behind `Directory`; deny by default.
  */
 import type { KeyObject } from 'node:crypto';
+import { NO_POLICY, type DoorPolicy } from './door-policy.js';
+import { localTime } from './localtime.js';
 import { decodeQr, qrReplayKey, replayUntil, verifyQr } from './qr.js';
 import { ruleMatches } from './rules.js';
 import type { ReplayGuard } from './replay.js';
@@ -29,6 +31,8 @@ export interface DoorContext {
   id: string;
   mode: DoorMode;
   timezone: string;
+  /** Holidays, lockdown override, extended unlock (none by default). */
+  policy?: DoorPolicy;
 }
 
 export function methodOf(c: Credential): Method {
@@ -84,6 +88,24 @@ export function decide(input: DecideInput): Decision {
   ): Decision => {
     const d: Decision = { decision, reason, userid: user?.userid ?? null, user_type: user?.user_type ?? null, method, door: door.id, at: nowMs };
     if (detail !== undefined) d.detail = detail;
+    // A duress report never changes the decision (nothing at the door may differ); it raises an alarm.
+    if ('duress' in cred && cred.duress === true) d.duress = true;
+    return d;
+  };
+
+  /** An identified (and, for QR, verified) user: the door's mode and policy, then the user's rules. */
+  const admit = (user: UserRecord): Decision => {
+    const p = door.policy ?? NO_POLICY;
+    let d: Decision;
+    if (door.mode === 'lockdown') {
+      d = p.lockdownOverride.has(user.userid) ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, 'door is in lockdown');
+    } else if (p.closedOnHolidays && p.holidays.size > 0 && p.holidays.has(localTime(nowMs, door.timezone).dayNumber) && !p.holidayExempt.has(user.userid)) {
+      d = out('deny', 'holiday', user, 'door closed on holidays');
+    } else {
+      const a = authorizeUser(user, nowMs, door.timezone, policy);
+      d = out(a.grant ? 'grant' : 'deny', a.reason, user);
+    }
+    if (d.decision === 'grant' && p.extendedUnlock?.users.has(user.userid)) d.pulse_ms = p.extendedUnlock.pulseMs;
     return d;
   };
 
@@ -105,9 +127,7 @@ export function decide(input: DecideInput): Decision {
     if (uid === null) return out('deny', 'credential_conflict', null, 'card is assigned to more than one user');
     const user = uid === undefined ? undefined : dir.user(uid);
     if (!user) return out('deny', 'unknown_user', null);
-    if (door.mode === 'lockdown') return out('deny', 'lockdown', user, 'door is in lockdown');
-    const a = authorizeUser(user, nowMs, door.timezone, policy);
-    return out(a.grant ? 'grant' : 'deny', a.reason, user);
+    return admit(user);
   }
 
   // QR: decode, find the user by openvid, verify with their key, refuse replays, then authorise.
@@ -128,13 +148,12 @@ export function decide(input: DecideInput): Decision {
   const nowS = Math.floor(nowMs / 1000);
   const verified = verifyQr(code, key, { now: nowS, skewS: policy.qr_skew_s });
   if (!verified.ok) return out('deny', verified.reason, user, verified.detail);
-  if (door.mode === 'lockdown') return out('deny', 'lockdown', user, 'door is in lockdown');
   const until = replayUntil(code, policy.qr_skew_s);
   const replayKey = until !== null && policy.replay_protection && input.replay ? qrReplayKey(code) : null;
   if (replayKey !== null && input.replay!.isReplay(replayKey, nowS)) return out('deny', 'replayed', user);
-  const a = authorizeUser(user, nowMs, door.timezone, policy);
-  const d = out(a.grant ? 'grant' : 'deny', a.reason, user);
-  if (a.grant && replayKey !== null) {
+  // Remembered only when it opens: a code refused (lockdown, holiday, schedule) is not used up.
+  const d = admit(user);
+  if (d.decision === 'grant' && replayKey !== null) {
     input.replay!.remember(replayKey, until!);
     // Persisted with the journal entry, in the same synced write.
     d.replay = { key: replayKey, until: until! };

@@ -8,10 +8,11 @@ export type UserTypeName = (typeof USER_TYPE_NAMES)[UserType];
 export type Method = 'qr' | 'card' | 'userid' | 'face' | 'fingerprint' | 'remote' | 'exit' | 'operator';
 export type Direction = 'in' | 'out' | 'unknown';
 
+/** A reader may report that the person presented it under duress (a duress finger, a duress PIN). */
 export type Credential =
-  | { type: 'qr'; text: string }
-  | { type: 'card'; value: string }
-  | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint' }
+  | { type: 'qr'; text: string; duress?: boolean }
+  | { type: 'card'; value: string; duress?: boolean }
+  | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint'; duress?: boolean }
   | { type: 'remote'; userid: string; oper_id?: string }
   | { type: 'exit' }
   /** An authorised local operator (MQTT command) opens the door. */
@@ -19,7 +20,7 @@ export type Credential =
 
 export type DoorMode = 'normal' | 'lockdown';
 
-export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request' | 'operator_open';
+export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request' | 'operator_open' | 'lockdown_override';
 export type DenyReason =
   | 'malformed'
   | 'unsupported_version'
@@ -41,7 +42,9 @@ export type DenyReason =
   /** The reader presented a kind of credential it is not configured to present. */
   | 'credential_not_allowed'
   /** The directory could not be read (database reopening after a disk failure). */
-  | 'store_unavailable';
+  | 'store_unavailable'
+  /** The door is closed on a holiday of its calendars. */
+  | 'holiday';
 
 export interface Decision {
   decision: 'grant' | 'deny';
@@ -54,6 +57,10 @@ export interface Decision {
   at: number;
   /** Human detail for logs (never secrets, never key material). */
   detail?: string;
+  /** A longer unlock than the door's pulse (extended unlock for this user). */
+  pulse_ms?: number;
+  /** The credential was presented under duress: decided as usual, and an alarm raised. */
+  duress?: true;
   /** An accepted QR code to remember until `until` (unix s): persisted with the journal entry. */
   replay?: { key: string; until: number };
 }

@@ -117,12 +117,16 @@ export class AccessPipeline {
     }
     const pulse = (): void => {
       try {
-        door.relay.pulse(door.pulseMs);
+        door.relay.pulse(d.pulse_ms ?? door.pulseMs);
       } catch (err) {
         this.o.log.error({ err, door: e.door }, 'relay command failed');
       }
     };
     const journal = this.o.journal;
+    if (d.duress) {
+      this.o.log.warn({ door: e.door, reader: e.reader, userid: d.userid }, 'duress reported');
+      this.doorEvents$.next({ type: 'duress', door: e.door, at: nowMs, reader: e.reader, detail: `credential presented under duress${d.userid ? ` by ${d.userid}` : ''}` });
+    }
     if (d.decision === 'grant' && journal && this.o.durability === 'strict') {
       // Strict: the grant's record and replay memory reach the disk before the relay moves.
       const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: 0 };

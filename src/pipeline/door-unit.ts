@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import { map, Subject, type Observable } from 'rxjs';
 import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from '../config/schema.js';
+import { compileDoorPolicy } from '../domain/door-policy.js';
 import { credentialEvent, type CredentialEvent, type DoorEvent } from '../domain/events.js';
 import type { DoorMode } from '../domain/types.js';
 import type { FingerprintModule } from '../io/fingerprint.js';
@@ -97,7 +98,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
       id: d.id,
       relay,
       state,
-      access: { context: { id: d.id, mode, timezone: d.timezone ?? config.timezone }, relay, pulseMs: d.relay.pulse_ms },
+      access: { context: { id: d.id, mode, timezone: d.timezone ?? config.timezone, policy: compileDoorPolicy(d.policy, config.groups, config.holidays) }, relay, pulseMs: d.relay.pulse_ms },
       sources,
       trust,
       readers,

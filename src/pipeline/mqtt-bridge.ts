@@ -228,6 +228,7 @@ export class MqttBridge {
       if (card === null) return void this.log.warn({ reader }, 'card value is not a non-negative integer; ignored');
       cred = { type: 'card', value: card };
     } else cred = p.cred.type === 'userid' ? { type: 'userid', value: String(v) } : { type: 'userid', value: String(v), method: p.cred.type };
+    if (p.cred.duress) cred.duress = true;
     this.credentials$.next(credentialEvent(r.door, reader, r.direction, cred));
   }
 

@@ -86,6 +86,18 @@ describe('configuration', () => {
     expect(problems(MIN, { DOORGW_QR__CLOCK_SKEW_S: '1234e567' })).toEqual(['qr.clock_skew_s: Invalid input: expected number, received string']);
   });
 
+  it('checks door policies against the groups and holiday calendars they name', () => {
+    const yaml = `groups: { security: [guard] }\nholidays: { cn: ['2026-10-01..2026-10-07', '2026-02-30'] }\ndoors:\n  - id: front\n    policy: { holidays: [cn, us], lockdown_override_groups: [security, staff], extended_unlock: { groups: [wheel], pulse_ms: 9000 } }\n`;
+    expect(problems(yaml)).toEqual([
+      'holidays.cn[1]: give YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD (a date that exists, a range of at most a year)',
+      "doors[0].policy.holidays[1]: no holiday calendar 'us' (holidays: cn)",
+      "doors[0].policy.lockdown_override_groups[1]: no group 'staff' (groups: security)",
+      "doors[0].policy.extended_unlock.groups[0]: no group 'wheel' (groups: security)",
+    ]);
+    const fixed = yaml.replace(", '2026-02-30'", '').replace('[cn, us]', '[cn]').replace('[security, staff]', '[security]').replace('[wheel]', '[security]');
+    expect(loadConfig(file(fixed), {}).config.doors[0]!.policy).toEqual({ holidays: ['cn'], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: ['security'], extended_unlock: { groups: ['security'], pulse_ms: 9000 } });
+  });
+
   it('names an unknown DOORGW_ variable', () => {
     expect(problems(MIN, { DOORGW_MQTT__PASSWROD: 'x', DOORGW_DOORS__0__RELAIS__PIN: '4' })).toEqual([
       'DOORGW_MQTT__PASSWROD: no configuration key mqtt.passwrod (variables starting DOORGW_ are configuration overrides)',

@@ -85,6 +85,8 @@ export interface DoorEventPayload {
 export interface ReaderCredentialPayload {
   type: 'card' | 'qr' | 'userid' | 'face' | 'fingerprint';
   value: string | number;
+  /** The reader's duress signal (a duress PIN or finger): decided as usual, an alarm raised. */
+  duress?: boolean;
 }
 
 /** `…/door/<door>/set`: a string, or JSON `{command, mode?}`. */
@@ -131,5 +133,7 @@ export function parseReaderCredential(payload: string): { ok: true; cred: Reader
   if (!((typeof o.value === 'string' && o.value.length > 0) || (typeof o.value === 'number' && Number.isSafeInteger(o.value)))) {
     return { ok: false, error: 'value must be a non-empty string or an integer' };
   }
-  return { ok: true, cred: { type: o.type as ReaderCredentialPayload['type'], value: o.value } };
+  const duress = (o as { duress?: unknown }).duress;
+  if (duress !== undefined && typeof duress !== 'boolean') return { ok: false, error: 'duress must be true or false' };
+  return { ok: true, cred: { type: o.type as ReaderCredentialPayload['type'], value: o.value, ...(duress ? { duress: true } : {}) } };
 }

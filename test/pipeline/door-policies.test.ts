@@ -1,0 +1,69 @@
+/** Door policies through the real gateway: an MQTT reader, the simulated relay, the journal and MQTT events. */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/log.js';
+import { Broker, client } from '../helpers/mosquitto.js';
+import { simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { makeKey } from '../helpers/qr.js';
+import { until } from '../helpers/wecom.js';
+
+const broker = new Broker();
+const key = makeKey();
+const log = createLogger({ level: 'silent', pretty: false });
+beforeAll(() => broker.start());
+afterAll(() => broker.stop());
+let gw: Gateway | null = null;
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  await gw?.stop();
+  gw = null;
+  for (const c of closers.splice(0)) await c();
+});
+
+const doors = [
+  {
+    id: 'lobby',
+    relay: { pulse_ms: 1000 },
+    readers: [{ id: 'lobby-reader', type: 'mqtt' }],
+    policy: { lockdown_override_groups: ['security'], extended_unlock: { groups: ['accessible'], pulse_ms: 9000 } },
+  },
+];
+const top = { groups: { security: ['guard'], accessible: ['alice'] } };
+
+describe('door policies at the gateway', () => {
+  it('opens exactly as usual under duress, and raises the duress alarm on MQTT and in the journal', async () => {
+    const g = (gw = await startMqttGateway(broker, { log, key, doors, top }));
+    const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001, duress: true }), { qos: 1 });
+    await until(() => watch.got.length >= 2, 'decision and alarm');
+    const events = watch.got.map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+    expect(events.find((e) => e.event_type === 'granted')).toMatchObject({ decision: 'grant', reason: 'default_allow', userid: 'alice' });
+    expect(events.find((e) => e.event_type === 'duress')).toMatchObject({ door: 'lobby', reader: 'lobby-reader', detail: 'credential presented under duress by alice' });
+    expect(simRelay(g).pulses).toHaveLength(1);
+    await g.journal.flush();
+    expect((await g.store.recentJournal(1))[0]).toMatchObject({ decision: 'grant', duress: true });
+    await until(async () => (await g.api.doorEvents({ limit: 5 })).some((e) => e.type === 'duress'), 'duress journaled');
+  });
+
+  it('gives the extended-unlock group its longer pulse', async () => {
+    const g = (gw = await startMqttGateway(broker, { log, key, doors, top }));
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => reader.c.endAsync());
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
+    await until(() => simRelay(g).pulses.length === 1, 'pulse');
+    expect(simRelay(g).pulses[0]).toMatchObject({ ms: 9000 });
+  });
+
+  it('refuses a duress flag that is not a boolean', async () => {
+    const g = (gw = await startMqttGateway(broker, { log, key, doors, top }));
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => reader.c.endAsync());
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001, duress: 'yes' }), { qos: 1 });
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
+    await until(() => simRelay(g).pulses.length === 1, 'the valid one decided');
+    await g.journal.flush();
+    expect(await g.store.recentJournal(10)).toHaveLength(1);
+  });
+});
