@@ -24,6 +24,11 @@ export class ReplayGuard {
     this.seen.set(key, untilS);
   }
 
+  /** Take back an entry (the code was accepted, but the door did not open after all). */
+  forget(key: string): void {
+    this.seen.delete(key);
+  }
+
   /** Restore an entry remembered before a restart (does not notify). */
   restore(key: string, untilS: number): void {
     this.seen.set(key, untilS);

@@ -44,7 +44,11 @@ export type DenyReason =
   /** The directory could not be read (database reopening after a disk failure). */
   | 'store_unavailable'
   /** The door is closed on a holiday of its calendars. */
-  | 'holiday';
+  | 'holiday'
+  /** The same person passed this door too recently (timed anti-passback). */
+  | 'anti_passback'
+  /** Two-person rule: the first person waits for a second (not a failure of this person). */
+  | 'awaiting_second_person';
 
 export interface Decision {
   decision: 'grant' | 'deny';

@@ -4,6 +4,7 @@
  * after the decision; journal, outbox, log and subscribers follow and can never delay it.
  */
 import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
+import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
 import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import type { DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
@@ -21,6 +22,8 @@ export interface AccessDoor {
   context: DoorContext;
   relay: Relay;
   pulseMs: number;
+  /** Anti-passback and two-person rule (off when absent). */
+  sequence?: SequencePolicy;
 }
 
 export interface AccessPipelineOptions {
@@ -109,7 +112,18 @@ export class AccessPipeline {
         // Not identified: the reader's claim is exactly what is not trusted.
         d = { decision: 'deny' as const, reason: 'credential_not_allowed' as const, userid: null, user_type: null, method: methodOf(e.credential), door: e.door, at: nowMs, detail: gate.detail! };
         this.doorEvents$.next({ type: 'reader_claim_refused', door: e.door, at: nowMs, reader: e.reader, detail: gate.detail! });
-      } else d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
+      } else {
+        d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
+        if (door.sequence) {
+          const before = d;
+          d = applySequence(d, door.sequence, this.sequenceOf(e.door), nowMs);
+          if (d !== before && before.replay) {
+            // Not opened after all (anti-passback, waiting for a second person): the code is not used up.
+            this.o.replay.forget(before.replay.key);
+            delete d.replay;
+          }
+        }
+      }
     } catch (err) {
       const unavailable = !this.o.store.isOpen;
       this.o.log.error({ err, door: e.door }, unavailable ? 'directory unavailable (database reopening); denying' : 'decision failed; denying');
@@ -162,6 +176,13 @@ export class AccessPipeline {
         }
       }),
     );
+  }
+
+  private readonly sequences = new Map<string, SequenceState>();
+  private sequenceOf(door: string): SequenceState {
+    let s = this.sequences.get(door);
+    if (!s) this.sequences.set(door, (s = newSequenceState()));
+    return s;
   }
 
   /** Door modes, current and on change (a change is a decision-relevant state). */

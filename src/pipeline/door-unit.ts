@@ -98,7 +98,12 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
       id: d.id,
       relay,
       state,
-      access: { context: { id: d.id, mode, timezone: d.timezone ?? config.timezone, policy: compileDoorPolicy(d.policy, config.groups, config.holidays) }, relay, pulseMs: d.relay.pulse_ms },
+      access: {
+        context: { id: d.id, mode, timezone: d.timezone ?? config.timezone, policy: compileDoorPolicy(d.policy, config.groups, config.holidays) },
+        relay,
+        pulseMs: d.relay.pulse_ms,
+        ...(d.policy.anti_passback_s !== undefined || d.policy.two_person_s !== undefined ? { sequence: { antiPassbackS: d.policy.anti_passback_s ?? null, twoPersonS: d.policy.two_person_s ?? null } } : {}),
+      },
       sources,
       trust,
       readers,

@@ -4,7 +4,8 @@ import type { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
 import { simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
-import { makeKey } from '../helpers/qr.js';
+import { employeeQr, makeKey } from '../helpers/qr.js';
+import { user } from '../helpers/users.js';
 import { until } from '../helpers/wecom.js';
 
 const broker = new Broker();
@@ -54,6 +55,28 @@ describe('door policies at the gateway', () => {
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
     await until(() => simRelay(g).pulses.length === 1, 'pulse');
     expect(simRelay(g).pulses[0]).toMatchObject({ ms: 9000 });
+  });
+
+  it('two-person rule: the first waits (their code not used up), a second person opens', async () => {
+    const g = (gw = await startMqttGateway(broker, { log, key, doors: [{ id: 'lobby', readers: [{ id: 'lobby-reader', type: 'mqtt' }], policy: { two_person_s: 5, anti_passback_s: 60 } }] }));
+    await g.store.upsertUsers([user({ userid: 'bob', cards: [2002] })]);
+    const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
+    const reader = await client(broker, 'lobby-reader');
+    closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
+    const code = employeeQr(key.privateKey, '11', Math.floor(Date.now() / 1000));
+    const send = (p: object) => reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify(p), { qos: 1 });
+    await send({ type: 'qr', value: code });
+    await send({ type: 'qr', value: code }); // shown again while waiting: still the first person, not a replay
+    await send({ type: 'card', value: 2002 });
+    await send({ type: 'card', value: 2002 }); // bob just passed: anti-passback
+    await until(() => watch.got.length === 4, 'four decisions');
+    expect(watch.got.map((m) => JSON.parse(m.payload) as Record<string, unknown>).map((e) => [e.userid, e.decision, e.reason])).toEqual([
+      ['alice', 'deny', 'awaiting_second_person'],
+      ['alice', 'deny', 'awaiting_second_person'],
+      ['bob', 'grant', 'default_allow'],
+      ['bob', 'deny', 'anti_passback'],
+    ]);
+    expect(simRelay(g).pulses).toHaveLength(1);
   });
 
   it('refuses a duress flag that is not a boolean', async () => {
