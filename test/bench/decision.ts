@@ -7,7 +7,7 @@
  * (caches go cold between people at a real door). Event-loop delay is measured alongside. Last line
  * of output is JSON.
  *
- *   npm run bench:decision [-- --users 100000 --samples 20000 --spaced 2000 --slow 40]
+ *   npm run bench:decision [-- --users 100000 --samples 20000 --spaced 2000 --slow 40 --policies]
  */
 import { verify } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { employeeQr, makeKey, type TestKey } from '../helpers/qr.js';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, samples: { type: 'string', default: '20000' }, spaced: { type: 'string', default: '2000' }, slow: { type: 'string', default: '40' } } });
+const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, samples: { type: 'string', default: '20000' }, spaced: { type: 'string', default: '2000' }, slow: { type: 'string', default: '40' }, policies: { type: 'boolean', default: false } } });
 const USERS = Number(values.users);
 const SAMPLES = Number(values.samples);
 const SPACED = Number(values.spaced);
@@ -83,9 +83,11 @@ async function main(): Promise<void> {
     // The gateway as deployed; its log goes where a service's would (a file), not to a terminal.
     const relay = new TimingRelay();
     const src = new Subject<CredentialEvent>();
-    const config = validateConfig({ data_dir: dir, storage: { reserve_mb: 0 }, doors: [{ id: 'front', readers: [{ id: 'scanner', type: 'mqtt' }] }], mqtt: { enabled: false } }, 'bench');
-    // An mqtt reader would need a broker: the scanner is fed through an extra source instead.
-    config.doors[0]!.readers = [];
+    // --policies: a door with a holiday calendar, a lockdown-override group and extended unlock.
+    const policies = values.policies
+      ? { groups: { security: ['user1', 'user2'], accessible: ['user3'] }, holidays: { cn: ['2020-01-01', '2020-10-01..2020-10-07'] }, doorPolicy: { holidays: ['cn'], closed_on_holidays: true, holiday_exempt_groups: ['security'], lockdown_override_groups: ['security'], extended_unlock: { groups: ['accessible'], pulse_ms: 9000 } } }
+      : null;
+    const config = validateConfig({ data_dir: dir, storage: { reserve_mb: 0 }, doors: [{ id: 'front', ...(policies ? { policy: policies.doorPolicy } : {}) }], ...(policies ? { groups: policies.groups, holidays: policies.holidays } : {}) }, 'bench');
     const c0 = performance.now();
     const gw = await Gateway.start({ config, log: createLogger({ level: 'info', pretty: false, destination: createWriteStream('/dev/null') }), relayFactory: () => relay, sources: [src], controlSocket: false });
     const startMs = performance.now() - c0;
@@ -160,6 +162,7 @@ async function main(): Promise<void> {
     const result = {
       bench: 'decision',
       users: USERS,
+      policies: values.policies,
       back_to_back: { samples: full.length, ...stats(full, floor) },
       spaced_2ms: { samples: spaced.full.length, ...stats(spaced.full, spaced.floor) },
       spaced_500ms: { samples: slow.full.length, ...stats(slow.full, slow.floor) },
