@@ -23,7 +23,7 @@ import type { Relay } from './io/relay.js';
 import type { Logger } from './log.js';
 import { AccessPipeline } from './pipeline/access.js';
 import type { DoorStateMachine } from './pipeline/door-state.js';
-import { buildDoor, type DoorUnit } from './pipeline/door-unit.js';
+import { buildDoor, wireInterlocks, type DoorUnit } from './pipeline/door-unit.js';
 import { JournalWriter } from './pipeline/journal-writer.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
 import { releaseReserve, StorageGuard } from './store/storage-guard.js';
@@ -164,6 +164,8 @@ export class Gateway {
           }),
         );
       }
+
+      wireInterlocks(config.interlocks, units);
 
       // Pipeline: decide, record durably (journal, outbox, replay memory), then the effects.
       const replay = await loadReplayGuard(store, now());

@@ -281,6 +281,11 @@ export const configSchema = z
     control: z
       .strictObject({ socket: str().optional() })
       .default({}),
+    /**
+     * Interlocks (mantraps): named groups of doors of this gateway of which only one may be open or
+     * released at a time; a grant at one while another is open or released is denied `interlock`.
+     */
+    interlocks: z.record(id(), z.array(id()).min(2)).default({}),
     /** Named groups of userids that door policies refer to. */
     groups: z.record(id(), z.array(str()).max(100_000)).default({}),
     /** Named holiday calendars: local dates `YYYY-MM-DD` or ranges `YYYY-MM-DD..YYYY-MM-DD`. */
@@ -322,6 +327,15 @@ export const configSchema = z
         });
       }
     });
+    const inInterlock = new Map<string, string>();
+    for (const [name, members] of Object.entries(c.interlocks)) {
+      members.forEach((m, j) => {
+        if (!seen.has(m)) ctx.addIssue({ code: 'custom', message: `no door '${m}'`, path: ['interlocks', name, j] });
+        const other = inInterlock.get(m);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', message: `door '${m}' is already in interlock '${other}'`, path: ['interlocks', name, j] });
+        inInterlock.set(m, name);
+      });
+    }
     const readers = new Set<string>();
     c.doors.forEach((d, i) =>
       d.readers.forEach((r, j) => {

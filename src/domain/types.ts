@@ -48,7 +48,9 @@ export type DenyReason =
   /** The same person passed this door too recently (timed anti-passback). */
   | 'anti_passback'
   /** Two-person rule: the first person waits for a second (not a failure of this person). */
-  | 'awaiting_second_person';
+  | 'awaiting_second_person'
+  /** Another door of this door's interlock (mantrap) is open or released. */
+  | 'interlock';
 
 export interface Decision {
   decision: 'grant' | 'deny';

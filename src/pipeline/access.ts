@@ -6,7 +6,7 @@
 import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
 import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
-import type { DoorMode } from '../domain/types.js';
+import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
 import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
@@ -24,6 +24,8 @@ export interface AccessDoor {
   pulseMs: number;
   /** Anti-passback and two-person rule (off when absent). */
   sequence?: SequencePolicy;
+  /** Interlock: the door of its group that is open or released now, if any (absent: no interlock). */
+  interlockedBy?: () => string | null;
 }
 
 export interface AccessPipelineOptions {
@@ -106,7 +108,7 @@ export class AccessPipeline {
       this.o.log.debug({ door: e.door, reader: e.reader }, 'repeated read within the debounce window ignored');
       return null;
     }
-    let d;
+    let d: Decision;
     try {
       if (gate.verdict === 'not_allowed') {
         // Not identified: the reader's claim is exactly what is not trusted.
@@ -114,15 +116,15 @@ export class AccessPipeline {
         this.doorEvents$.next({ type: 'reader_claim_refused', door: e.door, at: nowMs, reader: e.reader, detail: gate.detail! });
       } else {
         d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
-        if (door.sequence) {
-          const before = d;
-          d = applySequence(d, door.sequence, this.sequenceOf(e.door), nowMs);
-          if (d !== before && before.replay) {
-            // Not opened after all (anti-passback, waiting for a second person): the code is not used up.
-            this.o.replay.forget(before.replay.key);
-            delete d.replay;
-          }
-        }
+        if (door.sequence) d = applySequence(d, door.sequence, this.sequenceOf(e.door), nowMs);
+      }
+      // An interlock holds every opening, exits and operators included: two doors of a mantrap never stand open together.
+      const blocker = d.decision === 'grant' ? door.interlockedBy?.() : null;
+      if (blocker) d = { ...d, decision: 'deny', reason: 'interlock', detail: `door '${blocker}' of the interlock is open or released` };
+      if (d.decision === 'deny' && d.replay) {
+        // Accepted, but the door did not open after all (anti-passback, a second person, interlock): not used up.
+        this.o.replay.forget(d.replay.key);
+        delete d.replay;
       }
     } catch (err) {
       const unavailable = !this.o.store.isOpen;

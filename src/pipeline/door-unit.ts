@@ -119,3 +119,18 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
 async function closeAll(opened: { close(): void | Promise<void> }[]): Promise<void> {
   for (const o of opened.splice(0).reverse()) await o.close();
 }
+
+/**
+ * Interlocks (mantraps): each door of a group is held while another of the group is open (its
+ * contact) or released (its relay). Decided at the moment of the grant, from live door state.
+ */
+export function wireInterlocks(groups: Readonly<Record<string, readonly string[]>>, units: readonly DoorUnit[]): void {
+  const byId = new Map(units.map((u) => [u.id, u]));
+  for (const members of Object.values(groups)) {
+    const doors = members.map((m) => byId.get(m)).filter((u): u is DoorUnit => u !== undefined);
+    for (const u of doors) {
+      const others = doors.filter((o) => o !== u);
+      u.access.interlockedBy = () => others.find((o) => o.relay.state$.value || o.state.state$.value.contact === 'open')?.id ?? null;
+    }
+  }
+}

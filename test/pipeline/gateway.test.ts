@@ -236,3 +236,52 @@ describe('gateway pipeline', () => {
     expect(ok.config.doors[0]!.id).toBe('front');
   });
 });
+
+describe('interlock (mantrap)', () => {
+  it('holds a door while another of its interlock is released or open, exits included, and frees it when that one closes', async () => {
+    const dir = join(tmpDir(), 'data');
+    const contacts = new Map<string, (closed: boolean) => void>();
+    const src = new Subject<CredentialEvent>();
+    const config = validateConfig(
+      {
+        data_dir: dir,
+        policy: { debounce_ms: 0 },
+        interlocks: { mantrap: ['outer', 'inner'] },
+        doors: [
+          { id: 'outer', relay: { pulse_ms: 300 }, inputs: { door_contact: { pin: 5 } } },
+          { id: 'inner', relay: { pulse_ms: 300 }, inputs: { door_contact: { pin: 6 } } },
+        ],
+      },
+      'test',
+    );
+    const gw = await Gateway.start({
+      config,
+      log: silent,
+      sources: [src],
+      controlSocket: false,
+      inputFactory: (spec) => {
+        contacts.set(spec.door, spec.onChange);
+        return Promise.resolve({ close: () => undefined });
+      },
+    });
+    running.push(gw);
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    contacts.get('outer')!(true);
+    contacts.get('inner')!(true);
+    const card = (door: string) => gw.pipeline.handle(credentialEvent(door, 'r', 'in', { type: 'card', value: '1' }));
+    expect(card('outer')).toMatchObject({ decision: 'grant' }); // outer released
+    expect(card('inner')).toMatchObject({ decision: 'deny', reason: 'interlock', userid: 'a', detail: "door 'outer' of the interlock is open or released" });
+    expect(gw.pipeline.handle(credentialEvent('inner', 'exit_button', 'out', { type: 'exit' }))).toMatchObject({ decision: 'deny', reason: 'interlock' });
+    contacts.get('outer')!(false); // the person walks in: outer open (pulse ends on its own; open keeps the hold)
+    await new Promise((r) => setTimeout(r, 350));
+    expect(card('inner')).toMatchObject({ reason: 'interlock' });
+    contacts.get('outer')!(true); // outer closed again
+    expect(card('inner')).toMatchObject({ decision: 'grant' });
+    expect(relay(gw, 'inner').pulses).toHaveLength(1);
+    expect(relay(gw, 'outer').pulses).toHaveLength(1);
+  });
+
+  it('refuses interlocks naming unknown doors or a door twice', () => {
+    expect(() => validateConfig({ interlocks: { a: ['x', 'y'], b: ['x', 'z'] }, doors: [{ id: 'x' }, { id: 'y' }] }, 't')).toThrow(/interlocks\.b\[0\]: door 'x' is already in interlock 'a'[\s\S]*interlocks\.b\[1\]: no door 'z'/);
+  });
+});
