@@ -131,6 +131,8 @@ export class Gateway {
         cloud: () => this.cloud,
         storage: () => (this.storage ? { ...this.storage.state$.value, held_in_memory: journal.pending, dropped: journal.dropped } : null),
         modeOf: (door) => pipeline.modeOf(door),
+        modeUntil: (door) => pipeline.modeUntil(door),
+        setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
       },
       log.child({ module: 'api' }),
     );
@@ -248,9 +250,19 @@ export class Gateway {
     // Readers that can show the result (LED, buzzer, display) are told.
     const feedback = new Map(this.units.flatMap((u) => [...u.readers].filter(([, r]) => r.feedback !== undefined).map(([id, r]) => [id, r] as const)));
     if (feedback.size) this.pipeline.addEffect('reader feedback', (d) => feedback.get(d.reader)?.feedback?.(d));
-    this.pipeline.modes$.subscribe(({ door, mode }) => {
-      this.store.putMeta(`door.${door}.mode`, mode).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
+    // Modes: persisted (with when a timed one ends), journaled with who changed them, and passage
+    // tells the door state machine not to raise held-open.
+    this.pipeline.modes$.subscribe(({ door, mode, from, until, by }) => {
+      this.doors.get(door)?.setPassage(mode === 'passage');
+      this.store.putMeta(`door.${door}.mode`, { mode, until }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
+      const detail = `${from} → ${mode}${until !== null ? ` until ${new Date(until).toISOString()}` : ''}${by ? ` by ${by}` : ''}`;
+      this.pipeline.doorEvents$.next({ type: 'mode_changed', door, at: Date.now(), detail });
     });
+    for (const u of this.units) {
+      if (u.access.context.mode === 'passage') u.state.setPassage(true);
+      if (u.modeUntil !== null) this.pipeline.setMode(u.id, u.access.context.mode, { untilMs: u.modeUntil, by: 'restart' });
+    }
+    this.pipeline.holdPassageDoors();
   }
 
   /** Forget accepted QR codes once their validity has ended, in memory and on disk. */

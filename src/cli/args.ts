@@ -31,3 +31,10 @@ export function localStamp(ms: number, zone: string): string {
   const offset = (p.timeZoneName ?? 'GMT').replace('GMT', '') || '+00:00';
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${offset}`;
 }
+
+/** `90`, `90s`, `30m`, `2h`, `1d` → seconds. */
+export function durationArg(name: string, v: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(v.trim());
+  if (!m) throw new UsageError(`${name} '${v}' must be a duration like 90s, 30m, 2h or 1d`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+}

@@ -11,7 +11,7 @@ import type { GatewayApi } from '../control/api.js';
 import { RemoteError, UsageError } from '../control/errors.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { VERSION } from '../version.js';
-import { intArg, localStamp } from './args.js';
+import { durationArg, intArg, localStamp } from './args.js';
 import { addCloudCommands } from './wecom.js';
 import { addHidCommands } from './hid.js';
 
@@ -332,6 +332,26 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('door')
+    .description('door modes')
+    .command('mode')
+    .description('set a door\'s mode on the running gateway: normal, passage (lock held released) or lockdown; with --for it returns to its configured mode after that long')
+    .argument('<door>', 'door id')
+    .argument('<mode>', 'normal | passage | lockdown')
+    .option('--for <duration>', 'e.g. 30m, 2h, 1d (default: until changed)')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (door: string, mode: string, o: { for?: string; config: string; json?: boolean }) => {
+      if (!['normal', 'passage', 'lockdown'].includes(mode)) throw new UsageError(`mode '${mode}': normal, passage or lockdown`);
+      const duration = o.for === undefined ? undefined : durationArg('--for', o.for);
+      const config = await configFrom(o.config);
+      const r = await withApi(o.config, (api) => api.setMode({ door, mode: mode as 'normal' | 'passage' | 'lockdown', ...(duration !== undefined ? { duration_s: duration } : {}), by: `cli (uid ${process.getuid?.() ?? '?'})` }));
+      if (o.json) return json(r);
+      const zone = config.doors.find((d) => d.id === door)?.timezone ?? config.timezone;
+      out(`${r.door}: ${r.mode}${r.until !== null ? ` until ${localStamp(r.until, zone)}` : ''}`);
+    });
+
+  program
     .command('journal')
     .description('recent decisions, newest first')
     .addOption(configOpt())
@@ -372,7 +392,7 @@ export function buildProgram(): Command {
       process.exitCode = !s.running ? 1 : problems.length ? 3 : 0;
       if (o.json) return json({ ...s, healthy: problems.length === 0, problems });
       {
-        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode})`).join(' ')}`);
+        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode}${d.until !== null ? ` until ${localStamp(d.until, config.timezone)}` : ''})`).join(' ')}`);
         if (s.cloud) {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);

@@ -101,8 +101,8 @@ const NO_DOOR_POLICY = { holidays: [], closed_on_holidays: false, holiday_exempt
 const door = z.strictObject({
   id: id(),
   name: str().optional(),
-  /** lockdown denies every credential (exit requests still open). */
-  mode: z.enum(['normal', 'lockdown']).default('normal'),
+  /** The door's standing mode: lockdown denies every credential (exit requests still open); passage holds the lock released. */
+  mode: z.enum(['normal', 'passage', 'lockdown']).default('normal'),
   /** Overrides the gateway time zone for this door's pass rules. */
   timezone: timezone().optional(),
   relay: relay.default({ driver: 'sim', active_low: false, pulse_ms: 3000, lock_type: 'fail_secure' }),

@@ -3,6 +3,7 @@
  * the gateway is not running and through the control socket when it is (LevelDB admits one process).
  */
 import { compileDoorPolicy } from '../domain/door-policy.js';
+import { parseSavedMode } from '../domain/modes.js';
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
 import type { Credential, Decision, DoorMode } from '../domain/types.js';
@@ -46,7 +47,8 @@ export interface Status {
   /** Unix seconds of the oldest record waiting in the outbox; null when empty. */
   outbox_oldest: number | null;
   held: number;
-  doors: { id: string; mode: string }[];
+  /** Each door's mode now, and when a timed mode ends (unix ms). */
+  doors: { id: string; mode: string; until: number | null }[];
   uptime_s: number | null;
   cloud: CloudState | null;
   /** The data directory's disk (running gateway only). */
@@ -67,6 +69,8 @@ export interface GatewayApi {
   outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;
   /** Held records back into the outbox: all, or the given seqs (unknown seqs are an error, nothing moves). */
   requeue(p: { seqs?: number[] }): Promise<{ requeued: number }>;
+  /** Set a door's mode now, for `duration_s` or until changed (running gateway only). */
+  setMode(p: { door: string; mode: DoorMode; duration_s?: number; by?: string }): Promise<{ door: string; mode: DoorMode; until: number | null }>;
   /** Give up on held records the cloud will never take (the journal keeps the passes). */
   discard(p: { seqs?: number[] }): Promise<{ discarded: number }>;
   /**
@@ -95,6 +99,9 @@ export interface RunningGateway {
   storage?: () => StorageStatus | null;
   /** The door's mode now (set at run time over MQTT, persisted). */
   modeOf?: (door: string) => DoorMode | undefined;
+  /** When the door's timed mode ends (unix ms), if it has one. */
+  modeUntil?: (door: string) => number | null;
+  setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
 }
 
 export interface StorageStatus extends StorageState {
@@ -111,7 +118,7 @@ export interface StorageStatus extends StorageState {
 async function modeOf(store: Store, config: Config, running: RunningGateway | null, door: string): Promise<DoorMode> {
   const live = running?.modeOf?.(door);
   if (live) return live;
-  return (await store.getMeta<DoorMode>(`door.${door}.mode`)) ?? config.doors.find((d) => d.id === door)?.mode ?? 'normal';
+  return parseSavedMode(await store.getMeta(`door.${door}.mode`), Date.now())?.mode ?? config.doors.find((d) => d.id === door)?.mode ?? 'normal';
 }
 
 export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null, log?: Logger): GatewayApi {
@@ -126,7 +133,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         outbox_depth: await store.outboxDepth(),
         outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,
         held: await store.heldCount(),
-        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, mode: await modeOf(store, config, running, d.id) }))),
+        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, mode: await modeOf(store, config, running, d.id), until: running?.modeUntil?.(d.id) ?? null }))),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
         cloud: running?.cloud()?.state$.value ?? null,
         storage: running?.storage?.() ?? null,
@@ -176,6 +183,18 @@ export function localApi(store: Store, config: Config, version: string, running:
       const requeued = await store.requeueHeld(p.seqs);
       running?.cloud()?.outboxChanged();
       return { requeued };
+    },
+
+    // async: a usage error is a rejected promise like everywhere else in the API
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async setMode(p) {
+      if (!running?.setMode) throw new UsageError('the gateway is not running: modes are set on a running gateway');
+      if (!config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${p.door}' (doors: ${config.doors.map((d) => d.id).join(', ')})`);
+      if (!['normal', 'passage', 'lockdown'].includes(p.mode)) throw new UsageError(`mode '${String(p.mode)}': normal, passage or lockdown`);
+      if (p.duration_s !== undefined && !(Number.isInteger(p.duration_s) && p.duration_s >= 1 && p.duration_s <= 30 * 86_400)) throw new UsageError('the duration must be 1 s to 30 days');
+      const untilMs = p.duration_s !== undefined ? Date.now() + p.duration_s * 1000 : undefined;
+      running.setMode(p.door, p.mode, { ...(untilMs !== undefined ? { untilMs } : {}), by: p.by ?? 'cli' });
+      return { door: p.door, mode: p.mode, until: untilMs ?? null };
     },
 
     async discard(p) {

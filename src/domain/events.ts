@@ -46,7 +46,9 @@ export type DoorEventType =
   | 'disk_low'
   | 'disk_ok'
   /** A credential was presented under duress (the door behaved as usual). */
-  | 'duress';
+  | 'duress'
+  /** The door's mode changed (who, and until when, in the detail). */
+  | 'mode_changed';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
 export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress']);

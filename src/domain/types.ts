@@ -18,7 +18,8 @@ export type Credential =
   /** An authorised local operator (MQTT command) opens the door. */
   | { type: 'operator'; source: string };
 
-export type DoorMode = 'normal' | 'lockdown';
+/** normal: credentials decide; passage: the lock held released; lockdown: everything denied but exits. */
+export type DoorMode = 'normal' | 'passage' | 'lockdown';
 
 export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request' | 'operator_open' | 'lockdown_override';
 export type DenyReason =

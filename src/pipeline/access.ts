@@ -15,6 +15,19 @@ import { Debouncer, readKey } from './debounce.js';
 import type { CredentialEvent, DecisionEvent, DoorEvent } from '../domain/events.js';
 import { ReaderGate, type ReaderTrust } from './reader-gate.js';
 
+/** Passage holds the relay with the longest pulse a timer allows (~24.8 days), renewed by any mode change. */
+const PASSAGE_HOLD_MS = 2 ** 31 - 1;
+
+export interface ModeChange {
+  door: string;
+  mode: DoorMode;
+  from: DoorMode;
+  /** A timed manual mode ends then (unix ms). */
+  until: number | null;
+  /** Who changed it (mqtt, cli, timer). */
+  by: string | null;
+}
+
 /** Longest a credential waits for the database to reopen after a disk failure. */
 const REOPEN_WAIT_MS = 250;
 
@@ -24,6 +37,8 @@ export interface AccessDoor {
   pulseMs: number;
   /** Anti-passback and two-person rule (off when absent). */
   sequence?: SequencePolicy;
+  /** The mode it returns to when a timed manual mode ends (its configured mode). */
+  baseMode?: DoorMode;
   /** Interlock: the door of its group that is open or released now, if any (absent: no interlock). */
   interlockedBy?: () => string | null;
 }
@@ -143,7 +158,7 @@ export class AccessPipeline {
       this.o.log.warn({ door: e.door, reader: e.reader, userid: d.userid }, 'duress reported');
       this.doorEvents$.next({ type: 'duress', door: e.door, at: nowMs, reader: e.reader, detail: `credential presented under duress${d.userid ? ` by ${d.userid}` : ''}` });
     }
-    if (d.decision === 'grant' && journal && this.o.durability === 'strict') {
+    if (d.decision === 'grant' && journal && this.o.durability === 'strict' && door.context.mode !== 'passage') {
       // Strict: the grant's record and replay memory reach the disk before the relay moves.
       const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: 0 };
       void journal.enqueueDurable(ev).then(() => {
@@ -153,7 +168,8 @@ export class AccessPipeline {
       });
       return ev;
     }
-    if (d.decision === 'grant') pulse();
+    // In passage the lock is already held released: a pulse would end the hold when it runs out.
+    if (d.decision === 'grant' && door.context.mode !== 'passage') pulse();
     const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: Number(process.hrtime.bigint() - e.hr) / 1000 };
     try {
       journal?.enqueue(ev);
@@ -188,22 +204,50 @@ export class AccessPipeline {
   }
 
   /** Door modes, current and on change (a change is a decision-relevant state). */
-  readonly modes$ = new Subject<{ door: string; mode: DoorMode }>();
+  readonly modes$ = new Subject<ModeChange>();
+  private readonly modeTimers = new Map<string, { until: number; timer: NodeJS.Timeout }>();
 
   modeOf(door: string): DoorMode | undefined {
     return this.o.doors.get(door)?.context.mode;
   }
 
-  /** Change a door's mode at run time; the next decision sees it. Entering lockdown re-locks. */
-  setMode(door: string, mode: DoorMode): boolean {
+  /** When a timed manual mode of the door ends (unix ms), if one is set. */
+  modeUntil(door: string): number | null {
+    return this.modeTimers.get(door)?.until ?? null;
+  }
+
+  /**
+   * Change a door's mode at run time; the next decision sees it. Entering lockdown re-locks;
+   * passage holds the lock released; leaving passage re-locks. With `untilMs` the door returns to
+   * its configured mode then (a manual mode wins until it expires or is changed).
+   */
+  setMode(door: string, mode: DoorMode, o: { untilMs?: number | undefined; by?: string } = {}): boolean {
     const d = this.o.doors.get(door);
     if (!d) return false;
-    if (d.context.mode === mode) return true;
+    const prev = this.modeTimers.get(door);
+    if (prev) clearTimeout(prev.timer);
+    this.modeTimers.delete(door);
+    if (o.untilMs !== undefined) {
+      const timer = setTimeout(() => {
+        this.modeTimers.delete(door);
+        this.setMode(door, d.baseMode ?? 'normal', { by: 'timer' });
+      }, Math.max(0, Math.min(o.untilMs - this.now(), 2 ** 31 - 1)));
+      timer.unref();
+      this.modeTimers.set(door, { until: o.untilMs, timer });
+    }
+    const from = d.context.mode;
+    if (from === mode && prev?.until === o.untilMs) return true;
     d.context.mode = mode;
-    if (mode === 'lockdown') d.relay.relock();
-    this.o.log.warn({ door, mode }, 'door mode changed');
-    this.modes$.next({ door, mode });
+    if (mode === 'lockdown' || (from === 'passage' && mode !== 'passage')) d.relay.relock();
+    if (mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
+    this.o.log.warn({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null }, 'door mode changed');
+    this.modes$.next({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null });
     return true;
+  }
+
+  /** Put every door in passage into it (at start: a persisted or configured passage holds the lock). */
+  holdPassageDoors(): void {
+    for (const d of this.o.doors.values()) if (d.context.mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
   }
 
   /** Re-lock a door now (ends a pulse in progress). */
@@ -214,6 +258,7 @@ export class AccessPipeline {
   }
 
   stop(): void {
+    for (const t of this.modeTimers.values()) clearTimeout(t.timer);
     this.modes$.complete();
     this.doorEvents$.complete();
     this.subs.unsubscribe();

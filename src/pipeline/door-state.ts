@@ -63,6 +63,23 @@ export class DoorStateMachine {
     this.set({ lock: released ? 'unlocked' : 'locked' });
   }
 
+  private passage = false;
+
+  /**
+   * Passage: the door may stand open (no held-open alarm). Ending it while the door is open leaves
+   * the re-lock to its closing (the relay is re-locked by the mode change; a door held open just closes).
+   */
+  setPassage(on: boolean): void {
+    this.passage = on;
+    if (on) {
+      this.clearTimers();
+      if (this.state$.value.alarm === 'held_open' || this.state$.value.alarm === 'held_open_prealarm') {
+        this.set({ alarm: null });
+        this.emit('alarm_cleared');
+      }
+    }
+  }
+
   /** The debounced door-contact input changed. */
   contactChanged(contact: 'open' | 'closed'): void {
     const cur = this.state$.value;
@@ -70,12 +87,13 @@ export class DoorStateMachine {
     if (contact === 'open') {
       this.set({ contact });
       this.emit('contact_open');
-      const authorised = cur.lock === 'unlocked' || this.now() - this.lastRelease < this.o.openGraceS * 1000;
+      const authorised = this.passage || cur.lock === 'unlocked' || this.now() - this.lastRelease < this.o.openGraceS * 1000;
       if (!authorised) {
         this.set({ alarm: 'forced_open' });
         this.emit('forced_open');
         return;
       }
+      if (this.passage) return;
       const held = this.o.heldOpenS * 1000;
       const pre = Math.max(0, held - this.o.prealarmS * 1000);
       if (this.o.prealarmS > 0) {
@@ -100,7 +118,7 @@ export class DoorStateMachine {
     this.set({ contact, alarm: null });
     this.emit('contact_closed');
     if (hadAlarm) this.emit('alarm_cleared');
-    if (this.o.relockOnClose && cur.lock === 'unlocked') {
+    if (this.o.relockOnClose && cur.lock === 'unlocked' && !this.passage) {
       this.o.relock();
       this.emit('relocked_on_close');
     }

@@ -7,8 +7,8 @@ import type { Readable } from 'node:stream';
 import { map, Subject, type Observable } from 'rxjs';
 import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from '../config/schema.js';
 import { compileDoorPolicy } from '../domain/door-policy.js';
+import { parseSavedMode } from '../domain/modes.js';
 import { credentialEvent, type CredentialEvent, type DoorEvent } from '../domain/events.js';
-import type { DoorMode } from '../domain/types.js';
 import type { FingerprintModule } from '../io/fingerprint.js';
 import { openInput, openRelay, type Input, type InputSpec } from '../io/gpio/backends.js';
 import type { ReaderSource } from '../io/readers/reader.js';
@@ -46,6 +46,8 @@ export interface DoorUnit {
   /** What each of its readers may present, and how fast. */
   readonly trust: [string, ReaderTrust][];
   readonly readers: ReadonlyMap<string, ReaderSource>;
+  /** A restored timed mode ends then (unix ms). */
+  readonly modeUntil: number | null;
   /** Stop inputs, readers and timers (the relay is closed apart, after the pipeline stops). */
   stop(): Promise<void>;
 }
@@ -55,8 +57,10 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
   const opened: { close(): void | Promise<void> }[] = [];
   const relay = ctx.relayFactory ? ctx.relayFactory(d, log) : await openRelay(d, config, log);
   try {
-    // A mode set at run time (MQTT) outlives a restart: a door locked down stays locked down.
-    const mode = (await ctx.store.getMeta<DoorMode>(`door.${d.id}.mode`)) ?? d.mode;
+    // A mode set at run time (MQTT, CLI) outlives a restart: a door locked down stays locked down,
+    // until its timed mode ends (then back to the configured mode).
+    const saved = parseSavedMode(await ctx.store.getMeta(`door.${d.id}.mode`), Date.now());
+    const mode = saved?.mode ?? d.mode;
     const state = new DoorStateMachine(d.id, {
       heldOpenS: d.alarms.held_open_s,
       prealarmS: d.alarms.prealarm_s,
@@ -102,11 +106,13 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
         context: { id: d.id, mode, timezone: d.timezone ?? config.timezone, policy: compileDoorPolicy(d.policy, config.groups, config.holidays) },
         relay,
         pulseMs: d.relay.pulse_ms,
+        baseMode: d.mode,
         ...(d.policy.anti_passback_s !== undefined || d.policy.two_person_s !== undefined ? { sequence: { antiPassbackS: d.policy.anti_passback_s ?? null, twoPersonS: d.policy.two_person_s ?? null } } : {}),
       },
       sources,
       trust,
       readers,
+      modeUntil: saved?.until ?? null,
       stop: () => closeAll(opened),
     };
   } catch (e) {
@@ -134,3 +140,4 @@ export function wireInterlocks(groups: Readonly<Record<string, readonly string[]
     }
   }
 }
+

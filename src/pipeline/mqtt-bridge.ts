@@ -211,7 +211,7 @@ export class MqttBridge {
     } else if (cmd.command === 'lock') {
       this.ctx.pipeline.relock(door);
     } else {
-      this.ctx.pipeline.setMode(door, cmd.mode);
+      this.ctx.pipeline.setMode(door, cmd.mode, { by: 'mqtt', ...(cmd.duration_s !== undefined ? { untilMs: Date.now() + cmd.duration_s * 1000 } : {}) });
     }
   }
 

@@ -90,3 +90,13 @@ describe('door policies at the gateway', () => {
     expect(await g.store.recentJournal(10)).toHaveLength(1);
   });
 });
+
+describe('mode commands', () => {
+  it('parse PASSAGE and timed JSON modes, and refuse bad durations', async () => {
+    const { parseDoorCommand } = await import('../../src/io/mqtt/topics.js');
+    expect(parseDoorCommand('passage')).toEqual({ ok: true, cmd: { command: 'mode', mode: 'passage' } });
+    expect(parseDoorCommand('{"command":"mode","mode":"lockdown","duration_s":1800}')).toEqual({ ok: true, cmd: { command: 'mode', mode: 'lockdown', duration_s: 1800 } });
+    expect(parseDoorCommand('{"command":"mode","mode":"passage","duration_s":-5}')).toEqual({ ok: false, error: 'duration_s must be whole seconds, 1 to 2592000 (30 days)' });
+    expect(parseDoorCommand('{"command":"mode","mode":"open"}')).toMatchObject({ ok: false });
+  });
+});

@@ -85,4 +85,30 @@ describe('door state machine', () => {
     m.contactChanged('closed');
     expect(events).toEqual(['contact_open', 'contact_closed', 'relocked_on_close']);
   });
+
+  it('passage: the door may stand open with no held-open alarm and no re-lock on close; alarms come back after it', () => {
+    m.lockChanged(true); // the passage hold
+    m.contactChanged('open');
+    m.setPassage(true);
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(m.state$.value.alarm).toBeNull();
+    m.contactChanged('closed');
+    m.contactChanged('open');
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(events).toEqual(['contact_open', 'contact_closed', 'contact_open']);
+    expect(relocks).toBe(0);
+    m.setPassage(false);
+    m.contactChanged('closed');
+    expect(relocks).toBe(1); // the end of passage re-locks once the door is closed
+  });
+
+  it('entering passage clears a held-open alarm', () => {
+    m.lockChanged(true);
+    m.contactChanged('open');
+    vi.advanceTimersByTime(31_000);
+    expect(m.state$.value.alarm).toBe('held_open');
+    m.setPassage(true);
+    expect(m.state$.value.alarm).toBeNull();
+    expect(events.at(-1)).toBe('alarm_cleared');
+  });
 });

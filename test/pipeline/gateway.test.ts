@@ -104,7 +104,7 @@ describe('gateway pipeline', () => {
     const gw = await startGateway(dir);
     await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
     gw.pipeline.setMode('front', 'lockdown');
-    expect((await gw.api.status()).doors).toEqual([{ id: 'front', mode: 'lockdown' }, { id: 'back', mode: 'normal' }]);
+    expect((await gw.api.status()).doors).toEqual([{ id: 'front', mode: 'lockdown', until: null }, { id: 'back', mode: 'normal', until: null }]);
     expect(await gw.api.check({ card: '1' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'a' });
     expect(await gw.api.check({ card: '1', door: 'back' })).toMatchObject({ decision: 'grant' });
     await new Promise((r) => setTimeout(r, 50)); // the mode is persisted after the change
@@ -113,7 +113,7 @@ describe('gateway pipeline', () => {
     // The gateway stopped: the CLI reads the store directly and still sees the persisted mode.
     const store = await Store.open(dir);
     const offline = localApi(store, configFor(dir), 'test');
-    expect((await offline.status()).doors[0]).toEqual({ id: 'front', mode: 'lockdown' });
+    expect((await offline.status()).doors[0]).toEqual({ id: 'front', mode: 'lockdown', until: null });
     expect(await offline.check({ card: '1' })).toMatchObject({ reason: 'lockdown' });
     await store.close();
   });
@@ -283,5 +283,38 @@ describe('interlock (mantrap)', () => {
 
   it('refuses interlocks naming unknown doors or a door twice', () => {
     expect(() => validateConfig({ interlocks: { a: ['x', 'y'], b: ['x', 'z'] }, doors: [{ id: 'x' }, { id: 'y' }] }, 't')).toThrow(/interlocks\.b\[0\]: door 'x' is already in interlock 'a'[\s\S]*interlocks\.b\[1\]: no door 'z'/);
+  });
+});
+
+describe('door modes', () => {
+  it('passage holds the lock released without pulsing on grants; leaving it re-locks', async () => {
+    const gw = await startGateway(join(tmpDir(), 'data'), { extra: { policy: { debounce_ms: 0 } } });
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    expect(await gw.api.setMode({ door: 'front', mode: 'passage' })).toMatchObject({ door: 'front', mode: 'passage', until: null });
+    expect(relay(gw, 'front').energised).toBe(true);
+    expect(gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'card', value: '1' }))).toMatchObject({ decision: 'grant' });
+    expect(relay(gw, 'front').pulses).toHaveLength(1); // the hold only: a pulse would end it when it ran out
+    await gw.api.setMode({ door: 'front', mode: 'normal' });
+    expect(relay(gw, 'front').energised).toBe(false);
+    await gw.api.setMode({ door: 'front', mode: 'lockdown' });
+    await expect(gw.api.setMode({ door: 'nope', mode: 'normal' })).rejects.toThrow(/no door 'nope'/);
+  });
+
+  it('a timed mode returns to the configured mode when it ends, is journaled with who set it, and survives a restart', async () => {
+    const dir = join(tmpDir(), 'data');
+    let gw = await startGateway(dir);
+    await gw.api.setMode({ door: 'front', mode: 'lockdown', duration_s: 1, by: 'test' });
+    expect((await gw.api.status()).doors[0]).toMatchObject({ id: 'front', mode: 'lockdown', until: expect.any(Number) });
+    await vi.waitFor(() => expect(gw.pipeline.modeOf('front')).toBe('normal'), { timeout: 3000 });
+    const events = (await gw.api.doorEvents({ limit: 10 })).filter((e) => e.type === 'mode_changed').map((e) => e.detail);
+    expect(events).toEqual([expect.stringMatching(/^lockdown → normal by timer$/), expect.stringMatching(/^normal → lockdown until .* by test$/)]);
+    // a timed lockdown set just before a restart is still in force after it, and still ends
+    await gw.api.setMode({ door: 'front', mode: 'lockdown', duration_s: 2, by: 'test' });
+    await new Promise((r) => setTimeout(r, 50));
+    await gw.stop();
+    running.splice(0);
+    gw = await startGateway(dir);
+    expect(gw.pipeline.modeOf('front')).toBe('lockdown');
+    await vi.waitFor(() => expect(gw.pipeline.modeOf('front')).toBe('normal'), { timeout: 4000 });
   });
 });

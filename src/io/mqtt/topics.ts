@@ -90,7 +90,7 @@ export interface ReaderCredentialPayload {
 }
 
 /** `…/door/<door>/set`: a string, or JSON `{command, mode?}`. */
-export type DoorCommand = { command: 'open' } | { command: 'lock' } | { command: 'mode'; mode: DoorMode };
+export type DoorCommand = { command: 'open' } | { command: 'lock' } | { command: 'mode'; mode: DoorMode; duration_s?: number };
 
 /** `…/response/<name>`. */
 export interface ResponsePayload {
@@ -106,17 +106,21 @@ export function parseDoorCommand(payload: string): { ok: true; cmd: DoorCommand 
   const word = t.toUpperCase();
   if (word === 'OPEN' || word === 'UNLOCK') return { ok: true, cmd: { command: 'open' } };
   if (word === 'LOCK') return { ok: true, cmd: { command: 'lock' } };
-  if (word === 'LOCKDOWN' || word === 'NORMAL') return { ok: true, cmd: { command: 'mode', mode: word === 'LOCKDOWN' ? 'lockdown' : 'normal' } };
+  if (word === 'LOCKDOWN' || word === 'NORMAL' || word === 'PASSAGE') return { ok: true, cmd: { command: 'mode', mode: word.toLowerCase() as DoorMode } };
   let v: unknown;
   try {
     v = JSON.parse(t);
   } catch {
-    return { ok: false, error: `unknown command '${t.slice(0, 40)}' (OPEN, UNLOCK, LOCK, LOCKDOWN, NORMAL or JSON {"command": …})` };
+    return { ok: false, error: `unknown command '${t.slice(0, 40)}' (OPEN, UNLOCK, LOCK, LOCKDOWN, PASSAGE, NORMAL or JSON {"command": …})` };
   }
-  const o = v as { command?: unknown; mode?: unknown };
+  const o = v as { command?: unknown; mode?: unknown; duration_s?: unknown };
   if (o?.command === 'open' || o?.command === 'lock') return { ok: true, cmd: { command: o.command } };
-  if (o?.command === 'mode' && (o.mode === 'lockdown' || o.mode === 'normal')) return { ok: true, cmd: { command: 'mode', mode: o.mode } };
-  return { ok: false, error: 'JSON command must be {"command":"open"|"lock"} or {"command":"mode","mode":"lockdown"|"normal"}' };
+  if (o?.command === 'mode' && (o.mode === 'lockdown' || o.mode === 'normal' || o.mode === 'passage')) {
+    if (o.duration_s === undefined) return { ok: true, cmd: { command: 'mode', mode: o.mode } };
+    if (typeof o.duration_s !== 'number' || !Number.isInteger(o.duration_s) || o.duration_s < 1 || o.duration_s > 30 * 86_400) return { ok: false, error: 'duration_s must be whole seconds, 1 to 2592000 (30 days)' };
+    return { ok: true, cmd: { command: 'mode', mode: o.mode, duration_s: o.duration_s } };
+  }
+  return { ok: false, error: 'JSON command must be {"command":"open"|"lock"} or {"command":"mode","mode":"normal"|"passage"|"lockdown","duration_s"?: n}' };
 }
 
 /** Parse a reader credential; null with a reason when it is not one. */

@@ -1,0 +1,14 @@
+/** Door modes as persisted. */
+import type { DoorMode } from './types.js';
+
+/** A persisted door mode: a mode name (before timed modes) or {mode, until}; null when none or expired. */
+export function parseSavedMode(v: unknown, nowMs: number): { mode: DoorMode; until: number | null } | null {
+  const modes: readonly string[] = ['normal', 'passage', 'lockdown'];
+  if (typeof v === 'string') return modes.includes(v) ? { mode: v as DoorMode, until: null } : null;
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as { mode?: unknown; until?: unknown };
+  if (typeof o.mode !== 'string' || !modes.includes(o.mode)) return null;
+  const until = typeof o.until === 'number' ? o.until : null;
+  if (until !== null && until <= nowMs) return null;
+  return { mode: o.mode as DoorMode, until };
+}
