@@ -20,6 +20,7 @@ const SCHEMA: Record<string, { required: string[]; allowed: string[] }> = {
   },
   binary_sensor: { required: ['state_topic'], allowed: ['device_class', 'expire_after', 'force_update', 'off_delay', 'payload_on', 'payload_off', 'value_template'] },
   event: { required: ['state_topic', 'event_types'], allowed: ['device_class', 'value_template'] },
+  select: { required: ['command_topic', 'options'], allowed: ['command_template', 'optimistic', 'retain', 'state_topic', 'value_template'] },
   sensor: { required: ['state_topic'], allowed: ['device_class', 'state_class', 'unit_of_measurement', 'value_template', 'expire_after', 'force_update', 'last_reset_value_template', 'suggested_display_precision', 'options'] },
 };
 const BINARY_SENSOR_CLASSES = ['door', 'connectivity', 'lock', 'opening', 'problem', 'safety', 'tamper'];
@@ -75,7 +76,7 @@ describe('Home Assistant discovery', () => {
     const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha/+/config']);
     closers.push(() => ha.c.endAsync());
     gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front', 'back']), log, controlSocket: false });
-    await until(() => ha.got.length === 9, 'nine discovery configs');
+    await until(() => ha.got.length === 11, 'eleven discovery configs');
     const configs = new Map(ha.got.map((m) => [m.topic, JSON.parse(m.payload) as Record<string, unknown>]));
     expect([...configs.keys()].sort()).toEqual([
       'homeassistant/binary_sensor/gw-ha/back_contact/config',
@@ -85,6 +86,8 @@ describe('Home Assistant discovery', () => {
       'homeassistant/event/gw-ha/front_access/config',
       'homeassistant/lock/gw-ha/back_lock/config',
       'homeassistant/lock/gw-ha/front_lock/config',
+      'homeassistant/select/gw-ha/back_mode/config',
+      'homeassistant/select/gw-ha/front_mode/config',
       'homeassistant/sensor/gw-ha/back_last_access/config',
       'homeassistant/sensor/gw-ha/front_last_access/config',
     ]);
@@ -92,7 +95,7 @@ describe('Home Assistant discovery', () => {
     const lock = configs.get('homeassistant/lock/gw-ha/front_lock/config')!;
     expect(lock).toMatchObject({ unique_id: 'doorgw_gw-ha_front_lock', command_topic: 'doorgw/gw-ha/door/front/set', state_topic: 'doorgw/gw-ha/door/front/state', payload_open: 'OPEN', retain: false, availability: [{ topic: 'doorgw/gw-ha/availability' }] });
     expect(new Set([...configs.values()].map((c) => JSON.stringify(c.device))).size).toBe(1);
-    expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(9);
+    expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(11);
     expect(configs.get('homeassistant/event/gw-ha/front_access/config')!.event_types).toEqual(expect.arrayContaining(['granted', 'denied', 'forced_open', 'held_open']));
 
     // The last-access sensor shares the event topic with contact and alarm events (no decision):
@@ -105,6 +108,17 @@ describe('Home Assistant discovery', () => {
     const late = await client(broker, 'homeassistant', ['homeassistant/lock/gw-ha/+/config']);
     closers.push(() => late.c.endAsync());
     await until(() => late.got.length === 2 && late.got.every((m) => m.retain), 'retained configs');
+  });
+
+  it('the mode select changes the door\'s mode with the payload Home Assistant sends', async () => {
+    gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha4'), log, controlSocket: false });
+    await until(() => gw!.mqtt!.link.connected$.value, 'connected');
+    const ha = await client(broker, 'homeassistant', ['homeassistant/select/gw-ha4/front_mode/config']);
+    closers.push(() => ha.c.endAsync());
+    await until(() => ha.got.length === 1, 'select config');
+    const cfg = JSON.parse(ha.got[0]!.payload) as { command_topic: string; command_template: string };
+    await ha.c.publishAsync(cfg.command_topic, cfg.command_template.replace('{{ value }}', 'passage'), { qos: 1 });
+    await until(() => gw!.pipeline.modeOf('front') === 'passage', 'passage');
   });
 
   it('the lock entity opens the door with the payloads Home Assistant sends', async () => {
@@ -121,18 +135,19 @@ describe('Home Assistant discovery', () => {
     const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha3/+/config']);
     closers.push(() => ha.c.endAsync());
     gw = await Gateway.start({ config: config(dataDir, ['front', 'back'], 'gw-ha3'), log, controlSocket: false });
-    await until(() => ha.got.length === 9, 'first publication');
+    await until(() => ha.got.length === 11, 'first publication');
     await ha.c.publishAsync('homeassistant/status', 'online', { qos: 1 });
-    await until(() => ha.got.length === 18, 're-publication');
+    await until(() => ha.got.length === 22, 're-publication');
     await gw.stop();
     gw = null;
     ha.got.length = 0;
     gw = await Gateway.start({ config: config(dataDir, ['front'], 'gw-ha3'), log, controlSocket: false });
-    await until(() => ha.got.filter((m) => m.payload === '').length === 4, 'stale back-door entities cleared');
+    await until(() => ha.got.filter((m) => m.payload === '').length === 5, 'stale back-door entities cleared');
     expect(ha.got.filter((m) => m.payload === '').map((m) => m.topic).sort()).toEqual([
       'homeassistant/binary_sensor/gw-ha3/back_contact/config',
       'homeassistant/event/gw-ha3/back_access/config',
       'homeassistant/lock/gw-ha3/back_lock/config',
+      'homeassistant/select/gw-ha3/back_mode/config',
       'homeassistant/sensor/gw-ha3/back_last_access/config',
     ]);
   });

@@ -1,6 +1,6 @@
 /**
  * Home Assistant MQTT discovery: per door a lock (with open), a door-contact binary_sensor, an event
- * entity for access decisions and a sensor for the last decision; per gateway a cloud-link
+ * entity for access decisions, a sensor for the last decision and a select for the door's mode; per gateway a cloud-link
  * binary_sensor. Retained configs under `<prefix>/<component>/<gateway>/<object>/config` with
  * stable unique_ids, one device, origin and availability.
  */
@@ -54,6 +54,17 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
       name: `${name} access`,
       state_topic: o.topics.doorEvent(d.id),
       event_types: [...ACCESS_EVENT_TYPES],
+    });
+    // The door's mode; choosing one sends the same command an operator would (journaled as by mqtt).
+    add('select', `${d.id}_mode`, {
+      name: `${name} mode`,
+      command_topic: o.topics.doorSet(d.id),
+      command_template: '{"command":"mode","mode":"{{ value }}"}',
+      state_topic: o.topics.doorState(d.id),
+      value_template: '{{ value_json.mode }}',
+      options: ['normal', 'passage', 'lockdown'],
+      icon: 'mdi:door',
+      retain: false,
     });
     add('sensor', `${d.id}_last_access`, {
       name: `${name} last access`,
