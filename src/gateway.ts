@@ -252,9 +252,9 @@ export class Gateway {
     if (feedback.size) this.pipeline.addEffect('reader feedback', (d) => feedback.get(d.reader)?.feedback?.(d));
     // Modes: persisted (with when a timed one ends), journaled with who changed them, and passage
     // tells the door state machine not to raise held-open.
-    this.pipeline.modes$.subscribe(({ door, mode, from, until, by }) => {
+    this.pipeline.modes$.subscribe(({ door, mode, from, until, by, auto }) => {
       this.doors.get(door)?.setPassage(mode === 'passage');
-      this.store.putMeta(`door.${door}.mode`, { mode, until }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
+      this.store.putMeta(`door.${door}.mode`, { mode, until, auto }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
       const detail = `${from} → ${mode}${until !== null ? ` until ${new Date(until).toISOString()}` : ''}${by ? ` by ${by}` : ''}`;
       this.pipeline.doorEvents$.next({ type: 'mode_changed', door, at: Date.now(), detail });
     });

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseHoliday } from '../domain/door-policy.js';
+import { parseRule } from '../domain/rules.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 
 /** Strings that may arrive as numbers or booleans from YAML or env overrides (passwords, ids). */
@@ -95,6 +96,18 @@ const doorPolicy = z.strictObject({
   anti_passback_s: z.number().int().min(1).max(86_400).optional(),
   /** Two-person rule: a second, different, authorised person must present within this many seconds. */
   two_person_s: z.number().int().min(1).max(600).optional(),
+  /**
+   * Passage on a schedule: during a window (WeCom rule grammar, e.g. `8:00-18:00 * * 1-5 *`) the
+   * lock is held released. first_person_in: only once a member of these groups (or any employee)
+   * has been granted inside the window.
+   */
+  passage: z
+    .strictObject({
+      schedule: z.array(str().refine((r) => parseRule(r).ok, { message: 'not a valid rule (e.g. 8:00-18:00 * * 1-5 *)' })).min(1),
+      suspend_on_holidays: z.boolean().default(true),
+      first_person_in: z.strictObject({ groups: z.array(id()).default([]), employees: z.boolean().default(false) }).optional(),
+    })
+    .optional(),
 });
 const NO_DOOR_POLICY = { holidays: [], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: [] };
 
@@ -320,10 +333,11 @@ export const configSchema = z
       p.holidays.forEach((h, j) => {
         if (!(h in c.holidays)) ctx.addIssue({ code: 'custom', message: `no holiday calendar '${h}' (holidays: ${Object.keys(c.holidays).join(', ') || 'none'})`, path: ['doors', i, 'policy', 'holidays', j] });
       });
-      const groupRefs: [string, readonly string[]][] = [['holiday_exempt_groups', p.holiday_exempt_groups], ['lockdown_override_groups', p.lockdown_override_groups], ['extended_unlock', p.extended_unlock?.groups ?? []]];
+      const groupRefs: [string, readonly string[]][] = [['holiday_exempt_groups', p.holiday_exempt_groups], ['lockdown_override_groups', p.lockdown_override_groups], ['extended_unlock', p.extended_unlock?.groups ?? []], ['passage', p.passage?.first_person_in?.groups ?? []]];
       for (const [key, names] of groupRefs) {
         names.forEach((g, j) => {
-          if (!(g in c.groups)) ctx.addIssue({ code: 'custom', message: `no group '${g}' (groups: ${Object.keys(c.groups).join(', ') || 'none'})`, path: ['doors', i, 'policy', key, ...(key === 'extended_unlock' ? ['groups'] : []), j] });
+          const sub = key === 'extended_unlock' ? ['groups'] : key === 'passage' ? ['first_person_in', 'groups'] : [];
+          if (!(g in c.groups)) ctx.addIssue({ code: 'custom', message: `no group '${g}' (groups: ${Object.keys(c.groups).join(', ') || 'none'})`, path: ['doors', i, 'policy', key, ...sub, j] });
         });
       }
     });

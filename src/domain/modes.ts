@@ -6,9 +6,11 @@ export function parseSavedMode(v: unknown, nowMs: number): { mode: DoorMode; unt
   const modes: readonly string[] = ['normal', 'passage', 'lockdown'];
   if (typeof v === 'string') return modes.includes(v) ? { mode: v as DoorMode, until: null } : null;
   if (typeof v !== 'object' || v === null) return null;
-  const o = v as { mode?: unknown; until?: unknown };
+  const o = v as { mode?: unknown; until?: unknown; auto?: unknown };
   if (typeof o.mode !== 'string' || !modes.includes(o.mode)) return null;
   const until = typeof o.until === 'number' ? o.until : null;
   if (until !== null && until <= nowMs) return null;
+  // A mode the schedule or a timer set is not restored: the schedule decides again.
+  if (o.auto === true) return null;
   return { mode: o.mode as DoorMode, until };
 }

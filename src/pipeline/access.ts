@@ -5,7 +5,9 @@
  */
 import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
+import { localTime } from '../domain/localtime.js';
 import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
+import { ruleMatches, type CompiledRule } from '../domain/rules.js';
 import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
 import type { Relay } from '../io/relay.js';
@@ -24,8 +26,10 @@ export interface ModeChange {
   from: DoorMode;
   /** A timed manual mode ends then (unix ms). */
   until: number | null;
-  /** Who changed it (mqtt, cli, timer). */
+  /** Who changed it (mqtt, cli, timer, schedule). */
   by: string | null;
+  /** Set by the schedule or a timer, not by hand: not restored after a restart (the schedule decides again). */
+  auto: boolean;
 }
 
 /** Longest a credential waits for the database to reopen after a disk failure. */
@@ -41,6 +45,23 @@ export interface AccessDoor {
   baseMode?: DoorMode;
   /** Interlock: the door of its group that is open or released now, if any (absent: no interlock). */
   interlockedBy?: () => string | null;
+  /** Passage on a schedule (absent: none). */
+  passage?: PassageSchedule;
+}
+
+export interface PassageSchedule {
+  rules: readonly CompiledRule[];
+  suspendOnHolidays: boolean;
+  /** First-person-in: who may start the passage by being granted inside the window (null: off). */
+  firstPersonIn: ((u: { userid: string; user_type: number | null }) => boolean) | null;
+}
+
+interface ScheduleState {
+  inWindow: boolean;
+  /** First-person-in happened in this window. */
+  started: boolean;
+  /** A manual mode without an end wins until the schedule next changes. */
+  manual: boolean;
 }
 
 export interface AccessPipelineOptions {
@@ -76,8 +97,11 @@ export class AccessPipeline {
     this.gate = new ReaderGate(o.readers ?? new Map());
   }
 
-  /** Merge the sources and start deciding. */
+  /** Merge the sources and start deciding (and following passage schedules). */
   start(sources: Observable<CredentialEvent>[]): void {
+    this.tickSchedules();
+    this.scheduleTimer = setInterval(() => this.tickSchedules(), 15_000);
+    this.scheduleTimer.unref();
     this.subs.add(
       merge(...sources)
         .pipe(
@@ -170,6 +194,7 @@ export class AccessPipeline {
     }
     // In passage the lock is already held released: a pulse would end the hold when it runs out.
     if (d.decision === 'grant' && door.context.mode !== 'passage') pulse();
+    this.maybeFirstPersonIn(e.door, door, d);
     const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: Number(process.hrtime.bigint() - e.hr) / 1000 };
     try {
       journal?.enqueue(ev);
@@ -221,16 +246,18 @@ export class AccessPipeline {
    * passage holds the lock released; leaving passage re-locks. With `untilMs` the door returns to
    * its configured mode then (a manual mode wins until it expires or is changed).
    */
-  setMode(door: string, mode: DoorMode, o: { untilMs?: number | undefined; by?: string } = {}): boolean {
+  setMode(door: string, mode: DoorMode, o: { untilMs?: number | undefined; by?: string; auto?: boolean } = {}): boolean {
     const d = this.o.doors.get(door);
     if (!d) return false;
+    const sched = this.schedules.get(door);
+    if (sched) sched.manual = !o.auto && o.untilMs === undefined;
     const prev = this.modeTimers.get(door);
     if (prev) clearTimeout(prev.timer);
     this.modeTimers.delete(door);
     if (o.untilMs !== undefined) {
       const timer = setTimeout(() => {
         this.modeTimers.delete(door);
-        this.setMode(door, d.baseMode ?? 'normal', { by: 'timer' });
+        this.setMode(door, this.scheduledMode(door), { by: 'timer', auto: true });
       }, Math.max(0, Math.min(o.untilMs - this.now(), 2 ** 31 - 1)));
       timer.unref();
       this.modeTimers.set(door, { until: o.untilMs, timer });
@@ -241,8 +268,66 @@ export class AccessPipeline {
     if (mode === 'lockdown' || (from === 'passage' && mode !== 'passage')) d.relay.relock();
     if (mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
     this.o.log.warn({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null }, 'door mode changed');
-    this.modes$.next({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null });
+    this.modes$.next({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null, auto: o.auto === true });
     return true;
+  }
+
+  private readonly schedules = new Map<string, ScheduleState>();
+  private scheduleTimer: NodeJS.Timeout | null = null;
+
+  /** The mode the door's schedule wants now: passage inside a window (once started, with first-person-in), else its configured mode. */
+  private scheduledMode(door: string): DoorMode {
+    const d = this.o.doors.get(door);
+    const st = this.schedules.get(door);
+    const base = d?.baseMode ?? 'normal';
+    if (!d?.passage || !st) return base;
+    return st.inWindow && (!d.passage.firstPersonIn || st.started) ? 'passage' : base;
+  }
+
+  private inPassageWindow(d: AccessDoor, nowMs: number): boolean {
+    const p = d.passage!;
+    const tz = d.context.timezone;
+    if (p.suspendOnHolidays && d.context.policy?.holidays.has(localTime(nowMs, tz).dayNumber)) return false;
+    return p.rules.some((r) => ruleMatches(r, nowMs, tz));
+  }
+
+  /**
+   * Follow passage schedules: at a window's start or end the door takes the scheduled mode, unless a
+   * timed manual mode is running; a manual mode without an end gives way at the schedule's next change.
+   */
+  tickSchedules(): void {
+    const nowMs = this.now();
+    for (const [id, d] of this.o.doors) {
+      if (!d.passage) continue;
+      const inWindow = this.inPassageWindow(d, nowMs);
+      let st = this.schedules.get(id);
+      if (!st) {
+        // At start: a mode other than the configured one was set by hand (a scheduled one is not
+        // restored): it stands until the schedule next changes.
+        this.schedules.set(id, (st = { inWindow, started: false, manual: d.context.mode !== (d.baseMode ?? 'normal') }));
+        const want = this.scheduledMode(id);
+        if (!st.manual && !this.modeTimers.has(id) && want !== d.context.mode) this.setMode(id, want, { by: 'schedule', auto: true });
+        continue;
+      }
+      if (inWindow !== st.inWindow) {
+        st.inWindow = inWindow;
+        st.started = false;
+        st.manual = false;
+        if (this.modeTimers.has(id)) continue;
+        const want = this.scheduledMode(id);
+        if (want !== d.context.mode) this.setMode(id, want, { by: inWindow ? 'schedule (window starts)' : 'schedule (window ends)', auto: true });
+      }
+    }
+  }
+
+  /** First-person-in: the first grant to an allowed person inside the window starts the passage. */
+  private maybeFirstPersonIn(id: string, d: AccessDoor, dec: Decision): void {
+    const fpi = d.passage?.firstPersonIn;
+    const st = this.schedules.get(id);
+    if (!fpi || !st?.inWindow || st.started || st.manual || this.modeTimers.has(id) || dec.decision !== 'grant' || dec.userid === null) return;
+    if (!fpi({ userid: dec.userid, user_type: dec.user_type })) return;
+    st.started = true;
+    this.setMode(id, 'passage', { by: `first person in: ${dec.userid}`, auto: true });
   }
 
   /** Put every door in passage into it (at start: a persisted or configured passage holds the lock). */
@@ -258,6 +343,7 @@ export class AccessPipeline {
   }
 
   stop(): void {
+    if (this.scheduleTimer) clearInterval(this.scheduleTimer);
     for (const t of this.modeTimers.values()) clearTimeout(t.timer);
     this.modes$.complete();
     this.doorEvents$.complete();

@@ -8,6 +8,7 @@ import { map, Subject, type Observable } from 'rxjs';
 import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from '../config/schema.js';
 import { compileDoorPolicy } from '../domain/door-policy.js';
 import { parseSavedMode } from '../domain/modes.js';
+import { parseRule } from '../domain/rules.js';
 import { credentialEvent, type CredentialEvent, type DoorEvent } from '../domain/events.js';
 import type { FingerprintModule } from '../io/fingerprint.js';
 import { openInput, openRelay, type Input, type InputSpec } from '../io/gpio/backends.js';
@@ -16,7 +17,7 @@ import { READER_KINDS } from '../io/readers/registry.js';
 import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import type { AccessDoor } from './access.js';
+import type { AccessDoor, PassageSchedule } from './access.js';
 import { DoorStateMachine } from './door-state.js';
 import type { ReaderTrust } from './reader-gate.js';
 
@@ -107,6 +108,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
         relay,
         pulseMs: d.relay.pulse_ms,
         baseMode: d.mode,
+        ...(d.policy.passage ? { passage: passageSchedule(d.policy.passage, config.groups) } : {}),
         ...(d.policy.anti_passback_s !== undefined || d.policy.two_person_s !== undefined ? { sequence: { antiPassbackS: d.policy.anti_passback_s ?? null, twoPersonS: d.policy.two_person_s ?? null } } : {}),
       },
       sources,
@@ -141,3 +143,18 @@ export function wireInterlocks(groups: Readonly<Record<string, readonly string[]
   }
 }
 
+
+function passageSchedule(p: NonNullable<DoorConfig['policy']['passage']>, groups: Readonly<Record<string, readonly string[]>>): PassageSchedule {
+  const rules = p.schedule.map((text, i) => {
+    const r = parseRule(text, i);
+    if (!r.ok) throw new RangeError(`passage schedule '${text}': ${r.error}`); // the schema refused it already
+    return r.rule;
+  });
+  const fpi = p.first_person_in;
+  const members = new Set((fpi?.groups ?? []).flatMap((g) => groups[g] ?? []));
+  return {
+    rules,
+    suspendOnHolidays: p.suspend_on_holidays,
+    firstPersonIn: fpi ? (u) => members.has(u.userid) || (fpi.employees && u.user_type === 0) : null,
+  };
+}
