@@ -132,6 +132,7 @@ export class Gateway {
         storage: () => (this.storage ? { ...this.storage.state$.value, held_in_memory: journal.pending, dropped: journal.dropped } : null),
         modeOf: (door) => pipeline.modeOf(door),
         modeUntil: (door) => pipeline.modeUntil(door),
+        modeWhy: (door) => pipeline.modeWhy(door),
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
       },
       log.child({ module: 'api' }),

@@ -392,7 +392,7 @@ export function buildProgram(): Command {
       process.exitCode = !s.running ? 1 : problems.length ? 3 : 0;
       if (o.json) return json({ ...s, healthy: problems.length === 0, problems });
       {
-        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode}${d.until !== null ? ` until ${localStamp(d.until, config.timezone)}` : ''})`).join(' ')}`);
+        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode}${d.until !== null ? ` until ${localStamp(d.until, config.timezone)}` : ''}${d.why && d.why !== 'configured' && d.until === null ? `: ${d.why}` : ''})`).join(' ')}`);
         if (s.cloud) {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);

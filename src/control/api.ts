@@ -48,7 +48,7 @@ export interface Status {
   outbox_oldest: number | null;
   held: number;
   /** Each door's mode now, and when a timed mode ends (unix ms). */
-  doors: { id: string; mode: string; until: number | null }[];
+  doors: { id: string; mode: string; until: number | null; why?: string }[];
   uptime_s: number | null;
   cloud: CloudState | null;
   /** The data directory's disk (running gateway only). */
@@ -101,6 +101,8 @@ export interface RunningGateway {
   modeOf?: (door: string) => DoorMode | undefined;
   /** When the door's timed mode ends (unix ms), if it has one. */
   modeUntil?: (door: string) => number | null;
+  /** Why the door is in its mode. */
+  modeWhy?: (door: string) => string;
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
 }
 
@@ -133,7 +135,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         outbox_depth: await store.outboxDepth(),
         outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,
         held: await store.heldCount(),
-        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, mode: await modeOf(store, config, running, d.id), until: running?.modeUntil?.(d.id) ?? null }))),
+        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, mode: await modeOf(store, config, running, d.id), until: running?.modeUntil?.(d.id) ?? null, ...(running?.modeWhy ? { why: running.modeWhy(d.id) } : {}) }))),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
         cloud: running?.cloud()?.state$.value ?? null,
         storage: running?.storage?.() ?? null,

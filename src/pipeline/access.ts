@@ -236,6 +236,19 @@ export class AccessPipeline {
     return this.o.doors.get(door)?.context.mode;
   }
 
+  /** Why the door is in its mode: timed, manual, schedule (window open, or waiting for the first person), configured. */
+  modeWhy(door: string): string {
+    const d = this.o.doors.get(door);
+    if (!d) return 'unknown door';
+    const timed = this.modeTimers.get(door);
+    if (timed) return `manual until ${new Date(timed.until).toISOString()}`;
+    const st = this.schedules.get(door);
+    if (st?.manual) return 'manual until the schedule next changes';
+    if (st?.inWindow && d.passage?.firstPersonIn && !st.started) return 'passage window open, waiting for the first person';
+    if (st?.inWindow) return 'passage window';
+    return d.context.mode === (d.baseMode ?? 'normal') ? 'configured' : 'manual';
+  }
+
   /** When a timed manual mode of the door ends (unix ms), if one is set. */
   modeUntil(door: string): number | null {
     return this.modeTimers.get(door)?.until ?? null;

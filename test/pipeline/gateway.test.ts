@@ -104,7 +104,7 @@ describe('gateway pipeline', () => {
     const gw = await startGateway(dir);
     await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
     gw.pipeline.setMode('front', 'lockdown');
-    expect((await gw.api.status()).doors).toEqual([{ id: 'front', mode: 'lockdown', until: null }, { id: 'back', mode: 'normal', until: null }]);
+    expect((await gw.api.status()).doors).toEqual([{ id: 'front', mode: 'lockdown', until: null, why: 'manual' }, { id: 'back', mode: 'normal', until: null, why: 'configured' }]);
     expect(await gw.api.check({ card: '1' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'a' });
     expect(await gw.api.check({ card: '1', door: 'back' })).toMatchObject({ decision: 'grant' });
     await new Promise((r) => setTimeout(r, 50)); // the mode is persisted after the change
@@ -350,6 +350,7 @@ describe('passage on a schedule', () => {
     clock.t = at('2026-11-02T08:00:00+08:00');
     gw.pipeline.tickSchedules();
     expect(gw.pipeline.modeOf('lobby')).toBe('normal'); // window open, nobody allowed has come yet
+    expect((await gw.api.status()).doors[0]).toMatchObject({ mode: 'normal', why: 'passage window open, waiting for the first person' });
     card(gw, '2');
     expect(gw.pipeline.modeOf('lobby')).toBe('normal'); // not allowed to start it
     card(gw, '1');
