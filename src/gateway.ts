@@ -133,6 +133,7 @@ export class Gateway {
         modeOf: (door) => pipeline.modeOf(door),
         modeUntil: (door) => pipeline.modeUntil(door),
         modeWhy: (door) => pipeline.modeWhy(door),
+        forgive: (userid, area) => pipeline.forgive(userid, area),
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
       },
       log.child({ module: 'api' }),
@@ -183,6 +184,10 @@ export class Gateway {
         policy: policyOf(config),
         debounceMs: config.policy.debounce_ms,
         replay,
+        presence: await store.loadPresence(),
+        onPresence: (area, userid, p) => {
+          if (store.writable) store.putPresence(area, userid, p).catch((e: unknown) => log.warn({ err: e, area }, 'presence not persisted'));
+        },
         log: log.child({ module: 'pipeline' }),
         now,
       });

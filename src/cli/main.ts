@@ -352,6 +352,19 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('apb')
+    .description('area anti-passback')
+    .command('forgive')
+    .description('forget where a person is (all areas, or one): their next passage is allowed either way')
+    .argument('<userid>')
+    .option('--area <name>', 'only this area')
+    .addOption(configOpt())
+    .action(async (userid: string, o: { area?: string; config: string }) => {
+      const r = await withApi(o.config, (api) => api.forgive({ userid, ...(o.area !== undefined ? { area: o.area } : {}) }));
+      out(r.forgiven ? `forgave ${userid} in ${r.forgiven} area${r.forgiven === 1 ? '' : 's'}` : `${userid} had no presence to forgive`);
+    });
+
+  program
     .command('journal')
     .description('recent decisions, newest first')
     .addOption(configOpt())

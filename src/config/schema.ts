@@ -299,6 +299,23 @@ export const configSchema = z
      * released at a time; a grant at one while another is open or released is denied `interlock`.
      */
     interlocks: z.record(id(), z.array(id()).min(2)).default({}),
+    /**
+     * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
+     * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.
+     */
+    areas: z
+      .record(
+        id(),
+        z.strictObject({
+          doors: z.array(id()).min(1),
+          mode: z.enum(['hard', 'soft']).default('hard'),
+          /** Presence older than this is forgotten. */
+          timeout_s: z.number().int().min(60).max(30 * 86_400).optional(),
+          /** Every day at this local time (HH:MM) all presence is forgotten. */
+          reset_at: str().refine((v) => /^([01]?\d|2[0-3]):[0-5]\d$/.test(v), 'HH:MM, 00:00 to 23:59').optional(),
+        }),
+      )
+      .default({}),
     /** Named groups of userids that door policies refer to. */
     groups: z.record(id(), z.array(str()).max(100_000)).default({}),
     /** Named holiday calendars: local dates `YYYY-MM-DD` or ranges `YYYY-MM-DD..YYYY-MM-DD`. */
@@ -348,6 +365,15 @@ export const configSchema = z
         const other = inInterlock.get(m);
         if (other !== undefined) ctx.addIssue({ code: 'custom', message: `door '${m}' is already in interlock '${other}'`, path: ['interlocks', name, j] });
         inInterlock.set(m, name);
+      });
+    }
+    const inArea = new Map<string, string>();
+    for (const [name, a] of Object.entries(c.areas)) {
+      a.doors.forEach((m, j) => {
+        if (!seen.has(m)) ctx.addIssue({ code: 'custom', message: `no door '${m}'`, path: ['areas', name, 'doors', j] });
+        const other = inArea.get(m);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', message: `door '${m}' is already in area '${other}'`, path: ['areas', name, 'doors', j] });
+        inArea.set(m, name);
       });
     }
     const readers = new Set<string>();

@@ -71,6 +71,8 @@ export interface GatewayApi {
   requeue(p: { seqs?: number[] }): Promise<{ requeued: number }>;
   /** Set a door's mode now, for `duration_s` or until changed (running gateway only). */
   setMode(p: { door: string; mode: DoorMode; duration_s?: number; by?: string }): Promise<{ door: string; mode: DoorMode; until: number | null }>;
+  /** Forgive a person's area anti-passback (all areas, or one): their next passage is allowed either way. */
+  forgive(p: { userid: string; area?: string }): Promise<{ forgiven: number }>;
   /** Give up on held records the cloud will never take (the journal keeps the passes). */
   discard(p: { seqs?: number[] }): Promise<{ discarded: number }>;
   /**
@@ -103,6 +105,7 @@ export interface RunningGateway {
   modeUntil?: (door: string) => number | null;
   /** Why the door is in its mode. */
   modeWhy?: (door: string) => string;
+  forgive?: (userid: string, area?: string) => number;
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
 }
 
@@ -197,6 +200,13 @@ export function localApi(store: Store, config: Config, version: string, running:
       const untilMs = p.duration_s !== undefined ? Date.now() + p.duration_s * 1000 : undefined;
       running.setMode(p.door, p.mode, { ...(untilMs !== undefined ? { untilMs } : {}), by: p.by ?? 'cli' });
       return { door: p.door, mode: p.mode, until: untilMs ?? null };
+    },
+
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async forgive(p) {
+      if (!running?.forgive) throw new UsageError('the gateway is not running: anti-passback is forgiven on a running gateway');
+      if (p.area !== undefined && !(p.area in config.areas)) throw new UsageError(`no area '${p.area}' (areas: ${Object.keys(config.areas).join(', ') || 'none'})`);
+      return { forgiven: running.forgive(p.userid, p.area) };
     },
 
     async discard(p) {

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { GatewayApi } from './api.js';
 import { RemoteError, UsageError } from './errors.js';
 
-const METHODS = new Set<keyof GatewayApi>(['status', 'check', 'usersList', 'usersShow', 'usersImport', 'journal', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode']);
+const METHODS = new Set<keyof GatewayApi>(['status', 'check', 'usersList', 'usersShow', 'usersImport', 'journal', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode', 'forgive']);
 const MAX_LINE = 64 * 1024 * 1024;
 
 interface Request {

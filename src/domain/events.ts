@@ -48,10 +48,12 @@ export type DoorEventType =
   /** A credential was presented under duress (the door behaved as usual). */
   | 'duress'
   /** The door's mode changed (who, and until when, in the detail). */
-  | 'mode_changed';
+  | 'mode_changed'
+  /** Soft area anti-passback: let through, but the person was already in (or out). */
+  | 'anti_passback_violation';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation']);
 
 export interface DoorEvent {
   type: DoorEventType;

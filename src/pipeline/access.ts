@@ -5,6 +5,7 @@
  */
 import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
+import { applyAreaPassback, type AreaPolicy, type Presence, type PresenceMap } from '../domain/area-passback.js';
 import { localTime } from '../domain/localtime.js';
 import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { ruleMatches, type CompiledRule } from '../domain/rules.js';
@@ -47,6 +48,8 @@ export interface AccessDoor {
   interlockedBy?: () => string | null;
   /** Passage on a schedule (absent: none). */
   passage?: PassageSchedule;
+  /** The anti-passback area the door belongs to (absent: none). */
+  area?: AreaPolicy;
 }
 
 export interface PassageSchedule {
@@ -74,6 +77,9 @@ export interface AccessPipelineOptions {
   journal?: { enqueue(d: DecisionEvent): void; enqueueDurable(d: DecisionEvent): Promise<void> };
   /** batched: relay first, record one group commit later. strict: a grant's record first. */
   durability?: 'batched' | 'strict';
+  /** Area presence as persisted (anti-passback), and where to persist changes. */
+  presence?: Map<string, PresenceMap>;
+  onPresence?: (area: string, userid: string, p: Presence | null) => void;
   /** Configured readers: what each may present and how fast. Other sources are the gateway's own. */
   readers?: ReadonlyMap<string, ReaderTrust>;
   log: Logger;
@@ -95,6 +101,7 @@ export class AccessPipeline {
     this.debouncer = new Debouncer(o.debounceMs);
     this.now = o.now ?? Date.now;
     this.gate = new ReaderGate(o.readers ?? new Map());
+    this.presence = o.presence ?? new Map<string, PresenceMap>();
   }
 
   /** Merge the sources and start deciding (and following passage schedules). */
@@ -160,6 +167,8 @@ export class AccessPipeline {
       // An interlock holds every opening, exits and operators included: two doors of a mantrap never stand open together.
       const blocker = d.decision === 'grant' ? door.interlockedBy?.() : null;
       if (blocker) d = { ...d, decision: 'deny', reason: 'interlock', detail: `door '${blocker}' of the interlock is open or released` };
+      // Last: presence is recorded only for a passage that really happens.
+      if (door.area) d = this.areaPassback(door.area, d, e, nowMs);
       if (d.decision === 'deny' && d.replay) {
         // Accepted, but the door did not open after all (anti-passback, a second person, interlock): not used up.
         this.o.replay.forget(d.replay.key);
@@ -234,6 +243,33 @@ export class AccessPipeline {
 
   modeOf(door: string): DoorMode | undefined {
     return this.o.doors.get(door)?.context.mode;
+  }
+
+  private readonly presence: Map<string, PresenceMap>;
+
+  private areaPassback(area: AreaPolicy, d: Decision, e: CredentialEvent, nowMs: number): Decision {
+    let map = this.presence.get(area.name);
+    if (!map) this.presence.set(area.name, (map = new Map<string, Presence>()));
+    const r = applyAreaPassback(d, e.direction, area, map, nowMs);
+    if (r.violation) this.doorEvents$.next({ type: 'anti_passback_violation', door: e.door, at: nowMs, reader: e.reader, detail: `${d.userid ?? '?'} already ${e.direction} area '${area.name}'${area.hard ? ' (denied)' : ' (let through: soft)'}` });
+    if (r.record && r.decision.decision === 'grant' && d.userid) {
+      map.set(d.userid, r.record);
+      this.o.onPresence?.(area.name, d.userid, r.record);
+    }
+    return r.decision;
+  }
+
+  /** Forgive a person's anti-passback in one area (or all): their next passage is allowed either way. */
+  forgive(userid: string, area?: string): number {
+    let n = 0;
+    for (const [name, map] of this.presence) {
+      if (area !== undefined && name !== area) continue;
+      if (map.delete(userid)) {
+        n++;
+        this.o.onPresence?.(name, userid, null);
+      }
+    }
+    return n;
   }
 
   /** Why the door is in its mode: timed, manual, schedule (window open, or waiting for the first person), configured. */

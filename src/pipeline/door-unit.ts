@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { map, Subject, type Observable } from 'rxjs';
 import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from '../config/schema.js';
 import { compileDoorPolicy } from '../domain/door-policy.js';
+import type { AreaPolicy } from '../domain/area-passback.js';
 import { parseSavedMode } from '../domain/modes.js';
 import { parseRule } from '../domain/rules.js';
 import { credentialEvent, type CredentialEvent, type DoorEvent } from '../domain/events.js';
@@ -109,6 +110,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
         pulseMs: d.relay.pulse_ms,
         baseMode: d.mode,
         ...(d.policy.passage ? { passage: passageSchedule(d.policy.passage, config.groups) } : {}),
+        ...areaOf(d, config),
         ...(d.policy.anti_passback_s !== undefined || d.policy.two_person_s !== undefined ? { sequence: { antiPassbackS: d.policy.anti_passback_s ?? null, twoPersonS: d.policy.two_person_s ?? null } } : {}),
       },
       sources,
@@ -157,4 +159,13 @@ function passageSchedule(p: NonNullable<DoorConfig['policy']['passage']>, groups
     suspendOnHolidays: p.suspend_on_holidays,
     firstPersonIn: fpi ? (u) => members.has(u.userid) || (fpi.employees && u.user_type === 0) : null,
   };
+}
+
+/** The anti-passback area of a door, if it is in one. */
+function areaOf(d: DoorConfig, config: Config): { area: AreaPolicy } | Record<string, never> {
+  const entry = Object.entries(config.areas).find(([, a]) => a.doors.includes(d.id));
+  if (!entry) return {};
+  const [name, a] = entry;
+  const reset = a.reset_at?.split(':').map(Number);
+  return { area: { name, hard: a.mode === 'hard', timeoutS: a.timeout_s ?? null, resetMinute: reset ? reset[0]! * 60 + reset[1]! : null, timezone: d.timezone ?? config.timezone } };
 }

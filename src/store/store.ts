@@ -622,6 +622,28 @@ export class Store {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Area presence (anti-passback)
+
+  /** Record (or, with null, forget) a person's presence in an area. */
+  async putPresence(area: string, userid: string, p: { where: 'in' | 'out'; at: number } | null): Promise<void> {
+    const key = `${area}${SEP}${userid}`;
+    const sub = this.sub<{ where: 'in' | 'out'; at: number }>('presence') as Sub<never>;
+    await this.batch([p ? { type: 'put', key, value: p, sublevel: sub } : { type: 'del', key, sublevel: sub }]);
+  }
+
+  /** Every recorded presence, by area. */
+  async loadPresence(): Promise<Map<string, Map<string, { where: 'in' | 'out'; at: number }>>> {
+    const out = new Map<string, Map<string, { where: 'in' | 'out'; at: number }>>();
+    for await (const [k, v] of this.sub<{ where: 'in' | 'out'; at: number }>('presence').iterator()) {
+      const [area, userid] = k.split(SEP) as [string, string];
+      let m = out.get(area);
+      if (!m) out.set(area, (m = new Map<string, { where: 'in' | 'out'; at: number }>()));
+      m.set(userid, v);
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Replay memory
 
   async rememberReplay(key: string, untilS: number): Promise<void> {

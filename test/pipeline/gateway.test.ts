@@ -394,3 +394,35 @@ describe('passage on a schedule', () => {
     expect(relay(gw, 'lobby').energised).toBe(false);
   });
 });
+
+describe('area anti-passback at the gateway', () => {
+  it('denies a card passed back in, keeps presence through a restart, and an operator can forgive', async () => {
+    const dir = join(tmpDir(), 'data');
+    const src = new Subject<CredentialEvent>();
+    const config = validateConfig(
+      {
+        data_dir: dir,
+        policy: { debounce_ms: 0 },
+        areas: { office: { doors: ['front', 'back'] } },
+        doors: [{ id: 'front', relay: { pulse_ms: 1000 } }, { id: 'back', relay: { pulse_ms: 1000 } }],
+      },
+      'test',
+    );
+    let gw = await Gateway.start({ config, log: silent, sources: [src], controlSocket: false });
+    running.push(gw);
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    const pass = (g: Gateway, door: string, dir: 'in' | 'out') => g.pipeline.handle(credentialEvent(door, `${door}-${dir}`, dir, { type: 'card', value: '1' }));
+    expect(pass(gw, 'front', 'in')).toMatchObject({ decision: 'grant' });
+    expect(pass(gw, 'back', 'in')).toMatchObject({ decision: 'deny', reason: 'anti_passback', userid: 'a' }); // any door of the area
+    await new Promise((r) => setTimeout(r, 50));
+    await gw.stop();
+    running.splice(0);
+    gw = await Gateway.start({ config, log: silent, sources: [src], controlSocket: false });
+    running.push(gw);
+    expect(pass(gw, 'front', 'in')).toMatchObject({ reason: 'anti_passback' }); // presence survived the restart
+    expect(await gw.api.forgive({ userid: 'a' })).toEqual({ forgiven: 1 });
+    expect(pass(gw, 'front', 'in')).toMatchObject({ decision: 'grant' });
+    await expect(gw.api.forgive({ userid: 'a', area: 'nope' })).rejects.toThrow(/no area 'nope'/);
+    expect(relay(gw, 'front').pulses).toHaveLength(1);
+  });
+});

@@ -1,0 +1,56 @@
+/**
+ * Area anti-passback: an area is a set of doors; a person's presence is `in` after passing an `in`
+ * reader of one of them and `out` after an `out` reader. Passing in while in (the card was passed
+ * back over the fence) or out while out is a violation: denied `anti_passback` (hard) or granted and
+ * flagged (soft). Presence expires after `timeoutS` and at the daily reset; an operator can forgive a
+ * person (presence unknown: the next passage is allowed either way). Pure: the state is the caller's.
+ */
+import { localTime } from './localtime.js';
+import type { Decision, Direction } from './types.js';
+
+export interface AreaPolicy {
+  name: string;
+  hard: boolean;
+  timeoutS: number | null;
+  /** Local minute of day at which every presence is forgotten (null: never). */
+  resetMinute: number | null;
+  timezone: string;
+}
+
+export interface Presence {
+  where: 'in' | 'out';
+  at: number;
+}
+
+export type PresenceMap = Map<string, Presence>;
+
+const PERSONAL = new Set(['rule_match', 'default_allow', 'lockdown_override']);
+
+/** The presence that still counts at `nowMs` (expired by timeout or a reset since), or undefined. */
+export function livePresence(p: Presence | undefined, a: AreaPolicy, nowMs: number): Presence | undefined {
+  if (!p) return undefined;
+  if (a.timeoutS !== null && nowMs - p.at >= a.timeoutS * 1000) return undefined;
+  if (a.resetMinute !== null) {
+    // The last reset at or before now, in the area's zone.
+    const lt = localTime(nowMs, a.timezone);
+    const sinceReset = lt.minuteOfDay >= a.resetMinute ? (lt.minuteOfDay - a.resetMinute) * 60_000 : (lt.minuteOfDay + 1440 - a.resetMinute) * 60_000;
+    const lastReset = Math.floor(nowMs / 60_000) * 60_000 - sinceReset;
+    if (p.at < lastReset) return undefined;
+  }
+  return p;
+}
+
+/**
+ * Apply the area's anti-passback to a decision at one of its doors. Returns the decision the door
+ * acts on, the presence to record (null: unchanged) and whether it was a (soft) violation.
+ */
+export function applyAreaPassback(d: Decision, direction: Direction, a: AreaPolicy, presence: PresenceMap, nowMs: number): { decision: Decision; record: Presence | null; violation: boolean } {
+  if (d.decision !== 'grant' || d.userid === null || !PERSONAL.has(d.reason) || direction === 'unknown') return { decision: d, record: null, violation: false };
+  const live = livePresence(presence.get(d.userid), a, nowMs);
+  const violation = live?.where === direction;
+  const record: Presence = { where: direction, at: nowMs };
+  if (violation && a.hard) {
+    return { decision: { ...d, decision: 'deny', reason: 'anti_passback', detail: `already ${direction} area '${a.name}' (anti-passback)` }, record: null, violation: true };
+  }
+  return { decision: violation ? { ...d, detail: `anti-passback violation (soft): already ${direction} area '${a.name}'` } : d, record, violation };
+}
