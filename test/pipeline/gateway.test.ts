@@ -426,3 +426,28 @@ describe('area anti-passback at the gateway', () => {
     expect(relay(gw, 'front').pulses).toHaveLength(1);
   });
 });
+
+describe('passage schedule edges', () => {
+  it('a timed manual lockdown that ends inside a passage window hands the door back to passage; windows follow DST', async () => {
+    const clock = { t: Date.parse('2026-03-09T10:00:00-04:00') }; // Monday after the US spring-forward
+    const gw = await Gateway.start({
+      config: validateConfig({ data_dir: join(tmpDir(), 'data'), timezone: 'America/New_York', doors: [{ id: 'lobby', policy: { passage: { schedule: ['8:00-18:00 * * * *'] } } }] }, 'test'),
+      log: silent,
+      controlSocket: false,
+      now: () => clock.t,
+    });
+    running.push(gw);
+    expect(gw.pipeline.modeOf('lobby')).toBe('passage');
+    gw.pipeline.setMode('lobby', 'lockdown', { untilMs: clock.t + 200, by: 'test' });
+    expect(gw.pipeline.modeOf('lobby')).toBe('lockdown');
+    clock.t += 300;
+    await vi.waitFor(() => expect(gw.pipeline.modeOf('lobby')).toBe('passage'), { timeout: 2000 });
+    // The day of the change: 07:59 and 08:00 local (EDT since 02:00) are the edges, not UTC's.
+    clock.t = Date.parse('2026-03-08T07:59:00-04:00');
+    gw.pipeline.tickSchedules();
+    expect(gw.pipeline.modeOf('lobby')).toBe('normal');
+    clock.t = Date.parse('2026-03-08T08:00:00-04:00');
+    gw.pipeline.tickSchedules();
+    expect(gw.pipeline.modeOf('lobby')).toBe('passage');
+  });
+});
