@@ -88,7 +88,7 @@ describe('broker outage', () => {
       await until(() => !g.mqtt!.link.connected$.value, 'disconnected');
       await new Promise((r) => setTimeout(r, 6000)); // at a fixed 1-2 s this would be 3-6 lines
       expect(logged('mqtt broker unreachable')).toHaveLength(1);
-      expect(logged('"msg":"mqtt error"')).toEqual([]);
+      expect(logged('"msg":"mqtt error"').length).toBeLessThanOrEqual(1); // the reset as the broker died, at most
     } finally {
       await broker.start(port);
     }
