@@ -6,12 +6,12 @@
  *
  *   npm run build && npm run bench:sync-decisions [-- --users 100000]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { emulatorProcess } from '../helpers/emulator-process.js';
 import { Subject } from 'rxjs';
 import { writeSecret } from '../../src/cloud/wecom/secret.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -22,25 +22,11 @@ import { createLogger } from '../../src/log.js';
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, gap: { type: 'string', default: '5' } } });
 const USERS = Number(values.users);
 const GAP_MS = Number(values.gap);
-const ROOT = new URL('../..', import.meta.url).pathname;
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-async function emulator(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'wecom', 'emulator', '--port', '0', '--provision', 'BENCH:s3cret', '--users', String(USERS)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (c: Buffer) => {
-      buf += c.toString();
-      const m = /on (ws:\/\/\S+)/.exec(buf);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', () => reject(new Error('emulator exited')));
-  });
-  return { url, child };
-}
 
-const { url, child } = await emulator();
+const { url, child } = await emulatorProcess(['--users', String(USERS)]);
 const dir = mkdtempSync(join(tmpdir(), 'doorgw-bench-syncdec-'));
 try {
   writeSecret(dir, { sn: 'BENCH', secret: 's3cret' });

@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { emulatorProcess } from '../helpers/emulator-process.js';
 import { writeSecret } from '../../src/cloud/wecom/secret.js';
 import { connectControl } from '../../src/control/socket.js';
 import { Store } from '../../src/store/store.js';
@@ -22,19 +23,6 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 /** Peak resident set of a process, MB (Linux). */
 const peakRssMb = (pid: number): number => Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 
-async function emulator(args: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'wecom', 'emulator', '--port', '0', '--provision', 'BENCH:s3cret', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (c: Buffer) => {
-      buf += c.toString();
-      const m = /on (ws:\/\/\S+)/.exec(buf);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', () => reject(new Error('emulator exited')));
-  });
-  return { url, child };
-}
 
 interface RunningGateway {
   child: ChildProcess;
@@ -77,7 +65,7 @@ async function until(fn: () => Promise<boolean>, timeoutMs: number): Promise<voi
 }
 
 async function fullSync(users: number, templates: boolean): Promise<Record<string, number | string | boolean>> {
-  const { url, child } = await emulator(['--users', String(users), ...(templates ? ['--templates'] : [])]);
+  const { url, child } = await emulatorProcess(['--users', String(users), ...(templates ? ['--templates'] : [])]);
   const dataDir = mkdtempSync(join(tmpdir(), 'doorgw-bench-sync-'));
   try {
     const t0 = performance.now();
@@ -96,7 +84,7 @@ async function fullSync(users: number, templates: boolean): Promise<Record<strin
 }
 
 async function outboxDrain(records: number): Promise<Record<string, number | string>> {
-  const { url, child } = await emulator(['--users', '10']);
+  const { url, child } = await emulatorProcess(['--users', '10']);
   const dataDir = mkdtempSync(join(tmpdir(), 'doorgw-bench-outbox-'));
   try {
     const s = await Store.open(dataDir);
