@@ -191,8 +191,10 @@ export class AccessPipeline {
       this.o.log.warn({ door: e.door, reader: e.reader, userid: d.userid }, 'duress reported');
       this.doorEvents$.next({ type: 'duress', door: e.door, at: nowMs, reader: e.reader, detail: `credential presented under duress${d.userid ? ` by ${d.userid}` : ''}` });
     }
-    if (d.decision === 'grant' && journal && this.o.durability === 'strict' && door.context.mode !== 'passage') {
-      // Strict: the grant's record and replay memory reach the disk before the relay moves.
+    // Strict: the grant's record and replay memory reach the disk before the relay moves — while the
+    // disk can be written. When it cannot (full, failing), waiting would keep the door shut for
+    // everyone: the door goes on as in batched mode, the record waits in memory, status is unhealthy.
+    if (d.decision === 'grant' && journal && this.o.durability === 'strict' && door.context.mode !== 'passage' && this.o.store.writable) {
       const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: 0 };
       void journal.enqueueDurable(ev).then(() => {
         pulse();

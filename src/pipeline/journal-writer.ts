@@ -105,6 +105,9 @@ export class JournalWriter {
           await this.store.pruneJournal(this.maxEntries).catch((e: unknown) => this.log.warn({ err: e }, 'journal prune failed'));
         }
       } catch (e) {
+        // Strict grants waiting for this write go on without it (the door must keep working); the
+        // entries stay queued in memory and are written when the disk recovers.
+        for (const w of this.waiters.splice(0)) w.resolve();
         if (this.closed) break;
         // One line per outage, not one per retry: the storage guard reports the disk itself.
         if (this.retry.attempts === 0) this.log.error({ err: (e as Error).message, queued: this.queue.length }, 'journal write failed; keeping entries in memory and retrying');

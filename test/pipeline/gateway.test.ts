@@ -451,3 +451,17 @@ describe('passage schedule edges', () => {
     expect(gw.pipeline.modeOf('lobby')).toBe('passage');
   });
 });
+
+describe('strict durability on a failing disk', () => {
+  it('still opens the door when the write fails, keeping the record queued', async () => {
+    const gw = await startGateway(join(tmpDir(), 'data'), { extra: { policy: { debounce_ms: 0 }, journal: { durability: 'strict' } } });
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    const append = vi.spyOn(gw.store, 'append').mockRejectedValue(new Error('IO error: No space left on device'));
+    gw.pipeline.handle(credentialEvent('front', 'console', 'in', { type: 'card', value: '1' }));
+    await vi.waitFor(() => expect(relay(gw, 'front').pulses).toHaveLength(1));
+    expect(gw.journal.pending).toBe(1);
+    append.mockRestore();
+    gw.journal.retryNow();
+    await vi.waitFor(() => expect(gw.journal.pending).toBe(0));
+  });
+});
