@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
-import { simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
 import { until } from '../helpers/wecom.js';
 
@@ -23,18 +23,14 @@ const sink = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toSt
 const log = createLogger({ level: 'info', pretty: false, destination: sink });
 const logged = (msg: string) => lines.filter((l) => l.includes(msg));
 
-let gw: Gateway | null = null;
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  await gw?.stop();
-  gw = null;
-  for (const c of closers.splice(0)) await c();
+const t = cleanup();
+afterEach(() => {
   lines = [];
 });
 
 async function start(o: { doors?: unknown[]; extra?: Record<string, unknown> } = {}): Promise<Gateway> {
-  gw = await startMqttGateway(broker, { log, key, ...o });
-  return gw;
+  t.gw = await startMqttGateway(broker, { log, key, ...o });
+  return t.gw;
 }
 
 const connectAs = (username: string, password: string, clientId: string) =>
@@ -107,7 +103,7 @@ describe('stopping', () => {
     try {
       const t0 = Date.now();
       await g.stop();
-      gw = null;
+      t.gw = null;
       expect(Date.now() - t0).toBeLessThan(6000); // the offline publish and the disconnect give up after 2 s each
     } finally {
       broker.resume();
@@ -119,7 +115,7 @@ describe('oversized publishes', () => {
   it('never hands the gateway a message larger than its limit, and the broker drops a client that sends one', async () => {
     const g = await start();
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => reader.c.endAsync());
+    t.closers.push(() => reader.c.endAsync());
     // 200 KB: under the broker's limit, over the gateway's 64 KiB: the broker does not forward it.
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', 'x'.repeat(200_000), { qos: 1 });
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', credential('card', 1001), { qos: 1 });
@@ -139,7 +135,7 @@ describe('bursts and floods', () => {
     const doors = [{ id: 'lobby', readers: [{ id: 'lobby-reader', type: 'mqtt', rate_limit: { per_s: 10_000, burst: 10_000 } }] }];
     const g = await start({ doors });
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => reader.c.endAsync());
+    t.closers.push(() => reader.c.endAsync());
     const sends: Promise<unknown>[] = [];
     for (let i = 0; i < 5000; i++) sends.push(reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', credential('card', 10_000 + i), { qos: 1 }));
     await Promise.all(sends);
@@ -151,7 +147,7 @@ describe('bursts and floods', () => {
     const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
     const flood = await client(broker, 'lobby-reader');
     const calm = await client(broker, 'other-reader');
-    closers.push(() => watch.c.endAsync(), () => flood.c.endAsync(), () => calm.c.endAsync());
+    t.closers.push(() => watch.c.endAsync(), () => flood.c.endAsync(), () => calm.c.endAsync());
     const floodSends: Promise<unknown>[] = [];
     for (let i = 0; i < 5000; i++) floodSends.push(flood.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', credential('card', 20_000 + i), { qos: 1 }));
     for (let i = 0; i < 10; i++) {
@@ -189,7 +185,7 @@ describe('what a reader may claim', () => {
     const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
     const cardReader = await client(broker, 'lobby-reader');
     const faceTerminal = await client(broker, 'other-reader');
-    closers.push(() => watch.c.endAsync(), () => cardReader.c.endAsync(), () => faceTerminal.c.endAsync());
+    t.closers.push(() => watch.c.endAsync(), () => cardReader.c.endAsync(), () => faceTerminal.c.endAsync());
     await cardReader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', credential('face', 'alice'), { qos: 1 });
     await cardReader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', credential('userid', 'alice'), { qos: 1 });
     await faceTerminal.c.publishAsync('doorgw/gw1/reader/other-reader/credential', credential('face', 'alice'), { qos: 1 });
@@ -214,7 +210,7 @@ describe('what a reader may claim', () => {
     const op = await client(broker, 'operator', ['doorgw/#']);
     const ha = await client(broker, 'homeassistant', ['doorgw/#']);
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => op.c.endAsync(), () => ha.c.endAsync(), () => reader.c.endAsync());
+    t.closers.push(() => op.c.endAsync(), () => ha.c.endAsync(), () => reader.c.endAsync());
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', credential('card', 1001), { qos: 1 });
     await until(() => op.got.some((m) => m.topic.endsWith('/event')) && ha.got.some((m) => m.topic.endsWith('/event')), 'events seen');
     for (const who of [op, ha]) {

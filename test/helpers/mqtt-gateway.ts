@@ -1,5 +1,6 @@
 /** A gateway on a test broker: config, a seeded directory, started and connected. */
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import type { SimRelay } from '../../src/io/relay.js';
@@ -45,3 +46,17 @@ export async function startMqttGateway(
 }
 
 export const simRelay = (g: Gateway, door = 'lobby') => g.relays.get(door) as SimRelay;
+
+/**
+ * What a test started, stopped after it whatever happened: `t.gw` (the gateway) and `t.closers`
+ * (clients and the like, closed in order).
+ */
+export function cleanup(): { gw: Gateway | null; closers: (() => Promise<unknown>)[] } {
+  const t = { gw: null as Gateway | null, closers: [] as (() => Promise<unknown>)[] };
+  afterEach(async () => {
+    await t.gw?.stop();
+    t.gw = null;
+    for (const c of t.closers.splice(0)) await c();
+  });
+  return t;
+}

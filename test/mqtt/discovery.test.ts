@@ -1,9 +1,10 @@
 /** Home Assistant discovery against a real broker, payloads checked against HA's documented keys. */
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
+import { cleanup } from '../helpers/mqtt-gateway.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -60,13 +61,7 @@ const log = createLogger({ level: 'silent', pretty: false });
 const broker = new Broker();
 beforeAll(() => broker.start());
 afterAll(() => broker.stop());
-let gw: Gateway | null = null;
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  await gw?.stop();
-  gw = null;
-  for (const c of closers.splice(0)) await c();
-});
+const t = cleanup();
 
 const config = (dataDir: string, doors: string[], id = 'gw-ha') =>
   validateConfig({ gateway_id: id, data_dir: dataDir, doors: doors.map((id) => ({ id, name: `${id} door` })), mqtt: { enabled: true, url: broker.url, username: 'doorgw', password: USERS.doorgw } }, 't');
@@ -74,8 +69,8 @@ const config = (dataDir: string, doors: string[], id = 'gw-ha') =>
 describe('Home Assistant discovery', () => {
   it('publishes retained configs that match the documented schema, with stable ids, one device and availability', async () => {
     const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha/+/config']);
-    closers.push(() => ha.c.endAsync());
-    gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front', 'back']), log, controlSocket: false });
+    t.closers.push(() => ha.c.endAsync());
+    t.gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front', 'back']), log, controlSocket: false });
     await until(() => ha.got.length === 11, 'eleven discovery configs');
     const configs = new Map(ha.got.map((m) => [m.topic, JSON.parse(m.payload) as Record<string, unknown>]));
     expect([...configs.keys()].sort()).toEqual([
@@ -106,26 +101,26 @@ describe('Home Assistant discovery', () => {
 
     // A retained subscriber sees them too (Home Assistant starting later).
     const late = await client(broker, 'homeassistant', ['homeassistant/lock/gw-ha/+/config']);
-    closers.push(() => late.c.endAsync());
+    t.closers.push(() => late.c.endAsync());
     await until(() => late.got.length === 2 && late.got.every((m) => m.retain), 'retained configs');
   });
 
   it('the mode select changes the door\'s mode with the payload Home Assistant sends', async () => {
-    gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha4'), log, controlSocket: false });
-    await until(() => gw!.mqtt!.link.connected$.value, 'connected');
+    t.gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha4'), log, controlSocket: false });
+    await until(() => t.gw!.mqtt!.link.connected$.value, 'connected');
     const ha = await client(broker, 'homeassistant', ['homeassistant/select/gw-ha4/front_mode/config']);
-    closers.push(() => ha.c.endAsync());
+    t.closers.push(() => ha.c.endAsync());
     await until(() => ha.got.length === 1, 'select config');
     const cfg = JSON.parse(ha.got[0]!.payload) as { command_topic: string; command_template: string };
     await ha.c.publishAsync(cfg.command_topic, cfg.command_template.replace('{{ value }}', 'passage'), { qos: 1 });
-    await until(() => gw!.pipeline.modeOf('front') === 'passage', 'passage');
+    await until(() => t.gw!.pipeline.modeOf('front') === 'passage', 'passage');
   });
 
   it('the lock entity opens the door with the payloads Home Assistant sends', async () => {
-    gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha2'), log, controlSocket: false });
+    t.gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha2'), log, controlSocket: false });
     const ha = await client(broker, 'homeassistant', ['doorgw/gw-ha2/door/front/state']);
-    closers.push(() => ha.c.endAsync());
-    await until(() => gw!.mqtt!.link.connected$.value, 'connected');
+    t.closers.push(() => ha.c.endAsync());
+    await until(() => t.gw!.mqtt!.link.connected$.value, 'connected');
     await ha.c.publishAsync('doorgw/gw-ha2/door/front/set', 'UNLOCK', { qos: 1 });
     await until(() => ha.got.some((m) => (JSON.parse(m.payload) as { lock: string }).lock === 'unlocked'), 'unlocked state');
   });
@@ -133,15 +128,15 @@ describe('Home Assistant discovery', () => {
   it('re-publishes when Home Assistant comes online, and removes entities of a door that is gone', async () => {
     const dataDir = join(tmpDir(), 'data');
     const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha3/+/config']);
-    closers.push(() => ha.c.endAsync());
-    gw = await Gateway.start({ config: config(dataDir, ['front', 'back'], 'gw-ha3'), log, controlSocket: false });
+    t.closers.push(() => ha.c.endAsync());
+    t.gw = await Gateway.start({ config: config(dataDir, ['front', 'back'], 'gw-ha3'), log, controlSocket: false });
     await until(() => ha.got.length === 11, 'first publication');
     await ha.c.publishAsync('homeassistant/status', 'online', { qos: 1 });
     await until(() => ha.got.length === 22, 're-publication');
-    await gw.stop();
-    gw = null;
+    await t.gw.stop();
+    t.gw = null;
     ha.got.length = 0;
-    gw = await Gateway.start({ config: config(dataDir, ['front'], 'gw-ha3'), log, controlSocket: false });
+    t.gw = await Gateway.start({ config: config(dataDir, ['front'], 'gw-ha3'), log, controlSocket: false });
     await until(() => ha.got.filter((m) => m.payload === '').length === 5, 'stale back-door entities cleared');
     expect(ha.got.filter((m) => m.payload === '').map((m) => m.topic).sort()).toEqual([
       'homeassistant/binary_sensor/gw-ha3/back_contact/config',

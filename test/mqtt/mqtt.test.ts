@@ -2,12 +2,12 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { credentialEvent } from '../../src/domain/events.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
-import { mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { cleanup, mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { employeeQr, makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
@@ -19,19 +19,13 @@ const key = makeKey();
 beforeAll(() => broker.start());
 afterAll(() => broker.stop());
 
-let gw: Gateway | null = null;
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  await gw?.stop();
-  gw = null;
-  for (const c of closers.splice(0)) await c();
-});
+const t = cleanup();
 
 const configFor = (dataDir: string, extra: Record<string, unknown> = {}, doors?: unknown[]) => mqttConfig(broker, dataDir, extra, doors);
 
 async function startGateway(dataDir = join(tmpDir(), 'data'), extra: Record<string, unknown> = {}, doors?: unknown[]): Promise<Gateway> {
-  gw = await startMqttGateway(broker, { log, key, dataDir, extra, ...(doors ? { doors } : {}) });
-  return gw;
+  t.gw = await startMqttGateway(broker, { log, key, dataDir, extra, ...(doors ? { doors } : {}) });
+  return t.gw;
 }
 
 const relay = simRelay;
@@ -42,7 +36,7 @@ describe('reader credentials', () => {
     const g = await startGateway();
     const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
+    t.closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'qr', value: employeeQr(key.privateKey, '11', Math.floor(Date.now() / 1000)) }), { qos: 1 });
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: '999' }), { qos: 1 });
@@ -62,7 +56,7 @@ describe('reader credentials', () => {
   it('works over MQTT 3.1.1 when configured', async () => {
     const g = await startGateway(join(tmpDir(), 'data'), { protocol_version: 4 });
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => reader.c.endAsync());
+    t.closers.push(() => reader.c.endAsync());
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
     await until(() => relay(g).pulses.length === 1, 'pulse over 3.1.1');
   });
@@ -70,14 +64,14 @@ describe('reader credentials', () => {
   it('ignores invalid payloads, unknown readers and retained credentials', async () => {
     const g = await startGateway();
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => reader.c.endAsync());
-    const t = 'doorgw/gw1/reader/lobby-reader/credential';
-    for (const p of ['not json', '{"type":"retina","value":"x"}', '{"type":"card","value":""}', '{"type":"card","value":"12ab"}']) await reader.c.publishAsync(t, p, { qos: 1 });
-    await reader.c.publishAsync(t, JSON.stringify({ type: 'card', value: 1001 }), { qos: 1, retain: true });
+    t.closers.push(() => reader.c.endAsync());
+    const topic = 'doorgw/gw1/reader/lobby-reader/credential';
+    for (const p of ['not json', '{"type":"retina","value":"x"}', '{"type":"card","value":""}', '{"type":"card","value":"12ab"}']) await reader.c.publishAsync(topic, p, { qos: 1 });
+    await reader.c.publishAsync(topic, JSON.stringify({ type: 'card', value: 1001 }), { qos: 1, retain: true });
     await new Promise((r) => setTimeout(r, 300));
     expect(relay(g).pulses).toHaveLength(0);
     expect(await g.store.recentJournal()).toHaveLength(0);
-    await reader.c.publishAsync(t, '', { qos: 1, retain: true }); // clear the retained message
+    await reader.c.publishAsync(topic, '', { qos: 1, retain: true }); // clear the retained message
   });
 });
 
@@ -86,7 +80,7 @@ describe('commands', () => {
     const dataDir = join(tmpDir(), 'data');
     const g = await startGateway(dataDir);
     const op = await client(broker, 'operator', ['doorgw/gw1/door/lobby/state', 'doorgw/gw1/door/lobby/event']);
-    closers.push(() => op.c.endAsync());
+    t.closers.push(() => op.c.endAsync());
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1 });
     await until(() => relay(g).energised, 'door open');
     await until(() => op.got.some((m) => m.topic.endsWith('/state') && json(m.payload).lock === 'unlocked'), 'state unlocked');
@@ -102,7 +96,7 @@ describe('commands', () => {
     expect(relay(g).pulses).toHaveLength(1);
     expect((await g.store.recentJournal(2)).map((j) => j.reason)).toEqual(['lockdown', 'lockdown']);
     await g.stop();
-    gw = null;
+    t.gw = null;
     const again = await startGateway(dataDir);
     expect(again.pipeline.modeOf('lobby')).toBe('lockdown');
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'NORMAL', { qos: 1 });
@@ -113,14 +107,14 @@ describe('commands', () => {
     const dataDir = join(tmpDir(), 'data');
     const g = await startGateway(dataDir);
     const op = await client(broker, 'operator');
-    closers.push(() => op.c.endAsync());
+    t.closers.push(() => op.c.endAsync());
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1, retain: true });
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'DANCE', { qos: 1 });
     await op.c.publishAsync('doorgw/gw1/door/nowhere/set', 'OPEN', { qos: 1 });
     await new Promise((r) => setTimeout(r, 300));
     expect(relay(g).pulses).toHaveLength(0);
     await g.stop();
-    gw = null;
+    t.gw = null;
     const again = await startGateway(dataDir); // the retained OPEN is delivered at subscription
     await new Promise((r) => setTimeout(r, 300));
     expect(relay(again).pulses).toHaveLength(0);
@@ -131,7 +125,7 @@ describe('commands', () => {
     const g = await startGateway();
     const reader = await client(broker, 'lobby-reader');
     const other = await client(broker, 'other-reader');
-    closers.push(() => reader.c.endAsync(), () => other.c.endAsync());
+    t.closers.push(() => reader.c.endAsync(), () => other.c.endAsync());
     const denied = async (c: typeof reader.c, topic: string, payload: string): Promise<void> => {
       // Mosquitto refuses the publish (MQTT 5: PUBACK reason "not authorised"); either way nothing arrives.
       await c.publishAsync(topic, payload, { qos: 1 }).catch(() => undefined);
@@ -149,7 +143,7 @@ describe('state, availability and requests', () => {
   it('publishes retained availability, gateway state and door state, and answers requests with the transaction', async () => {
     const g = await startGateway();
     const op = await client(broker, 'operator', ['doorgw/gw1/availability', 'doorgw/gw1/state', 'doorgw/gw1/door/+/state', 'doorgw/gw1/response/#']);
-    closers.push(() => op.c.endAsync());
+    t.closers.push(() => op.c.endAsync());
     await until(() => op.got.some((m) => m.topic.endsWith('/state') && m.topic.includes('/door/back/')), 'retained states');
     expect(op.got.find((m) => m.topic.endsWith('/availability'))).toMatchObject({ payload: 'online', retain: true });
     expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/state')!.payload)).toMatchObject({ gateway_id: 'gw1', users: 1, outbox_depth: 0, cloud: null });
@@ -172,9 +166,9 @@ describe('state, availability and requests', () => {
     const config = join(dir, 'doorgw.yaml');
     writeFileSync(config, `gateway_id: gw-lwt\ndata_dir: ${join(dir, 'data')}\nlog: { level: warn, pretty: false }\ndoors: [{ id: front }]\nmqtt: { enabled: true, url: "${broker.url}", username: doorgw, password: ${USERS.doorgw}, keepalive_s: 5 }\n`);
     const watch = await client(broker, 'operator', ['doorgw/gw-lwt/availability']);
-    closers.push(() => watch.c.endAsync());
+    t.closers.push(() => watch.c.endAsync());
     const child = spawn(process.execPath, [join(new URL('../..', import.meta.url).pathname, 'dist/cli/main.js'), 'start', '-c', config], { stdio: 'ignore' });
-    closers.push(() => Promise.resolve(child.kill('SIGKILL')));
+    t.closers.push(() => Promise.resolve(child.kill('SIGKILL')));
     await until(() => watch.got.some((m) => m.payload === 'online'), 'online', 30_000);
     child.kill('SIGKILL');
     await until(() => watch.got.at(-1)?.payload === 'offline', 'last will', 30_000);
@@ -192,7 +186,7 @@ describe('broker outage', () => {
     expect(g.mqtt!.link.queued).toBe(5);
     await broker.start(port);
     const op = await client(broker, 'operator', ['doorgw/gw1/door/lobby/event', 'doorgw/gw1/availability']);
-    closers.push(() => op.c.endAsync());
+    t.closers.push(() => op.c.endAsync());
     await until(() => op.got.filter((m) => m.topic.endsWith('/event')).length === 5, 'queued events delivered', 15_000);
     expect(op.got.find((m) => m.topic.endsWith('/availability'))?.payload).toBe('online');
   });
@@ -202,7 +196,7 @@ describe('broker outage', () => {
     await broker.stop();
     try {
       const g = await Gateway.start({ config: configFor(join(tmpDir(), 'data'), { offline_queue: 3 }), log, controlSocket: false });
-      gw = g;
+      t.gw = g;
       await g.store.upsertUsers([user({ userid: 'alice', cards: [1001] })]);
       for (let i = 0; i < 10; i++) g.pipeline.handle(credentialEvent('lobby', 't', 'in', { type: 'card', value: '1001' }));
       expect(relay(g).pulses.length).toBeGreaterThanOrEqual(1);

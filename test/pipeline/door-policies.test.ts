@@ -1,9 +1,8 @@
 /** Door policies through the real gateway: an MQTT reader, the simulated relay, the journal and MQTT events. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/gateway.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
-import { simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { employeeQr, makeKey } from '../helpers/qr.js';
 import { user } from '../helpers/users.js';
 import { until } from '../helpers/wecom.js';
@@ -13,13 +12,7 @@ const key = makeKey();
 const log = createLogger({ level: 'silent', pretty: false });
 beforeAll(() => broker.start());
 afterAll(() => broker.stop());
-let gw: Gateway | null = null;
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  await gw?.stop();
-  gw = null;
-  for (const c of closers.splice(0)) await c();
-});
+const t = cleanup();
 
 const doors = [
   {
@@ -33,10 +26,10 @@ const top = { groups: { security: ['guard'], accessible: ['alice'] } };
 
 describe('door policies at the gateway', () => {
   it('opens exactly as usual under duress, and raises the duress alarm on MQTT and in the journal', async () => {
-    const g = (gw = await startMqttGateway(broker, { log, key, doors, top }));
+    const g = (t.gw = await startMqttGateway(broker, { log, key, doors, top }));
     const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
+    t.closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001, duress: true }), { qos: 1 });
     await until(() => watch.got.length >= 2, 'decision and alarm');
     const events = watch.got.map((m) => JSON.parse(m.payload) as Record<string, unknown>);
@@ -49,20 +42,20 @@ describe('door policies at the gateway', () => {
   });
 
   it('gives the extended-unlock group its longer pulse', async () => {
-    const g = (gw = await startMqttGateway(broker, { log, key, doors, top }));
+    const g = (t.gw = await startMqttGateway(broker, { log, key, doors, top }));
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => reader.c.endAsync());
+    t.closers.push(() => reader.c.endAsync());
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
     await until(() => simRelay(g).pulses.length === 1, 'pulse');
     expect(simRelay(g).pulses[0]).toMatchObject({ ms: 9000 });
   });
 
   it('two-person rule: the first waits (their code not used up), a second person opens', async () => {
-    const g = (gw = await startMqttGateway(broker, { log, key, doors: [{ id: 'lobby', readers: [{ id: 'lobby-reader', type: 'mqtt' }], policy: { two_person_s: 5, anti_passback_s: 60 } }] }));
+    const g = (t.gw = await startMqttGateway(broker, { log, key, doors: [{ id: 'lobby', readers: [{ id: 'lobby-reader', type: 'mqtt' }], policy: { two_person_s: 5, anti_passback_s: 60 } }] }));
     await g.store.upsertUsers([user({ userid: 'bob', cards: [2002] })]);
     const watch = await client(broker, 'operator', ['doorgw/gw1/door/+/event']);
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
+    t.closers.push(() => watch.c.endAsync(), () => reader.c.endAsync());
     const code = employeeQr(key.privateKey, '11', Math.floor(Date.now() / 1000));
     const send = (p: object) => reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify(p), { qos: 1 });
     await send({ type: 'qr', value: code });
@@ -80,9 +73,9 @@ describe('door policies at the gateway', () => {
   });
 
   it('refuses a duress flag that is not a boolean', async () => {
-    const g = (gw = await startMqttGateway(broker, { log, key, doors, top }));
+    const g = (t.gw = await startMqttGateway(broker, { log, key, doors, top }));
     const reader = await client(broker, 'lobby-reader');
-    closers.push(() => reader.c.endAsync());
+    t.closers.push(() => reader.c.endAsync());
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001, duress: 'yes' }), { qos: 1 });
     await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
     await until(() => simRelay(g).pulses.length === 1, 'the valid one decided');
