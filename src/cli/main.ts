@@ -9,7 +9,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
 import { RemoteError, UsageError } from '../control/errors.js';
-import { USER_TYPE_NAMES } from '../domain/types.js';
+import { DOOR_MODES, USER_TYPE_NAMES, type DoorMode } from '../domain/types.js';
 import { VERSION } from '../version.js';
 import { durationArg, intArg, localStamp } from './args.js';
 import { addCloudCommands } from './wecom.js';
@@ -342,10 +342,10 @@ export function buildProgram(): Command {
     .addOption(configOpt())
     .option('--json', 'machine-readable output')
     .action(async (door: string, mode: string, o: { for?: string; config: string; json?: boolean }) => {
-      if (!['normal', 'passage', 'lockdown'].includes(mode)) throw new UsageError(`mode '${mode}': normal, passage or lockdown`);
+      if (!(DOOR_MODES as readonly string[]).includes(mode)) throw new UsageError(`mode '${mode}': normal, passage or lockdown`);
       const duration = o.for === undefined ? undefined : durationArg('--for', o.for);
       const config = await configFrom(o.config);
-      const r = await withApi(o.config, (api) => api.setMode({ door, mode: mode as 'normal' | 'passage' | 'lockdown', ...(duration !== undefined ? { duration_s: duration } : {}), by: `cli (uid ${process.getuid?.() ?? '?'})` }));
+      const r = await withApi(o.config, (api) => api.setMode({ door, mode: mode as DoorMode, ...(duration !== undefined ? { duration_s: duration } : {}), by: `cli (uid ${process.getuid?.() ?? '?'})` }));
       if (o.json) return json(r);
       const zone = config.doors.find((d) => d.id === door)?.timezone ?? config.timezone;
       out(`${r.door}: ${r.mode}${r.until !== null ? ` until ${localStamp(r.until, zone)}` : ''}`);

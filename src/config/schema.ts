@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseHoliday } from '../domain/door-policy.js';
 import { parseRule } from '../domain/rules.js';
+import { DOOR_MODES } from '../domain/types.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 
 /** Strings that may arrive as numbers or booleans from YAML or env overrides (passwords, ids). */
@@ -115,7 +116,7 @@ const door = z.strictObject({
   id: id(),
   name: str().optional(),
   /** The door's standing mode: lockdown denies every credential (exit requests still open); passage holds the lock released. */
-  mode: z.enum(['normal', 'passage', 'lockdown']).default('normal'),
+  mode: z.enum(DOOR_MODES).default('normal'),
   /** Overrides the gateway time zone for this door's pass rules. */
   timezone: timezone().optional(),
   relay: relay.default({ driver: 'sim', active_low: false, pulse_ms: 3000, lock_type: 'fail_secure' }),

@@ -6,7 +6,7 @@ import { compileDoorPolicy } from '../domain/door-policy.js';
 import { parseSavedMode } from '../domain/modes.js';
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
-import type { Credential, Decision, DoorMode } from '../domain/types.js';
+import { DOOR_MODES, type Credential, type Decision, type DoorMode } from '../domain/types.js';
 import type { StorageState } from '../store/storage-guard.js';
 import type { Config } from '../config/schema.js';
 
@@ -195,7 +195,7 @@ export function localApi(store: Store, config: Config, version: string, running:
     async setMode(p) {
       if (!running?.setMode) throw new UsageError('the gateway is not running: modes are set on a running gateway');
       if (!config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${p.door}' (doors: ${config.doors.map((d) => d.id).join(', ')})`);
-      if (!['normal', 'passage', 'lockdown'].includes(p.mode)) throw new UsageError(`mode '${String(p.mode)}': normal, passage or lockdown`);
+      if (!(DOOR_MODES as readonly string[]).includes(p.mode)) throw new UsageError(`mode '${String(p.mode)}': normal, passage or lockdown`);
       if (p.duration_s !== undefined && !(Number.isInteger(p.duration_s) && p.duration_s >= 1 && p.duration_s <= 30 * 86_400)) throw new UsageError('the duration must be 1 s to 30 days');
       const untilMs = p.duration_s !== undefined ? Date.now() + p.duration_s * 1000 : undefined;
       running.setMode(p.door, p.mode, { ...(untilMs !== undefined ? { untilMs } : {}), by: p.by ?? 'cli' });

@@ -6,7 +6,7 @@
  * person (presence unknown: the next passage is allowed either way). Pure: the state is the caller's.
  */
 import { localTime } from './localtime.js';
-import type { Decision, Direction } from './types.js';
+import { isPersonalGrant, type Decision, type Direction } from './types.js';
 
 export interface AreaPolicy {
   name: string;
@@ -23,8 +23,6 @@ export interface Presence {
 }
 
 export type PresenceMap = Map<string, Presence>;
-
-const PERSONAL = new Set(['rule_match', 'default_allow', 'lockdown_override']);
 
 /** The presence that still counts at `nowMs` (expired by timeout or a reset since), or undefined. */
 export function livePresence(p: Presence | undefined, a: AreaPolicy, nowMs: number): Presence | undefined {
@@ -45,7 +43,7 @@ export function livePresence(p: Presence | undefined, a: AreaPolicy, nowMs: numb
  * acts on, the presence to record (null: unchanged) and whether it was a (soft) violation.
  */
 export function applyAreaPassback(d: Decision, direction: Direction, a: AreaPolicy, presence: PresenceMap, nowMs: number): { decision: Decision; record: Presence | null; violation: boolean } {
-  if (d.decision !== 'grant' || d.userid === null || !PERSONAL.has(d.reason) || direction === 'unknown') return { decision: d, record: null, violation: false };
+  if (!isPersonalGrant(d) || direction === 'unknown') return { decision: d, record: null, violation: false };
   const live = livePresence(presence.get(d.userid), a, nowMs);
   const violation = live?.where === direction;
   const record: Presence = { where: direction, at: nowMs };

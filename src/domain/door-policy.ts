@@ -3,6 +3,7 @@
  * who gets a longer unlock. Compiled once from the configuration (groups expanded to userid sets,
  * holiday dates to local day numbers), so a decision only does set lookups. Pure: no I/O, no clock.
  */
+import { localTime } from './localtime.js';
 
 /** A holiday entry: `YYYY-MM-DD` or an inclusive range `YYYY-MM-DD..YYYY-MM-DD`, as day numbers. */
 export function parseHoliday(text: string): { from: number; to: number } | { error: string } {
@@ -64,4 +65,9 @@ export function compileDoorPolicy(p: DoorPolicyConfig, groups: Readonly<Record<s
     lockdownOverride: members(p.lockdown_override_groups),
     extendedUnlock: p.extended_unlock ? { users: members(p.extended_unlock.groups), pulseMs: p.extended_unlock.pulse_ms } : null,
   };
+}
+
+/** Is `nowMs` on one of the policy's holidays, in the door's zone? */
+export function isHoliday(p: DoorPolicy, nowMs: number, timezone: string): boolean {
+  return p.holidays.size > 0 && p.holidays.has(localTime(nowMs, timezone).dayNumber);
 }

@@ -5,7 +5,7 @@
  * `apply` takes a decision already made on the credential and the clock, and returns the decision
  * the door acts on. Pure apart from updating `state`.
  */
-import type { Decision } from './types.js';
+import { isPersonalGrant, type Decision } from './types.js';
 
 export interface SequencePolicy {
   /** Seconds during which a person who passed may not pass again (null: off). */
@@ -23,11 +23,8 @@ export interface SequenceState {
 
 export const newSequenceState = (): SequenceState => ({ lastPass: new Map(), waiting: null });
 
-/** Only a person's own credential is subject to these (not exits, operators or remote opens). */
-const PERSONAL = new Set(['rule_match', 'default_allow', 'lockdown_override']);
-
 export function applySequence(d: Decision, p: SequencePolicy, s: SequenceState, nowMs: number): Decision {
-  if (d.decision !== 'grant' || d.userid === null || !PERSONAL.has(d.reason)) return d;
+  if (!isPersonalGrant(d)) return d;
   const uid = d.userid;
   if (p.antiPassbackS !== null) {
     const last = s.lastPass.get(uid);

@@ -3,8 +3,7 @@
  * Pure apart from the synchronous directory reads behind `Directory`; deny by default.
  */
 import type { KeyObject } from 'node:crypto';
-import { NO_POLICY, type DoorPolicy } from './door-policy.js';
-import { localTime } from './localtime.js';
+import { isHoliday, NO_POLICY, type DoorPolicy } from './door-policy.js';
 import { decodeQr, qrReplayKey, replayUntil, verifyQr } from './qr.js';
 import { ruleMatches } from './rules.js';
 import type { ReplayGuard } from './replay.js';
@@ -99,7 +98,7 @@ export function decide(input: DecideInput): Decision {
     let d: Decision;
     if (door.mode === 'lockdown') {
       d = p.lockdownOverride.has(user.userid) ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, 'door is in lockdown');
-    } else if (p.closedOnHolidays && p.holidays.size > 0 && p.holidays.has(localTime(nowMs, door.timezone).dayNumber) && !p.holidayExempt.has(user.userid)) {
+    } else if (p.closedOnHolidays && isHoliday(p, nowMs, door.timezone) && !p.holidayExempt.has(user.userid)) {
       d = out('deny', 'holiday', user, 'door closed on holidays');
     } else {
       const a = authorizeUser(user, nowMs, door.timezone, policy);

@@ -19,7 +19,8 @@ export type Credential =
   | { type: 'operator'; source: string };
 
 /** normal: credentials decide; passage: the lock held released; lockdown: everything denied but exits. */
-export type DoorMode = 'normal' | 'passage' | 'lockdown';
+export const DOOR_MODES = ['normal', 'passage', 'lockdown'] as const;
+export type DoorMode = (typeof DOOR_MODES)[number];
 
 export type GrantReason = 'rule_match' | 'default_allow' | 'remote_open' | 'exit_request' | 'operator_open' | 'lockdown_override';
 export type DenyReason =
@@ -52,6 +53,14 @@ export type DenyReason =
   | 'awaiting_second_person'
   /** Another door of this door's interlock (mantrap) is open or released. */
   | 'interlock';
+
+/**
+ * A person's own passage (their credential granted), as opposed to an exit request, an operator's
+ * or a remote opening: what anti-passback and the two-person rule count.
+ */
+export function isPersonalGrant(d: Decision): d is Decision & { userid: string } {
+  return d.decision === 'grant' && d.userid !== null && (d.reason === 'rule_match' || d.reason === 'default_allow' || d.reason === 'lockdown_override');
+}
 
 export interface Decision {
   decision: 'grant' | 'deny';

@@ -6,7 +6,7 @@
 import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
 import { applyAreaPassback, type AreaPolicy, type Presence, type PresenceMap } from '../domain/area-passback.js';
-import { localTime } from '../domain/localtime.js';
+import { isHoliday } from '../domain/door-policy.js';
 import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
 import { ruleMatches, type CompiledRule } from '../domain/rules.js';
 import type { Decision, DoorMode } from '../domain/types.js';
@@ -338,7 +338,7 @@ export class AccessPipeline {
   private inPassageWindow(d: AccessDoor, nowMs: number): boolean {
     const p = d.passage!;
     const tz = d.context.timezone;
-    if (p.suspendOnHolidays && d.context.policy?.holidays.has(localTime(nowMs, tz).dayNumber)) return false;
+    if (p.suspendOnHolidays && d.context.policy && isHoliday(d.context.policy, nowMs, tz)) return false;
     return p.rules.some((r) => ruleMatches(r, nowMs, tz));
   }
 

@@ -4,6 +4,7 @@
  * binary_sensor. Retained configs under `<prefix>/<component>/<gateway>/<object>/config` with
  * stable unique_ids, one device, origin and availability.
  */
+import { DOOR_MODES } from '../../domain/types.js';
 import type { Topics } from './topics.js';
 
 /** Event types on `…/door/<door>/event`: decisions, then door events from the contact. */
@@ -62,7 +63,7 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
       command_template: '{"command":"mode","mode":"{{ value }}"}',
       state_topic: o.topics.doorState(d.id),
       value_template: '{{ value_json.mode }}',
-      options: ['normal', 'passage', 'lockdown'],
+      options: [...DOOR_MODES],
       icon: 'mdi:door',
       retain: false,
     });
