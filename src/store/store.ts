@@ -164,7 +164,12 @@ export class Store {
   /** One atomic write across sublevels; `sync` waits for the disk (classic-level supports it). */
   private async batch(ops: Op[], sync = false): Promise<void> {
     if (ops.length === 0) return;
-    await this.guarded(() => (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync }));
+    await this.guarded(() => this.write(ops, sync));
+  }
+
+  /** The raw LevelDB batch: only ever called inside guarded(). */
+  private write(ops: Op[], sync: boolean): Promise<void> {
+    return (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync });
   }
 
   /**
@@ -489,7 +494,7 @@ export class Store {
       let seq = this.seq;
       const ops = build(() => ++seq);
       ops.push({ type: 'put', key: 'seq', value: seq, sublevel: this.meta as Sub<never> });
-      await (this.db.batch as (o: unknown, opts: unknown) => Promise<void>).call(this.db, ops, { sync: true });
+      await this.write(ops, true);
       this.seq = seq;
     });
   }
@@ -645,10 +650,6 @@ export class Store {
 
   // -------------------------------------------------------------------------------------------
   // Replay memory
-
-  async rememberReplay(key: string, untilS: number): Promise<void> {
-    await this.batch([{ type: 'put', key, value: untilS, sublevel: this.replay as Sub<never> }]);
-  }
 
   /** Delete replay entries whose window ended at or before `nowS`; returns how many. */
   async pruneReplay(nowS: number): Promise<number> {

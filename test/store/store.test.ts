@@ -160,8 +160,7 @@ describe('store: journal, outbox, replay', () => {
 
   it('prunes expired replay memory on disk', async () => {
     const s = await Store.open(join(tmpDir(), 'db'));
-    await s.rememberReplay('a', 500);
-    await s.rememberReplay('b', 1500);
+    await s.append([{ decision: decision(1), replay: { key: 'a', until: 500 } }, { decision: decision(2), replay: { key: 'b', until: 1500 } }]);
     expect(await s.pruneReplay(1000)).toBe(1);
     expect(await s.loadReplay(0)).toEqual([['b', 1500]]);
     await s.close();
@@ -170,8 +169,7 @@ describe('store: journal, outbox, replay', () => {
   it('keeps replay memory across restarts and forgets expired codes', async () => {
     const path = join(tmpDir(), 'db');
     const s = await Store.open(path);
-    await s.rememberReplay('sigA', 500);
-    await s.rememberReplay('sigB', 1500);
+    await s.append([{ decision: decision(1), replay: { key: 'sigA', until: 500 } }, { decision: decision(2), replay: { key: 'sigB', until: 1500 } }]);
     await s.close();
     const r = await Store.open(path);
     expect(await r.loadReplay(1000)).toEqual([['sigB', 1500]]);
