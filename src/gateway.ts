@@ -135,6 +135,7 @@ export class Gateway {
         modeWhy: (door) => pipeline.modeWhy(door),
         forgive: (userid, area) => pipeline.forgive(userid, area),
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
+        open: (door, by) => pipeline.handle(credentialEvent(door, 'operator', 'unknown', { type: 'operator', source: by })),
       },
       log.child({ module: 'api' }),
     );

@@ -3,17 +3,19 @@
  * The `doorgw` command. Exit codes: 0 success / valid / match / grant, 1 not valid / no match /
  * deny / not found, 2 usage or configuration error.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_PATH } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
 import { RemoteError, UsageError } from '../control/errors.js';
-import { DOOR_MODES, USER_TYPE_NAMES, type DoorMode } from '../domain/types.js';
+import { DOOR_MODES, type DoorMode } from '../domain/types.js';
 import { VERSION } from '../version.js';
 import { durationArg, intArg, localStamp } from './args.js';
 import { addCloudCommands } from './wecom.js';
 import { addHidCommands } from './hid.js';
+import { addUserCommands } from './users.js';
+import { addJournalCommands } from './journal.js';
 
 // Everything else is imported by the command that needs it: `doorgw --help` and the health check
 // must not pay for the gateway, MQTT, the clouds and LevelDB (a Pi is several times slower).
@@ -102,9 +104,6 @@ async function withApi<T>(configPath: string | undefined, fn: (api: GatewayApi) 
   }
 }
 
-function userTypeName(t: number | null): string {
-  return t === null ? '-' : (USER_TYPE_NAMES[t as 0 | 1 | 2] ?? String(t));
-}
 
 export function buildProgram(): Command {
   const program = new Command('doorgw')
@@ -236,77 +235,6 @@ export function buildProgram(): Command {
       process.exitCode = match ? 0 : 1;
     });
 
-  const users = program.command('users').description('the cached directory');
-  users
-    .command('import')
-    .description('import WeCom userinfo records (a JSON array, or a get_userinfo_* response) in one atomic write')
-    .argument('<file>', 'JSON file')
-    .addOption(configOpt())
-    .option('--json', 'machine-readable report')
-    .action(async (file: string, o: { config: string; json?: boolean }) => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
-      }
-      let parsed: unknown;
-      try {
-        parsed = (await import('../domain/json.js')).parseJsonKeepingIds(text);
-      } catch (e) {
-        throw new UsageError(`${file} is not JSON: ${(e as Error).message}`);
-      }
-      const records = extractUserinfo(parsed);
-      if (!records) throw new UsageError(`${file}: expected an array of userinfo records, or an object with body.userinfo / userinfo`);
-      const report = await withApi(o.config, (api) => api.usersImport({ records }), { create: true });
-      if (o.json) json(report);
-      else {
-        out(`imported ${report.imported} user${report.imported === 1 ? '' : 's'}, rejected ${report.rejected.length}`);
-        for (const r of report.rejected) out(`  rejected record ${r.index}: ${r.error}`);
-        for (const w of report.warnings) out(`  warning: ${w}`);
-      }
-      process.exitCode = report.rejected.length ? 1 : 0;
-    });
-  users
-    .command('list')
-    .description('list cached users')
-    .addOption(configOpt())
-    .option('--limit <n>', 'at most this many', '1000')
-    .option('--after <userid>', 'start after this userid (paging)')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { config: string; limit: string; after?: string; json?: boolean }) => {
-      const p: { limit: number; after?: string } = { limit: intArg('--limit', o.limit) };
-      if (o.after !== undefined) p.after = o.after;
-      const list = await withApi(o.config, (api) => api.usersList(p));
-      if (o.json) return json(list);
-      out(['USERID', 'TYPE', 'NAME', 'OPENVID', 'KEY', 'RULES', 'INVALID'].join('\t'));
-      for (const u of list) {
-        out([u.userid, userTypeName(u.user_type), u.name ?? '', u.openvid ?? '', u.key_id ? 'yes' : 'no', u.rules.length, u.invalid_rules.length].join('\t'));
-      }
-    });
-  users
-    .command('show')
-    .description('show one cached user (exit 1 if unknown)')
-    .argument('<userid>')
-    .addOption(configOpt())
-    .option('--json', 'machine-readable output')
-    .action(async (userid: string, o: { config: string; json?: boolean }) => {
-      const u = await withApi(o.config, (api) => api.usersShow({ userid }));
-      if (!u) {
-        if (o.json) json(null);
-        else process.stderr.write(`no user '${userid}'\n`);
-        process.exitCode = 1;
-        return;
-      }
-      if (o.json) return json(u);
-      const r = u.record;
-      out(`userid     ${r.userid}\ntype       ${userTypeName(r.user_type)}\nname       ${r.name ?? ''}\nopenvid    ${r.openvid ?? ''}\nkey        ${r.key_id ?? 'none'}\ncards      ${r.cards.join(', ')}\nsource     ${r.source}`);
-      out(`rules      ${r.rules.length === 0 && r.invalid_rules.length === 0 ? 'none (type default applies)' : ''}`);
-      for (const x of r.rules) out(`  [${x.id}] ${x.source}  (from ${new Date(x.effect_time * 1000).toISOString()})`);
-      for (const x of r.invalid_rules) out(`  [${x.id}] INVALID ${x.rule}: ${x.error}`);
-      out(`templates  ${u.templates.map((t) => `${t.kind}/${t.id} (${t.bytes} B)`).join(', ') || 'none'}`);
-    });
-
   program
     .command('check')
     .description('decide a credential against the local store without opening the door (exit 0 grant, 1 deny)')
@@ -365,30 +293,6 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('journal')
-    .description('recent decisions, newest first')
-    .addOption(configOpt())
-    .option('--limit <n>', 'how many', '20')
-    .option('--door-events', 'door contact changes and alarms instead of decisions')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { config: string; limit: string; doorEvents?: boolean; json?: boolean }) => {
-      const limit = intArg('--limit', o.limit);
-      const config = await configFrom(o.config);
-      const zone = (door: string): string => config.doors.find((d) => d.id === door)?.timezone ?? config.timezone;
-      if (o.doorEvents) {
-        const events = await withApi(o.config, (api) => api.doorEvents({ limit }));
-        if (o.json) return json(events);
-        for (const e of events) out(`${localStamp(e.at, zone(e.door))}  ${e.door}  ${e.type}${e.reader ? `  reader ${e.reader}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
-        return;
-      }
-      const list = await withApi(o.config, (api) => api.journal({ limit }));
-      if (o.json) return json(list);
-      for (const j of list) {
-        out(`${localStamp(j.at, zone(j.door))}  ${j.door}  ${j.decision.padEnd(5)} ${j.reason.padEnd(22)} ${j.method.padEnd(6)} ${j.userid ?? '-'}`);
-      }
-    });
-
-  program
     .command('status')
     .description('gateway status and health (exit 0 healthy, 1 not running, 3 running but unhealthy)')
     .addOption(configOpt())
@@ -414,7 +318,10 @@ export function buildProgram(): Command {
       }
     });
 
-  addCloudCommands(program, { configOpt, configFrom, withApi, out, json });
+  const deps = { configOpt, configFrom, withApi, out, json };
+  addCloudCommands(program, deps);
+  addUserCommands(program, deps);
+  addJournalCommands(program, deps);
   addHidCommands(program, out, json);
 
   const demo = program.command('demo').description('try the gateway without a cloud');
@@ -445,12 +352,6 @@ export function buildProgram(): Command {
 }
 
 /** Accept a bare array, a response body `{userinfo}` or a whole frame `{body: {userinfo}}`. */
-function extractUserinfo(v: unknown): unknown[] | null {
-  const list = (x: unknown): unknown[] | null => (Array.isArray(x) ? (x as unknown[]) : null);
-  if (typeof v !== 'object' || v === null) return null;
-  const o = v as { userinfo?: unknown; body?: { userinfo?: unknown } };
-  return list(v) ?? list(o.userinfo) ?? list(o.body?.userinfo);
-}
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
@@ -463,7 +364,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError || (e instanceof RemoteError && e.usage)) {
       process.stderr.write(`doorgw: ${e.message}\n`);
-      return 2;
+      // "No such user/record" is an answer (exit 1, like grep); a wrong request is a usage error (2).
+      return e.code === 'not_found' ? 1 : 2;
     }
     if (e instanceof ConfigError) {
       process.stderr.write(`doorgw: ${e.message}\n`);

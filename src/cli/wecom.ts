@@ -25,7 +25,7 @@ export function parseDay(v: string, zone: string, name: string): number {
 export interface CliDeps {
   configOpt: () => Option;
   configFrom: (path: string | undefined) => Promise<Config>;
-  withApi: <T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>) => Promise<T>;
+  withApi: <T>(configPath: string | undefined, fn: (api: GatewayApi) => Promise<T>, opts?: { create?: boolean }) => Promise<T>;
   out: (s: string) => void;
   json: (v: unknown) => void;
 }

@@ -93,6 +93,8 @@ const doorPolicy = z.strictObject({
   lockdown_override_groups: z.array(id()).default([]),
   /** A longer unlock for these groups (accessibility). */
   extended_unlock: z.strictObject({ groups: z.array(id()).min(1), pulse_ms: z.number().int().min(100).max(120_000) }).optional(),
+  /** Card and PIN: a card is admitted only with the person's PIN typed on the reader (local directory PINs). */
+  card_and_pin: z.boolean().default(false),
   /** Timed anti-passback: the same person may not pass this door again within this many seconds. */
   anti_passback_s: z.number().int().min(1).max(86_400).optional(),
   /** Two-person rule: a second, different, authorised person must present within this many seconds. */
@@ -110,7 +112,7 @@ const doorPolicy = z.strictObject({
     })
     .optional(),
 });
-const NO_DOOR_POLICY = { holidays: [], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: [] };
+const NO_DOOR_POLICY = { holidays: [], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: [], card_and_pin: false };
 
 const door = z.strictObject({
   id: id(),

@@ -5,13 +5,15 @@
 import { compileDoorPolicy } from '../domain/door-policy.js';
 import { parseSavedMode } from '../domain/modes.js';
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
-import { normalizeWecomUser, type NormalizedUser, type UserRecord } from '../domain/user.js';
+import { usersApi, type UsersApi } from './users-api.js';
+import { journalQuery, type JournalPage, type JournalQuery } from './journal-api.js';
 import { DOOR_MODES, type Credential, type Decision, type DoorMode } from '../domain/types.js';
 import type { StorageState } from '../store/storage-guard.js';
 import type { Config } from '../config/schema.js';
 
 type WecomAppConfig = NonNullable<Config['cloud']['wecom_app']>;
 import type { DoorEventRecord, HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
+import type { BackupReport } from '../store/backup.js';
 import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
 import type { ReconcileReport } from '../cloud/wecom-app/reconcile.js';
 import { createLogger, type Logger } from '../log.js';
@@ -26,16 +28,8 @@ export interface CheckParams {
   at?: number;
 }
 
-export interface ImportReport {
-  imported: number;
-  rejected: { index: number; userid: string | null; error: string }[];
-  warnings: string[];
-}
-
-export interface UserDetail {
-  record: UserRecord;
-  templates: { kind: string; id: string; bytes: number }[];
-}
+export type { ImportReport, UserDetail, UserRow } from './users-api.js';
+export type { JournalPage, JournalQuery, JournalRow } from './journal-api.js';
 
 export interface Status {
   gateway_id: string;
@@ -55,26 +49,29 @@ export interface Status {
   storage: StorageStatus | null;
 }
 
-export interface GatewayApi {
+export interface GatewayApi extends UsersApi {
   status(): Promise<Status>;
   check(p: CheckParams): Promise<Decision>;
-  usersList(p: { after?: string; limit?: number }): Promise<UserRecord[]>;
-  usersShow(p: { userid: string }): Promise<UserDetail | null>;
-  usersImport(p: { records: unknown[] }): Promise<ImportReport>;
   journal(p: { limit?: number }): Promise<JournalEntry[]>;
+  /** Decisions or door events by time range, person, door, decision, reason, method; one page. */
+  journalQuery(p: JournalQuery): Promise<JournalPage>;
+  /** Open a door now, as an operator (running gateway only; denied in lockdown). */
+  open(p: { door: string; by?: string }): Promise<Decision>;
+  /** A consistent backup of the data directory into `file` (written by the gateway's user). */
+  backup(p: { file: string; by?: string }): Promise<BackupReport>;
   /** Door contact changes and alarms, newest first. */
   doorEvents(p: { limit?: number }): Promise<(DoorEventRecord & { seq: number })[]>;
   /** A full directory sync from the cloud (gateway running with a cloud provider). */
   sync(): Promise<SyncReport>;
   outbox(p: { limit?: number }): Promise<{ queued: PassRecord[]; held: HeldRecord[] }>;
   /** Held records back into the outbox: all, or the given seqs (unknown seqs are an error, nothing moves). */
-  requeue(p: { seqs?: number[] }): Promise<{ requeued: number }>;
+  requeue(p: { seqs?: number[]; by?: string }): Promise<{ requeued: number }>;
   /** Set a door's mode now, for `duration_s` or until changed (running gateway only). */
   setMode(p: { door: string; mode: DoorMode; duration_s?: number; by?: string }): Promise<{ door: string; mode: DoorMode; until: number | null }>;
   /** Forgive a person's area anti-passback (all areas, or one): their next passage is allowed either way. */
   forgive(p: { userid: string; area?: string }): Promise<{ forgiven: number }>;
   /** Give up on held records the cloud will never take (the journal keeps the passes). */
-  discard(p: { seqs?: number[] }): Promise<{ discarded: number }>;
+  discard(p: { seqs?: number[]; reason?: string; by?: string }): Promise<{ discarded: number }>;
   /**
    * Compare the journal with WeCom's pass records for [since, until) (unix s). `app` and `zone`
    * are the caller's (the CLI's configuration), so a running gateway answers with them.
@@ -107,6 +104,8 @@ export interface RunningGateway {
   modeWhy?: (door: string) => string;
   forgive?: (userid: string, area?: string) => number;
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
+  /** Open a door as an operator; the decision (denied in lockdown). */
+  open?: (door: string, by: string) => Decision | null;
 }
 
 export interface StorageStatus extends StorageState {
@@ -127,7 +126,40 @@ async function modeOf(store: Store, config: Config, running: RunningGateway | nu
 }
 
 export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null, log?: Logger): GatewayApi {
+  /** Operator actions are door events (type operator_action), queryable like the rest of the journal. */
+  const journalAction = async (by: string, what: string, door = 'gateway'): Promise<void> => {
+    await store.appendDoorEvent({ type: 'operator_action', door, at: Date.now(), detail: `${by}: ${what}` }).catch((e: unknown) => log?.warn({ err: e, what }, 'operator action not journaled'));
+  };
+  const validBy = (by: unknown): string => (typeof by === 'string' && by.length > 0 ? by.slice(0, 100) : 'api');
   return {
+    ...usersApi(store, config, journalAction),
+    journalQuery: journalQuery(store, config),
+
+    async open(p) {
+      if (!running?.open) throw new UsageError('the gateway is not running: doors are opened by a running gateway', 'unavailable');
+      if (typeof p.door !== 'string' || !config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${String(p.door)}' (doors: ${config.doors.map((d) => d.id).join(', ')})`, 'not_found');
+      const by = validBy(p.by);
+      const d = running.open(p.door, by);
+      if (!d) throw new UsageError(`door '${p.door}' did not take the command`, 'unavailable');
+      await journalAction(by, `open (${d.decision}${d.decision === 'deny' ? `: ${d.reason}` : ''})`, p.door);
+      return d;
+    },
+
+    async backup(p) {
+      if (typeof p.file !== 'string' || p.file.length === 0) throw new UsageError('file is required');
+      if (!(await import('node:path')).isAbsolute(p.file)) throw new UsageError('file must be an absolute path (it is written by the gateway process)');
+      const { writeBackup } = await import('../store/backup.js');
+      let r: BackupReport;
+      try {
+        r = await writeBackup(store, config.data_dir, p.file, { gateway_id: config.gateway_id, doorgw: version });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'ENOENT' || code === 'EROFS' || code === 'ENOSPC') throw new UsageError(`cannot write ${p.file} as the gateway's user: ${(e as Error).message}`, 'unavailable');
+        throw e;
+      }
+      await journalAction(validBy(p.by), `backup to ${p.file} (${r.entries} entries)`);
+      return r;
+    },
     async status() {
       return {
         gateway_id: config.gateway_id,
@@ -184,14 +216,14 @@ export function localApi(store: Store, config: Config, version: string, running:
     },
 
     async requeue(p) {
+      checkSeqs(p.seqs);
       await heldSeqsExist(store, p.seqs);
       const requeued = await store.requeueHeld(p.seqs);
       running?.cloud()?.outboxChanged();
+      if (requeued) await journalAction(validBy(p.by), `outbox requeue ${p.seqs ? `#${p.seqs.join(', #')}` : 'all held'} (${requeued})`);
       return { requeued };
     },
 
-    // async: a usage error is a rejected promise like everywhere else in the API
-    // eslint-disable-next-line @typescript-eslint/require-await
     async setMode(p) {
       if (!running?.setMode) throw new UsageError('the gateway is not running: modes are set on a running gateway');
       if (!config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${p.door}' (doors: ${config.doors.map((d) => d.id).join(', ')})`);
@@ -199,6 +231,7 @@ export function localApi(store: Store, config: Config, version: string, running:
       if (p.duration_s !== undefined && !(Number.isInteger(p.duration_s) && p.duration_s >= 1 && p.duration_s <= 30 * 86_400)) throw new UsageError('the duration must be 1 s to 30 days');
       const untilMs = p.duration_s !== undefined ? Date.now() + p.duration_s * 1000 : undefined;
       running.setMode(p.door, p.mode, { ...(untilMs !== undefined ? { untilMs } : {}), by: p.by ?? 'cli' });
+      await journalAction(validBy(p.by), `mode ${p.mode}${untilMs !== undefined ? ` for ${p.duration_s} s` : ''}`, p.door);
       return { door: p.door, mode: p.mode, until: untilMs ?? null };
     },
 
@@ -210,8 +243,12 @@ export function localApi(store: Store, config: Config, version: string, running:
     },
 
     async discard(p) {
+      checkSeqs(p.seqs);
+      if (typeof p.reason !== 'string' || p.reason.trim().length < 3) throw new UsageError('give a reason (journaled with the discard)');
       await heldSeqsExist(store, p.seqs);
-      return { discarded: await store.discardHeld(p.seqs) };
+      const discarded = await store.discardHeld(p.seqs);
+      if (discarded) await journalAction(validBy(p.by), `outbox discard ${p.seqs ? `#${p.seqs.join(', #')}` : 'all held'} (${discarded}): ${p.reason.trim().slice(0, 200)}`);
+      return { discarded };
     },
 
     // A dry run: no relay, no journal, no replay memory; in the door's current mode.
@@ -226,27 +263,6 @@ export function localApi(store: Store, config: Config, version: string, running:
       return decide({ credential, door, nowMs, directory: store.directory, policy: policyOf(config) });
     },
 
-    async usersList(p) {
-      const out: UserRecord[] = [];
-      const opts: { after?: string; limit?: number } = { limit: p.limit ?? 1000 };
-      if (p.after !== undefined) opts.after = p.after;
-      for await (const u of store.users(opts)) out.push(u);
-      return out;
-    },
-
-    async usersShow(p) {
-      const record = store.directory.user(p.userid);
-      if (!record) return null;
-      const templates = (await store.templatesOf(p.userid)).map((t) => ({ kind: t.kind, id: t.id, bytes: Buffer.from(t.data, 'base64').length }));
-      return { record, templates };
-    },
-
-    async usersImport(p) {
-      const report = importRecords(p.records);
-      await store.upsertUsers(report.users);
-      return { imported: report.users.length, rejected: report.rejected, warnings: report.warnings };
-    },
-
     journal(p) {
       return store.recentJournal(p.limit ?? 50);
     },
@@ -257,32 +273,17 @@ export function localApi(store: Store, config: Config, version: string, running:
   };
 }
 
+function checkSeqs(seqs: unknown): void {
+  if (seqs === undefined) return;
+  if (!Array.isArray(seqs) || seqs.length === 0 || seqs.some((x) => !Number.isSafeInteger(x) || (x as number) < 1)) throw new UsageError('seqs must be a non-empty list of record numbers');
+}
+
 /** Refuse seqs that name no held record: "requeued 0" for a typo is no answer. */
 async function heldSeqsExist(store: Store, seqs: readonly number[] | undefined): Promise<void> {
   if (!seqs) return;
   const held = new Set((await store.heldRecords(1_000_000)).map((h) => h.seq));
   const unknown = seqs.filter((s) => !held.has(s));
   if (unknown.length) throw new UsageError(`no held record #${unknown.join(', #')} (doorgw outbox lists them)`);
-}
-
-/** Normalise records for import; rejected ones are reported, never partially stored. */
-export function importRecords(records: unknown[]): { users: NormalizedUser[]; rejected: ImportReport['rejected']; warnings: string[] } {
-  const users: NormalizedUser[] = [];
-  const rejected: ImportReport['rejected'] = [];
-  const warnings: string[] = [];
-  const seen = new Map<string, number>();
-  records.forEach((raw, index) => {
-    const r = normalizeWecomUser(raw, 'import');
-    if (!r.ok) return void rejected.push({ index, userid: r.userid, error: r.error });
-    const dup = seen.get(r.user.record.userid);
-    if (dup !== undefined) {
-      return void rejected.push({ index, userid: r.user.record.userid, error: `user '${r.user.record.userid}': duplicate of record ${dup} in the same file` });
-    }
-    seen.set(r.user.record.userid, index);
-    users.push(r.user);
-    warnings.push(...r.warnings);
-  });
-  return { users, rejected, warnings };
 }
 
 export interface HealthLimits {

@@ -10,9 +10,12 @@ import { chmodSync, existsSync, lstatSync, unlinkSync, type Stats } from 'node:f
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { GatewayApi } from './api.js';
-import { RemoteError, UsageError } from './errors.js';
+import { RemoteError, UsageError, type ErrorCode } from './errors.js';
 
-const METHODS = new Set<keyof GatewayApi>(['status', 'check', 'usersList', 'usersShow', 'usersImport', 'journal', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode', 'forgive']);
+const METHODS = new Set<keyof GatewayApi>([
+  'status', 'check', 'usersList', 'usersShow', 'usersImport', 'usersAdd', 'usersSet', 'usersBlock', 'usersUnblock', 'usersRemove', 'usersExport', 'usersConflicts',
+  'journal', 'journalQuery', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode', 'open', 'forgive', 'backup',
+]);
 const MAX_LINE = 64 * 1024 * 1024;
 
 interface Request {
@@ -87,7 +90,7 @@ export async function serveControl(path: string, api: GatewayApi, log: Logger): 
         .then((result) => reply({ ok: true, result }))
         .catch((e: unknown) => {
           if (!(e instanceof UsageError)) log.error({ err: e, method: req.method }, 'control request failed');
-          reply({ ok: false, error: (e as Error).message, usage: e instanceof UsageError });
+          reply({ ok: false, error: (e as Error).message, usage: e instanceof UsageError, code: e instanceof UsageError ? e.code : 'internal' });
         });
     });
   });
@@ -111,11 +114,11 @@ export async function connectControl(path: string): Promise<(GatewayApi & { clos
   let next = 1;
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   lines(sock, (line) => {
-    const msg = JSON.parse(line) as { id: number; ok: boolean; result?: unknown; error?: string; usage?: boolean };
+    const msg = JSON.parse(line) as { id: number; ok: boolean; result?: unknown; error?: string; usage?: boolean; code?: ErrorCode };
     const w = waiting.get(msg.id);
     waiting.delete(msg.id);
     if (msg.ok) w?.resolve(msg.result);
-    else w?.reject(new RemoteError(msg.error ?? 'failed', msg.usage === true));
+    else w?.reject(new RemoteError(msg.error ?? 'failed', msg.usage === true, msg.code));
   });
   sock.on('close', () => {
     for (const w of waiting.values()) w.reject(new Error('the gateway closed the control connection'));

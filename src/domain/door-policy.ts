@@ -31,10 +31,15 @@ export interface DoorPolicy {
   /** Users who still pass while the door is in lockdown (security staff). */
   lockdownOverride: ReadonlySet<string>;
   /** Users who get a longer unlock (accessibility), and how long. */
-  extendedUnlock: { users: ReadonlySet<string>; pulseMs: number } | null;
+  extendedUnlock: { users: ReadonlySet<string>; pulseMs: number; groups: ReadonlySet<string> } | null;
+  /** The group names behind holidayExempt and lockdownOverride (local users name their groups). */
+  holidayExemptGroups: ReadonlySet<string>;
+  lockdownOverrideGroups: ReadonlySet<string>;
+  /** Card and PIN at this door's readers. */
+  cardAndPin: boolean;
 }
 
-export const NO_POLICY: DoorPolicy = { holidays: new Set(), closedOnHolidays: false, holidayExempt: new Set(), lockdownOverride: new Set(), extendedUnlock: null };
+export const NO_POLICY: DoorPolicy = { holidays: new Set(), closedOnHolidays: false, holidayExempt: new Set(), lockdownOverride: new Set(), extendedUnlock: null, holidayExemptGroups: new Set(), lockdownOverrideGroups: new Set(), cardAndPin: false };
 
 export interface DoorPolicyConfig {
   holidays: readonly string[];
@@ -42,6 +47,7 @@ export interface DoorPolicyConfig {
   holiday_exempt_groups: readonly string[];
   lockdown_override_groups: readonly string[];
   extended_unlock?: { groups: readonly string[]; pulse_ms: number } | undefined;
+  card_and_pin?: boolean | undefined;
 }
 
 /**
@@ -63,11 +69,19 @@ export function compileDoorPolicy(p: DoorPolicyConfig, groups: Readonly<Record<s
     closedOnHolidays: p.closed_on_holidays,
     holidayExempt: members(p.holiday_exempt_groups),
     lockdownOverride: members(p.lockdown_override_groups),
-    extendedUnlock: p.extended_unlock ? { users: members(p.extended_unlock.groups), pulseMs: p.extended_unlock.pulse_ms } : null,
+    extendedUnlock: p.extended_unlock ? { users: members(p.extended_unlock.groups), pulseMs: p.extended_unlock.pulse_ms, groups: new Set(p.extended_unlock.groups) } : null,
+    holidayExemptGroups: new Set(p.holiday_exempt_groups),
+    lockdownOverrideGroups: new Set(p.lockdown_override_groups),
+    cardAndPin: p.card_and_pin ?? false,
   };
 }
 
 /** Is `nowMs` on one of the policy's holidays, in the door's zone? */
 export function isHoliday(p: DoorPolicy, nowMs: number, timezone: string): boolean {
   return p.holidays.size > 0 && p.holidays.has(localTime(nowMs, timezone).dayNumber);
+}
+
+/** Is the person in a policy list: by userid (configured groups), or by a group their local entry names? */
+export function inPolicyList(users: ReadonlySet<string>, groups: ReadonlySet<string>, userid: string, localGroups: readonly string[] | undefined): boolean {
+  return users.has(userid) || (localGroups !== undefined && localGroups.length > 0 && localGroups.some((g) => groups.has(g)));
 }

@@ -69,3 +69,42 @@ export function localTime(unixMs: number, zone: string): LocalTime {
   memo.set(key, lt);
   return lt;
 }
+
+/**
+ * Unix ms of the wall-clock time y-m-d h:mi:s in `zone`. In a DST gap (a time that never happened)
+ * the result is the instant that many minutes after the gap began; in an overlap, the first one.
+ */
+export function zonedInstant(y: number, m: number, d: number, h: number, mi: number, s: number, zone: string): number {
+  const wall = Date.UTC(y, m - 1, d, h, mi, s);
+  const wallMinute = Math.floor(wall / 60_000) * 60_000;
+  const offsetAt = (t: number): number => {
+    const lt = localTime(t, zone);
+    return Date.UTC(lt.year, lt.month - 1, lt.day) + lt.minuteOfDay * 60_000 - Math.floor(t / 60_000) * 60_000;
+  };
+  // Try the offsets in force a day either side: the earliest candidate that reads back as `wall` wins.
+  const offsets = [...new Set([offsetAt(wallMinute - 86_400_000), offsetAt(wallMinute), offsetAt(wallMinute + 86_400_000)])];
+  const candidates = offsets.map((o) => wall - o).sort((a, b) => a - b);
+  for (const c of candidates) if (offsetAt(c) === wall - c) return c;
+  // In a gap no candidate reads back: take the one computed with the offset before the change.
+  return wall - offsets[0]!;
+}
+
+/**
+ * A time an operator types, read in `zone`: `YYYY-MM-DD` (local midnight), `YYYY-MM-DD HH:MM[:SS]`
+ * (or with `T`), ISO-8601 with an offset or `Z` (absolute), or unix milliseconds. Null if unreadable.
+ */
+export function parseLocalInstant(text: string, zone: string): number | null {
+  const v = text.trim();
+  if (/^\d{10,14}$/.test(v)) return Number(v);
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$/.exec(v);
+  if (m) {
+    const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4] ?? '0', m[5] ?? '0', m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
+    if (mo < 1 || mo > 12 || d < 1 || d > new Date(Date.UTC(y, mo, 0)).getUTCDate() || h > 23 || mi > 59 || s > 59) return null;
+    return zonedInstant(y, mo, d, h, mi, s, zone);
+  }
+  if (/(Z|[+-]\d{2}:?\d{2})$/i.test(v)) {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? null : t;
+  }
+  return null;
+}

@@ -3,7 +3,8 @@
  * Pure apart from the synchronous directory reads behind `Directory`; deny by default.
  */
 import type { KeyObject } from 'node:crypto';
-import { isHoliday, NO_POLICY, type DoorPolicy } from './door-policy.js';
+import { inPolicyList, isHoliday, NO_POLICY, type DoorPolicy } from './door-policy.js';
+import { localRestriction } from './local-directory.js';
 import { decodeQr, qrReplayKey, replayUntil, verifyQr } from './qr.js';
 import { ruleMatches } from './rules.js';
 import type { ReplayGuard } from './replay.js';
@@ -95,16 +96,24 @@ export function decide(input: DecideInput): Decision {
   /** An identified (and, for QR, verified) user: the door's mode and policy, then the user's rules. */
   const admit = (user: UserRecord): Decision => {
     const p = door.policy ?? NO_POLICY;
+    const groups = user.local?.groups;
+    const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin) : null;
     let d: Decision;
-    if (door.mode === 'lockdown') {
-      d = p.lockdownOverride.has(user.userid) ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, 'door is in lockdown');
-    } else if (p.closedOnHolidays && isHoliday(p, nowMs, door.timezone) && !p.holidayExempt.has(user.userid)) {
+    if (limited) {
+      d = out('deny', limited.reason, user, limited.detail);
+    } else if (door.mode === 'lockdown') {
+      d = inPolicyList(p.lockdownOverride, p.lockdownOverrideGroups, user.userid, groups) ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, 'door is in lockdown');
+    } else if (p.closedOnHolidays && isHoliday(p, nowMs, door.timezone) && !inPolicyList(p.holidayExempt, p.holidayExemptGroups, user.userid, groups)) {
       d = out('deny', 'holiday', user, 'door closed on holidays');
     } else {
       const a = authorizeUser(user, nowMs, door.timezone, policy);
       d = out(a.grant ? 'grant' : 'deny', a.reason, user);
     }
-    if (d.decision === 'grant' && p.extendedUnlock?.users.has(user.userid)) d.pulse_ms = p.extendedUnlock.pulseMs;
+    if (d.decision === 'grant') {
+      const ext = p.extendedUnlock && inPolicyList(p.extendedUnlock.users, p.extendedUnlock.groups, user.userid, groups) ? p.extendedUnlock.pulseMs : null;
+      const own = user.local?.extended_unlock_ms ?? null;
+      if (ext !== null || own !== null) d.pulse_ms = Math.max(ext ?? 0, own ?? 0);
+    }
     return d;
   };
 

@@ -11,7 +11,8 @@ export type Direction = 'in' | 'out' | 'unknown';
 /** A reader may report that the person presented it under duress (a duress finger, a duress PIN). */
 export type Credential =
   | { type: 'qr'; text: string; duress?: boolean }
-  | { type: 'card'; value: string; duress?: boolean }
+  /** `pin`: typed on the reader's keypad with the card (card and PIN); never logged. */
+  | { type: 'card'; value: string; duress?: boolean; pin?: string }
   | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint'; duress?: boolean }
   | { type: 'remote'; userid: string; oper_id?: string }
   | { type: 'exit' }
@@ -52,7 +53,16 @@ export type DenyReason =
   /** Two-person rule: the first person waits for a second (not a failure of this person). */
   | 'awaiting_second_person'
   /** Another door of this door's interlock (mantrap) is open or released. */
-  | 'interlock';
+  | 'interlock'
+  /** Blocked in the local directory (the person, or this card), or a local user disabled. */
+  | 'blocked'
+  /** Outside a local user's (or adjustment's) valid_from / valid_until. */
+  | 'outside_validity'
+  /** The local directory limits this person to other doors. */
+  | 'door_not_allowed'
+  /** Card and PIN: the PIN is missing (or none is set for the person). */
+  | 'pin_required'
+  | 'wrong_pin';
 
 /**
  * A person's own passage (their credential granted), as opposed to an exit request, an operator's

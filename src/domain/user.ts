@@ -6,8 +6,9 @@ import { parsePublicKeyPoint } from './qr.js';
 import { parseRule, type CompiledRule } from './rules.js';
 import { toUint64String } from './json.js';
 import type { UserType } from './types.js';
+import type { LocalFields } from './local-directory.js';
 
-export type UserSource = 'wecom' | 'feishu' | 'import';
+export type UserSource = 'wecom' | 'feishu' | 'import' | 'local';
 
 export interface InvalidRule {
   id: number | string;
@@ -28,6 +29,8 @@ export interface UserRecord {
   source: UserSource;
   fp_ver: number | null;
   fa_ver: number | null;
+  /** Local directory layer: a local user's own fields, or a cloud user's local adjustments. */
+  local?: LocalFields;
 }
 
 export interface Template {

@@ -4,7 +4,8 @@ import type { Credential } from '../domain/types.js';
 export function readKey(door: string, c: Credential): string {
   switch (c.type) {
     case 'qr': return `${door}\u0000qr\u0000${c.text.trim()}`;
-    case 'card': return `${door}\u0000card\u0000${c.value}`;
+    // A retyped PIN is a new attempt, not a repeated read.
+    case 'card': return `${door}\u0000card\u0000${c.value}${c.pin !== undefined ? `\u0000${c.pin}` : ''}`;
     case 'userid': return `${door}\u0000userid\u0000${c.value}`;
     case 'remote': return `${door}\u0000remote\u0000${c.oper_id ?? c.userid}`;
     case 'exit': return `${door}\u0000exit`;

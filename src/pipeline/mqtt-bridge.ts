@@ -8,6 +8,8 @@ import { Subject, Subscription, distinctUntilChanged, interval, map, merge } fro
 import type { CloudAdapter } from '../cloud/adapter.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
+import { UsageError } from '../control/errors.js';
+import { REQUESTS } from '../control/requests.js';
 import { normalizeCard } from '../domain/user.js';
 import type { Credential } from '../domain/types.js';
 import type { Relay } from '../io/relay.js';
@@ -32,16 +34,6 @@ export interface MqttBridgeContext {
   log: Logger;
   started: number;
 }
-
-const REQUESTS: Record<string, (api: GatewayApi, p: Record<string, unknown>) => Promise<unknown>> = {
-  status: (api) => api.status(),
-  sync: (api) => api.sync(),
-  journal: (api, p) => api.journal({ limit: typeof p.limit === 'number' ? Math.min(500, p.limit) : 50 }),
-  'users/show': (api, p) => {
-    if (typeof p.userid !== 'string') throw new Error('userid is required');
-    return api.usersShow({ userid: p.userid });
-  },
-};
 
 export class MqttBridge {
   /** Credentials from MQTT readers, merged into the pipeline's sources. */
@@ -226,7 +218,7 @@ export class MqttBridge {
     else if (p.cred.type === 'card') {
       const card = normalizeCard(v);
       if (card === null) return void this.log.warn({ reader }, 'card value is not a non-negative integer; ignored');
-      cred = { type: 'card', value: card };
+      cred = p.cred.pin !== undefined ? { type: 'card', value: card, pin: p.cred.pin } : { type: 'card', value: card };
     } else cred = p.cred.type === 'userid' ? { type: 'userid', value: String(v) } : { type: 'userid', value: String(v), method: p.cred.type };
     if (p.cred.duress) cred.duress = true;
     this.credentials$.next(credentialEvent(r.door, reader, r.direction, cred));
@@ -247,12 +239,14 @@ export class MqttBridge {
     if (params.transaction !== undefined) reply.transaction = params.transaction;
     const handler = REQUESTS[name];
     try {
-      if (params.__invalid) throw new Error('request payload is not a JSON object');
-      if (!handler) throw new Error(`unknown request '${name}' (${Object.keys(REQUESTS).join(', ')})`);
-      reply.data = await handler(this.ctx.api, params);
+      if (params.__invalid) throw new UsageError('request payload is not a JSON object');
+      if (!handler) throw new UsageError(`unknown request '${name}' (${Object.keys(REQUESTS).join(', ')})`, 'not_found');
+      reply.data = await handler.call(this.ctx.api, params, 'mqtt');
     } catch (e) {
       reply.status = 'error';
       reply.error = (e as Error).message;
+      reply.code = e instanceof UsageError ? e.code : 'internal';
+      if (!(e instanceof UsageError)) this.log.error({ err: e, request: name }, 'request failed');
     }
     const topic = m.responseTopic && m.responseTopic.startsWith(`${this.topics.base}/response/`) ? m.responseTopic : this.topics.response(name);
     this.link.publishReply(topic, JSON.stringify(reply), m.correlationData);

@@ -13,6 +13,9 @@
  *   doorevents/<ts ms>!<seq>         door contact changes and alarms
  *   replay/<signed body>             accepted QR codes still inside their validity (never keyed
  *                                    on the signature: ECDSA signatures are malleable)
+ *   lu/<userid>                      local directory: local users (never touched by a sync)
+ *   la/<userid>                      local directory: adjustments of cloud users (blocks, cards…)
+ *   lk/<key id>                      local directory: local users' public keys
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
@@ -23,6 +26,8 @@ import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
 import type { Directory } from '../domain/policy.js';
 import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
+import { withLocalFields, type LocalFields } from '../domain/local-directory.js';
+import { LocalLayer, type DirectoryConflict } from './local-layer.js';
 import type { Decision, Direction, Method } from '../domain/types.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -30,6 +35,7 @@ type Json = Record<string, unknown> | unknown[] | string | number | boolean | nu
 
 interface Range {
   gt?: string;
+  gte?: string;
   lt?: string;
   reverse?: boolean;
   limit?: number;
@@ -56,6 +62,9 @@ export class StoreUnwritableError extends Error {
     this.name = 'StoreUnwritableError';
   }
 }
+
+/** Present in a data directory while a restore writes it (see backup.ts). */
+export const RESTORE_MARKER = 'RESTORE-INCOMPLETE';
 
 export class StoreLockedError extends Error {
   constructor(dir: string) {
@@ -131,6 +140,8 @@ export class Store {
   private readonly keyCache = new KeyCache();
   private readonly subs = new Map<string, Sub<unknown>>();
   readonly directory: Directory;
+  /** The local directory layer, whole in memory (see local-layer.ts). */
+  private readonly local = new LocalLayer();
 
   /** The first write that failed; every later write is refused until reopen() (see guarded). */
   private writeFailure: Error | null = null;
@@ -150,12 +161,18 @@ export class Store {
     this.gen = this.generation(gen);
     this.seq = seq;
     this.directory = {
-      user: (id) => this.gen.users.getSync(id),
-      useridByOpenvid: (ov) => single(this.gen.openvid.getSync(ov)),
-      useridByCard: (card) => single(this.gen.card.getSync(card)),
+      user: (id) => {
+        const l = this.local.users.get(id);
+        if (l) return l;
+        const c = this.gen.users.getSync(id);
+        const a = c && this.local.adjustments.get(id);
+        return a ? withLocalFields(c, a) : c;
+      },
+      useridByOpenvid: (ov) => (this.local.empty ? single(this.gen.openvid.getSync(ov)) : single(this.local.owners('openvid', ov, this.gen.openvid.getSync(ov)))),
+      useridByCard: (card) => (this.local.empty ? single(this.gen.card.getSync(card)) : single(this.local.owners('card', card, this.gen.card.getSync(card)))),
       publicKey: (id): KeyObject | null | undefined =>
         this.keyCache.get(id, () => {
-          const b64 = this.gen.keys.getSync(id);
+          const b64 = this.local.keys.get(id) ?? this.gen.keys.getSync(id);
           return b64 === undefined ? undefined : Buffer.from(b64, 'base64');
         }),
     };
@@ -250,6 +267,7 @@ export class Store {
   }
 
   static async open(path: string): Promise<Store> {
+    if (existsSync(join(path, RESTORE_MARKER))) throw new Error(`a restore into ${path} did not finish: run doorgw restore again with --force (the directory holds part of a backup)`);
     const db = new Level<string, Json>(path, { valueEncoding: 'json' });
     try {
       await db.open();
@@ -263,9 +281,44 @@ export class Store {
     const seq = ((await meta.get('seq')) as number | undefined) ?? 0;
     const store = new Store(db, path, gen ?? 1, seq);
     store.outboxCount = await countKeys(store.outbox);
+    await store.loadLocalLayer();
     if (gen === undefined) await meta.put('generation', 1);
     await store.recoverInterruptedWork();
     return store;
+  }
+
+  /**
+   * Every key and value of the database as stored (sublevel prefixes included), read from one
+   * LevelDB snapshot: a consistent picture however long the caller takes (backup).
+   */
+  async *rawEntries(): AsyncGenerator<[string, string]> {
+    const it = (this.db as unknown as { iterator(o: object): AsyncIterable<[string, string]> }).iterator({ keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    for await (const kv of it) yield kv;
+  }
+
+  /**
+   * Write raw entries (from rawEntries) into a database at `path` that must not exist yet, in
+   * batches; the caller marks the directory as restoring until this resolves.
+   */
+  static async writeRaw(path: string, entries: AsyncIterable<[string, string]>): Promise<number> {
+    const db = new Level<string, string>(path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    await db.open();
+    let n = 0;
+    try {
+      let ops: { type: 'put'; key: string; value: string }[] = [];
+      for await (const [key, value] of entries) {
+        ops.push({ type: 'put', key, value });
+        n++;
+        if (ops.length >= 1000) {
+          await db.batch(ops);
+          ops = [];
+        }
+      }
+      await db.batch(ops, { sync: true });
+    } finally {
+      await db.close();
+    }
+    return n;
   }
 
   async close(): Promise<void> {
@@ -449,6 +502,83 @@ export class Store {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Local directory layer
+
+  private async loadLocalLayer(): Promise<void> {
+    for await (const [id, r] of this.sub<UserRecord>('lu').iterator()) this.local.users.set(id, r);
+    for await (const [id, f] of this.sub<LocalFields>('la').iterator()) this.local.adjustments.set(id, f);
+    for await (const [kid, b64] of this.sub<string>('lk').iterator()) this.local.keys.set(kid, b64);
+    this.local.reindex();
+  }
+
+  /** A cloud user's own record (no local adjustments applied), from the directory in force. */
+  cloudUser(userid: string): UserRecord | undefined {
+    return this.gen.users.getSync(userid);
+  }
+  localUser(userid: string): UserRecord | undefined {
+    return this.local.users.get(userid);
+  }
+  localAdjustment(userid: string): LocalFields | undefined {
+    return this.local.adjustments.get(userid);
+  }
+  get localCount(): { users: number; adjustments: number } {
+    return { users: this.local.users.size, adjustments: this.local.adjustments.size };
+  }
+  /** Local users sorted by userid (paging by `after`). */
+  localUsers(after?: string): UserRecord[] {
+    return [...this.local.users.keys()].filter((id) => after === undefined || id > after).sort().map((id) => this.local.users.get(id)!);
+  }
+  localAdjustments(): [string, LocalFields][] {
+    return [...this.local.adjustments].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  /** Who holds a card in the local layer (local users, cards added to cloud users). */
+  localCardOwners(card: string): string[] {
+    return this.local.localCardOwners(card) ?? [];
+  }
+  cloudCardOwners(card: string): string[] {
+    return this.gen.card.getSync(card) ?? [];
+  }
+
+  /**
+   * Write local users (with their public keys) and adjustments in one atomic batch; then the
+   * in-memory layer follows. `null` removes an entry.
+   */
+  async putLocal(c: { users?: { record: UserRecord; key?: Buffer | null }[]; removeUsers?: string[]; adjustments?: [string, LocalFields | null][] }): Promise<void> {
+    const lu = this.sub<UserRecord>('lu') as Sub<never>;
+    const la = this.sub<LocalFields>('la') as Sub<never>;
+    const lk = this.sub<string>('lk') as Sub<never>;
+    const ops: Op[] = [];
+    const keys = new Map<string, string>();
+    const users = (c.users ?? []).map(({ record, key }) => {
+      const kid = key ? keyId(key) : (key === null ? null : record.key_id);
+      if (key && kid) keys.set(kid, key.toString('base64'));
+      return { ...record, key_id: kid };
+    });
+    for (const u of users) ops.push({ type: 'put', key: u.userid, value: u, sublevel: lu });
+    for (const id of c.removeUsers ?? []) ops.push({ type: 'del', key: id, sublevel: lu });
+    for (const [id, f] of c.adjustments ?? []) ops.push(f ? { type: 'put', key: id, value: f, sublevel: la } : { type: 'del', key: id, sublevel: la });
+    for (const [kid, b64] of keys) if (!this.local.keys.has(kid)) ops.push({ type: 'put', key: kid, value: b64, sublevel: lk });
+    await this.batch(ops, true);
+    for (const u of users) this.local.users.set(u.userid, u);
+    for (const id of c.removeUsers ?? []) this.local.users.delete(id);
+    for (const [id, f] of c.adjustments ?? []) {
+      if (f) this.local.adjustments.set(id, f);
+      else this.local.adjustments.delete(id);
+    }
+    for (const [kid, b64] of keys) this.local.keys.set(kid, b64);
+    this.local.reindex();
+  }
+
+  /** Cards and openvids claimed twice, userids in both layers, adjustments of users gone from the cloud. */
+  localConflicts(): DirectoryConflict[] {
+    return this.local.conflicts({
+      cardOwners: (c) => this.gen.card.getSync(c),
+      openvidOwners: (o) => this.gen.openvid.getSync(o),
+      hasUser: (id) => this.gen.users.getSync(id) !== undefined,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Meta
 
   async getMeta<T extends Json>(key: string): Promise<T | undefined> {
@@ -524,6 +654,53 @@ export class Store {
     const out: JournalEntry[] = [];
     for await (const v of this.journal.values({ gt: `${pad(fromMs, 13)}!`, lt: `${pad(toMs, 13)}!` })) out.push(v);
     return out;
+  }
+
+  /**
+   * One page of the journal (or door events) with fromMs ≤ at < toMs, oldest first (newest first
+   * with `reverse`), entries passing `keep`. Stops after `limit` matches or `scanLimit` entries read,
+   * whichever comes first, so a rare filter over a year never holds the caller long; `next` is the
+   * cursor to continue from (null: the range is done). Memory is bounded by the page.
+   */
+  async journalPage<T>(
+    which: 'journal' | 'doorevents',
+    q: { fromMs: number; toMs: number; after?: string | null; limit: number; scanLimit?: number; reverse?: boolean },
+    keep: (e: T) => boolean,
+  ): Promise<{ entries: T[]; next: string | null }> {
+    const lo = `${pad(Math.max(0, q.fromMs), 13)}!`;
+    const hi = `${pad(Math.min(q.toMs, 9_999_999_999_999), 13)}!`;
+    const range: Range = q.reverse ? { gte: lo, lt: q.after ?? hi, reverse: true } : { gt: q.after ?? lo, lt: hi };
+    const entries: T[] = [];
+    let scanned = 0;
+    let last: string | null = null;
+    const scanLimit = q.scanLimit ?? 50_000;
+    for await (const [k, v] of this.sub<T>(which).iterator(range)) {
+      last = k;
+      scanned++;
+      if (keep(v)) entries.push(v);
+      if (entries.length >= q.limit || scanned >= scanLimit) return { entries, next: last };
+    }
+    return { entries, next: null };
+  }
+
+  /** Delete journal entries and door events older than `beforeMs`; returns how many. */
+  async pruneByAge(beforeMs: number): Promise<number> {
+    let deleted = 0;
+    for (const name of ['journal', 'doorevents']) {
+      const sub = this.sub<unknown>(name);
+      let keys: string[] = [];
+      const flush = async (): Promise<void> => {
+        await this.batch(keys.map((key): Op => ({ type: 'del', key, sublevel: sub as Sub<never> })));
+        deleted += keys.length;
+        keys = [];
+      };
+      for await (const k of sub.keys({ lt: `${pad(beforeMs, 13)}!` })) {
+        keys.push(k);
+        if (keys.length >= 1000) await flush();
+      }
+      await flush();
+    }
+    return deleted;
   }
 
   /** Add pass records to the outbox with fresh sequence numbers (reconciliation requeue). */

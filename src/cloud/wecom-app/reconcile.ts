@@ -4,7 +4,7 @@
  * exist only in the cloud. Windows are split into spans within one calendar month (in the corp's
  * time zone): the API refuses spans over a month and repeats records across month boundaries.
  */
-import { localTime } from '../../domain/localtime.js';
+import { localTime, zonedInstant } from '../../domain/localtime.js';
 import type { JournalEntry } from '../../store/store.js';
 import { passMethodOf, PASS_TYPE } from '../wecom/uploader.js';
 import type { WecomAppClient } from './client.js';
@@ -45,16 +45,7 @@ export interface ReconcileReport {
 
 /** Unix seconds of local midnight starting `y-m-d` in `zone` (DST-safe). */
 export function zonedMidnight(y: number, m: number, d: number, zone: string): number {
-  const wall = Date.UTC(y, m - 1, d);
-  let guess = wall;
-  for (let i = 0; i < 3; i++) {
-    const lt = localTime(guess, zone);
-    const asWall = Date.UTC(lt.year, lt.month - 1, lt.day) + lt.minuteOfDay * 60_000;
-    const next = guess - (asWall - wall);
-    if (next === guess) break;
-    guess = next;
-  }
-  return Math.floor(guess / 1000);
+  return Math.floor(zonedInstant(y, m, d, 0, 0, 0, zone) / 1000);
 }
 
 /** Split [since, until) (unix s) into spans that never cross a month boundary in `zone`. */

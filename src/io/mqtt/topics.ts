@@ -87,6 +87,8 @@ export interface ReaderCredentialPayload {
   value: string | number;
   /** The reader's duress signal (a duress PIN or finger): decided as usual, an alarm raised. */
   duress?: boolean;
+  /** Typed on the reader's keypad with a card (card and PIN). Never logged. */
+  pin?: string;
 }
 
 /** `…/door/<door>/set`: a string, or JSON `{command, mode?}`. */
@@ -97,6 +99,8 @@ export interface ResponsePayload {
   status: 'ok' | 'error';
   data?: unknown;
   error?: string;
+  /** With an error: invalid, not_found, conflict, unavailable, forbidden or internal. */
+  code?: string;
   transaction?: unknown;
 }
 
@@ -139,5 +143,7 @@ export function parseReaderCredential(payload: string): { ok: true; cred: Reader
   }
   const duress = (o as { duress?: unknown }).duress;
   if (duress !== undefined && typeof duress !== 'boolean') return { ok: false, error: 'duress must be true or false' };
-  return { ok: true, cred: { type: o.type as ReaderCredentialPayload['type'], value: o.value, ...(duress ? { duress: true } : {}) } };
+  const pin = (o as { pin?: unknown }).pin;
+  if (pin !== undefined && (o.type !== 'card' || typeof pin !== 'string' || !/^\d{1,12}$/.test(pin))) return { ok: false, error: 'pin must be a string of up to 12 digits, with a card' };
+  return { ok: true, cred: { type: o.type as ReaderCredentialPayload['type'], value: o.value, ...(duress ? { duress: true } : {}), ...(pin !== undefined ? { pin } : {}) } };
 }
