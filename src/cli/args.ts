@@ -1,4 +1,5 @@
 /** Argument parsing and output formats shared by the CLI's commands. */
+import { userInfo } from 'node:os';
 import { UsageError } from '../control/errors.js';
 
 /** A whole number argument (counts, limits, seconds), with the option's name in the error. */
@@ -37,4 +38,17 @@ export function durationArg(name: string, v: string): number {
   const m = /^(\d+)\s*([smhd]?)$/.exec(v.trim());
   if (!m) throw new UsageError(`${name} '${v}' must be a duration like 90s, 30m, 2h or 1d`);
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+}
+
+/** Who is acting, for the journal: the login behind sudo where there is one. */
+export function cliActor(): string {
+  let name = process.env.SUDO_USER;
+  if (!name) {
+    try {
+      name = userInfo().username;
+    } catch {
+      name = `uid ${process.getuid?.() ?? '?'}`;
+    }
+  }
+  return `cli:${name}`;
 }

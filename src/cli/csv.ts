@@ -6,7 +6,7 @@
 
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
-  let s = typeof v === 'string' ? v : Array.isArray(v) ? v.join(';') : typeof v === 'object' ? JSON.stringify(v) : String(v as number);
+  let s = typeof v === 'string' ? v : Array.isArray(v) ? v.join(';') : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v);
   if (/^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

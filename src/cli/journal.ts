@@ -5,9 +5,8 @@ import { once } from 'node:events';
 import { Option, type Command } from 'commander';
 import type { JournalQuery, JournalRow } from '../control/api.js';
 import { UsageError } from '../control/errors.js';
-import { intArg, localStamp } from './args.js';
+import { cliActor, intArg, localStamp } from './args.js';
 import { csvRow } from './csv.js';
-import { cliActor } from './users.js';
 import type { CliDeps } from './wecom.js';
 
 const DECISION_COLUMNS = ['time_local', 'at_ms', 'seq', 'door', 'decision', 'reason', 'method', 'userid', 'user_type', 'reader', 'direction', 'detail', 'latency_us'];

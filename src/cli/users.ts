@@ -1,28 +1,15 @@
 /** `doorgw users …`: the directory across both layers, and the local layer's changes. */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { Option, type Command } from 'commander';
 import type { GatewayApi, UserRow } from '../control/api.js';
 import type { LocalExportEntry } from '../control/users-api.js';
 import { UsageError } from '../control/errors.js';
 import { parseLocalInstant } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
-import { intArg, localStamp } from './args.js';
+import { cliActor, intArg, localStamp } from './args.js';
 import { csvRow, parseCsv } from './csv.js';
 import type { CliDeps } from './wecom.js';
 
-/** Who is acting, for the journal: the login behind sudo where there is one. */
-export function cliActor(): string {
-  let name = process.env.SUDO_USER;
-  if (!name) {
-    try {
-      name = userInfo().username;
-    } catch {
-      name = `uid ${process.getuid?.() ?? '?'}`;
-    }
-  }
-  return `cli:${name}`;
-}
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const typeName = (t: number | null): string => (t === null ? '-' : (USER_TYPE_NAMES[t as 0 | 1 | 2] ?? String(t)));

@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
 import { zonedMidnight } from '../cloud/wecom-app/reconcile.js';
 import { UsageError } from '../control/errors.js';
-import { intArg, localStamp, validDate } from './args.js';
+import { cliActor, intArg, localStamp, validDate } from './args.js';
 
 /** A date for --since/--until: YYYY-MM-DD (midnight in the configured zone), ISO with offset, or unix s. */
 export function parseDay(v: string, zone: string, name: string): number {
@@ -215,7 +215,7 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .argument('[seq...]', 'sequence numbers (default: all)')
     .addOption(d.configOpt())
     .action(async (seqs: string[], o: { config: string }) => {
-      const p = seqs.length ? { seqs: seqs.map((x) => intArg('seq', x, 'a sequence number')) } : {};
+      const p = { ...(seqs.length ? { seqs: seqs.map((x) => intArg('seq', x, 'a sequence number')) } : {}), by: cliActor() };
       const r = await d.withApi(o.config, (api) => api.requeue(p));
       d.out(`requeued ${r.requeued} record${r.requeued === 1 ? '' : 's'}`);
     });
@@ -224,10 +224,11 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .description('delete held records the cloud will never take (e.g. card passes under WeCom); the journal keeps the passes')
     .argument('[seq...]', 'sequence numbers')
     .option('--all', 'every held record')
+    .requiredOption('--reason <text>', 'why (journaled with the discard)')
     .addOption(d.configOpt())
-    .action(async (seqs: string[], o: { config: string; all?: boolean }) => {
+    .action(async (seqs: string[], o: { config: string; all?: boolean; reason: string }) => {
       if (!seqs.length && !o.all) throw new UsageError('name the held records to discard, or --all');
-      const p = seqs.length ? { seqs: seqs.map((x) => intArg('seq', x, 'a sequence number')) } : {};
+      const p = { ...(seqs.length ? { seqs: seqs.map((x) => intArg('seq', x, 'a sequence number')) } : {}), reason: o.reason, by: cliActor() };
       const r = await d.withApi(o.config, (api) => api.discard(p));
       d.out(`discarded ${r.discarded} held record${r.discarded === 1 ? '' : 's'}`);
     });

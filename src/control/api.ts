@@ -35,7 +35,11 @@ export interface Status {
   gateway_id: string;
   version: string;
   running: boolean;
+  /** People the door knows: the cloud directory plus local users. */
   users: number;
+  local_users: number;
+  /** Cloud users with local adjustments (blocks, added cards, …). */
+  local_adjustments: number;
   generation: number;
   outbox_depth: number;
   /** Unix seconds of the oldest record waiting in the outbox; null when empty. */
@@ -165,7 +169,9 @@ export function localApi(store: Store, config: Config, version: string, running:
         gateway_id: config.gateway_id,
         version,
         running: running !== null,
-        users: await store.userCount(),
+        users: (await store.userCount()) + store.localCount.users,
+        local_users: store.localCount.users,
+        local_adjustments: store.localCount.adjustments,
         generation: store.generationNumber,
         outbox_depth: await store.outboxDepth(),
         outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,

@@ -67,7 +67,8 @@ export const REQUESTS: Record<string, RequestDef> = {
     call: (api, p, by) => {
       if (!Array.isArray(p.records)) throw new UsageError('records must be a list');
       if (p.layer !== undefined && p.layer !== 'local' && p.layer !== 'cloud') throw new UsageError('layer must be local or cloud');
-      return api.usersImport({ records: p.records, ...opt('layer', p.layer), by });
+      const layer = p.layer;
+      return api.usersImport({ records: p.records as unknown[], ...(layer ? { layer } : {}), by });
     },
   },
   'users/export': { role: 'admin', call: (api) => api.usersExport({}) },

@@ -50,8 +50,8 @@ describe('read-only commands', () => {
     });
     return s.then(() => {
       const r = spawnSync('sh', ['-c', `'${process.execPath}' '${CLI}' users list -c '${w.config}' | head -1`], { encoding: 'utf8' });
-      expect(r.stdout).toBe('USERID\tTYPE\tNAME\tOPENVID\tKEY\tRULES\tINVALID\n');
-      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('LAYER\tUSERID\tTYPE\tNAME\tCARDS\tOPENVID\tKEY\tRULES\t\n');
+      expect(r.stderr).toBe('more: --after u1898\n'); // the paging hint, and no EPIPE trace
     });
   });
 });
@@ -90,8 +90,11 @@ describe('held records', () => {
     await s.outboxHold(await s.outboxPeek(), 'no WeCom code for card passes');
     await s.close();
     expect(doorgw(['outbox', 'requeue', '999', '-c', w.config])).toMatchObject({ code: 2, stderr: 'doorgw: no held record #999 (doorgw outbox lists them)\n' });
-    expect(doorgw(['outbox', 'discard', '-c', w.config])).toMatchObject({ code: 2, stderr: 'doorgw: name the held records to discard, or --all\n' });
-    expect(doorgw(['outbox', 'discard', String(seq), '-c', w.config])).toMatchObject({ code: 0, stdout: 'discarded 1 held record\n' });
+    expect(doorgw(['outbox', 'discard', '--reason', 'card pass', '-c', w.config])).toMatchObject({ code: 2, stderr: 'doorgw: name the held records to discard, or --all\n' });
+    expect(doorgw(['outbox', 'discard', String(seq), '-c', w.config]).code).toBe(2); // no reason
+    expect(doorgw(['outbox', 'discard', String(seq), '--reason', 'WeCom has no code for card passes', '-c', w.config])).toMatchObject({ code: 0, stdout: 'discarded 1 held record\n' });
+    const actions = JSON.parse(doorgw(['journal', '--door-events', '--type', 'operator_action', '--json', '-c', w.config]).stdout) as { detail: string }[];
+    expect(actions.map((a) => a.detail)).toEqual([expect.stringMatching(/^cli:.+: outbox discard #\d+ \(1\): WeCom has no code for card passes$/)]);
     expect(doorgw(['outbox', '-c', w.config]).stdout).toBe('queued: 0\nheld: 0\n');
   });
 });

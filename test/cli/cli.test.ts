@@ -80,10 +80,13 @@ describe('doorgw users and check against the store', () => {
     const ws = workspace();
     const page = doorgw(['users', 'import', join(ROOT, 'test/fixtures/wecom-get_userinfo_by_page.response.json'), '-c', ws.config]);
     expect(page.code).toBe(0);
-    expect(page.stdout).toMatch(/imported 3 users, rejected 0/);
-    const byIds = doorgw(['users', 'import', join(ROOT, 'test/fixtures/wecom-get_userinfo_by_ids.response.json'), '-c', ws.config, '--json']);
-    const report = JSON.parse(byIds.stdout) as { imported: number; warnings: string[] };
-    expect(report.imported).toBe(3);
+    expect(page.stdout).toMatch(/imported 3 entries into the local layer \(kept across cloud syncs\), rejected 0/);
+    // The same people as cloud records (templates kept), replacing nothing of the local layer.
+    const byIds = doorgw(['users', 'import', join(ROOT, 'test/fixtures/wecom-get_userinfo_by_ids.response.json'), '--layer', 'cloud', '-c', ws.config, '--json']);
+    const report = JSON.parse(byIds.stdout) as { imported: number; warnings: string[]; layer: string };
+    expect([report.imported, report.layer]).toEqual([3, 'cloud']);
+    expect(report.warnings.some((w) => w.includes('the next full sync from the cloud replaces it'))).toBe(true);
+    doorgw(['users', 'remove', 'x1', '-c', ws.config]);
     expect(report.warnings.filter((w: string) => w.includes("rule 1 invalid"))).toHaveLength(3);
 
     const show = JSON.parse(doorgw(['users', 'show', 'x1', '-c', ws.config, '--json']).stdout) as { record: { invalid_rules: { rule: string }[] }; templates: { kind: string; id: string }[] };

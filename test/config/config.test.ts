@@ -95,7 +95,7 @@ describe('configuration', () => {
       "doors[0].policy.extended_unlock.groups[0]: no group 'wheel' (groups: security)",
     ]);
     const fixed = yaml.replace(", '2026-02-30'", '').replace('[cn, us]', '[cn]').replace('[security, staff]', '[security]').replace('[wheel]', '[security]');
-    expect(loadConfig(file(fixed), {}).config.doors[0]!.policy).toEqual({ holidays: ['cn'], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: ['security'], extended_unlock: { groups: ['security'], pulse_ms: 9000 } });
+    expect(loadConfig(file(fixed), {}).config.doors[0]!.policy).toEqual({ holidays: ['cn'], closed_on_holidays: false, card_and_pin: false, holiday_exempt_groups: [], lockdown_override_groups: ['security'], extended_unlock: { groups: ['security'], pulse_ms: 9000 } });
   });
 
   it('names an unknown DOORGW_ variable', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { healthProblems, type Status } from '../../src/control/api.js';
 
 const NOW = 1_800_000_000_000;
-const base: Status = { gateway_id: 'g', version: '1', running: true, users: 1, generation: 1, outbox_depth: 0, outbox_oldest: null, held: 0, doors: [], uptime_s: 10, cloud: null, storage: null };
+const base: Status = { gateway_id: 'g', version: '1', running: true, users: 1, local_users: 0, local_adjustments: 0, generation: 1, outbox_depth: 0, outbox_oldest: null, held: 0, doors: [], uptime_s: 10, cloud: null, storage: null };
 const cloud = (p: Partial<NonNullable<Status['cloud']>>): Status['cloud'] => ({ provider: 'wecom', link: 'online', since: NOW - 1000, directory_version: 1, last_full_sync: NOW - 5000, clock_skew_s: 0, sync_progress: null, last_error: null, credentials_problem: null, ...p });
 const limits = { maxLinkDownS: 600, maxOutboxAgeS: 900, maxSkewS: 30 };
 
