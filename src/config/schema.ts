@@ -38,7 +38,7 @@ const input = z.strictObject({
  * Accounts of the shipped broker ACL (a reader logs in under its id and would get their rights),
  * and the names the gateway's own sources use in the journal.
  */
-export const RESERVED_READER_IDS = ['doorgw', 'operator', 'homeassistant', 'exit_button', 'fingerprint', 'mqtt', 'wecom', 'feishu'] as const;
+export const RESERVED_READER_IDS = ['doorgw', 'operator', 'admin', 'homeassistant', 'exit_button', 'fingerprint', 'mqtt', 'wecom', 'feishu'] as const;
 
 /** What a reader may present. A reader cannot vouch for more than it can sense. */
 export const CREDENTIAL_KINDS = ['card', 'qr', 'userid', 'face', 'fingerprint'] as const;

@@ -147,10 +147,12 @@ export class MqttBridge {
         gateway_id: st.gateway_id,
         version: st.version,
         users: st.users,
+        local_users: st.local_users,
+        started: new Date(this.ctx.started).toISOString(),
         outbox_depth: st.outbox_depth,
         held: st.held,
         uptime_s: Math.round((Date.now() - this.ctx.started) / 1000),
-        cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error } : null,
+        cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error, last_full_sync: c.last_full_sync === null ? null : new Date(c.last_full_sync).toISOString() } : null,
         storage: st.storage ? { writable: st.storage.writable, free_bytes: st.storage.free_bytes, held_in_memory: st.storage.held_in_memory } : null,
       };
       this.link.publishRetained(this.topics.state(), JSON.stringify(p));
@@ -162,7 +164,7 @@ export class MqttBridge {
   /** Publish discovery configs; clear those published before that no longer exist. */
   private async publishDiscovery(): Promise<void> {
     const { config, version, store } = this.ctx;
-    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors });
+    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none' });
     const before = (await store.getMeta<string[]>('mqtt.discovery_topics')) ?? [];
     for (const stale of before.filter((t) => !configs.has(t))) {
       this.log.info({ topic: stale }, 'removing a stale Home Assistant entity');

@@ -16,7 +16,7 @@ export const ACL = new URL('../../deploy/mosquitto/doorgw.acl', import.meta.url)
 /** The shipped listener configuration: the tests run the broker as deployed. */
 export const CONF = new URL('../../deploy/mosquitto/doorgw.conf', import.meta.url).pathname;
 
-export const USERS = { doorgw: 'gw-pass', operator: 'op-pass', homeassistant: 'ha-pass', 'lobby-reader': 'rd-pass', 'other-reader': 'rd2-pass' } as const;
+export const USERS = { doorgw: 'gw-pass', operator: 'op-pass', admin: 'ad-pass', homeassistant: 'ha-pass', 'lobby-reader': 'rd-pass', 'other-reader': 'rd2-pass' } as const;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -16,6 +16,8 @@ export interface DiscoveryInput {
   gatewayId: string;
   version: string;
   doors: { id: string; name?: string | undefined }[];
+  /** A cloud provider is configured: without one there is no cloud link or sync to show. */
+  cloud: boolean;
 }
 
 /** Discovery topic → config payload. */
@@ -77,14 +79,26 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
       icon: 'mdi:door-closed-lock',
     });
   }
-  add('binary_sensor', 'cloud_link', {
-    name: 'Cloud link',
-    device_class: 'connectivity',
-    entity_category: 'diagnostic',
-    state_topic: o.topics.state(),
-    value_template: "{{ 'ON' if value_json.cloud and value_json.cloud.link == 'online' else 'OFF' }}",
-    payload_on: 'ON',
-    payload_off: 'OFF',
-  });
+  // Diagnostics of the gateway, from its retained state.
+  const diag = (object: string, name: string, template: string, extra: Record<string, unknown> = {}): void =>
+    add('sensor', object, { name, state_topic: o.topics.state(), value_template: template, entity_category: 'diagnostic', ...extra });
+  diag('outbox_depth', 'Outbox depth', '{{ value_json.outbox_depth }}', { state_class: 'measurement', icon: 'mdi:tray-full' });
+  diag('held_records', 'Held pass records', '{{ value_json.held }}', { state_class: 'measurement', icon: 'mdi:tray-alert' });
+  diag('directory_size', 'Directory size', '{{ value_json.users }}', { state_class: 'measurement', unit_of_measurement: 'people', icon: 'mdi:account-group' });
+  diag('started', 'Started', '{{ value_json.started }}', { device_class: 'timestamp' });
+  if (o.cloud) {
+    add('binary_sensor', 'cloud_link', {
+      name: 'Cloud link',
+      device_class: 'connectivity',
+      entity_category: 'diagnostic',
+      state_topic: o.topics.state(),
+      value_template: "{{ 'ON' if value_json.cloud and value_json.cloud.link == 'online' else 'OFF' }}",
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+    // A timestamp: Home Assistant shows its age ("12 minutes ago").
+    diag('last_sync', 'Last full sync', "{{ value_json.cloud.last_full_sync if value_json.cloud and value_json.cloud.last_full_sync else None }}", { device_class: 'timestamp' });
+    add('button', 'sync', { name: 'Sync directory', command_topic: o.topics.request('sync'), payload_press: '{}', entity_category: 'config', icon: 'mdi:cloud-sync', retain: false });
+  }
   return out;
 }

@@ -47,7 +47,10 @@ export interface GatewayStatePayload {
   outbox_depth: number;
   held: number;
   uptime_s: number;
-  cloud: { provider: string; link: 'unprovisioned' | 'connecting' | 'online' | 'offline'; directory_version: number | null; clock_skew_s: number | null; last_error: string | null } | null;
+  local_users: number;
+  /** When the gateway started (ISO-8601): Home Assistant shows the uptime from it. */
+  started: string;
+  cloud: { provider: string; link: 'unprovisioned' | 'connecting' | 'online' | 'offline'; directory_version: number | null; clock_skew_s: number | null; last_error: string | null; last_full_sync: string | null } | null;
   /** The data directory's disk: writable, free space (null: not known yet). */
   storage?: { writable: boolean; free_bytes: number | null; held_in_memory: number } | null;
 }
