@@ -54,6 +54,7 @@ export function addJournalCommands(program: Command, d: CliDeps): void {
       const format = o.json ? 'json' : o.format;
       const exporting = format === 'csv' || format === 'jsonl';
       const limit = o.limit !== undefined ? intArg('--limit', o.limit) : exporting ? Infinity : 20;
+      if (limit < 1) throw new UsageError('--limit must be at least 1');
       const q: JournalQuery = { kind: o.doorEvents ? 'door_events' : 'decisions', order: exporting ? 'asc' : 'desc' };
       if (o.from !== undefined) q.from = o.from;
       if (o.to !== undefined) q.to = o.to;
@@ -75,34 +76,36 @@ export function addJournalCommands(program: Command, d: CliDeps): void {
       };
       const events = q.kind === 'door_events';
       if (format === 'csv') await write(csvRow(events ? EVENT_COLUMNS : DECISION_COLUMNS));
-      const all: JournalRow[] = [];
+      const line = (e: JournalRow): string => {
+        const t = localStamp(e.at, zone(e.door));
+        if (format === 'jsonl' || format === 'json') return JSON.stringify({ ...e, time_local: t });
+        if (format === 'csv') return e.kind === 'decision' ? csvRow([t, e.at, e.seq, e.door, e.decision, e.reason, e.method, e.userid, e.user_type, e.reader, e.direction, e.detail, e.latency_us]) : csvRow([t, e.at, e.seq, e.door, e.type, e.reader, e.detail]);
+        if (e.kind === 'door_event') return `${t}  ${e.door}  ${e.type}${e.reader ? `  reader ${e.reader}` : ''}${e.detail ? `  ${e.detail}` : ''}\n`;
+        return `${t}  ${e.door}  ${e.decision.padEnd(5)} ${e.reason.padEnd(22)} ${e.method.padEnd(6)} ${e.userid ?? '-'}${e.detail ? `  ${e.detail}` : ''}\n`;
+      };
       let n = 0;
-      // Page by page through the gateway (or the store): a year of a busy door never sits in memory.
+      // Page by page through the gateway (or the store), written as it comes: a year of a busy door
+      // never sits in memory, whatever the format.
+      if (format === 'json') await write('[');
       await d.withApi(o.config, async (api) => {
         let after: string | undefined;
         for (;;) {
           const page = await api.journalQuery({ ...q, limit: Math.min(1000, limit - n), ...(after !== undefined ? { after } : {}) });
           for (const e of page.entries) {
+            if (format === 'json') await write(`${n ? ',' : ''}\n  ${line(e)}`);
+            else if (format === 'jsonl') await write(`${line(e)}\n`);
+            else await write(line(e));
             n++;
-            if (format === 'table' || format === 'json') all.push(e);
-            else if (format === 'jsonl') await write(`${JSON.stringify({ ...e, time_local: localStamp(e.at, zone(e.door)) })}\n`);
-            else if (e.kind === 'decision') await write(csvRow([localStamp(e.at, zone(e.door)), e.at, e.seq, e.door, e.decision, e.reason, e.method, e.userid, e.user_type, e.reader, e.direction, e.detail, e.latency_us]));
-            else await write(csvRow([localStamp(e.at, zone(e.door)), e.at, e.seq, e.door, e.type, e.reader, e.detail]));
           }
           if (page.next === null || n >= limit) break;
           after = page.next;
         }
       });
+      if (format === 'json') await write(n ? '\n]\n' : ']\n');
       if (file) {
         file.end();
         await once(file, 'finish');
         process.stderr.write(`${n} ${events ? 'door event' : 'decision'}${n === 1 ? '' : 's'} written to ${o.out}\n`);
-      }
-      if (format === 'json') return d.json(all);
-      if (format !== 'table') return;
-      for (const e of all) {
-        if (e.kind === 'door_event') d.out(`${localStamp(e.at, zone(e.door))}  ${e.door}  ${e.type}${e.reader ? `  reader ${e.reader}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
-        else d.out(`${localStamp(e.at, zone(e.door))}  ${e.door}  ${e.decision.padEnd(5)} ${e.reason.padEnd(22)} ${e.method.padEnd(6)} ${e.userid ?? '-'}${e.detail ? `  ${e.detail}` : ''}`);
       }
     });
 
