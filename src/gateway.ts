@@ -272,14 +272,29 @@ export class Gateway {
     this.pipeline.holdPassageDoors();
   }
 
-  /** Forget accepted QR codes once their validity has ended, in memory and on disk. */
+  /**
+   * Forget accepted QR codes once their validity has ended, in memory and on disk (every run);
+   * drop journal entries and door events past `journal.max_age_days` (at start, then hourly).
+   */
   private pruneReplayEvery(ms: number, replay: ReplayGuard, now: () => number): void {
-    this.replayTimer = setInterval(() => {
+    let runs = 0;
+    const perHour = Math.max(1, Math.round(3_600_000 / ms));
+    const tick = (): void => {
       const nowS = Math.floor(now() / 1000);
       replay.prune(nowS);
-      if (this.store.writable) this.store.pruneReplay(nowS).catch((e: unknown) => this.log.warn({ err: e }, 'replay memory not pruned on disk'));
-    }, ms);
+      if (!this.store.writable) return;
+      this.store.pruneReplay(nowS).catch((e: unknown) => this.log.warn({ err: e }, 'replay memory not pruned on disk'));
+      const days = this.config.journal.max_age_days;
+      if (days !== null && runs++ % perHour === 0) {
+        this.store
+          .pruneByAge(now() - days * 86_400_000)
+          .then((n) => n && this.log.info({ deleted: n, max_age_days: days }, 'journal entries past their retention deleted'))
+          .catch((e: unknown) => this.log.warn({ err: e }, 'journal not pruned by age'));
+      }
+    };
+    this.replayTimer = setInterval(tick, ms);
     this.replayTimer.unref();
+    tick();
   }
 
   /** Disk-full protection: reserve, free space, recovery; storage alarms on every door. */

@@ -263,6 +263,8 @@ export const configSchema = z
     journal: z
       .strictObject({
         max_entries: z.number().int().min(1000).max(10_000_000).default(100_000),
+        /** Decisions and door events older than this many days are deleted (null: by count only). */
+        max_age_days: z.number().int().min(1).max(3650).nullable().default(400),
         /**
          * batched: the relay moves first, the record is on disk one group commit later (a few ms;
          * a kill -9 inside that window loses it). strict: a grant's record (and its replay memory)
@@ -272,7 +274,7 @@ export const configSchema = z
         /** Records kept in memory while the disk cannot be written; beyond this the oldest go (loudly). */
         memory_max_entries: z.number().int().min(100).max(1_000_000).default(50_000),
       })
-      .default({ max_entries: 100_000, durability: 'batched', memory_max_entries: 50_000 }),
+      .default({ max_entries: 100_000, max_age_days: 400, durability: 'batched', memory_max_entries: 50_000 }),
     /** Disk-full protection for the data directory. */
     storage: z
       .strictObject({

@@ -176,4 +176,14 @@ describe('store: journal, outbox, replay', () => {
     expect(await r.loadReplay(0)).toEqual([['sigB', 1500]]);
     await r.close();
   });
+
+  it('deletes decisions and door events past their age, and nothing younger', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    await s.append([1000, 2000, 3000, 4000].map((at) => ({ decision: { ...decision(at), at } })));
+    for (const at of [1500, 3500]) await s.appendDoorEvent({ type: 'forced_open', door: 'front', at });
+    expect(await s.pruneByAge(3000)).toBe(3); // 1000, 2000 and the door event at 1500
+    expect((await s.recentJournal(10)).map((e) => e.at)).toEqual([4000, 3000]);
+    expect((await s.recentDoorEvents(10)).map((e) => e.at)).toEqual([3500]);
+    await s.close();
+  });
 });

@@ -74,6 +74,8 @@ export class WecomEmulator {
   visitorVersion = 1;
   readonly history: Change[] = [];
   readonly checkins: Checkin[] = [];
+  /** Every checkin record as received, resends included (what the de-duplication hides). */
+  readonly received: Checkin[] = [];
   private readonly checkinKeys = new Set<string>();
   /** Userids whose checkin records the cloud refuses (returned in fail_list). */
   readonly failUserids = new Set<string>();
@@ -371,6 +373,7 @@ export class WecomEmulator {
         if (!Array.isArray(data) || data.length > 200) return err(600099, 'checkin_data must be an array of at most 200');
         const fail_list: { userid: string; user_type: number; timestamp: number }[] = [];
         for (const r of data) {
+          this.received.push({ userid: r.userid, user_type: r.user_type, timestamp: r.timestamp, pass_type: r.pass_type, pass_method: r.pass_method });
           if (this.failUserids.has(r.userid)) {
             fail_list.push({ userid: r.userid, user_type: r.user_type, timestamp: r.timestamp });
             continue;
