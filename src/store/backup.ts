@@ -14,7 +14,7 @@
  * written for a bad file), then to write; a marker file makes an interrupted restore refuse to start.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
@@ -44,8 +44,10 @@ export async function writeBackup(store: Store, dataDir: string, file: string, m
   const partial = `${file}.partial`;
   const hash = createHash('sha256');
   const gzip = createGzip();
-  const out = createWriteStream(partial, { mode: 0o600 });
+  // Opened here, so a path the gateway cannot write fails at once with the system's reason.
+  const out = createWriteStream(partial, { fd: openSync(partial, 'w', 0o600) });
   const done = pipeline(gzip, out);
+  done.catch(() => undefined); // awaited below; a failure surfaces there
   const write = async (obj: unknown): Promise<void> => {
     const line = `${JSON.stringify(obj)}\n`;
     hash.update(line);
