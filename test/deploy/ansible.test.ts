@@ -30,7 +30,7 @@ describe('Ansible role', () => {
   it('passes ansible-lint (production profile) and the syntax check', () => {
     const lint = run('ansible-lint', ['--offline', '--nocolor']);
     expect(lint.status, lint.stdout + lint.stderr).toBe(0);
-    for (const [pb, inv] of [['site.yml', 'inventory.example.yml'], ['test/local.yml', 'localhost,']] as const) {
+    for (const [pb, inv] of [['site.yml', 'inventory.example.yml'], ['fetch-backups.yml', 'inventory.example.yml'], ['test/local.yml', 'localhost,']] as const) {
       const r = run('ansible-playbook', ['--syntax-check', '-i', inv, pb]);
       expect(r.status, r.stderr).toBe(0);
     }
@@ -73,6 +73,19 @@ describe('Ansible role', () => {
     const sec = run('systemd-analyze', ['security', '--offline=true', unit]);
     const exposure = /Overall exposure level for doorgw\.service: ([\d.]+)/.exec(sec.stdout);
     expect(Number(exposure?.[1])).toBeLessThan(3);
+  });
+
+  it('schedules backups with a timer and a service systemd accepts, keeping the newest files', () => {
+    for (const unit of ['doorgw-backup.service', 'doorgw-backup.timer']) {
+      const verify = run('systemd-analyze', ['verify', at(`etc/systemd/system/${unit}`)]);
+      expect(verify.status, verify.stderr).toBe(0);
+    }
+    expect(readFileSync(at('etc/systemd/system/doorgw-backup.timer'), 'utf8')).toMatch(/OnCalendar=\*-\*-\* 03:17:00/);
+    const script = at('usr/local/lib/doorgw/backup.sh');
+    expect(statSync(script).mode & 0o111).not.toBe(0);
+    expect(spawnSync('sh', ['-n', script]).status).toBe(0);
+    expect(readFileSync(script, 'utf8')).toMatch(/file="\$dir\/door-test-1-.*doorgw backup "\$file".*tail -n \+8/s);
+    expect(statSync(at('var/lib/doorgw/backups')).mode & 0o777).toBe(0o700);
   });
 
   it('renders well-formed udev rules and a Mosquitto configuration Mosquitto accepts', async () => {
