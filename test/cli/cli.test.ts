@@ -210,10 +210,58 @@ describe('while the gateway runs', () => {
     const journal = JSON.parse(doorgw(['journal', '-c', ws.config, '--json']).stdout);
     expect(journal[0]).toMatchObject({ userid: 'emp', decision: 'grant' });
 
+    // A backup while it runs (written by the gateway), and no restore under its feet.
+    const backup = join(tmpDir(), 'running.doorgw-backup');
+    expect(doorgw(['backup', backup, '-c', ws.config])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^backup written: .*running\.doorgw-backup/) });
+    expect(doorgw(['restore', backup, '--force', '-c', ws.config])).toMatchObject({ code: 2, stderr: 'doorgw: the gateway is running on this data directory: stop it first (systemctl stop doorgw)\n' });
+    expect(doorgw(['restore', backup, '--check', '-c', ws.config])).toMatchObject({ code: 0, stdout: expect.stringContaining('checksum good') });
+
     const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     child = null;
     expect(doorgw(['status', '-c', ws.config, '--json']).code).toBe(1); // not running; read from the store
   }, 90_000);
+});
+
+describe('doorgw users, journal and restore: the local layer by hand', () => {
+  it('adds, blocks, shows, exports and imports people; queries the journal; restores a backup onto a fresh directory', () => {
+    const ws = workspace();
+    const r = spawnSync(process.execPath, [...CLI, 'users', 'add', 'cleaner', '--name', 'Li', '--card', '900', '--card', '901', '--until', '2030-01-01', '--pin-stdin', '-c', ws.config], { input: '2468\n', encoding: 'utf8' });
+    expect([r.status, r.stdout]).toEqual([0, 'added local user cleaner\n']);
+    expect(doorgw(['users', 'add', 'cleaner', '-c', ws.config])).toMatchObject({ code: 2, stderr: "doorgw: local user 'cleaner' exists (change it with users set)\n" });
+    expect(doorgw(['users', 'add', 'x', '--until', '2030-02-30', '-c', ws.config])).toMatchObject({ code: 2, stderr: expect.stringContaining("--until '2030-02-30'") });
+    expect(doorgw(['users', 'block', '--card', '901', '--reason', 'lost', '-c', ws.config])).toMatchObject({ code: 0, stdout: 'blocked card 901 of cleaner until unblocked\n' });
+    expect(doorgw(['users', 'block', '--card', '555', '-c', ws.config])).toMatchObject({ code: 1, stderr: 'doorgw: card 555 belongs to nobody in the directory\n' });
+    const show = doorgw(['users', 'show', 'cleaner', '-c', ws.config]).stdout;
+    expect(show).toMatch(/^decided by local user$/m);
+    expect(show).toMatch(/^card 901 BLOCKED until lifted \(lost\)$/m);
+    expect(show).toMatch(/^valid      - → 2030-01-01 00:00:00 \+08:00$/m);
+    expect(show).toMatch(/^pin        set$/m);
+    expect(doorgw(['check', '--card', '900', '-c', ws.config]).stdout).toBe('GRANT default_allow user cleaner\n');
+    expect(doorgw(['check', '--card', '901', '-c', ws.config]).stdout).toBe('DENY blocked user cleaner (card blocked until lifted (lost))\n');
+
+    // CSV out and back in (a fresh directory), the block included, the PIN not.
+    const csv = join(tmpDir(), 'local.csv');
+    expect(doorgw(['users', 'export', '--format', 'csv', '--out', csv, '-c', ws.config]).code).toBe(0);
+    const other = workspace();
+    const imp = doorgw(['users', 'import', csv, '-c', other.config]);
+    expect(imp).toMatchObject({ code: 0, stdout: 'imported 1 entry into the local layer (kept across cloud syncs), rejected 0\n' });
+    expect(doorgw(['check', '--card', '901', '-c', other.config]).stdout).toMatch(/^DENY blocked/);
+    expect(doorgw(['users', 'show', 'cleaner', '-c', other.config]).stdout).toMatch(/^pin        none$/m);
+
+    // The journal: decisions made by hand through `check` are dry runs, so door events it is.
+    const events = doorgw(['journal', '--door-events', '--type', 'operator_action', '--format', 'jsonl', '-c', ws.config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { detail: string; time_local: string });
+    expect(events.map((e) => e.detail)).toEqual([expect.stringMatching(/: users add cleaner$/), expect.stringMatching(/: users block card 901 of cleaner \(lost\)$/)]);
+    expect(events[0]!.time_local).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+08:00$/);
+    expect(doorgw(['journal', '--between', '25:00-26:00', '-c', ws.config])).toMatchObject({ code: 2, stderr: expect.stringContaining("time_of_day '25:00-26:00'") });
+
+    // Backup with the gateway stopped, restore onto a fresh directory; a second restore needs --force.
+    const file = join(tmpDir(), 'door.doorgw-backup');
+    expect(doorgw(['backup', file, '-c', ws.config]).code).toBe(0);
+    const fresh = workspace();
+    expect(doorgw(['restore', file, '-c', fresh.config])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^restored \d+ entries of /) });
+    expect(doorgw(['check', '--card', '900', '-c', fresh.config]).stdout).toBe('GRANT default_allow user cleaner\n');
+    expect(doorgw(['restore', file, '-c', fresh.config])).toMatchObject({ code: 2, stderr: expect.stringContaining('give --force to replace it') });
+  }, 60_000);
 });
