@@ -108,7 +108,7 @@ describe('configuration', () => {
   it('refuses readers named like the broker accounts or the gateway\'s own sources', () => {
     for (const name of ['doorgw', 'operator', 'homeassistant', 'Operator', 'exit_button', 'fingerprint']) {
       expect(problems(`doors:\n  - id: front\n    readers: [{ id: ${name}, type: mqtt }]\n`)).toEqual([
-        'doors[0].readers[0].id: must not be one of the broker accounts or the gateway\'s own source names (doorgw, operator, homeassistant, exit_button, fingerprint, mqtt, wecom, feishu): a reader logs in under its id',
+        'doors[0].readers[0].id: must not be one of the broker accounts or the gateway\'s own source names (doorgw, operator, admin, homeassistant, exit_button, fingerprint, mqtt, wecom, feishu): a reader logs in under its id',
       ]);
     }
   });

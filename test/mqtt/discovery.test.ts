@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
+import { discoveryConfigs } from '../../src/io/mqtt/discovery.js';
+import { Topics } from '../../src/io/mqtt/topics.js';
 import { cleanup } from '../helpers/mqtt-gateway.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -22,6 +24,7 @@ const SCHEMA: Record<string, { required: string[]; allowed: string[] }> = {
   binary_sensor: { required: ['state_topic'], allowed: ['device_class', 'expire_after', 'force_update', 'off_delay', 'payload_on', 'payload_off', 'value_template'] },
   event: { required: ['state_topic', 'event_types'], allowed: ['device_class', 'value_template'] },
   select: { required: ['command_topic', 'options'], allowed: ['command_template', 'optimistic', 'retain', 'state_topic', 'value_template'] },
+  button: { required: ['command_topic'], allowed: ['command_template', 'device_class', 'payload_press', 'retain'] },
   sensor: { required: ['state_topic'], allowed: ['device_class', 'state_class', 'unit_of_measurement', 'value_template', 'expire_after', 'force_update', 'last_reset_value_template', 'suggested_display_precision', 'options'] },
 };
 const BINARY_SENSOR_CLASSES = ['door', 'connectivity', 'lock', 'opening', 'problem', 'safety', 'tamper'];
@@ -71,11 +74,11 @@ describe('Home Assistant discovery', () => {
     const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha/+/config']);
     t.closers.push(() => ha.c.endAsync());
     t.gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front', 'back']), log, controlSocket: false });
-    await until(() => ha.got.length === 11, 'eleven discovery configs');
+    await until(() => ha.got.length === 14, 'fourteen discovery configs');
     const configs = new Map(ha.got.map((m) => [m.topic, JSON.parse(m.payload) as Record<string, unknown>]));
+    // No cloud configured: no cloud link, last sync or sync button.
     expect([...configs.keys()].sort()).toEqual([
       'homeassistant/binary_sensor/gw-ha/back_contact/config',
-      'homeassistant/binary_sensor/gw-ha/cloud_link/config',
       'homeassistant/binary_sensor/gw-ha/front_contact/config',
       'homeassistant/event/gw-ha/back_access/config',
       'homeassistant/event/gw-ha/front_access/config',
@@ -84,13 +87,21 @@ describe('Home Assistant discovery', () => {
       'homeassistant/select/gw-ha/back_mode/config',
       'homeassistant/select/gw-ha/front_mode/config',
       'homeassistant/sensor/gw-ha/back_last_access/config',
+      'homeassistant/sensor/gw-ha/directory_size/config',
       'homeassistant/sensor/gw-ha/front_last_access/config',
+      'homeassistant/sensor/gw-ha/held_records/config',
+      'homeassistant/sensor/gw-ha/outbox_depth/config',
+      'homeassistant/sensor/gw-ha/started/config',
     ]);
     for (const [topic, cfg] of configs) expect(validate(topic, cfg)).toEqual([]);
+    // With a cloud: the link, the age of the last sync and a sync button, to the same schema.
+    const withCloud = discoveryConfigs({ prefix: 'homeassistant', topics: new Topics('doorgw', 'gw-ha'), gatewayId: 'gw-ha', version: '1', doors: [{ id: 'front' }], cloud: true });
+    for (const [topic, cfg] of withCloud) expect(validate(topic, cfg)).toEqual([]);
+    expect([...withCloud.keys()].filter((k) => /cloud_link|last_sync|button/.test(k))).toHaveLength(3);
     const lock = configs.get('homeassistant/lock/gw-ha/front_lock/config')!;
     expect(lock).toMatchObject({ unique_id: 'doorgw_gw-ha_front_lock', command_topic: 'doorgw/gw-ha/door/front/set', state_topic: 'doorgw/gw-ha/door/front/state', payload_open: 'OPEN', retain: false, availability: [{ topic: 'doorgw/gw-ha/availability' }] });
     expect(new Set([...configs.values()].map((c) => JSON.stringify(c.device))).size).toBe(1);
-    expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(11);
+    expect(new Set([...configs.values()].map((c) => c.unique_id)).size).toBe(14);
     expect(configs.get('homeassistant/event/gw-ha/front_access/config')!.event_types).toEqual(expect.arrayContaining(['granted', 'denied', 'forced_open', 'held_open']));
 
     // The last-access sensor shares the event topic with contact and alarm events (no decision):
@@ -130,9 +141,9 @@ describe('Home Assistant discovery', () => {
     const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha3/+/config']);
     t.closers.push(() => ha.c.endAsync());
     t.gw = await Gateway.start({ config: config(dataDir, ['front', 'back'], 'gw-ha3'), log, controlSocket: false });
-    await until(() => ha.got.length === 11, 'first publication');
+    await until(() => ha.got.length === 14, 'first publication');
     await ha.c.publishAsync('homeassistant/status', 'online', { qos: 1 });
-    await until(() => ha.got.length === 22, 're-publication');
+    await until(() => ha.got.length === 28, 're-publication');
     await t.gw.stop();
     t.gw = null;
     ha.got.length = 0;

@@ -150,13 +150,17 @@ describe('state, availability and requests', () => {
     expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/door/lobby/state')!.payload)).toEqual({ door: 'lobby', lock: 'locked', contact: 'unknown', mode: 'normal', alarm: null });
     await op.c.publishAsync('doorgw/gw1/request/users/show', JSON.stringify({ userid: 'alice', transaction: 't-1' }), { qos: 1 });
     await op.c.publishAsync('doorgw/gw1/request/journal', JSON.stringify({ transaction: 7 }), { qos: 1 });
-    await op.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1 });
+    // An unknown request: only the admin account may publish outside the operator's requests.
+    const admin = await client(broker, 'admin');
+    t.closers.push(() => admin.c.endAsync());
+    await admin.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1 });
+    await expect(op.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1 })).rejects.toThrow(/Not authorized/);
     await op.c.publishAsync('doorgw/gw1/request/status', '{not json', { qos: 1 });
     await until(() => op.got.filter((m) => m.topic.includes('/response/')).length === 4, 'responses');
     const resp = (name: string) => json(op.got.find((m) => m.topic === `doorgw/gw1/response/${name}`)!.payload);
     expect(resp('users/show')).toMatchObject({ status: 'ok', transaction: 't-1', data: { record: { userid: 'alice', cards: ['1001'] } } });
     expect(resp('journal')).toMatchObject({ status: 'ok', transaction: 7, data: [] });
-    expect(resp('frobnicate')).toMatchObject({ status: 'error', error: expect.stringContaining('unknown request') });
+    expect(resp('frobnicate')).toMatchObject({ status: 'error', code: 'not_found', error: expect.stringContaining('unknown request') });
     expect(resp('status')).toMatchObject({ status: 'error', error: 'request payload is not a JSON object' });
     void g;
   });
