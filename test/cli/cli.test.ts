@@ -236,8 +236,8 @@ describe('doorgw users, journal and restore: the local layer by hand', () => {
     const show = doorgw(['users', 'show', 'cleaner', '-c', ws.config]).stdout;
     expect(show).toMatch(/^decided by local user$/m);
     expect(show).toMatch(/^card 901 BLOCKED until lifted \(lost\)$/m);
-    expect(show).toMatch(/^valid      - → 2030-01-01 00:00:00 \+08:00$/m);
-    expect(show).toMatch(/^pin        set$/m);
+    expect(show).toMatch(/^valid {6}- → 2030-01-01 00:00:00 \+08:00$/m);
+    expect(show).toMatch(/^pin {8}set$/m);
     expect(doorgw(['check', '--card', '900', '-c', ws.config]).stdout).toBe('GRANT default_allow user cleaner\n');
     expect(doorgw(['check', '--card', '901', '-c', ws.config]).stdout).toBe('DENY blocked user cleaner (card blocked until lifted (lost))\n');
 
@@ -248,7 +248,7 @@ describe('doorgw users, journal and restore: the local layer by hand', () => {
     const imp = doorgw(['users', 'import', csv, '-c', other.config]);
     expect(imp).toMatchObject({ code: 0, stdout: 'imported 1 entry into the local layer (kept across cloud syncs), rejected 0\n' });
     expect(doorgw(['check', '--card', '901', '-c', other.config]).stdout).toMatch(/^DENY blocked/);
-    expect(doorgw(['users', 'show', 'cleaner', '-c', other.config]).stdout).toMatch(/^pin        none$/m);
+    expect(doorgw(['users', 'show', 'cleaner', '-c', other.config]).stdout).toMatch(/^pin {8}none$/m);
 
     // The journal: decisions made by hand through `check` are dry runs, so door events it is.
     const events = doorgw(['journal', '--door-events', '--type', 'operator_action', '--format', 'jsonl', '-c', ws.config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { detail: string; time_local: string });
