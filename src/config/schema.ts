@@ -351,6 +351,10 @@ export const configSchema = z
     const rod = c.cloud.wecom?.remote_open_door;
     if (rod !== undefined && !seen.has(rod)) ctx.addIssue({ code: 'custom', message: `no door '${rod}'`, path: ['cloud', 'wecom', 'remote_open_door'] });
     c.doors.forEach((d, i) => {
+      d.readers.forEach((r, j) => {
+        // An MQTT reader without a broker connection would never be heard: say so, not nothing.
+        if (r.type === 'mqtt' && !c.mqtt.enabled) ctx.addIssue({ code: 'custom', message: `reader '${r.id}' is an mqtt reader, but mqtt.enabled is false`, path: ['doors', i, 'readers', j, 'type'] });
+      });
       const p = d.policy;
       p.holidays.forEach((h, j) => {
         if (!(h in c.holidays)) ctx.addIssue({ code: 'custom', message: `no holiday calendar '${h}' (holidays: ${Object.keys(c.holidays).join(', ') || 'none'})`, path: ['doors', i, 'policy', 'holidays', j] });

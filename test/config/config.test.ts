@@ -105,9 +105,13 @@ describe('configuration', () => {
     ]);
   });
 
+  it('refuses an mqtt reader when MQTT is off (it would never be heard)', () => {
+    expect(problems(`doors:\n  - id: front\n    readers: [{ id: card-1, type: mqtt }]\n`)).toEqual(["doors[0].readers[0].type: reader 'card-1' is an mqtt reader, but mqtt.enabled is false"]);
+  });
+
   it('refuses readers named like the broker accounts or the gateway\'s own sources', () => {
-    for (const name of ['doorgw', 'operator', 'homeassistant', 'Operator', 'exit_button', 'fingerprint']) {
-      expect(problems(`doors:\n  - id: front\n    readers: [{ id: ${name}, type: mqtt }]\n`)).toEqual([
+    for (const name of ['doorgw', 'operator', 'admin', 'homeassistant', 'Operator', 'exit_button', 'fingerprint']) {
+      expect(problems(`mqtt: { enabled: true }\ndoors:\n  - id: front\n    readers: [{ id: ${name}, type: mqtt }]\n`)).toEqual([
         'doors[0].readers[0].id: must not be one of the broker accounts or the gateway\'s own source names (doorgw, operator, admin, homeassistant, exit_button, fingerprint, mqtt, wecom, feishu): a reader logs in under its id',
       ]);
     }
