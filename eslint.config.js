@@ -1,6 +1,7 @@
 // Lint with type information so floating promises (an unawaited store write or relay call) fail CI.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**'] },
@@ -17,6 +18,8 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.js', '**/*.mjs'], extends: [tseslint.configs.disableTypeChecked], languageOptions: { globals: { process: 'readonly', setInterval: 'readonly' } } },
+  // The console's browser code: plain ES modules served as they are.
+  { files: ['src/web/assets/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
   {
     files: ['test/**/*.ts'],
     rules: {

@@ -6,7 +6,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
-import { config as rxjsConfig, Subject, type Observable } from 'rxjs';
+import { config as rxjsConfig, distinctUntilChanged, skip, Subject, type Observable } from 'rxjs';
 import type { CloudAdapter } from './cloud/adapter.js';
 import { CLOUD_ADAPTERS } from './cloud/registry.js';
 import { controlSocketPath } from './config/load.js';
@@ -26,6 +26,8 @@ import type { DoorStateMachine } from './pipeline/door-state.js';
 import { buildDoor, wireInterlocks, type DoorUnit } from './pipeline/door-unit.js';
 import { JournalWriter } from './pipeline/journal-writer.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
+import type { GatewayMetrics } from './web/metrics.js';
+import type { WebServer } from './web/server.js';
 import { releaseReserve, StorageGuard } from './store/storage-guard.js';
 import { Store, StoreLockedError } from './store/store.js';
 import { VERSION } from './version.js';
@@ -104,6 +106,11 @@ export class Gateway {
   cloud: CloudAdapter | null = null;
   storage: StorageGuard | null = null;
   mqtt: MqttBridge | null = null;
+  /** The web console and metrics (web.enabled). */
+  web: WebServer | null = null;
+  metrics: GatewayMetrics | null = null;
+  /** Every door event (contact, alarms, modes, reader and storage alarms), as journaled. */
+  readonly doorEvents$ = new Subject<DoorEvent>();
   readonly started = Date.now();
   private server: Server | null = null;
   private replayTimer: NodeJS.Timeout | null = null;
@@ -136,6 +143,12 @@ export class Gateway {
         forgive: (userid, area) => pipeline.forgive(userid, area),
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
         open: (door, by) => pipeline.handle(credentialEvent(door, 'operator', 'unknown', { type: 'operator', source: by })),
+        lock: (door) => pipeline.relock(door),
+        accountChanged: (name) => this.web?.accountChanged(name),
+        doorState: (door) => {
+          const st = this.doors.get(door)?.state$.value;
+          return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null };
+        },
       },
       log.child({ module: 'api' }),
     );
@@ -222,6 +235,7 @@ export class Gateway {
       gw.cloud = cloud;
       await cloud?.start();
       gw.mqtt?.start(); // never waits for the broker
+      if (config.web.enabled) await gw.startWeb();
       if (o.controlSocket !== false) gw.server = await serveControl(o.controlSocket ?? controlSocketPath(config), gw.api, log.child({ module: 'control' }));
 
       log.info({ gateway_id: config.gateway_id, version: VERSION, users: await store.userCount(), doors: config.doors.map((d) => d.id), data_dir: config.data_dir }, 'gateway ready');
@@ -237,8 +251,50 @@ export class Gateway {
     }
   }
 
+  /**
+   * The console and metrics: subscribers of decisions, door events and relay changes (after the
+   * relay has moved), and an HTTP server that serves between decisions.
+   */
+  private async startWeb(): Promise<void> {
+    const { config, pipeline } = this;
+    const [{ WebServer }, { GatewayMetrics }] = await Promise.all([import('./web/server.js'), import('./web/metrics.js')]);
+    if (config.web.metrics.enabled) {
+      this.metrics = new GatewayMetrics({
+        status: () => this.api.status(),
+        doorState: (door) => {
+          const st = this.doors.get(door)?.state$.value;
+          return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null, mode: pipeline.modeOf(door) ?? 'normal' };
+        },
+        mqttConnected: () => (this.mqtt ? this.mqtt.link.connected$.value : null),
+        doors: config.doors.map((d) => d.id),
+        started: this.started,
+      });
+    }
+    const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION });
+    const m = this.metrics;
+    pipeline.decisions$.subscribe((d) => {
+      m?.decision(d);
+      web.decision(d);
+    });
+    this.doorEvents$.subscribe((e) => {
+      m?.doorEvent(e);
+      web.doorEvent(e);
+    });
+    for (const [door, relay] of this.relays) {
+      relay.state$.pipe(distinctUntilChanged(), skip(1)).subscribe((released) => {
+        if (released) m?.relayPulse(door);
+        web.doorState(door);
+      });
+    }
+    for (const [door, sm] of this.doors) sm.state$.pipe(skip(1)).subscribe(() => web.doorState(door));
+    pipeline.modes$.subscribe(({ door }) => web.doorState(door));
+    await web.start();
+    this.web = web;
+  }
+
   /** Door events (contact, alarms, reader and storage alarms): logged and journaled. */
   private recordDoorEvent(e: DoorEvent): void {
+    this.doorEvents$.next(e);
     const fields = { door: e.door, event: e.type, reader: e.reader, detail: e.detail };
     if (ALARM_EVENTS.has(e.type)) this.doorLog.warn(fields, 'door alarm');
     else this.doorLog.info(fields, 'door event');
@@ -319,6 +375,7 @@ export class Gateway {
     if (this.replayTimer) clearInterval(this.replayTimer);
     this.storage?.stop();
     for (const u of this.units) await u.stop();
+    await this.web?.stop();
     await this.mqtt?.stop();
     await this.cloud?.stop();
     this.pipeline.stop();

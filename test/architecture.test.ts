@@ -1,13 +1,14 @@
 /**
  * The dependency direction of shared/docs/architecture.md, enforced: cli → gateway → pipeline →
- * control → cloud → io → store → (config, log) → domain. No module imports one of a higher layer.
+ * control → cloud → io → store → (config, log) → domain, with web (console, metrics) between the
+ * gateway and the pipeline. No module imports one of a higher layer.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = new URL('../src', import.meta.url).pathname;
-const LAYERS = ['domain', 'config', 'log', 'version', 'store', 'io', 'cloud', 'control', 'pipeline', 'gateway', 'cli'];
+const LAYERS = ['domain', 'config', 'log', 'version', 'store', 'io', 'cloud', 'control', 'pipeline', 'web', 'gateway', 'cli'];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

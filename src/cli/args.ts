@@ -16,22 +16,7 @@ export function validDate(y: number, m: number, d: number): boolean {
   return d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-/**
- * `2026-11-22 22:05:01 +08:00`: local time in `zone` with its offset, for tables an operator reads
- * (inputs are local dates, so outputs are too).
- */
-export function localStamp(ms: number, zone: string): string {
-  let f = formatters.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-CA', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'longOffset' });
-    formatters.set(zone, f);
-  }
-  const p = Object.fromEntries(f.formatToParts(ms).map((x) => [x.type, x.value]));
-  const offset = (p.timeZoneName ?? 'GMT').replace('GMT', '') || '+00:00';
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${offset}`;
-}
+export { localStamp } from '../domain/localtime.js';
 
 /** `90`, `90s`, `30m`, `2h`, `1d` → seconds. */
 export function durationArg(name: string, v: string): number {

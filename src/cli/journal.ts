@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import type { JournalQuery, JournalRow } from '../control/api.js';
 import { UsageError } from '../control/errors.js';
 import { cliActor, intArg, localStamp } from './args.js';
-import { csvRow } from './csv.js';
+import { csvRow } from '../domain/csv.js';
 import type { CliDeps } from './wecom.js';
 
 const DECISION_COLUMNS = ['time_local', 'at_ms', 'seq', 'door', 'decision', 'reason', 'method', 'userid', 'user_type', 'reader', 'direction', 'detail', 'latency_us'];

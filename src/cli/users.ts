@@ -7,7 +7,7 @@ import { UsageError } from '../control/errors.js';
 import { parseLocalInstant } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { cliActor, intArg, localStamp } from './args.js';
-import { csvRow, parseCsv } from './csv.js';
+import { csvRow, parseCsv } from '../domain/csv.js';
 import type { CliDeps } from './wecom.js';
 
 

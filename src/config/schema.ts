@@ -327,6 +327,38 @@ export const configSchema = z
     holidays: z.record(id(), z.array(str().refine((v) => !('error' in parseHoliday(v)), { message: 'give YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD (a date that exists, a range of at most a year)' }))).default({}),
     doors: z.array(door).min(1, 'at least one door is required'),
     mqtt: mqtt.default(mqtt.parse({})),
+    /** The local web console and Prometheus metrics (off unless enabled). */
+    web: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        bind: str().default('127.0.0.1'),
+        port: z.number().int().min(1).max(65_535).default(8080),
+        /** PEM files: serve HTTPS. */
+        tls: z.strictObject({ cert: str(), key: str() }).optional(),
+        /**
+         * Serve plain HTTP beyond loopback (e.g. to a TLS reverse proxy on another host). Off: such a
+         * bind is refused, since passwords and session cookies would cross the network in clear.
+         */
+        allow_insecure_remote: z.boolean().default(false),
+        /** Secure cookies: default when TLS is on; set true behind a TLS-terminating reverse proxy. */
+        cookie_secure: z.boolean().optional(),
+        session_idle_min: z.number().int().min(1).max(24 * 60).default(30),
+        session_max_h: z.number().int().min(1).max(24 * 7).default(12),
+        login_max_failures: z.number().int().min(1).max(100).default(5),
+        login_lockout_s: z.number().int().min(10).max(86_400).default(300),
+        /** Live event streams at once (each a browser tab). */
+        max_streams: z.number().int().min(1).max(200).default(20),
+        metrics: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            /** Bearer token Prometheus sends (`authorization.credentials`); prefer DOORGW_WEB__METRICS__TOKEN. */
+            token: str().optional(),
+            /** Answer /metrics without a token (loopback binds need no opt-in). */
+            public: z.boolean().default(false),
+          })
+          .default({ enabled: true, public: false }),
+      })
+      .default({ enabled: false, bind: '127.0.0.1', port: 8080, allow_insecure_remote: false, session_idle_min: 30, session_max_h: 12, login_max_failures: 5, login_lockout_s: 300, max_streams: 20, metrics: { enabled: true, public: false } }),
     cloud: z
       .strictObject({
         provider: z.enum(['none', 'wecom', 'feishu']).default('none'),
@@ -350,6 +382,14 @@ export const configSchema = z
     }
     const rod = c.cloud.wecom?.remote_open_door;
     if (rod !== undefined && !seen.has(rod)) ctx.addIssue({ code: 'custom', message: `no door '${rod}'`, path: ['cloud', 'wecom', 'remote_open_door'] });
+    const w = c.web;
+    const loopback = ['127.0.0.1', '::1', 'localhost'].includes(w.bind);
+    if (w.enabled && !loopback && !w.tls && !w.allow_insecure_remote) {
+      ctx.addIssue({ code: 'custom', message: `serving the console on ${w.bind} without TLS would send passwords and session cookies in clear: give web.tls (cert, key), bind 127.0.0.1 behind a reverse proxy, or set web.allow_insecure_remote: true`, path: ['web', 'bind'] });
+    }
+    if (w.enabled && w.metrics.enabled && !loopback && !w.metrics.token && !w.metrics.public) {
+      ctx.addIssue({ code: 'custom', message: `metrics on ${w.bind} need web.metrics.token (Prometheus sends it as a bearer token), or web.metrics.public: true`, path: ['web', 'metrics', 'token'] });
+    }
     c.doors.forEach((d, i) => {
       d.readers.forEach((r, j) => {
         // An MQTT reader without a broker connection would never be heard: say so, not nothing.

@@ -18,6 +18,7 @@ import type { CloudAdapter, CloudState, SyncReport } from '../cloud/adapter.js';
 import type { ReconcileReport } from '../cloud/wecom-app/reconcile.js';
 import { createLogger, type Logger } from '../log.js';
 import { UsageError } from './errors.js';
+import { PASSWORD_HASH, WEB_ROLES, type WebRole } from '../domain/password.js';
 
 export interface CheckParams {
   qr?: string;
@@ -46,7 +47,7 @@ export interface Status {
   outbox_oldest: number | null;
   held: number;
   /** Each door's mode now, and when a timed mode ends (unix ms). */
-  doors: { id: string; mode: string; until: number | null; why?: string }[];
+  doors: { id: string; name: string; mode: string; until: number | null; why?: string; lock?: 'locked' | 'unlocked'; contact?: string; alarm?: string | null }[];
   uptime_s: number | null;
   cloud: CloudState | null;
   /** The data directory's disk (running gateway only). */
@@ -61,6 +62,13 @@ export interface GatewayApi extends UsersApi {
   journalQuery(p: JournalQuery): Promise<JournalPage>;
   /** Open a door now, as an operator (running gateway only; denied in lockdown). */
   open(p: { door: string; by?: string }): Promise<Decision>;
+  /** Re-lock a door now (ends a pulse in progress). */
+  lock(p: { door: string; by?: string }): Promise<{ door: string }>;
+  /** Console accounts (name, role, when; never the hash). */
+  webUsers(p: Record<string, never>): Promise<{ name: string; role: string; created_at: number; updated_at: number }[]>;
+  /** Add or change a console account; `hash` is scrypt (the CLI hashes: no password leaves it). */
+  webUserPut(p: { name: string; role: string; hash?: string; by?: string }): Promise<{ name: string; role: string; created: boolean }>;
+  webUserRemove(p: { name: string; by?: string }): Promise<{ removed: string }>;
   /** A consistent backup of the data directory into `file` (written by the gateway's user). */
   backup(p: { file: string; by?: string }): Promise<BackupReport>;
   /** Door contact changes and alarms, newest first. */
@@ -110,6 +118,11 @@ export interface RunningGateway {
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
   /** Open a door as an operator; the decision (denied in lockdown). */
   open?: (door: string, by: string) => Decision | null;
+  /** End a pulse in progress now. */
+  lock?: (door: string) => void;
+  doorState?: (door: string) => { lock: 'locked' | 'unlocked'; contact: string; alarm: string | null };
+  /** A console account changed or went: its sessions end. */
+  accountChanged?: (name: string) => void;
 }
 
 export interface StorageStatus extends StorageState {
@@ -149,6 +162,39 @@ export function localApi(store: Store, config: Config, version: string, running:
       return d;
     },
 
+    async webUsers() {
+      return (await store.webAccounts()).map(({ hash: _h, ...a }) => a);
+    },
+
+    async webUserPut(p) {
+      if (typeof p.name !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(p.name)) throw new UsageError('an account name is 1-32 letters, digits, _ . or -');
+      if (!(WEB_ROLES as readonly string[]).includes(p.role)) throw new UsageError(`role must be ${WEB_ROLES.join(', ')}`);
+      if (p.hash !== undefined && (typeof p.hash !== 'string' || !PASSWORD_HASH.test(p.hash))) throw new UsageError('hash must be a doorgw scrypt hash (the CLI makes it)');
+      const prev = await store.webAccount(p.name);
+      if (!prev && p.hash === undefined) throw new UsageError(`no account '${p.name}': a new account needs a password`, 'not_found');
+      const now = Date.now();
+      await store.putWebAccount({ name: p.name, role: p.role as WebRole, hash: p.hash ?? prev!.hash, created_at: prev?.created_at ?? now, updated_at: now });
+      running?.accountChanged?.(p.name);
+      await journalAction(validBy(p.by), `web user ${prev ? 'changed' : 'added'}: ${p.name} (${p.role})${p.hash !== undefined && prev ? ', new password' : ''}`);
+      return { name: p.name, role: p.role, created: !prev };
+    },
+
+    async webUserRemove(p) {
+      if (typeof p.name !== 'string' || !(await store.webAccount(p.name))) throw new UsageError(`no account '${String(p.name)}'`, 'not_found');
+      await store.putWebAccount({ name: p.name, delete: true });
+      running?.accountChanged?.(p.name);
+      await journalAction(validBy(p.by), `web user removed: ${p.name}`);
+      return { removed: p.name };
+    },
+
+    async lock(p) {
+      if (!running?.lock) throw new UsageError('the gateway is not running: doors are locked by a running gateway', 'unavailable');
+      if (typeof p.door !== 'string' || !config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${String(p.door)}' (doors: ${config.doors.map((d) => d.id).join(', ')})`, 'not_found');
+      running.lock(p.door);
+      await journalAction(validBy(p.by), 'lock', p.door);
+      return { door: p.door };
+    },
+
     async backup(p) {
       if (typeof p.file !== 'string' || p.file.length === 0) throw new UsageError('file is required');
       if (!(await import('node:path')).isAbsolute(p.file)) throw new UsageError('file must be an absolute path (it is written by the gateway process)');
@@ -176,7 +222,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         outbox_depth: await store.outboxDepth(),
         outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,
         held: await store.heldCount(),
-        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, mode: await modeOf(store, config, running, d.id), until: running?.modeUntil?.(d.id) ?? null, ...(running?.modeWhy ? { why: running.modeWhy(d.id) } : {}) }))),
+        doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, name: d.name ?? d.id, mode: await modeOf(store, config, running, d.id), until: running?.modeUntil?.(d.id) ?? null, ...(running?.modeWhy ? { why: running.modeWhy(d.id) } : {}), ...(running?.doorState?.(d.id) ?? {}) }))),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
         cloud: running?.cloud()?.state$.value ?? null,
         storage: running?.storage?.() ?? null,

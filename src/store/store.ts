@@ -16,6 +16,7 @@
  *   lu/<userid>                      local directory: local users (never touched by a sync)
  *   la/<userid>                      local directory: adjustments of cloud users (blocks, cards…)
  *   lk/<key id>                      local directory: local users' public keys
+ *   webaccounts/<name>               console accounts (role, scrypt hash)
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
@@ -86,6 +87,15 @@ export interface PassRecord {
   direction: Direction;
   method: Method;
   door: string;
+}
+
+/** A console account: the password only as its scrypt hash. */
+export interface WebAccount {
+  name: string;
+  role: 'viewer' | 'operator' | 'admin';
+  hash: string;
+  created_at: number;
+  updated_at: number;
 }
 
 export interface HeldRecord extends PassRecord {
@@ -576,6 +586,22 @@ export class Store {
       openvidOwners: (o) => this.gen.openvid.getSync(o),
       hasUser: (id) => this.gen.users.getSync(id) !== undefined,
     });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Console accounts (hashes only)
+
+  async webAccounts(): Promise<WebAccount[]> {
+    const out: WebAccount[] = [];
+    for await (const v of this.sub<WebAccount>('webaccounts').values()) out.push(v);
+    return out;
+  }
+  webAccount(name: string): Promise<WebAccount | undefined> {
+    return this.sub<WebAccount>('webaccounts').get(name);
+  }
+  async putWebAccount(a: WebAccount | { name: string; delete: true }): Promise<void> {
+    const sub = this.sub<WebAccount>('webaccounts') as Sub<never>;
+    await this.batch(['delete' in a ? { type: 'del', key: a.name, sublevel: sub } : { type: 'put', key: a.name, value: a, sublevel: sub }], true);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,0 +1,419 @@
+/**
+ * The local web console and metrics: an HTTP(S) server in the gateway, a consumer of the same
+ * GatewayApi the control socket and MQTT use. Nothing here is on the decision path: decisions reach
+ * it as events after the relay has moved, and every request is served between decisions.
+ *
+ * Security: accounts with roles (viewer < operator < admin), scrypt hashes, session cookies
+ * (HttpOnly, SameSite=Strict, Secure under TLS), a per-session CSRF token on every state change
+ * (plus an Origin check and JSON-only bodies), login throttling per account and per address,
+ * idle and absolute session expiry, strict security headers. Only /healthz (and /metrics, with its
+ * token or when configured public) answers without a session.
+ */
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.js';
+import { healthProblems, type GatewayApi } from '../control/api.js';
+import { UsageError } from '../control/errors.js';
+import type { DecisionEvent, DoorEvent } from '../domain/events.js';
+import { localStamp } from '../domain/localtime.js';
+import { csvRow } from '../domain/csv.js';
+import { verifyPassword, type WebRole } from '../domain/password.js';
+import { redactSecrets, type Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { GatewayMetrics } from './metrics.js';
+import { LoginThrottle, ROLE_RANK, Sessions, type Session } from './sessions.js';
+
+const ASSETS = new URL('../../src/web/assets/', import.meta.url);
+const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', svg: 'image/svg+xml', json: 'application/json' };
+const STATIC = new Map<string, string>([['/', 'index.html'], ['/index.html', 'index.html'], ['/app.js', 'app.js'], ['/i18n.js', 'i18n.js'], ['/app.css', 'app.css'], ['/icon.svg', 'icon.svg']]);
+const MAX_BODY = 64 * 1024;
+const COOKIE = 'doorgw_sid';
+/** A never-matching hash: an unknown account costs the same time as a wrong password. */
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
+export interface WebContext {
+  config: Config;
+  api: GatewayApi;
+  store: Store;
+  metrics: GatewayMetrics | null;
+  log: Logger;
+  version: string;
+  now?: () => number;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code = 'invalid',
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const STATUS_OF: Record<string, number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, forbidden: 403, internal: 500 };
+
+/** A live event stream (server-sent events) of decisions and door events. */
+class EventHub {
+  private readonly clients = new Set<ServerResponse>();
+  constructor(private readonly max: number) {}
+
+  get full(): boolean {
+    return this.clients.size >= this.max;
+  }
+
+  add(res: ServerResponse): void {
+    this.clients.add(res);
+    res.on('close', () => this.clients.delete(res));
+  }
+
+  /** Serialised once; a client that cannot keep up (its buffer past 256 KiB) is dropped, not waited for. */
+  send(event: string, data: unknown): void {
+    if (this.clients.size === 0) return;
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of this.clients) {
+      if (res.writableLength > 256 * 1024) {
+        res.destroy();
+        this.clients.delete(res);
+      } else res.write(frame);
+    }
+  }
+
+  ping(): void {
+    for (const res of this.clients) res.write(': ping\n\n');
+  }
+
+  closeAll(): void {
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+}
+
+export class WebServer {
+  private server: Server | null = null;
+  private readonly sessions: Sessions;
+  private readonly throttle: LoginThrottle;
+  private readonly hub: EventHub;
+  private readonly tls: boolean;
+  private readonly secureCookie: boolean;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+  private readonly assets = new Map<string, Buffer>();
+
+  constructor(private readonly ctx: WebContext) {
+    const w = ctx.config.web;
+    this.now = ctx.now ?? Date.now;
+    this.sessions = new Sessions(w.session_idle_min * 60_000, w.session_max_h * 3_600_000, this.now);
+    this.throttle = new LoginThrottle(w.login_max_failures, w.login_lockout_s * 1000, this.now);
+    this.hub = new EventHub(w.max_streams);
+    this.tls = w.tls !== undefined;
+    this.secureCookie = w.cookie_secure ?? this.tls;
+    for (const file of new Set(STATIC.values())) this.assets.set(file, readFileSync(new URL(file, ASSETS)));
+  }
+
+  async start(): Promise<{ url: string }> {
+    const w = this.ctx.config.web;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    this.server = w.tls ? createHttps({ cert: readFileSync(w.tls.cert), key: readFileSync(w.tls.key) }, handler) : createHttp(handler);
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(w.port, w.bind, () => resolve());
+    });
+    this.timer = setInterval(() => {
+      this.sessions.sweep();
+      this.hub.ping();
+    }, 15_000);
+    this.timer.unref();
+    const a = this.server.address() as AddressInfo;
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    const url = `${this.tls ? 'https' : 'http'}://${host}:${a.port}`;
+    this.ctx.log.info({ url, tls: this.tls }, 'web console listening');
+    return { url };
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.hub.closeAll();
+    if (!this.server) return;
+    const s = this.server;
+    this.server = null;
+    await new Promise<void>((r) => {
+      s.close(() => r());
+      s.closeAllConnections();
+    });
+  }
+
+  get address(): AddressInfo | null {
+    return (this.server?.address() as AddressInfo | null) ?? null;
+  }
+
+  // Events from the gateway (subscribers after the relay).
+  decision(d: DecisionEvent): void {
+    this.hub.send('decision', d);
+  }
+  doorEvent(e: DoorEvent): void {
+    this.hub.send('door_event', e);
+  }
+  doorState(door: string): void {
+    this.hub.send('door_state', { door });
+  }
+  /** An account removed or changed: its sessions end. */
+  accountChanged(name: string): void {
+    this.sessions.endAllOf(name);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private headers(res: ServerResponse): void {
+    res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    if (this.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...extra });
+    res.end(text);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.headers(res);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    try {
+      if (req.method !== 'GET' && req.method !== 'POST' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed');
+      const asset = STATIC.get(path);
+      if (asset && req.method !== 'POST') return this.serveAsset(res, asset);
+      if (path === '/healthz') return await this.health(res);
+      if (path === '/metrics') return await this.serveMetrics(req, res);
+      if (path === '/api/login' && req.method === 'POST') return await this.login(req, res);
+      if (!path.startsWith('/api/')) throw new HttpError(404, 'not found', 'not_found');
+      const session = this.sessions.get(cookie(req, COOKIE));
+      if (!session) throw new HttpError(401, 'log in first', 'unauthenticated');
+      if (req.method === 'POST') this.checkCsrf(req, session);
+      await this.route(req, res, url, session);
+    } catch (e) {
+      if (res.headersSent) return void res.destroy();
+      if (e instanceof HttpError) return this.json(res, e.status, { error: e.message, code: e.code }, e.headers);
+      if (e instanceof UsageError) return this.json(res, STATUS_OF[e.code] ?? 400, { error: e.message, code: e.code });
+      this.ctx.log.error({ err: e, path }, 'web request failed');
+      this.json(res, 500, { error: 'internal error', code: 'internal' });
+    }
+  }
+
+  private serveAsset(res: ServerResponse, file: string): void {
+    const body = this.assets.get(file)!;
+    res.writeHead(200, { 'Content-Type': TYPES[file.split('.').pop()!] ?? 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-cache' });
+    res.end(body);
+  }
+
+  private async health(res: ServerResponse): Promise<void> {
+    const s = await this.ctx.api.status();
+    const problems = healthProblems(s, { maxLinkDownS: 600, maxOutboxAgeS: 900, maxSkewS: this.ctx.config.qr.clock_skew_s });
+    // No details without a session: only whether the door is healthy.
+    this.json(res, problems.length ? 503 : 200, { healthy: problems.length === 0 });
+  }
+
+  private async serveMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const m = this.ctx.config.web.metrics;
+    if (!m.enabled || !this.ctx.metrics) throw new HttpError(404, 'metrics are off (web.metrics.enabled)', 'not_found');
+    if (m.token) {
+      const got = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      if (!safeEqual(got, m.token)) throw new HttpError(401, 'metrics need the bearer token (web.metrics.token)', 'unauthenticated', { 'WWW-Authenticate': 'Bearer' });
+    }
+    const text = await this.ctx.metrics.metricsText();
+    res.writeHead(200, { 'Content-Type': this.ctx.metrics.contentType, 'Cache-Control': 'no-store' });
+    res.end(text);
+  }
+
+  /** Same-origin JSON from a page of ours: the token, an Origin (when sent) naming this host, JSON. */
+  private checkCsrf(req: IncomingMessage, s: Session): void {
+    const origin = req.headers.origin;
+    if (origin !== undefined && new URL(origin).host !== req.headers.host) throw new HttpError(403, 'cross-origin request refused', 'forbidden');
+    if (!safeEqual(String(req.headers['x-csrf-token'] ?? ''), s.csrf)) throw new HttpError(403, 'missing or wrong CSRF token (reload the page)', 'forbidden');
+  }
+
+  private async body(req: IncomingMessage): Promise<Record<string, unknown>> {
+    if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send JSON (Content-Type: application/json)');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY / 1024} KiB`);
+      chunks.push(c);
+    }
+    if (size === 0) return {};
+    let v: unknown;
+    try {
+      v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw new HttpError(400, 'the body is not JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'the body must be a JSON object');
+    return v as Record<string, unknown>;
+  }
+
+  private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const origin = req.headers.origin;
+    if (origin !== undefined && new URL(origin).host !== req.headers.host) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
+    const b = await this.body(req);
+    if (typeof b.user !== 'string' || typeof b.password !== 'string' || b.user.length > 64 || b.password.length > 256) throw new HttpError(400, 'user and password are required');
+    const keys = [`u:${b.user}`, `a:${req.socket.remoteAddress ?? '?'}`];
+    const wait = this.throttle.retryAfterS(keys);
+    if (wait) throw new HttpError(429, `too many failed logins: try again in ${wait} s`, 'locked_out', { 'Retry-After': String(wait) });
+    const account = await this.ctx.store.webAccount(b.user);
+    const ok = await verifyPassword(account?.hash ?? DUMMY_HASH, b.password);
+    if (!ok || !account) {
+      this.throttle.failed(keys);
+      this.ctx.log.warn({ user: b.user, from: req.socket.remoteAddress }, 'console login failed');
+      throw new HttpError(401, 'wrong user or password', 'unauthenticated');
+    }
+    this.throttle.succeeded(keys);
+    const s = this.sessions.create(account.name, account.role);
+    this.ctx.log.info({ user: account.name, role: account.role, from: req.socket.remoteAddress }, 'console login');
+    this.json(res, 200, this.sessionInfo(s), { 'Set-Cookie': `${COOKIE}=${s.id}; Path=/; HttpOnly; SameSite=Strict${this.secureCookie ? '; Secure' : ''}; Max-Age=${this.ctx.config.web.session_max_h * 3600}` });
+  }
+
+  private sessionInfo(s: Session): Record<string, unknown> {
+    const c = this.ctx.config;
+    return { user: s.user, role: s.role, csrf: s.csrf, version: this.ctx.version, gateway_id: c.gateway_id, timezone: c.timezone, doors: c.doors.map((d) => ({ id: d.id, name: d.name ?? d.id, timezone: d.timezone ?? c.timezone, readers: d.readers.map((r) => ({ id: r.id, type: r.type, direction: r.direction })) })), cloud: c.cloud.provider };
+  }
+
+  private need(s: Session, role: WebRole): void {
+    if (ROLE_RANK[s.role] < ROLE_RANK[role]) throw new HttpError(403, `this needs the ${role} role (you are ${s.role})`, 'forbidden');
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL, s: Session): Promise<void> {
+    const api = this.ctx.api;
+    const by = `web:${s.user}`;
+    const path = url.pathname;
+    const q = Object.fromEntries(url.searchParams);
+    const get = req.method !== 'POST';
+    const door = /^\/api\/doors\/([^/]+)\/(open|lock|mode)$/.exec(path);
+
+    if (path === '/api/session' && get) return this.json(res, 200, this.sessionInfo(s));
+    if (path === '/api/logout' && !get) {
+      this.sessions.end(s.id);
+      return this.json(res, 200, { ok: true }, { 'Set-Cookie': `${COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0` });
+    }
+    if (path === '/api/status' && get) {
+      const st = await api.status();
+      return this.json(res, 200, { ...st, problems: healthProblems(st, { maxLinkDownS: 600, maxOutboxAgeS: 900, maxSkewS: this.ctx.config.qr.clock_skew_s }) });
+    }
+    if (path === '/api/events' && get) return this.stream(req, res);
+    if (door && !get) {
+      this.need(s, 'operator');
+      const id = decodeURIComponent(door[1]!);
+      if (door[2] === 'open') return this.json(res, 200, await api.open({ door: id, by }));
+      if (door[2] === 'lock') return this.json(res, 200, await api.lock({ door: id, by }));
+      const b = await this.body(req);
+      const duration = b.duration_s === undefined || b.duration_s === null ? undefined : Number(b.duration_s);
+      return this.json(res, 200, await api.setMode({ door: id, mode: String(b.mode) as 'normal', ...(duration !== undefined ? { duration_s: duration } : {}), by }));
+    }
+    if (path === '/api/journal' && get) return this.json(res, 200, await api.journalQuery(journalParams(q)));
+    if (path === '/api/journal.csv' && get) return this.journalCsv(res, journalParams(q));
+    if (path === '/api/users' && get) {
+      return this.json(res, 200, await api.usersList({ ...(q.query ? { query: q.query } : {}), ...(q.after ? { after: q.after } : {}), layer: (q.layer ?? 'all') as 'all', limit: q.limit ? Number(q.limit) : 50 }));
+    }
+    const user = /^\/api\/users\/([^/]+)$/.exec(path);
+    if (user && get) {
+      const userid = decodeURIComponent(user[1]!);
+      const detail = await api.usersShow({ userid });
+      if (!detail) throw new HttpError(404, `no user '${userid}'`, 'not_found');
+      const last = await api.journalQuery({ userid, limit: 10 });
+      return this.json(res, 200, { ...detail, last: last.entries });
+    }
+    if (path === '/api/users/block' && !get) {
+      this.need(s, 'operator');
+      return this.json(res, 200, await api.usersBlock({ ...(await this.body(req)), by }));
+    }
+    if (path === '/api/users/unblock' && !get) {
+      this.need(s, 'admin');
+      return this.json(res, 200, await api.usersUnblock({ ...(await this.body(req)), by }));
+    }
+    if (path === '/api/outbox' && get) return this.json(res, 200, await api.outbox({ limit: 200 }));
+    if (path === '/api/outbox/requeue' && !get) {
+      this.need(s, 'admin');
+      const b = await this.body(req);
+      return this.json(res, 200, await api.requeue({ ...(b.seqs !== undefined ? { seqs: b.seqs as number[] } : {}), by }));
+    }
+    if (path === '/api/outbox/discard' && !get) {
+      this.need(s, 'admin');
+      const b = await this.body(req);
+      return this.json(res, 200, await api.discard({ ...(b.seqs !== undefined ? { seqs: b.seqs as number[] } : {}), ...(typeof b.reason === 'string' ? { reason: b.reason } : {}), by }));
+    }
+    if (path === '/api/sync' && !get) {
+      this.need(s, 'operator');
+      return this.json(res, 200, await api.sync());
+    }
+    if (path === '/api/config' && get) {
+      this.need(s, 'admin');
+      return this.json(res, 200, redactSecrets(this.ctx.config));
+    }
+    throw new HttpError(404, `no ${req.method ?? ''} ${path}`, 'not_found');
+  }
+
+  private stream(req: IncomingMessage, res: ServerResponse): void {
+    if (this.hub.full) throw new HttpError(503, `too many live streams (web.max_streams ${this.ctx.config.web.max_streams})`, 'unavailable');
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    res.write(': connected\n\n');
+    req.socket.setNoDelay(true);
+    this.hub.add(res);
+  }
+
+  /** The journal as CSV, streamed a page at a time. */
+  private async journalCsv(res: ServerResponse, q: ReturnType<typeof journalParams>): Promise<void> {
+    const zoneOf = (door: string): string => this.ctx.config.doors.find((d) => d.id === door)?.timezone ?? this.ctx.config.timezone;
+    let page = await this.ctx.api.journalQuery({ ...q, order: 'asc', limit: 1000 }); // validates before the headers go
+    res.writeHead(200, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="doorgw-journal-${this.ctx.config.gateway_id}.csv"`, 'Cache-Control': 'no-store' });
+    res.write(csvRow(['time_local', 'at_ms', 'seq', 'door', 'decision', 'reason', 'method', 'userid', 'user_type', 'reader', 'direction', 'detail']));
+    for (;;) {
+      for (const e of page.entries) {
+        const row = e.kind === 'decision' ? [localStamp(e.at, zoneOf(e.door)), e.at, e.seq, e.door, e.decision, e.reason, e.method, e.userid, e.user_type, e.reader, e.direction, e.detail] : [localStamp(e.at, zoneOf(e.door)), e.at, e.seq, e.door, e.type, '', '', '', '', e.reader, '', e.detail];
+        if (!res.write(csvRow(row))) await new Promise((r) => res.once('drain', r));
+      }
+      if (page.next === null) break;
+      page = await this.ctx.api.journalQuery({ ...q, order: 'asc', limit: 1000, after: page.next });
+    }
+    res.end();
+  }
+}
+
+function journalParams(q: Record<string, string>) {
+  const out: Parameters<GatewayApi['journalQuery']>[0] = {};
+  for (const k of ['from', 'to', 'userid', 'door', 'reason', 'method', 'time_of_day', 'after', 'type'] as const) if (q[k]) out[k] = q[k];
+  if (q.decision) out.decision = q.decision as 'grant';
+  if (q.kind) out.kind = q.kind as 'decisions';
+  if (q.order) out.order = q.order as 'asc';
+  if (q.limit) out.limit = Number(q.limit);
+  return out;
+}
+
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
