@@ -332,7 +332,8 @@ export const configSchema = z
       .strictObject({
         enabled: z.boolean().default(false),
         bind: str().default('127.0.0.1'),
-        port: z.number().int().min(1).max(65_535).default(8080),
+        /** 0: any free port (tests). */
+        port: z.number().int().min(0).max(65_535).default(8080),
         /** PEM files: serve HTTPS. */
         tls: z.strictObject({ cert: str(), key: str() }).optional(),
         /**
