@@ -50,15 +50,16 @@ async function req(url: string, path: string, o: { method?: string; body?: unkno
   if (o.cookie) headers.cookie = o.cookie;
   if (o.csrf) headers['x-csrf-token'] = o.csrf;
   if (o.body !== undefined) headers['content-type'] ??= 'application/json';
-  const res = await fetch(url + path, { method: o.method ?? (o.body !== undefined || o.raw !== undefined ? 'POST' : 'GET'), headers, body: o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined), redirect: 'manual' });
+  const body = o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : null);
+  const res = await fetch(url + path, { method: o.method ?? (body !== null ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
   const text = await res.text();
-  let body: unknown = text;
+  let parsed: unknown = text;
   try {
-    body = JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     /* not JSON */
   }
-  return { status: res.status, body, headers: res.headers };
+  return { status: res.status, body: parsed, headers: res.headers };
 }
 
 async function login(url: string, user: keyof typeof PASSWORDS): Promise<{ cookie: string; csrf: string }> {
@@ -151,7 +152,7 @@ describe('console HTTP', () => {
     expect((await req(url, '/api/users/unblock', { body: { userid: 'li' }, ...operator })).status).toBe(403);
     expect((await req(url, '/api/outbox/requeue', { body: {}, ...operator })).status).toBe(403);
     expect((await req(url, '/api/users/unblock', { body: { userid: 'li' }, ...admin })).status).toBe(200);
-    const actions = (await req(url, '/api/journal?kind=door_events&type=operator_action&order=asc', viewer)).body.entries.map((e: { detail: string }) => e.detail);
+    const actions = ((await req(url, '/api/journal?kind=door_events&type=operator_action&order=asc', viewer)).body.entries as { detail: string }[]).map((e) => e.detail);
     expect(actions).toEqual(expect.arrayContaining(['web:otto: users block li (lost badge)', 'web:root: users unblock li']));
     // The configuration for admins, secrets redacted.
     expect((await req(url, '/api/config', admin)).body).toMatchObject({ gateway_id: 'g' });
