@@ -15,6 +15,7 @@ command -v ansible-playbook >/dev/null 2>&1 || need="$need ansible"             
 command -v ansible-lint >/dev/null 2>&1 || need="$need ansible-lint"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"                # verify/security of the unit
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"                     # mount namespaces (GPIO, ENOSPC)
+{ [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; } || need="$need chromium"   # the console in a real browser
 
 [ -z "$need" ] && exit 0
 

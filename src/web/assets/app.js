@@ -67,6 +67,7 @@ function showLogin() {
   stream?.close();
   stream = null;
   $('#app').hidden = true;
+  $('#doors').replaceChildren();
   $('#logout').hidden = true;
   $('#who').textContent = '';
   $('#login').hidden = false;
@@ -78,6 +79,7 @@ async function start() {
     lang = $('#lang').value;
     localStorage.setItem('doorgw.lang', lang);
     translate();
+    $('#doors').replaceChildren();
     if (session) show(currentTab);
   });
   $('#login-form').addEventListener('submit', async (ev) => {
@@ -123,6 +125,7 @@ async function start() {
 }
 
 function enter() {
+  $('#doors').replaceChildren();
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#logout').hidden = false;
@@ -150,38 +153,46 @@ function show(tab) {
 async function showDoors() {
   const [st, recent] = await Promise.all([call('/api/status'), call('/api/journal?limit=30')]);
   const canOperate = session.role !== 'viewer';
-  $('#doors').replaceChildren(
-    ...st.doors.map((d) => {
-      const cfg = session.doors.find((x) => x.id === d.id);
-      const mine = recent.entries.filter((e) => e.door === d.id).slice(0, 5);
-      const mode = h('select', { class: 'mode-select', 'aria-label': 'mode', disabled: !canOperate }, ...['normal', 'passage', 'lockdown'].map((m) => h('option', { value: m, selected: m === d.mode }, t(`mode_${m}`))));
-      const dur = h('select', { class: 'mode-duration', 'aria-label': 'duration', disabled: !canOperate }, h('option', { value: '' }, t('until_changed')), h('option', { value: '900' }, t('min15')), h('option', { value: '3600' }, t('h1')), h('option', { value: '28800' }, t('h8')));
-      return h(
-        'article',
-        { class: 'door', 'data-door': d.id },
-        h('h2', {}, d.name),
-        h(
-          'div',
-          { class: 'badges' },
-          h('span', { class: `badge lock ${d.lock === 'unlocked' ? 'warn' : 'ok'}` }, t(d.lock ?? 'locked')),
-          h('span', { class: 'badge contact' }, t(`contact_${d.contact ?? 'unknown'}`)),
-          h('span', { class: `badge mode ${d.mode === 'lockdown' ? 'bad' : d.mode === 'passage' ? 'warn' : ''}` }, t(`mode_${d.mode}`) + (d.until ? ` → ${stamp(d.until, zoneOf(d.id))}` : '')),
-          d.alarm ? h('span', { class: 'badge bad alarm' }, `${t('alarm')}: ${eventText(d.alarm)}`) : null,
-        ),
-        h('div', { class: 'hint' }, `${t('readers')}: ${cfg?.readers.map((r) => `${r.id} (${r.type}, ${r.direction})`).join(', ') || t('none')}`),
-        h(
-          'div',
-          { class: 'actions' },
-          h('button', { class: 'primary open', disabled: !canOperate, onclick: () => doorAction(d.id, 'open') }, t('open')),
-          h('button', { class: 'lock-btn', disabled: !canOperate, onclick: () => doorAction(d.id, 'lock') }, t('lock')),
-          mode,
-          dur,
-          h('button', { class: 'wide mode-apply', disabled: !canOperate, onclick: () => doorAction(d.id, 'mode', { mode: mode.value, ...(dur.value ? { duration_s: Number(dur.value) } : {}) }) }, t('apply')),
-        ),
-        h('h3', {}, t('recent')),
-        h('ul', { class: 'recent' }, ...(mine.length ? mine.map(decisionItem) : [h('li', {}, t('none'))])),
-      );
-    }),
+  const container = $('#doors');
+  for (const d of st.doors) {
+    // A card is built once and then updated in place: a mode being chosen is not reset by an event.
+    let card = container.querySelector(`.door[data-door="${CSS.escape(d.id)}"]`);
+    if (!card) {
+      card = doorCard(d, canOperate);
+      container.append(card);
+    }
+    card.querySelector('.badges').replaceChildren(
+      h('span', { class: `badge lock ${d.lock === 'unlocked' ? 'warn' : 'ok'}` }, t(d.lock ?? 'locked')),
+      h('span', { class: 'badge contact' }, t(`contact_${d.contact ?? 'unknown'}`)),
+      h('span', { class: `badge mode ${d.mode === 'lockdown' ? 'bad' : d.mode === 'passage' ? 'warn' : ''}` }, t(`mode_${d.mode}`) + (d.until ? ` → ${stamp(d.until, zoneOf(d.id))}` : '')),
+      ...(d.alarm ? [h('span', { class: 'badge bad alarm' }, `${t('alarm')}: ${eventText(d.alarm)}`)] : []),
+    );
+    const mine = recent.entries.filter((e) => e.door === d.id).slice(0, 5);
+    card.querySelector('.recent').replaceChildren(...(mine.length ? mine.map(decisionItem) : [h('li', {}, t('none'))]));
+  }
+}
+
+function doorCard(d, canOperate) {
+  const cfg = session.doors.find((x) => x.id === d.id);
+  const mode = h('select', { class: 'mode-select', 'aria-label': 'mode', disabled: !canOperate }, ...['normal', 'passage', 'lockdown'].map((m) => h('option', { value: m, selected: m === d.mode }, t(`mode_${m}`))));
+  const dur = h('select', { class: 'mode-duration', 'aria-label': 'duration', disabled: !canOperate }, h('option', { value: '' }, t('until_changed')), h('option', { value: '900' }, t('min15')), h('option', { value: '3600' }, t('h1')), h('option', { value: '28800' }, t('h8')));
+  return h(
+    'article',
+    { class: 'door', 'data-door': d.id },
+    h('h2', {}, d.name),
+    h('div', { class: 'badges' }),
+    h('div', { class: 'hint' }, `${t('readers')}: ${cfg?.readers.map((r) => `${r.id} (${r.type}, ${r.direction})`).join(', ') || t('none')}`),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { class: 'primary open', disabled: !canOperate, onclick: () => doorAction(d.id, 'open') }, t('open')),
+      h('button', { class: 'lock-btn', disabled: !canOperate, onclick: () => doorAction(d.id, 'lock') }, t('lock')),
+      mode,
+      dur,
+      h('button', { class: 'wide mode-apply', disabled: !canOperate, onclick: () => doorAction(d.id, 'mode', { mode: mode.value, ...(dur.value ? { duration_s: Number(dur.value) } : {}) }) }, t('apply')),
+    ),
+    h('h3', {}, t('recent')),
+    h('ul', { class: 'recent' }),
   );
 }
 

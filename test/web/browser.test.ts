@@ -1,0 +1,151 @@
+/**
+ * The console in a real browser (Debian's Chromium, headless, through puppeteer-core) against a
+ * real gateway on a real Mosquitto. Screenshots go to test-artifacts/console/.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../src/domain/password.js';
+import { createLogger } from '../../src/log.js';
+import { Broker, client } from '../helpers/mosquitto.js';
+import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { makeKey } from '../helpers/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wecom.js';
+
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+if (!CHROMIUM) throw new Error('no Chromium: run `apt-get install -y chromium` (scripts/ensure-test-deps.sh does)');
+const SHOTS = new URL('../../test-artifacts/console/', import.meta.url).pathname;
+mkdirSync(SHOTS, { recursive: true });
+
+const log = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
+const broker = new Broker();
+const key = makeKey();
+let browser: Browser;
+beforeAll(async () => {
+  await broker.start();
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--lang=en-US'] });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await broker.stop();
+});
+const t = cleanup();
+
+async function consoleGateway() {
+  t.gw = await startMqttGateway(broker, { log, key, top: { web: { enabled: true, port: 0 } } });
+  await t.gw.api.webUserPut({ name: 'guard', role: 'operator', hash: await hashPassword('guard-password-1') });
+  const a = t.gw.web!.address!;
+  return `http://127.0.0.1:${a.port}`;
+}
+
+async function logIn(page: Page, url: string): Promise<void> {
+  await page.goto(url);
+  await page.waitForSelector('#login-form', { visible: true });
+  await page.type('#login-user', 'guard');
+  await page.type('#login-password', 'guard-password-1');
+  await page.click('#login-submit');
+  await page.waitForSelector('.door[data-door="lobby"]', { visible: true });
+}
+
+const text = (page: Page, sel: string): Promise<string> => page.$eval(sel, (el) => el.textContent ?? '');
+
+describe('the console in Chromium', () => {
+  it('logs in, shows a reader\'s credential live within a second, opens the door, changes a mode, searches the journal and downloads the CSV', async () => {
+    const url = await consoleGateway();
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    await logIn(page, url);
+    expect(await text(page, '#who')).toBe('gw1 · guard (operator)');
+    expect(await text(page, '.door[data-door="lobby"] .badges')).toBe('lockedno contactnormal');
+    // Nothing sticks out of its card.
+    expect(await page.$$eval('.door', (cards) => cards.flatMap((c) => [...c.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > c.getBoundingClientRect().right + 0.5).map((e) => e.className)))).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, 'dashboard.png') });
+
+    // Live events: a card on the MQTT reader appears within a second.
+    await page.click('nav button[data-tab="live"]');
+    const reader = await client(broker, 'lobby-reader');
+    t.closers.push(() => reader.c.endAsync());
+    const sent = Date.now();
+    await reader.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }), { qos: 1 });
+    await page.waitForFunction(() => document.querySelector('#live-list li.live-decision')?.textContent?.includes('alice'), { timeout: 1000 });
+    const shown = Date.now() - sent;
+    expect(shown).toBeLessThan(1000);
+    expect(await text(page, '#live-list li.live-decision')).toMatch(/Granted · lobby · alice · allowed by default for their type · card/i);
+    await page.screenshot({ path: join(SHOTS, 'live.png') });
+
+    // Open from the dashboard: the relay pulses and the journal names the account.
+    await page.click('nav button[data-tab="dashboard"]');
+    await page.waitForSelector('.door[data-door="lobby"] button.open');
+    const before = simRelay(t.gw!).pulses.length;
+    await page.click('.door[data-door="lobby"] button.open');
+    await until(() => simRelay(t.gw!).pulses.length === before + 1, 'relay pulse');
+    await page.waitForFunction(() => document.querySelector('#flash')?.textContent === 'Door opened');
+    await until(async () => (await t.gw!.store.recentDoorEvents(10)).some((e) => e.type === 'operator_action' && e.detail === 'web:guard: open (grant)'), 'journaled with the account');
+    expect((await t.gw!.store.recentJournal(5)).find((e) => e.reason === 'operator_open')).toMatchObject({ decision: 'grant', detail: 'opened by web:guard' });
+
+    // A mode for 15 minutes.
+    await page.select('.door[data-door="lobby"] select.mode-select', 'passage');
+    await page.select('.door[data-door="lobby"] select.mode-duration', '900');
+    await page.click('.door[data-door="lobby"] button.mode-apply');
+    await until(() => t.gw!.pipeline.modeOf('lobby') === 'passage', 'passage');
+    expect(t.gw!.pipeline.modeUntil('lobby')! - Date.now()).toBeGreaterThan(890_000);
+    await page.waitForFunction(() => document.querySelector('.door[data-door="lobby"] .badge.mode')?.textContent?.startsWith('passage'));
+
+    // The journal: granted decisions at the lobby, then the CSV of the same search.
+    await page.click('nav button[data-tab="journal"]');
+    await page.select('#j-door', 'lobby');
+    await page.select('#j-decision', 'grant');
+    await page.click('#j-search');
+    await page.waitForSelector('#j-results tbody tr');
+    const rows = await page.$$eval('#j-results tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    expect(rows.map((r) => [r[1], r[2], r[3]])).toEqual([['lobby', 'granted', '—'], ['lobby', 'granted', 'alice']]);
+    await page.screenshot({ path: join(SHOTS, 'journal.png') });
+    const downloads = tmpDir();
+    const cdp = await page.createCDPSession();
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
+    await page.click('#j-csv');
+    await until(() => readdirSync(downloads).find((f) => f.endsWith('.csv')), 'downloaded CSV', 5000);
+    const csv = readFileSync(join(downloads, readdirSync(downloads).find((f) => f.endsWith('.csv'))!), 'utf8').trim().split('\r\n');
+    expect(csv[0]).toBe('time_local,at_ms,seq,door,decision,reason,method,userid,user_type,reader,direction,detail');
+    expect(csv.slice(1).map((l) => l.split(',').slice(3, 8).join(','))).toEqual(['lobby,grant,default_allow,card,alice', 'lobby,grant,operator_open,operator,']);
+  }, 60_000);
+
+  it('fits a phone, switches to Chinese, and a viewer cannot open doors', async () => {
+    const url = await consoleGateway();
+    await t.gw!.api.webUserPut({ name: 'watcher', role: 'viewer', hash: await hashPassword('watcher-password') });
+    const page = await browser.newPage();
+    await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    await logIn(page, url);
+    expect(await page.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5).map((e) => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`).slice(0, 8))).toEqual([]);
+    const open = await page.$eval('.door[data-door="lobby"] button.open', (b) => b.getBoundingClientRect().height);
+    expect(open).toBeGreaterThanOrEqual(44); // a thumb-sized button
+    await page.screenshot({ path: join(SHOTS, 'phone-dashboard.png') });
+    await page.select('#lang', 'zh');
+    expect(await text(page, 'nav button[data-tab="dashboard"]')).toBe('门');
+    expect(await text(page, '.door[data-door="lobby"] button.open')).toBe('开门');
+    await page.click('nav button[data-tab="journal"]');
+    expect(await page.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5).map((e) => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`).slice(0, 8))).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, 'phone-journal-zh.png') });
+
+    // A viewer sees the doors with disabled buttons; the server refuses even a forged request.
+    await page.click('#logout');
+    await page.waitForSelector('#login-form', { visible: true });
+    expect(await page.$eval('#logout', (b) => getComputedStyle(b).display)).toBe('none');
+    await page.$eval('#login-user', (i) => ((i as HTMLInputElement).value = ''));
+    await page.type('#login-user', 'watcher');
+    await page.type('#login-password', 'watcher-password');
+    await page.click('#login-submit');
+    await page.waitForFunction(() => document.querySelector('#who')?.textContent?.includes('watcher'));
+    await page.waitForSelector('.door[data-door="lobby"] button.open');
+    expect(await page.$eval('.door[data-door="lobby"] button.open', (b) => (b as HTMLButtonElement).disabled)).toBe(true);
+    const forged = await page.evaluate(async () => {
+      const s = (await (await fetch('/api/session')).json()) as { csrf: string };
+      const r = await fetch('/api/doors/lobby/open', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf }, body: '{}' });
+      return r.status;
+    });
+    expect(forged).toBe(403);
+    expect(simRelay(t.gw!).pulses).toHaveLength(0);
+  }, 60_000);
+});
