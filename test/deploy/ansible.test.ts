@@ -48,6 +48,10 @@ describe('Ansible role', () => {
     expect(check.stdout + check.stderr).toMatch(/valid \(1 door: lobby\)/);
     expect(statSync(at('etc/doorgw/secrets.env')).mode & 0o777).toBe(0o600);
     expect(readFileSync(at('etc/doorgw/secrets.env'), 'utf8')).toContain('DOORGW_MQTT__PASSWORD="s3cret-mqtt"');
+    expect(readFileSync(at('etc/doorgw/secrets.env'), 'utf8')).toContain('DOORGW_WEB__METRICS__TOKEN="s3cret-metrics"');
+    // The console: on, loopback only (nothing opened to the network by default).
+    expect(readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8')).toMatch(/^web:\n {2}enabled: true\n {2}bind: 127\.0\.0\.1\n {2}port: 8080$/m);
+    expect(statSync(at('etc/doorgw/web-users.sha256')).mode & 0o777).toBe(0o600);
     // no secret anywhere else the role wrote
     const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'releases' ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : []));
     expect(statSync(at('var/lib/doorgw/wecom-secret.json')).mode & 0o777).toBe(0o600);

@@ -1,4 +1,6 @@
 /** /metrics scraped from a running gateway, parsed by the Prometheus text-format rules. */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialEvent } from '../../src/domain/events.js';
 import { createLogger } from '../../src/log.js';
@@ -121,5 +123,13 @@ describe('metrics', () => {
     expect(value(after, 'doorgw_relay_activations_total', { door: 'lobby' })).toBe(1);
     expect(value(after, 'doorgw_door_mode', { door: 'lobby', mode: 'lockdown' })).toBe(1);
     expect(value(after, 'doorgw_reader_last_seen_timestamp_seconds', { reader: 'lobby-reader' })).toBeGreaterThan(Date.now() / 1000 - 60);
+
+    // The shipped Grafana dashboard and alert examples use only metrics the gateway exposes.
+    const dashboard = readFileSync(new URL('../../deploy/grafana/doorgw-fleet.json', import.meta.url), 'utf8');
+    const scrapeYml = readFileSync(new URL('../../deploy/prometheus/doorgw-scrape.yml', import.meta.url), 'utf8');
+    const used = new Set([...`${dashboard}\n${scrapeYml}`.matchAll(/\b((?:doorgw|nodejs|process)_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, '')));
+    expect([...used].filter((n) => !after.types.has(n))).toEqual([]);
+    expect(used.size).toBeGreaterThan(12);
+    expect(parseYaml(scrapeYml)).toEqual([expect.objectContaining({ job_name: 'doorgw', metrics_path: '/metrics', authorization: { type: 'Bearer', credentials_file: expect.any(String) } })]);
   });
 });
