@@ -57,38 +57,53 @@ class HttpError extends Error {
 
 const STATUS_OF: Record<string, number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, forbidden: 403, internal: 500 };
 
-/** A live event stream (server-sent events) of decisions and door events. */
+/**
+ * A live event stream (server-sent events) of decisions and door events. Each event is serialised
+ * once. A client that cannot keep up is never waited for: past 1 MiB queued its events are skipped
+ * (it is told how many when it catches up), and one that stays behind for a minute is dropped.
+ */
 class EventHub {
-  private readonly clients = new Set<ServerResponse>();
-  constructor(private readonly max: number) {}
+  private readonly clients = new Map<ServerResponse, { skipped: number; behindSince: number | null }>();
+  constructor(
+    private readonly max: number,
+    private readonly now: () => number,
+  ) {}
 
   get full(): boolean {
     return this.clients.size >= this.max;
   }
 
   add(res: ServerResponse): void {
-    this.clients.add(res);
+    this.clients.set(res, { skipped: 0, behindSince: null });
     res.on('close', () => this.clients.delete(res));
   }
 
-  /** Serialised once; a client that cannot keep up (its buffer past 256 KiB) is dropped, not waited for. */
   send(event: string, data: unknown): void {
     if (this.clients.size === 0) return;
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of this.clients) {
-      if (res.writableLength > 256 * 1024) {
-        res.destroy();
-        this.clients.delete(res);
-      } else res.write(frame);
+    for (const [res, c] of this.clients) {
+      if (res.writableLength > 1024 * 1024) {
+        c.skipped++;
+        c.behindSince ??= this.now();
+        if (this.now() - c.behindSince > 60_000) {
+          res.destroy();
+          this.clients.delete(res);
+        }
+        continue;
+      }
+      if (c.skipped) res.write(`event: skipped\ndata: {"count":${c.skipped}}\n\n`);
+      c.skipped = 0;
+      c.behindSince = null;
+      res.write(frame);
     }
   }
 
   ping(): void {
-    for (const res of this.clients) res.write(': ping\n\n');
+    for (const res of this.clients.keys()) res.write(': ping\n\n');
   }
 
   closeAll(): void {
-    for (const res of this.clients) res.end();
+    for (const res of this.clients.keys()) res.end();
     this.clients.clear();
   }
 
@@ -113,7 +128,7 @@ export class WebServer {
     this.now = ctx.now ?? Date.now;
     this.sessions = new Sessions(w.session_idle_min * 60_000, w.session_max_h * 3_600_000, this.now);
     this.throttle = new LoginThrottle(w.login_max_failures, w.login_lockout_s * 1000, this.now);
-    this.hub = new EventHub(w.max_streams);
+    this.hub = new EventHub(w.max_streams, this.now);
     this.tls = w.tls !== undefined;
     this.secureCookie = w.cookie_secure ?? this.tls;
     for (const file of new Set(STATIC.values())) this.assets.set(file, readFileSync(new URL(file, ASSETS)));

@@ -7,10 +7,14 @@
  * (caches go cold between people at a real door). Event-loop delay is measured alongside. Last line
  * of output is JSON.
  *
- *   npm run bench:decision [-- --users 100000 --samples 20000 --spaced 2000 --slow 40 --policies]
+ * With --console the web console runs too, busy: another process holds a live event stream and
+ * polls status, the journal and /metrics every 200 ms, as an open dashboard and a scraper would.
+ *
+ *   npm run bench:decision [-- --users 100000 --samples 20000 --spaced 2000 --slow 40 --policies --console]
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { verify } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -21,12 +25,13 @@ import { credentialEvent, type CredentialEvent } from '../../src/domain/events.j
 import { decodeQr } from '../../src/domain/qr.js';
 import { normalizeWecomUser, type NormalizedUser } from '../../src/domain/user.js';
 import { Gateway } from '../../src/gateway.js';
+import { hashPassword } from '../../src/domain/password.js';
 import type { Relay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { employeeQr, makeKey, type TestKey } from '../helpers/qr.js';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, samples: { type: 'string', default: '20000' }, spaced: { type: 'string', default: '2000' }, slow: { type: 'string', default: '40' }, policies: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, samples: { type: 'string', default: '20000' }, spaced: { type: 'string', default: '2000' }, slow: { type: 'string', default: '40' }, policies: { type: 'boolean', default: false }, console: { type: 'boolean', default: false } } });
 const USERS = Number(values.users);
 const SAMPLES = Number(values.samples);
 const SPACED = Number(values.spaced);
@@ -87,10 +92,13 @@ async function main(): Promise<void> {
     const policies = values.policies
       ? { groups: { security: ['user1', 'user2'], accessible: ['user3'] }, holidays: { cn: ['2020-01-01', '2020-10-01..2020-10-07'] }, doorPolicy: { holidays: ['cn'], closed_on_holidays: true, holiday_exempt_groups: ['security'], lockdown_override_groups: ['security'], extended_unlock: { groups: ['accessible'], pulse_ms: 9000 } } }
       : null;
-    const config = validateConfig({ data_dir: dir, storage: { reserve_mb: 0 }, doors: [{ id: 'front', ...(policies ? { policy: policies.doorPolicy } : {}) }], ...(policies ? { groups: policies.groups, holidays: policies.holidays } : {}) }, 'bench');
+    const web = values.console ? { web: { enabled: true, port: 0 } } : {};
+    const config = validateConfig({ data_dir: dir, storage: { reserve_mb: 0 }, doors: [{ id: 'front', ...(policies ? { policy: policies.doorPolicy } : {}) }], ...(policies ? { groups: policies.groups, holidays: policies.holidays } : {}), ...web }, 'bench');
     const c0 = performance.now();
     const gw = await Gateway.start({ config, log: createLogger({ level: 'info', pretty: false, destination: createWriteStream('/dev/null') }), relayFactory: () => relay, sources: [src], controlSocket: false });
     const startMs = performance.now() - c0;
+    let busy: { child: ChildProcess; events: () => Promise<number> } | null = null;
+    if (values.console) busy = await busyConsole(gw, dir);
 
     const now = Math.floor(Date.now() / 1000);
     const total = SAMPLES + SPACED + SLOW + 2000;
@@ -152,6 +160,7 @@ async function main(): Promise<void> {
       runFull(codes[i]!, slow.full);
     }
     loop.disable();
+    const streamed = busy ? await busy.events() : null;
     if (denied) throw new Error(`${denied} samples were denied; the benchmark must measure grants`);
     await gw.journal.flush();
     const journaled = (await gw.store.recentJournal(total + 10)).length;
@@ -163,6 +172,7 @@ async function main(): Promise<void> {
       bench: 'decision',
       users: USERS,
       policies: values.policies,
+      console: values.console ? { events_streamed: streamed } : false,
       back_to_back: { samples: full.length, ...stats(full, floor) },
       spaced_2ms: { samples: spaced.full.length, ...stats(spaced.full, spaced.floor) },
       spaced_500ms: { samples: slow.full.length, ...stats(slow.full, slow.floor) },
@@ -170,11 +180,46 @@ async function main(): Promise<void> {
       gateway_start_ms: r2(startMs),
       seed_users_per_s: Math.round(USERS / seedS),
     };
-    for (const [k, v] of Object.entries(result)) if (typeof v === 'object') process.stdout.write(`${k}: scan→relay p50 ${v.p50_us} µs, p99 ${v.p99_us} µs; floor p50 ${v.floor_p50_us} µs, p99 ${v.floor_p99_us} µs; ratio ${v.ratio_p50} / ${v.ratio_p99}\n`);
+    for (const [k, v] of Object.entries(result)) if (typeof v === 'object' && v && 'p50_us' in v) process.stdout.write(`${k}: scan→relay p50 ${v.p50_us} µs, p99 ${v.p99_us} µs; floor p50 ${v.floor_p50_us} µs, p99 ${v.floor_p99_us} µs; ratio ${v.ratio_p50} / ${v.ratio_p99}\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A browser's worth of load in another process: log in, hold the live event stream, and poll what
+ * an open dashboard and a Prometheus scraper fetch, every 200 ms.
+ */
+async function busyConsole(gw: Gateway, dir: string): Promise<{ child: ChildProcess; events: () => Promise<number> }> {
+  await gw.api.webUserPut({ name: 'bench', role: 'viewer', hash: await hashPassword('bench-password') });
+  const base = `http://127.0.0.1:${gw.web!.address!.port}`;
+  const script = `
+    const base = ${JSON.stringify(base)};
+    const r = await fetch(base + '/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'bench', password: 'bench-password' }) });
+    const cookie = r.headers.get('set-cookie').split(';')[0];
+    let events = 0;
+    const res = await fetch(base + '/api/events', { headers: { cookie } });
+    (async () => { try { for await (const chunk of res.body) events += (Buffer.from(chunk).toString().match(/^event: (decision|door_event)$/gm) ?? []).length; } catch (e) { console.error('event stream ended: ' + e.message); } })();
+    setInterval(() => { for (const p of ['/api/status', '/api/journal?limit=30', '/metrics']) fetch(base + p, { headers: { cookie } }).then((x) => x.arrayBuffer()).catch(() => {}); }, 200);
+    process.on('message', () => process.send(events));
+    process.send('ready');
+  `;
+  const file = join(dir, 'busy-console.mjs');
+  writeFileSync(file, script);
+  const child = fork(file, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve) => child.once('message', () => resolve()));
+  return {
+    child,
+    events: () =>
+      new Promise<number>((resolve) => {
+        child.once('message', (n) => {
+          child.kill();
+          resolve(n as number);
+        });
+        child.send('count');
+      }),
+  };
 }
 
 await main();

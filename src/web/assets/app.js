@@ -221,13 +221,23 @@ function connectStream() {
   stream.addEventListener('decision', (m) => {
     const d = JSON.parse(m.data);
     addLive(h('li', { class: `${d.decision} live-decision` }, h('span', { class: 'when' }, stamp(d.at, zoneOf(d.door))), h('span', { class: 'what' }, d.decision === 'grant' ? t('granted') : t('denied')), ` · ${d.door} · ${d.userid ?? '—'} · ${reasonText(d.reason)} · ${d.method}`));
-    if (currentTab === 'dashboard') showDoors();
+    if (currentTab === 'dashboard') refreshDoorsSoon();
   });
   stream.addEventListener('door_event', (m) => {
     const e = JSON.parse(m.data);
     addLive(h('li', { class: ALARMS.has(e.type) ? 'alarm' : '' }, h('span', { class: 'when' }, stamp(e.at, zoneOf(e.door))), `${e.door} · ${eventText(e.type)}${e.detail ? ` · ${e.detail}` : ''}`));
-    if (currentTab === 'dashboard') showDoors();
+    if (currentTab === 'dashboard') refreshDoorsSoon();
   });
+  stream.addEventListener('door_state', () => currentTab === 'dashboard' && refreshDoorsSoon());
+}
+
+// A burst of events (a queue at the door, a reader flood) refreshes the dashboard once, not per event.
+let refreshTimer = null;
+function refreshDoorsSoon() {
+  refreshTimer ??= setTimeout(() => {
+    refreshTimer = null;
+    showDoors();
+  }, 300);
 }
 
 function addLive(li) {
