@@ -265,3 +265,24 @@ describe('doorgw users, journal and restore: the local layer by hand', () => {
     expect(doorgw(['restore', file, '-c', fresh.config])).toMatchObject({ code: 2, stderr: expect.stringContaining('give --force to replace it') });
   }, 60_000);
 });
+
+describe('doorgw web user', () => {
+  it('adds accounts with a password from standard input (hashed by the CLI), changes roles, lists and removes them', async () => {
+    const ws = workspace();
+    const add = (name: string, role: string, password: string) => spawnSync(process.execPath, [...CLI, 'web', 'user', 'add', name, '--role', role, '-c', ws.config], { input: `${password}\n`, encoding: 'utf8' });
+    expect(add('guard', 'operator', 'short')).toMatchObject({ status: 2, stderr: 'doorgw: the password needs at least 10 characters\n' });
+    expect(add('guard', 'operator', 'a-long-password')).toMatchObject({ status: 0, stdout: 'added console account guard (operator)\n' });
+    expect(add('bad name', 'operator', 'a-long-password')).toMatchObject({ status: 2, stderr: expect.stringContaining('an account name is 1-32 letters') });
+    expect(doorgw(['web', 'user', 'add', 'x', '--role', 'god', '-c', ws.config]).code).toBe(2);
+    expect(doorgw(['web', 'user', 'role', 'guard', 'admin', '-c', ws.config]).stdout).toBe('console account guard is now admin\n');
+    expect(doorgw(['web', 'user', 'list', '-c', ws.config]).stdout).toMatch(/^guard\tadmin\tchanged /);
+    const { Store } = await import('../../src/store/store.js');
+    const st = await Store.open(ws.dataDir);
+    const a = await st.webAccount('guard');
+    await st.close();
+    expect(a?.hash).toMatch(/^scrypt\$32768\$8\$1\$/);
+    expect(JSON.stringify(a)).not.toContain('a-long-password');
+    expect(doorgw(['web', 'user', 'remove', 'guard', '-c', ws.config]).stdout).toBe('removed console account guard\n');
+    expect(doorgw(['web', 'user', 'remove', 'guard', '-c', ws.config])).toMatchObject({ code: 1, stderr: "doorgw: no account 'guard'\n" });
+  }, 30_000);
+});
