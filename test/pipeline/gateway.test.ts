@@ -104,7 +104,10 @@ describe('gateway pipeline', () => {
     const gw = await startGateway(dir);
     await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
     gw.pipeline.setMode('front', 'lockdown');
-    expect((await gw.api.status()).doors).toEqual([{ id: 'front', mode: 'lockdown', until: null, why: 'manual' }, { id: 'back', mode: 'normal', until: null, why: 'configured' }]);
+    expect((await gw.api.status()).doors).toEqual([
+      { id: 'front', name: 'front', mode: 'lockdown', until: null, why: 'manual', lock: 'locked', contact: 'unknown', alarm: null },
+      { id: 'back', name: 'back', mode: 'normal', until: null, why: 'configured', lock: 'locked', contact: 'unknown', alarm: null },
+    ]);
     expect(await gw.api.check({ card: '1' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'a' });
     expect(await gw.api.check({ card: '1', door: 'back' })).toMatchObject({ decision: 'grant' });
     await new Promise((r) => setTimeout(r, 50)); // the mode is persisted after the change
@@ -113,7 +116,7 @@ describe('gateway pipeline', () => {
     // The gateway stopped: the CLI reads the store directly and still sees the persisted mode.
     const store = await Store.open(dir);
     const offline = localApi(store, configFor(dir), 'test');
-    expect((await offline.status()).doors[0]).toEqual({ id: 'front', mode: 'lockdown', until: null });
+    expect((await offline.status()).doors[0]).toEqual({ id: 'front', name: 'front', mode: 'lockdown', until: null });
     expect(await offline.check({ card: '1' })).toMatchObject({ reason: 'lockdown' });
     await store.close();
   });
