@@ -112,6 +112,20 @@ describe('the console in Chromium', () => {
     const csv = readFileSync(join(downloads, readdirSync(downloads).find((f) => f.endsWith('.csv'))!), 'utf8').trim().split('\r\n');
     expect(csv[0]).toBe('time_local,at_ms,seq,door,decision,reason,method,userid,user_type,reader,direction,detail');
     expect(csv.slice(1).map((l) => l.split(',').slice(3, 8).join(','))).toEqual(['lobby,grant,default_allow,card,alice', 'lobby,grant,operator_open,operator,']);
+
+    // People: search, a person's rules in words, and a block by the operator (journaled by account).
+    await t.gw!.api.usersAdd({ userid: 'li', name: 'Li Lei', cards: [7], rules: ['9:00-18:00 * * 1-5 *'] });
+    await page.click('nav button[data-tab="users"]');
+    await page.type('#u-query', 'li lei');
+    await page.click('#u-search');
+    await page.waitForSelector('#u-results li');
+    expect(await text(page, '#u-results li')).toBe('Li Lei · li · local');
+    await page.click('#u-results li');
+    await page.waitForSelector('#u-detail dl');
+    expect(await text(page, '#u-detail dl')).toContain('Mon–Fri 09:00–18:00 (9:00-18:00 * * 1-5 *)');
+    await page.screenshot({ path: join(SHOTS, 'person.png') });
+    await page.click('#u-detail button.danger');
+    await until(() => t.gw!.store.localUser('li')?.local?.blocked?.by === 'web:guard', 'blocked by the account');
   }, 60_000);
 
   it('fits a phone, switches to Chinese, and a viewer cannot open doors', async () => {

@@ -293,8 +293,34 @@ async function searchUsers() {
   }
 }
 
+/** A compiled pass rule in words: "Mon–Fri 09:00–18:00", "每天 08:00–12:00", with the source beside it. */
 function ruleWords(r) {
-  return r.source;
+  const hm = (m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+  const times = r.times.map(([a, b]) => `${hm(a)}–${hm(b)}`).join(', ');
+  const names = lang === 'zh' ? ['周日', '周一', '周二', '周三', '周四', '周五', '周六'] : ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const bits = (mask, from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i).filter((v) => mask & (1 << v));
+  /** Consecutive values as ranges: Mon–Fri, Sat. */
+  const spans = (vals, label) => {
+    const out = [];
+    for (let i = 0; i < vals.length; i++) {
+      let j = i;
+      while (j + 1 < vals.length && vals[j + 1] === vals[j] + 1) j++;
+      out.push(j > i + 1 ? `${label(vals[i])}–${label(vals[j])}` : vals.slice(i, j + 1).map(label).join(', '));
+      i = j;
+    }
+    return out.join(', ');
+  };
+  const parts = [];
+  if (r.dow !== null) {
+    const days = bits(r.dow, 0, 6);
+    parts.push(spans(days.includes(0) && days.length > 1 ? [...days.filter((d) => d > 0), 7] : days, (d) => names[d % 7]));
+  }
+  if (r.dom && 'mask' in r.dom) parts.push(`${lang === 'zh' ? '每月' : 'days'} ${spans(bits(r.dom.mask, 1, 31), String)}${lang === 'zh' ? '日' : ''}`);
+  if (r.dom && 'every_days' in r.dom) parts.push(lang === 'zh' ? `每 ${r.dom.every_days} 天` : `every ${r.dom.every_days} days`);
+  if (r.month !== null) parts.push(`${lang === 'zh' ? '月份' : 'months'} ${spans(bits(r.month, 1, 12), String)}`);
+  if (r.year && 'ranges' in r.year) parts.push(r.year.ranges.map(([a, b]) => (a === b ? String(a) : `${a}–${b}`)).join(', '));
+  if (!parts.length) parts.push(t('every_day'));
+  return `${parts.join(' · ')} ${times} (${r.source})`;
 }
 
 async function showUser(userid) {
@@ -306,7 +332,7 @@ async function showUser(userid) {
     [t('decided_by'), u.decided_by],
     [t('type'), ['employee', 'visitor', 'student'][r.user_type] ?? r.user_type],
     [t('cards'), r.cards.join(', ') || t('none')],
-    [t('rules'), r.rules.length ? r.rules.map(ruleWords).join(' | ') : t('none')],
+    [t('rules'), r.rules.length ? r.rules.map(ruleWords).join('; ') : t('none')],
   ];
   if (f && (f.valid_from || f.valid_until)) items.push([t('validity'), `${f.valid_from ? stamp(f.valid_from, zone) : '…'} → ${f.valid_until ? stamp(f.valid_until, zone) : '…'}`]);
   if (f?.blocked) items.push([t('blocked'), f.blocked.reason ?? '✓']);
