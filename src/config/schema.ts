@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseHoliday } from '../domain/door-policy.js';
 import { parseRule } from '../domain/rules.js';
+import { CARD_FORMATS } from '../domain/cards.js';
 import { DOOR_MODES } from '../domain/types.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 
@@ -68,6 +69,11 @@ const reader = z.strictObject({
   rate_limit: z
     .strictObject({ per_s: z.number().min(0.1).max(10_000).default(5), burst: z.number().int().min(1).max(100_000).default(20) })
     .optional(),
+  /** Card bits (Wiegand frames from a bridge, later OSDP and GPIO Wiegand): their format and which number (domain/cards.ts). */
+  card_format: z.enum(CARD_FORMATS).default('auto'),
+  card_number: z.enum(['full', 'card']).default('full'),
+  /** Card and PIN: how long a card waits for its PIN (ending with #). */
+  pin_wait_ms: z.number().int().min(1000).max(60_000).default(10_000),
   vendor_id: z.number().int().min(0).max(0xffff).optional(),
   product_id: z.number().int().min(0).max(0xffff).optional(),
   serial: str().optional(),

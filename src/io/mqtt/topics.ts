@@ -86,7 +86,7 @@ export interface DoorEventPayload {
 
 /** `…/reader/<reader>/credential` (from local readers). */
 export interface ReaderCredentialPayload {
-  type: 'card' | 'qr' | 'userid' | 'face' | 'fingerprint';
+  type: 'card' | 'qr' | 'userid' | 'face' | 'fingerprint' | 'wiegand';
   value: string | number;
   /** The reader's duress signal (a duress PIN or finger): decided as usual, an alarm raised. */
   duress?: boolean;
@@ -139,8 +139,13 @@ export function parseReaderCredential(payload: string): { ok: true; cred: Reader
   } catch {
     return { ok: false, error: 'payload is not JSON' };
   }
-  const o = v as { type?: unknown; value?: unknown };
-  if (!['card', 'qr', 'userid', 'face', 'fingerprint'].includes(String(o?.type))) return { ok: false, error: 'type must be card, qr, userid, face or fingerprint' };
+  const o = v as { type?: unknown; value?: unknown; bits?: unknown };
+  if (o?.type === 'wiegand') {
+    // Raw frames from a Wiegand bridge: cards (decoded by the reader's card_format) and key bursts.
+    if (typeof o.bits !== 'string' || !/^[01]{4,128}$/.test(o.bits)) return { ok: false, error: 'wiegand bits must be a string of 4 to 128 0s and 1s' };
+    return { ok: true, cred: { type: 'wiegand', value: o.bits } };
+  }
+  if (!['card', 'qr', 'userid', 'face', 'fingerprint'].includes(String(o?.type))) return { ok: false, error: 'type must be card, qr, userid, face, fingerprint or wiegand' };
   if (!((typeof o.value === 'string' && o.value.length > 0) || (typeof o.value === 'number' && Number.isSafeInteger(o.value)))) {
     return { ok: false, error: 'value must be a non-empty string or an integer' };
   }
