@@ -109,6 +109,8 @@ export class Gateway {
   /** The web console and metrics (web.enabled). */
   web: WebServer | null = null;
   metrics: GatewayMetrics | null = null;
+  /** Why the console is not serving (null: serving, or not enabled). */
+  webError: string | null = null;
   /** Every door event (contact, alarms, modes, reader and storage alarms), as journaled. */
   readonly doorEvents$ = new Subject<DoorEvent>();
   readonly started = Date.now();
@@ -145,6 +147,7 @@ export class Gateway {
         open: (door, by) => pipeline.handle(credentialEvent(door, 'operator', 'unknown', { type: 'operator', source: by })),
         lock: (door) => pipeline.relock(door),
         accountChanged: (name) => this.web?.accountChanged(name),
+        webError: () => this.webError,
         doorState: (door) => {
           const st = this.doors.get(door)?.state$.value;
           return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null };
@@ -235,7 +238,14 @@ export class Gateway {
       gw.cloud = cloud;
       await cloud?.start();
       gw.mqtt?.start(); // never waits for the broker
-      if (config.web.enabled) await gw.startWeb();
+      // The console is a convenience: if it cannot serve (port taken, certificate unreadable), the
+      // door runs without it and status says why.
+      if (config.web.enabled) {
+        await gw.startWeb().catch((e: unknown) => {
+          gw.webError = (e as Error).message;
+          log.error({ err: (e as Error).message }, 'web console not started; the door runs without it');
+        });
+      }
       if (o.controlSocket !== false) gw.server = await serveControl(o.controlSocket ?? controlSocketPath(config), gw.api, log.child({ module: 'control' }));
 
       log.info({ gateway_id: config.gateway_id, version: VERSION, users: await store.userCount(), doors: config.doors.map((d) => d.id), data_dir: config.data_dir }, 'gateway ready');
@@ -271,6 +281,7 @@ export class Gateway {
       });
     }
     const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION });
+    await web.start(); // first: a console that cannot listen subscribes to nothing
     const m = this.metrics;
     pipeline.decisions$.subscribe((d) => {
       m?.decision(d);
@@ -288,7 +299,6 @@ export class Gateway {
     }
     for (const [door, sm] of this.doors) sm.state$.pipe(skip(1)).subscribe(() => web.doorState(door));
     pipeline.modes$.subscribe(({ door }) => web.doorState(door));
-    await web.start();
     this.web = web;
   }
 

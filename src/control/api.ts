@@ -52,6 +52,8 @@ export interface Status {
   cloud: CloudState | null;
   /** The data directory's disk (running gateway only). */
   storage: StorageStatus | null;
+  /** Why the web console is not serving although enabled. */
+  web_error?: string | null;
 }
 
 export interface GatewayApi extends UsersApi {
@@ -121,6 +123,8 @@ export interface RunningGateway {
   /** End a pulse in progress now. */
   lock?: (door: string) => void;
   doorState?: (door: string) => { lock: 'locked' | 'unlocked'; contact: string; alarm: string | null };
+  /** Why the web console is not serving, if it should be. */
+  webError?: () => string | null;
   /** A console account changed or went: its sessions end. */
   accountChanged?: (name: string) => void;
 }
@@ -226,6 +230,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,
         cloud: running?.cloud()?.state$.value ?? null,
         storage: running?.storage?.() ?? null,
+        web_error: running?.webError?.() ?? null,
       };
     },
 
@@ -350,6 +355,7 @@ export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now
   const st = s.storage;
   if (st && !st.writable) problems.push(`database not writable (${st.error ?? 'write failed'}): ${st.held_in_memory} records held in memory${st.dropped ? `, ${st.dropped} dropped` : ''}`);
   if (st?.low) problems.push(`disk space low in the data directory: ${Math.round((st.free_bytes ?? 0) / 1024 / 1024)} MB free`);
+  if (s.web_error) problems.push(`web console not serving: ${s.web_error}`);
   const c = s.cloud;
   if (c?.credentials_problem) problems.push(c.credentials_problem);
   else if (c?.link === 'unprovisioned') problems.push(`cloud ${c.provider}: device not activated (doorgw ${c.provider} activate)`);

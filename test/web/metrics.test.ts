@@ -1,5 +1,7 @@
 /** /metrics scraped from a running gateway, parsed by the Prometheus text-format rules. */
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { healthProblems } from '../../src/control/api.js';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialEvent } from '../../src/domain/events.js';
@@ -131,5 +133,22 @@ describe('metrics', () => {
     expect([...used].filter((n) => !after.types.has(n))).toEqual([]);
     expect(used.size).toBeGreaterThan(12);
     expect(parseYaml(scrapeYml)).toEqual([expect.objectContaining({ job_name: 'doorgw', metrics_path: '/metrics', authorization: { type: 'Bearer', credentials_file: expect.any(String) } })]);
+  });
+
+  it('a console that cannot listen leaves the door working, and status says why', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      t.gw = await startMqttGateway(broker, { log, key: makeKey(), top: { web: { enabled: true, port } } });
+      expect(t.gw.web).toBeNull();
+      expect(t.gw.webError).toMatch(/EADDRINUSE/);
+      t.gw.pipeline.handle(credentialEvent('lobby', 'lobby-reader', 'in', { type: 'card', value: '1001' }));
+      expect(simRelay(t.gw).pulses).toHaveLength(1);
+      const st = await t.gw.api.status();
+      expect(healthProblems(st, { maxLinkDownS: 600, maxOutboxAgeS: 900, maxSkewS: 30 })).toEqual([expect.stringMatching(/^web console not serving: .*EADDRINUSE/)]);
+    } finally {
+      taken.close();
+    }
   });
 });
