@@ -152,25 +152,36 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
       const match = (u: UserRecord): boolean => !q || u.userid.toLowerCase().includes(q) || (u.name ?? '').toLowerCase().includes(q) || u.cards.includes(q);
       const rows: UserRow[] = [];
       if (layer !== 'cloud') for (const u of store.localUsers(p.after)) if (match(u)) rows.push(toRow(u, 'local'));
-      let cloudDone = true;
+      // The cloud is read in userid order from `after`; when the read stops early (a bounded scan, so
+      // a search never holds the gateway), only rows up to the last cloud userid read are complete.
+      let cloudUpTo: string | null = null;
+      let lastRead: string | null = null;
       if (layer !== 'local') {
-        // Scan at most a bounded number of cloud records per page, so a search never holds the gateway.
         let scanned = 0;
+        let cloudRows = 0;
         for await (const u of store.users(p.after !== undefined ? { after: p.after } : {})) {
-          if (++scanned > 20_000 || rows.length >= limit * 2) {
-            cloudDone = false;
+          if (++scanned > 20_000 || cloudRows >= limit) {
+            cloudUpTo = u.userid;
             break;
           }
+          lastRead = u.userid;
           if (store.localUser(u.userid)) continue; // shadowed: the local row stands for it
           const adj = store.localAdjustment(u.userid);
-          const r = adj ? { ...u, local: adj } : u;
-          if (match(r)) rows.push(toRow(adj ? store.directory.user(u.userid)! : u, 'cloud'));
+          const r = adj ? store.directory.user(u.userid)! : u;
+          if (match(r)) {
+            rows.push(toRow(r, 'cloud'));
+            cloudRows++;
+          }
         }
       }
       rows.sort((a, b) => (a.userid < b.userid ? -1 : a.userid > b.userid ? 1 : 0));
-      const page = rows.slice(0, limit);
-      const more = rows.length > limit || !cloudDone;
-      return { users: page, next: more && page.length ? page[page.length - 1]!.userid : more ? (p.after ?? null) : null };
+      // cloudUpTo is the first cloud userid not read: everything before it is known.
+      const complete = cloudUpTo === null ? rows : rows.filter((r) => r.userid < cloudUpTo!);
+      const page = complete.slice(0, limit);
+      const more = complete.length > limit || cloudUpTo !== null;
+      // A page that found nothing in a bounded scan still moves on, past what it read.
+      const next = !more ? null : page.length ? page[page.length - 1]!.userid : (lastRead ?? p.after ?? null);
+      return { users: page, next };
     },
 
     async usersShow(p) {

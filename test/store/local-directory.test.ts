@@ -216,3 +216,34 @@ describe('export and import of the local layer', () => {
     }
   });
 });
+
+describe('listing both layers page by page', () => {
+  it('returns every person once, in userid order, whatever the page size and the mix of layers', async () => {
+    const { default: fc } = await import('fast-check');
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.stringMatching(/^[a-d]{1,3}$/), { minLength: 0, maxLength: 25 }), fc.func(fc.boolean()), fc.integer({ min: 1, max: 7 }), async (ids, isLocal, limit) => {
+        const dir = join(tmpDir(), 'p');
+        const s = await Store.open(dir);
+        try {
+          const local = ids.filter((id) => isLocal(id));
+          const cloud = ids.filter((id) => !isLocal(id));
+          await s.upsertUsers(cloud.map((id) => user({ userid: id })));
+          const a = localApi(s, config, 't');
+          for (const id of local) await a.usersAdd({ userid: id });
+          const seen: string[] = [];
+          let after: string | undefined;
+          for (let guard = 0; guard < 100; guard++) {
+            const page = await a.usersList({ limit, ...(after !== undefined ? { after } : {}) });
+            seen.push(...page.users.map((u) => u.userid));
+            if (page.next === null) break;
+            after = page.next;
+          }
+          expect(seen).toEqual([...ids].sort());
+        } finally {
+          await s.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  }, 60_000);
+});
