@@ -176,7 +176,7 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
       }
       rows.sort((a, b) => (a.userid < b.userid ? -1 : a.userid > b.userid ? 1 : 0));
       // cloudUpTo is the first cloud userid not read: everything before it is known.
-      const complete = cloudUpTo === null ? rows : rows.filter((r) => r.userid < cloudUpTo!);
+      const complete = cloudUpTo === null ? rows : rows.filter((r) => r.userid < cloudUpTo);
       const page = complete.slice(0, limit);
       const more = complete.length > limit || cloudUpTo !== null;
       // A page that found nothing in a bounded scan still moves on, past what it read.
