@@ -224,6 +224,7 @@ export class WebServer {
     } catch (e) {
       if (res.headersSent) return void res.destroy();
       if (e instanceof HttpError) return this.json(res, e.status, { error: e.message, code: e.code }, e.headers);
+      if (e instanceof URIError) return this.json(res, 400, { error: 'a malformed %-escape in the path', code: 'invalid' });
       if (e instanceof UsageError) return this.json(res, STATUS_OF[e.code] ?? 400, { error: e.message, code: e.code });
       this.ctx.log.error({ err: e, path }, 'web request failed');
       this.json(res, 500, { error: 'internal error', code: 'internal' });

@@ -168,6 +168,7 @@ describe('console HTTP', () => {
     expect(await req(url, '/api/journal.csv?door=garage', s)).toMatchObject({ status: 400, body: { error: expect.stringContaining("no door 'garage'") } });
     expect(await req(url, '/api/users?layer=moon', s)).toMatchObject({ status: 400 });
     expect(await req(url, '/api/users/nobody', s)).toMatchObject({ status: 404 });
+    expect(await req(url, '/api/users/%E0%A4%A', s)).toMatchObject({ status: 400, body: { error: 'a malformed %-escape in the path' } });
     expect(await req(url, '/api/outbox/discard', { body: { seqs: [1] }, ...s })).toMatchObject({ status: 400, body: { error: 'give a reason (journaled with the discard)' } });
     expect(await req(url, '/api/users/block', { raw: '[1,2]', ...s, headers: { 'content-type': 'application/json' } })).toMatchObject({ status: 400, body: { error: 'the body must be a JSON object' } });
     expect(await req(url, '/api/users/block', { raw: '{bad', ...s, headers: { 'content-type': 'application/json' } })).toMatchObject({ status: 400, body: { error: 'the body is not JSON' } });
