@@ -1,6 +1,7 @@
-/** Build dist/ once so CLI tests run the real binary as installed (and fast), from current sources. */
+/** Build dist/ (and the native addon) once so CLI tests run the real binary as installed (and fast), from current sources. */
 import { execFileSync } from 'node:child_process';
 
 export default function setup(): void {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync('sh', ['scripts/build-native.sh'], { stdio: 'inherit' }); // the GPIO character-device addon
 }

@@ -295,13 +295,21 @@ export const configSchema = z
     /** sysfs GPIO (Raspberry Pi OS bookworm): BCM numbers map to sysfs numbers at run time. */
     gpio: z
       .strictObject({
+        /**
+         * cdev: the GPIO character device (/dev/gpiochipN; kernel timestamps and debounce; the only
+         * interface on Raspberry Pi OS trixie). sysfs: /sys/class/gpio through onoff. auto: cdev
+         * where a gpiochip device exists and doorgw's addon is built, else sysfs.
+         */
+        backend: z.enum(['auto', 'cdev', 'sysfs']).default('auto'),
+        /** The gpiochip device (default: the one labelled like a Raspberry Pi pin controller). */
+        chip: str().optional(),
         sysfs_root: str().default('/sys/class/gpio'),
         /** Label of the SoC pin controller's gpiochip; the known Raspberry Pi labels by default. */
         chip_label: str().optional(),
         /** Explicit sysfs number of BCM 0 (overrides detection). */
         base: z.number().int().min(0).max(4096).optional(),
       })
-      .default({ sysfs_root: '/sys/class/gpio' }),
+      .default({ backend: 'auto', sysfs_root: '/sys/class/gpio' }),
     control: z
       .strictObject({ socket: str().optional() })
       .default({}),

@@ -1,7 +1,7 @@
 /**
- * Relay and input backends by configuration: `sim` in memory, `gpio` through onoff on sysfs (loaded
- * only when configured). A new backend (the GPIO character device) is a module in this folder and a
- * branch here.
+ * Relay and input backends by configuration: `sim` in memory; `gpio` through the GPIO character
+ * device (cdev.ts) or sysfs through onoff (onoff.ts), as `gpio.backend` says — `auto` takes the
+ * character device where one exists and doorgw's addon is built. Each is loaded only when used.
  */
 import type { Config, DoorConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
@@ -22,18 +22,37 @@ export interface Input {
   close(): void;
 }
 
+/** Which GPIO interface this configuration uses on this system, and why (for logs and `hw probe`). */
+export async function gpioBackend(config: Config): Promise<{ backend: 'cdev' | 'sysfs'; why: string }> {
+  const g = config.gpio;
+  if (g.backend === 'cdev') return { backend: 'cdev', why: 'gpio.backend: cdev' };
+  if (g.backend === 'sysfs') return { backend: 'sysfs', why: 'gpio.backend: sysfs' };
+  const { addonBuilt, chipDevices } = await import('./cdev.js');
+  const chips = chipDevices();
+  if (chips.length && addonBuilt()) return { backend: 'cdev', why: `auto: ${chips.join(', ')} present and the addon is built` };
+  return { backend: 'sysfs', why: chips.length ? 'auto: the character-device addon is not built' : 'auto: no /dev/gpiochip* here' };
+}
+
 const sysfs = (config: Config, pin: number): number => sysfsNumber(pin, { root: config.gpio.sysfs_root, chipLabel: config.gpio.chip_label, base: config.gpio.base });
 
 /** The door's relay, at its idle level from the moment it is opened. */
 export async function openRelay(door: DoorConfig, config: Config, log: Logger): Promise<Relay> {
   const rlog = log.child({ module: 'relay', door: door.id });
   if (door.relay.driver === 'sim') return new SimRelay(door.id, rlog);
+  if ((await gpioBackend(config)).backend === 'cdev') {
+    const { CdevRelay, findChip } = await import('./cdev.js');
+    return CdevRelay.open({ door: door.id, chip: findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }), offset: door.relay.pin!, activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
+  }
   const { GpioRelay } = await import('./onoff.js');
   return GpioRelay.open({ door: door.id, number: sysfs(config, door.relay.pin!), activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
 }
 
 /** A door input (exit button, door contact) on GPIO. */
 export async function openInput(spec: InputSpec, config: Config, log: Logger): Promise<Input> {
+  if ((await gpioBackend(config)).backend === 'cdev') {
+    const { CdevInput, findChip } = await import('./cdev.js');
+    return CdevInput.open({ name: `${spec.door}.${spec.name}`, chip: findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }), offset: spec.pin, activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
+  }
   const { GpioInput } = await import('./onoff.js');
   return GpioInput.open({ name: `${spec.door}.${spec.name}`, number: sysfs(config, spec.pin), activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
 }

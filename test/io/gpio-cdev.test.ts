@@ -1,0 +1,139 @@
+/**
+ * The GPIO character-device backend, for real down to the system calls: the gateway process runs
+ * doorgw's own addon against a fake kernel (test/helpers/fake-gpiochip.c, LD_PRELOAD) that answers
+ * the v2 uAPI — chip info, line requests with their initial values and debounce, value sets, and
+ * edge events with kernel timestamps — since this machine's kernel has no GPIO.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wecom.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const ADDON = join(ROOT, 'dist/io/gpio/gpio_cdev.node');
+let fake: string;
+let fakeDir: string;
+afterAll(() => rmSync(fakeDir, { recursive: true, force: true }));
+beforeAll(() => {
+  if (!existsSync(ADDON)) throw new Error('the GPIO addon is not built: sh scripts/build-native.sh (needs a C compiler and Node headers)');
+  // Not tmpDir(): that is emptied after every test, and the library serves them all.
+  fakeDir = mkdtempSync(join(tmpdir(), 'doorgw-fakegpio-'));
+  fake = join(fakeDir, 'fake-gpiochip.so');
+  const cc = spawnSync('cc', ['-O1', '-Wall', '-shared', '-fPIC', '-pthread', '-o', fake, join(ROOT, 'test/helpers/fake-gpiochip.c'), '-ldl'], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(cc.stderr);
+});
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+async function gateway(env: Record<string, string> = {}) {
+  const dir = tmpDir();
+  const log = join(dir, 'gpio.log');
+  const ctl = join(dir, 'gpio.ctl');
+  spawnSync('mkfifo', [ctl]);
+  const config = join(dir, 'doorgw.yaml');
+  writeFileSync(
+    config,
+    `data_dir: ${join(dir, 'data')}\nlog: { level: info, pretty: false }\npolicy: { debounce_ms: 0 }\n` +
+      `gpio: { backend: cdev, chip: /dev/gpiochip0 }\n` +
+      `doors:\n  - id: front\n    relay: { driver: gpio, pin: 17, pulse_ms: 300 }\n` +
+      `    inputs:\n      exit_button: { pin: 27, active_low: true, debounce_ms: 20 }\n      door_contact: { pin: 22, active_low: true, debounce_ms: 20 }\n`,
+  );
+  const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], {
+    env: { ...process.env, LD_PRELOAD: fake, FAKE_GPIO_LOG: log, FAKE_GPIO_CTL: ctl, FAKE_GPIO_LEVELS: '27=1,22=0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const out: Record<string, unknown>[] = [];
+  let buf = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      try {
+        out.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      } catch {
+        /* not a log line */
+      }
+      buf = buf.slice(i + 1);
+    }
+  });
+  await until(() => out.some((l) => l.msg === 'gateway ready'), 'gateway ready', 20_000);
+  const fifo = await open(ctl, 'w');
+  const lines = (): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+  return {
+    child,
+    out,
+    lines,
+    send: (cmd: string) => fifo.write(`${cmd}\n`),
+    close: () => fifo.close(),
+  };
+}
+
+describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
+  it('requests the relay at its idle level, takes kernel-debounced inputs, pulses on the exit button and relocks at shutdown', async () => {
+    const g = await gateway();
+    try {
+      const requests = g.lines().filter((l) => l.startsWith('request'));
+      // The relay's line is an output from the request itself, at its idle (locked) level: no glitch.
+      expect(requests).toContainEqual(expect.stringMatching(/^request offsets=17 output=1 values=0 edges=none debounce=0 consumer=doorgw-front-relay /));
+      expect(requests).toContainEqual(expect.stringMatching(/^request offsets=27 output=0 values=0 edges=both debounce=20000 consumer=doorgw-front\.exit_button /));
+      expect(requests).toContainEqual(expect.stringMatching(/^request offsets=22 output=0 values=0 edges=both debounce=20000 consumer=doorgw-front\.door_contact /));
+      expect(g.lines().some((l) => l.startsWith('set 17=1'))).toBe(false);
+      expect(g.out.find((l) => l.msg === 'input on GPIO ready' && l.input === 'front.exit_button')).toMatchObject({ debounce: 'kernel', backend: 'cdev' });
+
+      // The exit button (active low) is pressed: an edge with a kernel timestamp; the relay pulses 300 ms.
+      await g.send('edge 27 0');
+      await until(() => g.lines().some((l) => l.startsWith('set 17=0')), 'relay back to idle', 5000);
+      const sets = g.lines().filter((l) => l.startsWith('set 17=')).map((l) => /^set 17=(\d) t=(\d+)$/.exec(l)!);
+      expect(sets.map((m) => m[1])).toEqual(['1', '0']);
+      const ms = Number(BigInt(sets[1]![2]!) - BigInt(sets[0]![2]!)) / 1e6;
+      expect(ms).toBeGreaterThanOrEqual(295);
+      expect(ms).toBeLessThan(450);
+      expect(g.out.find((l) => l.msg === 'access granted')).toMatchObject({ reason: 'exit_request', door: 'front' });
+
+      // The door contact opens (active low: the line rises).
+      await g.send('edge 27 1');
+      await g.send('edge 22 1');
+      await until(() => g.out.some((l) => l.msg === 'door event' && l.event === 'contact_open'), 'contact open');
+
+      // SIGTERM: the relay is written to its idle level and the process ends.
+      const exited = new Promise<number | null>((r) => g.child.once('exit', (c) => r(c)));
+      g.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(g.lines().filter((l) => l.startsWith('set 17=')).at(-1)).toMatch(/^set 17=0 /);
+    } finally {
+      await g.close();
+    }
+  }, 40_000);
+
+  it('debounces in user space where the chip has no debounce, and names a missing line clearly', async () => {
+    const g = await gateway({ FAKE_GPIO_NO_DEBOUNCE: '1' });
+    try {
+      expect(g.lines().filter((l) => l.startsWith('request offsets=27'))).toEqual([expect.stringMatching(/debounce=0 /)]);
+      expect(g.out.find((l) => l.msg === 'input on GPIO ready' && l.input === 'front.exit_button')).toMatchObject({ debounce: 'user' });
+      // A bounce shorter than 20 ms is not a press; a held press is.
+      await g.send('edge 27 0');
+      await g.send('edge 27 1');
+      await new Promise((r) => setTimeout(r, 150));
+      expect(g.lines().some((l) => l.startsWith('set 17=1'))).toBe(false);
+      await g.send('edge 27 0');
+      await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'pulse after a real press', 5000);
+    } finally {
+      await g.close();
+    }
+    // A line the chip does not have: the gateway refuses to start, saying which.
+    const dir = tmpDir();
+    const config = join(dir, 'c.yaml');
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\ndoors:\n  - id: front\n    relay: { driver: gpio, pin: 53 }\n`);
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { env: { ...process.env, LD_PRELOAD: fake, FAKE_GPIO_LINES: '28' }, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/door 'front': relay on \/dev\/gpiochip0 line 53: the kernel refused the request \(EINVAL\)/);
+  }, 40_000);
+});
