@@ -52,7 +52,7 @@ async function gateway(env: Record<string, string> = {}) {
   children.push(child);
   const out: Record<string, unknown>[] = [];
   let buf = '';
-  child.stdout!.on('data', (c: Buffer) => {
+  child.stdout.on('data', (c: Buffer) => {
     buf += c.toString();
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
