@@ -44,16 +44,19 @@ export const RESERVED_READER_IDS = ['doorgw', 'operator', 'admin', 'homeassistan
 /** What a reader may present. A reader cannot vouch for more than it can sense. */
 export const CREDENTIAL_KINDS = ['card', 'qr', 'userid', 'face', 'fingerprint'] as const;
 /** By type: a scanner reads codes; a local MQTT reader sends cards and codes unless it says more. */
-export const DEFAULT_READER_KINDS = { terminal: CREDENTIAL_KINDS, hid: ['qr'], mqtt: ['card', 'qr'] } as const;
+export const DEFAULT_READER_KINDS = { terminal: CREDENTIAL_KINDS, hid: ['qr'], mqtt: ['card', 'qr'], wiegand: ['card'] } as const;
 /** Default rate limits by type (null: none). A person presents a credential every second or so. */
-export const DEFAULT_READER_RATE = { terminal: null, hid: { per_s: 5, burst: 20 }, mqtt: { per_s: 5, burst: 20 } } as const;
+export const DEFAULT_READER_RATE = { terminal: null, hid: { per_s: 5, burst: 20 }, mqtt: { per_s: 5, burst: 20 }, wiegand: { per_s: 5, burst: 20 } } as const;
 
 const reader = z.strictObject({
   id: id().refine((v) => !(RESERVED_READER_IDS as readonly string[]).includes(v.toLowerCase()), {
     message: `must not be one of the broker accounts or the gateway's own source names (${RESERVED_READER_IDS.join(', ')}): a reader logs in under its id`,
   }),
-  /** terminal: scans typed or pasted on the console (development). hid: USB scanner. mqtt: local reader topic. */
-  type: z.enum(['terminal', 'hid', 'mqtt']),
+  /**
+   * terminal: scans typed or pasted on the console (development). hid: USB scanner. mqtt: local
+   * reader topic. wiegand: a Wiegand reader or keypad on two GPIO lines (the character device).
+   */
+  type: z.enum(['terminal', 'hid', 'mqtt', 'wiegand']),
   direction: z.enum(['in', 'out', 'unknown']).default('in'),
   /**
    * Credential kinds this reader may present (default by type: terminal all (development), hid qr,
@@ -86,6 +89,20 @@ const reader = z.strictObject({
   terminator: z.enum(['enter', 'tab', 'none']).default('enter'),
   /** hid keyboard mode: a scan also ends after this long without a key. */
   idle_ms: z.number().int().min(0).max(5000).default(150),
+  /** wiegand: the D0 and D1 lines (BCM numbers, through a level shifter from 5 V readers). */
+  d0: z.number().int().min(0).max(53).optional(),
+  d1: z.number().int().min(0).max(53).optional(),
+  /** wiegand: the reader's LED and beeper inputs, where wired (active low, as most readers take them). */
+  led: z.number().int().min(0).max(53).optional(),
+  beeper: z.number().int().min(0).max(53).optional(),
+  feedback_active_low: z.boolean().default(true),
+  /** wiegand: the Pi's pull-up on D0/D1 (the reader's own pull-ups are on its 5 V side). */
+  bias: z.enum(['pull-up', 'as-is']).default('pull-up'),
+}).superRefine((r, ctx) => {
+  if (r.type !== 'wiegand') return;
+  if (r.d0 === undefined || r.d1 === undefined) ctx.addIssue({ code: 'custom', message: 'a wiegand reader needs d0 and d1 (GPIO lines)', path: [r.d0 === undefined ? 'd0' : 'd1'] });
+  const pins = [r.d0, r.d1, r.led, r.beeper].filter((p) => p !== undefined);
+  if (new Set(pins).size !== pins.length) ctx.addIssue({ code: 'custom', message: 'd0, d1, led and beeper must be different lines', path: ['d1'] });
 });
 
 /** A door's policies beside each user's own rules (see domain/door-policy.ts). */

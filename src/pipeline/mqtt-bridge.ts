@@ -11,8 +11,7 @@ import type { GatewayApi } from '../control/api.js';
 import { UsageError } from '../control/errors.js';
 import { REQUESTS } from '../control/requests.js';
 import { normalizeCard } from '../domain/user.js';
-import { decodeCard, decodeKey, type CardFormat, type CardNumberKind } from '../domain/cards.js';
-import { CardPinAssembler } from '../domain/card-pin.js';
+import { WiegandFrames } from '../io/readers/wiegand-frames.js';
 import type { Credential } from '../domain/types.js';
 import type { Relay } from '../io/relay.js';
 import { MqttLink, type MqttMessage } from '../io/mqtt/client.js';
@@ -40,10 +39,7 @@ export interface MqttBridgeContext {
 interface MqttReader {
   door: string;
   direction: 'in' | 'out' | 'unknown';
-  format: CardFormat;
-  number: CardNumberKind;
-  keypad: CardPinAssembler;
-  timer: NodeJS.Timeout | null;
+  frames: WiegandFrames;
 }
 
 export class MqttBridge {
@@ -65,7 +61,20 @@ export class MqttBridge {
       ctx.config.doors.flatMap((d) =>
         d.readers
           .filter((r) => r.type === 'mqtt')
-          .map((r) => [r.id, { door: d.id, direction: r.direction, format: r.card_format, number: r.card_number, keypad: new CardPinAssembler({ needPin: d.policy.card_and_pin, waitMs: r.pin_wait_ms }), timer: null }] as const),
+          .map((r) => {
+            const frames = new WiegandFrames({
+              format: r.card_format,
+              number: r.card_number,
+              needPin: d.policy.card_and_pin,
+              pinWaitMs: r.pin_wait_ms,
+              onCredential: (c) => this.credentials$.next(credentialEvent(d.id, r.id, r.direction, c)),
+              onBadFrame: (error, bits) => {
+                this.badFrames.set(r.id, (this.badFrames.get(r.id) ?? 0) + 1);
+                this.log.warn({ reader: r.id, bits, error }, 'wiegand frame dropped');
+              },
+            });
+            return [r.id, { door: d.id, direction: r.direction, frames }] as const;
+          }),
       ),
     );
     const subscriptions = this.topics.subscriptions();
@@ -112,7 +121,7 @@ export class MqttBridge {
   }
 
   async stop(): Promise<void> {
-    for (const r of this.readers.values()) if (r.timer) clearTimeout(r.timer);
+    for (const r of this.readers.values()) r.frames.close();
     this.subs.unsubscribe();
     this.credentials$.complete();
     await this.link.stop();
@@ -236,7 +245,7 @@ export class MqttBridge {
     if (!p.ok) return void this.log.warn({ reader, error: p.error }, 'invalid reader credential ignored');
     const v = p.cred.value;
     let cred: Credential;
-    if (p.cred.type === 'wiegand') return this.onWiegand(reader, r, String(v));
+    if (p.cred.type === 'wiegand') return r.frames.frame(String(v));
     if (p.cred.type === 'qr') cred = { type: 'qr', text: String(v) };
     else if (p.cred.type === 'card') {
       const card = normalizeCard(v);
@@ -245,33 +254,6 @@ export class MqttBridge {
     } else cred = p.cred.type === 'userid' ? { type: 'userid', value: String(v) } : { type: 'userid', value: String(v), method: p.cred.type };
     if (p.cred.duress) cred.duress = true;
     this.credentials$.next(credentialEvent(r.door, reader, r.direction, cred));
-  }
-
-  /** A Wiegand frame from a bridge: a card in the reader's format, or a keypad key (card and PIN). */
-  private onWiegand(reader: string, r: MqttReader, bits: string): void {
-    const now = Date.now();
-    const emit = (c: Credential | null): void => {
-      if (c) this.credentials$.next(credentialEvent(r.door, reader, r.direction, c));
-    };
-    const bad = (error: string): void => {
-      this.badFrames.set(reader, (this.badFrames.get(reader) ?? 0) + 1);
-      this.log.warn({ reader, bits: bits.length, error }, 'wiegand frame dropped');
-    };
-    if (bits.length === 4 || bits.length === 8) {
-      const k = decodeKey(bits);
-      if (!k.ok) return bad(k.error);
-      return emit(r.keypad.key(k.key, now));
-    }
-    const card = decodeCard(bits, r.format, r.number);
-    if (!card.ok) return bad(card.error);
-    emit(r.keypad.expire(now));
-    emit(r.keypad.card(card.value, now));
-    if (r.keypad.waiting) {
-      // The held card is decided without a PIN when its wait ends (denied pin_required, journaled).
-      if (r.timer) clearTimeout(r.timer);
-      r.timer = setTimeout(() => emit(r.keypad.expire(Date.now())), r.keypad.waitMs + 10);
-      r.timer.unref();
-    }
   }
 
   private async onRequest(name: string, m: MqttMessage): Promise<void> {

@@ -9,8 +9,9 @@
  *                       set 17=1 t=<monotonic ns>
  *   FAKE_GPIO_CTL     a FIFO the test writes commands to:
  *                       level <offset> <0|1>            the line's input level (no event)
- *                       edge <offset> <0|1> [<ns>]      the level changes: an edge event with that
- *                                                       kernel timestamp (default: now)
+ *                       edge <offset> <0|1> [<ns>|+<ns>] the level changes: an edge event with that
+ *                                                       kernel timestamp (default: now; +ns: that
+ *                                                       long after the previous event's)
  *   FAKE_GPIO_LEVELS  initial input levels, e.g. "27=1,22=0"
  *   FAKE_GPIO_NO_DEBOUNCE=1   refuse the debounce attribute (EINVAL), like chips without it
  *
@@ -40,11 +41,13 @@ struct req {
   unsigned n;
   unsigned offsets[64];
   int output;
+  int rising, falling;
   unsigned seq;
 };
 static int kind[MAXFD];
 static struct req *reqs[MAXFD];
 static int levels[256];
+static unsigned long long last_ts;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -85,9 +88,11 @@ static void emit(unsigned offset, int level, unsigned long long ns) {
     if (kind[fd] != LINE || !r || r->output) continue;
     for (unsigned i = 0; i < r->n; i++) {
       if (r->offsets[i] != offset || prev == level) continue;
+      if ((level && !r->rising) || (!level && !r->falling)) continue; /* an edge the request did not ask for */
       struct gpio_v2_line_event e;
       memset(&e, 0, sizeof e);
       e.timestamp_ns = ns;
+      last_ts = ns;
       e.id = level ? GPIO_V2_LINE_EVENT_RISING_EDGE : GPIO_V2_LINE_EVENT_FALLING_EDGE;
       e.offset = offset;
       e.seqno = ++r->seq;
@@ -117,7 +122,10 @@ static void *control(void *arg) {
       unsigned off;
       int lv;
       unsigned long long ns = 0;
-      if (sscanf(line, "edge %u %d %llu", &off, &lv, &ns) >= 2) emit(off, lv != 0, ns ? ns : now_ns());
+      char rel = 0;
+      if (sscanf(line, "edge %u %d +%llu", &off, &lv, &ns) == 3) rel = 1;
+      if (rel) emit(off, lv != 0, (last_ts ? last_ts : now_ns()) + ns);
+      else if (sscanf(line, "edge %u %d %llu", &off, &lv, &ns) >= 2) emit(off, lv != 0, ns ? ns : now_ns());
       else if (sscanf(line, "level %u %d", &off, &lv) == 2) {
         pthread_mutex_lock(&mu);
         levels[off & 255] = lv != 0;
@@ -225,6 +233,8 @@ static int line_request(struct gpio_v2_line_request *r) {
   q->peer = sv[1];
   q->n = r->num_lines;
   q->output = out;
+  q->rising = (r->config.flags & GPIO_V2_LINE_FLAG_EDGE_RISING) != 0;
+  q->falling = (r->config.flags & GPIO_V2_LINE_FLAG_EDGE_FALLING) != 0;
   memcpy(q->offsets, r->offsets, sizeof(unsigned) * r->num_lines);
   const char *edges = (r->config.flags & GPIO_V2_LINE_FLAG_EDGE_RISING) && (r->config.flags & GPIO_V2_LINE_FLAG_EDGE_FALLING) ? "both"
                       : (r->config.flags & GPIO_V2_LINE_FLAG_EDGE_RISING) ? "rising"

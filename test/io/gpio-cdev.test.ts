@@ -32,7 +32,7 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
 
-async function gateway(env: Record<string, string> = {}) {
+async function gateway(env: Record<string, string> = {}, extraReaders = '', before?: (config: string) => void) {
   const dir = tmpDir();
   const log = join(dir, 'gpio.log');
   const ctl = join(dir, 'gpio.ctl');
@@ -43,8 +43,10 @@ async function gateway(env: Record<string, string> = {}) {
     `data_dir: ${join(dir, 'data')}\nlog: { level: info, pretty: false }\npolicy: { debounce_ms: 0 }\n` +
       `gpio: { backend: cdev, chip: /dev/gpiochip0 }\n` +
       `doors:\n  - id: front\n    relay: { driver: gpio, pin: 17, pulse_ms: 300 }\n` +
-      `    inputs:\n      exit_button: { pin: 27, active_low: true, debounce_ms: 20 }\n      door_contact: { pin: 22, active_low: true, debounce_ms: 20 }\n`,
+      `    inputs:\n      exit_button: { pin: 27, active_low: true, debounce_ms: 20 }\n      door_contact: { pin: 22, active_low: true, debounce_ms: 20 }\n` +
+      extraReaders,
   );
+  before?.(config);
   const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], {
     env: { ...process.env, LD_PRELOAD: fake, FAKE_GPIO_LOG: log, FAKE_GPIO_CTL: ctl, FAKE_GPIO_LEVELS: '27=1,22=0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,5 +137,49 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { env: { ...process.env, LD_PRELOAD: fake, FAKE_GPIO_LINES: '28' }, encoding: 'utf8', timeout: 20_000 });
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/door 'front': relay on \/dev\/gpiochip0 line 53: the kernel refused the request \(EINVAL\)/);
+  }, 40_000);
+
+  it('reads a Wiegand reader on two lines from kernel timestamps: a card opens with LED and beep, a misread is dropped, an unknown card gets three beeps', async () => {
+    const readers = `    readers:\n      - { id: front-wg, type: wiegand, d0: 5, d1: 6, led: 13, beeper: 19, card_format: h10301 }\n`;
+    const g = await gateway({ FAKE_GPIO_LEVELS: '27=1,22=0,5=1,6=1' }, readers, (config) => {
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'users', 'add', 'li', '--card', '1001', '-c', config], { encoding: 'utf8' });
+      expect(r.stdout).toBe('added local user li\n');
+    });
+    try {
+      expect(g.lines()).toContainEqual(expect.stringMatching(/^request offsets=5,6 output=0 values=0 edges=falling debounce=0 consumer=doorgw-front-wg /));
+      // LED and beeper requested inactive (high: active low).
+      expect(g.lines()).toContainEqual(expect.stringMatching(/^request offsets=13,19 output=1 values=3 /));
+      /** A frame as a reader sends it: each bit a 50 µs low pulse on D0 or D1, 2 ms apart. */
+      const frame = async (bits: string): Promise<void> => {
+        for (const [i, b] of [...bits].entries()) {
+          const line = b === '1' ? 6 : 5;
+          await g.send(`edge ${line} 0${i === 0 ? '' : ' +1950000'}`);
+          await g.send(`edge ${line} 1 +50000`);
+        }
+      };
+      const { encodeCard } = await import('../../src/domain/cards.js');
+      const card = encodeCard('h10301', 0, 1001n);
+      await frame(card);
+      await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'the relay opens for the card', 5000);
+      expect(g.out.find((l) => l.msg === 'access granted')).toMatchObject({ userid: 'li', method: 'card', reader: 'front-wg' });
+      await until(() => g.lines().some((l) => l.startsWith('set 13=0')), 'LED on');
+      expect(g.lines().some((l) => l.startsWith('set 19=0'))).toBe(true); // the beep
+      await until(() => g.lines().some((l) => l.startsWith('set 13=1')), 'LED off again', 4000);
+      // One bit misread: the parity catches it; dropped, logged, nothing decided.
+      const decided = g.out.filter((l) => l.msg === 'access granted' || l.msg === 'access denied').length;
+      await new Promise((r) => setTimeout(r, 100));
+      await frame(`${card.slice(0, 9)}${card[9] === '1' ? '0' : '1'}${card.slice(10)}`);
+      await until(() => g.out.some((l) => l.msg === 'wiegand frame dropped'), 'misread dropped', 5000);
+      expect(g.out.find((l) => l.msg === 'wiegand frame dropped')).toMatchObject({ bits: 26, error: expect.stringContaining('parity bit') });
+      expect(g.out.filter((l) => l.msg === 'access granted' || l.msg === 'access denied')).toHaveLength(decided);
+      // An unknown card is denied: three short beeps.
+      await new Promise((r) => setTimeout(r, 100));
+      const beepsBefore = g.lines().filter((l) => l.startsWith('set 19=0')).length;
+      await frame(encodeCard('h10301', 0, 4242n));
+      await until(() => g.out.some((l) => l.msg === 'access denied' && l.reason === 'unknown_user'), 'denied', 5000);
+      await until(() => g.lines().filter((l) => l.startsWith('set 19=0')).length === beepsBefore + 3, 'three beeps', 4000);
+    } finally {
+      await g.close();
+    }
   }, 40_000);
 });

@@ -6,6 +6,7 @@
  */
 import type { ReaderConfig } from '../../config/schema.js';
 import { openHidReader } from './hid.js';
+import { openWiegandReader } from './wiegand.js';
 import { openMqttReader } from './mqtt.js';
 import type { ReaderFactory } from './reader.js';
 import { openTerminalReader } from './terminal.js';
@@ -14,4 +15,5 @@ export const READER_KINDS: Record<ReaderConfig['type'], ReaderFactory> = {
   terminal: openTerminalReader,
   mqtt: openMqttReader,
   hid: openHidReader,
+  wiegand: openWiegandReader,
 };

@@ -1,0 +1,64 @@
+/**
+ * Wiegand frames into credentials, for every Wiegand source (GPIO lines, an MQTT bridge): a card in
+ * the reader's format, or a keypad key for card and PIN. Frames that are neither (parity, length,
+ * impossible timing) are dropped and counted, never guessed.
+ */
+import { CardPinAssembler } from '../../domain/card-pin.js';
+import { decodeCard, decodeKey, type CardFormat, type CardNumberKind } from '../../domain/cards.js';
+import type { Credential } from '../../domain/types.js';
+
+export interface WiegandFramesOptions {
+  format: CardFormat;
+  number: CardNumberKind;
+  /** The door takes card and PIN: a card waits for its PIN. */
+  needPin: boolean;
+  pinWaitMs: number;
+  onCredential: (c: Credential) => void;
+  onBadFrame: (error: string, bits: number) => void;
+  now?: () => number;
+}
+
+export class WiegandFrames {
+  private readonly keypad: CardPinAssembler;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+  /** Frames dropped since start. */
+  bad = 0;
+
+  constructor(private readonly o: WiegandFramesOptions) {
+    this.keypad = new CardPinAssembler({ needPin: o.needPin, waitMs: o.pinWaitMs });
+    this.now = o.now ?? Date.now;
+  }
+
+  /** A complete frame's bits (or a framing error from the line decoder). */
+  frame(bits: string): void {
+    const now = this.now();
+    const emit = (c: Credential | null): void => {
+      if (c) this.o.onCredential(c);
+    };
+    if (bits.length === 4 || bits.length === 8) {
+      const k = decodeKey(bits);
+      if (!k.ok) return this.badFrame(k.error, bits.length);
+      return emit(this.keypad.key(k.key, now));
+    }
+    const card = decodeCard(bits, this.o.format, this.o.number);
+    if (!card.ok) return this.badFrame(card.error, bits.length);
+    emit(this.keypad.expire(now));
+    emit(this.keypad.card(card.value, now));
+    if (this.keypad.waiting) {
+      // The held card is decided without a PIN when its wait ends (denied pin_required, journaled).
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => emit(this.keypad.expire(this.now())), this.o.pinWaitMs + 10);
+      this.timer.unref();
+    }
+  }
+
+  badFrame(error: string, bits: number): void {
+    this.bad++;
+    this.o.onBadFrame(error, bits);
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
