@@ -17,6 +17,7 @@ import { addHidCommands } from './hid.js';
 import { addUserCommands } from './users.js';
 import { addJournalCommands } from './journal.js';
 import { addWebCommands } from './web.js';
+import { addHwCommands } from './hw.js';
 
 // Everything else is imported by the command that needs it: `doorgw --help` and the health check
 // must not pay for the gateway, MQTT, the clouds and LevelDB (a Pi is several times slower).
@@ -324,6 +325,7 @@ export function buildProgram(): Command {
   addUserCommands(program, deps);
   addJournalCommands(program, deps);
   addWebCommands(program, deps);
+  addHwCommands(program, deps);
   addHidCommands(program, out, json);
 
   const demo = program.command('demo').description('try the gateway without a cloud');

@@ -1,0 +1,193 @@
+/**
+ * `doorgw hw probe`: what an installer runs on a new board — the system, which GPIO interface will
+ * be used and why, the chips and their lines (names, which are in use and by whom), the sysfs base,
+ * permissions, HID devices and serial ports, and for each configured door whether its relay, inputs
+ * and readers can really be opened (a relay line is requested at its idle level and released).
+ */
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { release, userInfo } from 'node:os';
+import type { Command } from 'commander';
+import type { Config } from '../config/schema.js';
+import type { CliDeps } from './wecom.js';
+
+interface Check {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface ProbeReport {
+  system: { os: string; kernel: string; model: string | null; user: string; groups: string[] };
+  gpio: {
+    backend: 'cdev' | 'sysfs';
+    why: string;
+    addon: boolean;
+    chips: { path: string; label: string; lines: number; used: { offset: number; name: string; consumer: string }[]; error?: string }[];
+    sysfs: { root: string; present: boolean; chips: { name: string; label: string; base: number; ngpio: number }[] };
+  };
+  devices: { gpiochips: { path: string; mode: string; group: string; rw: boolean }[]; serial: { path: string; rw: boolean }[]; hid: { id: string; path: string | null; product: string }[] | { error: string } };
+  doors: { door: string; checks: Check[] }[];
+  ok: boolean;
+}
+
+const read = (p: string): string | null => {
+  try {
+    return readFileSync(p, 'utf8').replace(/\0/g, '').trim();
+  } catch {
+    return null;
+  }
+};
+
+const rw = (p: string): boolean => {
+  try {
+    accessSync(p, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function groupNames(): string[] {
+  const ids = new Set((read('/proc/self/status') ?? '').match(/^Groups:\s*(.*)$/m)?.[1]?.split(/\s+/).filter(Boolean) ?? []);
+  const names: string[] = [];
+  for (const line of (read('/etc/group') ?? '').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid && ids.has(gid)) names.push(name);
+  }
+  return names;
+}
+
+function groupOf(gid: number): string {
+  for (const line of (read('/etc/group') ?? '').split('\n')) {
+    const [name, , g] = line.split(':');
+    if (name && Number(g) === gid) return name;
+  }
+  return String(gid);
+}
+
+export async function probe(config: Config): Promise<ProbeReport> {
+  const os = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(read('/etc/os-release') ?? '')?.[1] ?? 'unknown';
+  const system = { os, kernel: release(), model: read('/proc/device-tree/model'), user: userInfo().username, groups: groupNames() };
+  const { gpioBackend } = await import('../io/gpio/backends.js');
+  const { addonBuilt, cdevBinding, chipDevices, findChip } = await import('../io/gpio/cdev.js');
+  const { listChips } = await import('../io/gpio/sysfs.js');
+  const choice = await gpioBackend(config);
+  const chips: ProbeReport['gpio']['chips'] = [];
+  const devices = [...new Set([...chipDevices(), ...(config.gpio.chip ? [config.gpio.chip] : [])])];
+  if (addonBuilt()) {
+    const b = cdevBinding();
+    for (const path of devices) {
+      try {
+        const info = b.chipInfo(path);
+        const used: { offset: number; name: string; consumer: string }[] = [];
+        for (let i = 0; i < Math.min(info.lines, 256); i++) {
+          const li = b.lineInfo(path, i);
+          if (li.used) used.push({ offset: i, name: li.name, consumer: li.consumer });
+        }
+        chips.push({ path, label: info.label, lines: info.lines, used });
+      } catch (e) {
+        chips.push({ path, label: '?', lines: 0, used: [], error: (e as Error).message });
+      }
+    }
+  }
+  let sysChips: ProbeReport['gpio']['sysfs']['chips'] = [];
+  const sysPresent = existsSync(config.gpio.sysfs_root);
+  if (sysPresent) {
+    try {
+      sysChips = listChips(config.gpio.sysfs_root).map((c) => ({ name: c.name, label: c.label, base: c.base, ngpio: c.ngpio }));
+    } catch {
+      sysChips = [];
+    }
+  }
+  const serial = ['/dev/serial0', '/dev/serial1', ...(() => {
+    try {
+      return readdirSync('/dev').filter((n) => /^tty(USB|ACM|AMA)\d+$/.test(n)).map((n) => `/dev/${n}`);
+    } catch {
+      return [];
+    }
+  })()].filter((p) => existsSync(p)).map((path) => ({ path, rw: rw(path) }));
+  let hid: ProbeReport['devices']['hid'];
+  try {
+    const { listDevices } = await import('../io/hid/device.js');
+    hid = (await listDevices()).map((d) => ({ id: `${d.vendorId.toString(16).padStart(4, '0')}:${d.productId.toString(16).padStart(4, '0')}`, path: d.path ?? null, product: [d.manufacturer, d.product].filter(Boolean).join(' ') }));
+  } catch (e) {
+    hid = { error: (e as Error).message };
+  }
+
+  // Each door: can its lines be had? (Busy because the gateway runs is reported as such.)
+  const doors: ProbeReport['doors'] = [];
+  for (const d of config.doors) {
+    const checks: Check[] = [];
+    const lines: { what: string; pins: number[]; output: boolean }[] = [];
+    if (d.relay.driver === 'gpio') lines.push({ what: `relay (line ${d.relay.pin})`, pins: [d.relay.pin!], output: true });
+    for (const [name, i] of Object.entries(d.inputs ?? {})) if (i) lines.push({ what: `${name} (line ${i.pin})`, pins: [i.pin], output: false });
+    for (const r of d.readers) {
+      if (r.type === 'wiegand') lines.push({ what: `reader ${r.id} (D0 ${r.d0}, D1 ${r.d1})`, pins: [r.d0!, r.d1!], output: false });
+      if (r.type === 'hid') {
+        const want = `${(r.vendor_id ?? 0).toString(16).padStart(4, '0')}:${(r.product_id ?? 0).toString(16).padStart(4, '0')}`;
+        const found = Array.isArray(hid) && hid.some((h) => h.id === want || (r.path !== undefined && h.path === r.path));
+        checks.push({ what: `reader ${r.id} (HID ${want})`, ok: found, detail: found ? 'present' : Array.isArray(hid) ? 'not plugged in, or no permission on /dev/hidraw*' : `HID unavailable: ${hid.error}` });
+      }
+    }
+    if (d.relay.driver === 'sim') checks.push({ what: 'relay', ok: true, detail: 'simulated (relay.driver: sim): nothing is driven' });
+    for (const l of lines) {
+      if (choice.backend === 'sysfs') {
+        checks.push({ what: l.what, ok: sysPresent, detail: sysPresent ? `sysfs ${config.gpio.sysfs_root}` : `${config.gpio.sysfs_root} is absent: this system has only the character device (set gpio.backend: cdev)` });
+        continue;
+      }
+      try {
+        const b = cdevBinding();
+        const chip = findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label });
+        const energised = d.relay.active_low ? 0 : 1;
+        const idle = d.relay.lock_type === 'fail_secure' ? 1 - energised : energised;
+        const fd = b.request(chip, 'doorgw-probe', l.pins, l.output ? { output: true, values: [idle] } : { output: false, edges: 'none' });
+        b.close(fd);
+        checks.push({ what: l.what, ok: true, detail: `${chip}: can be requested` });
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        checks.push({ what: l.what, ok: false, detail: err.code === 'EBUSY' ? 'in use (by the running gateway, if it runs: see the consumers above)' : err.message });
+      }
+    }
+    doors.push({ door: d.id, checks });
+  }
+  const gpiochips = devices.filter((p) => existsSync(p)).map((path) => {
+    const st = statSync(path);
+    return { path, mode: (st.mode & 0o777).toString(8), group: groupOf(st.gid), rw: rw(path) };
+  });
+  return {
+    system,
+    gpio: { backend: choice.backend, why: choice.why, addon: addonBuilt(), chips, sysfs: { root: config.gpio.sysfs_root, present: sysPresent, chips: sysChips } },
+    devices: { gpiochips, serial, hid },
+    doors,
+    ok: doors.every((d) => d.checks.every((c) => c.ok)),
+  };
+}
+
+export function addHwCommands(program: Command, d: CliDeps): void {
+  program
+    .command('hw')
+    .description('door hardware')
+    .command('probe')
+    .description('what this board has and whether each door\'s relay, inputs and readers can be opened (exit 0 all can, 1 not)')
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const config = await d.configFrom(o.config);
+      const r = await probe(config);
+      process.exitCode = r.ok ? 0 : 1;
+      if (o.json) return d.json(r);
+      d.out(`system     ${r.system.os}, kernel ${r.system.kernel}${r.system.model ? `, ${r.system.model}` : ''}`);
+      d.out(`user       ${r.system.user} (groups: ${r.system.groups.join(', ') || 'none'})`);
+      d.out(`gpio       ${r.gpio.backend} — ${r.gpio.why}${r.gpio.addon ? '' : ' (character-device addon not built: sh scripts/build-native.sh)'}`);
+      for (const c of r.gpio.chips) d.out(`  ${c.path}  ${c.label}, ${c.lines} lines${c.error ? `  ERROR ${c.error}` : ''}${c.used.length ? `; in use: ${c.used.map((u) => `${u.offset} ${u.name || '?'} (${u.consumer || '?'})`).join(', ')}` : ''}`);
+      for (const g of r.devices.gpiochips) d.out(`  ${g.path}  mode ${g.mode} group ${g.group}  ${g.rw ? 'read/write' : 'NO ACCESS for this user'}`);
+      d.out(`sysfs      ${r.gpio.sysfs.present ? r.gpio.sysfs.chips.map((c) => `${c.name} ${c.label} base ${c.base}`).join('; ') || 'present, no chips' : `${r.gpio.sysfs.root} absent`}`);
+      d.out(`serial     ${r.devices.serial.map((s) => `${s.path}${s.rw ? '' : ' (no access)'}`).join(', ') || 'none'}`);
+      d.out(`hid        ${Array.isArray(r.devices.hid) ? r.devices.hid.map((h) => `${h.id} ${h.product}`).join(', ') || 'none' : r.devices.hid.error}`);
+      for (const door of r.doors) {
+        d.out(`door ${door.door}`);
+        for (const c of door.checks) d.out(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}`);
+      }
+      d.out(r.ok ? 'every door\'s hardware can be opened' : 'some hardware cannot be opened (FAIL above)');
+    });
+}
