@@ -145,7 +145,21 @@ export async function probe(config: Config): Promise<ProbeReport> {
         checks.push({ what: l.what, ok: true, detail: `${chip}: can be requested` });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        checks.push({ what: l.what, ok: false, detail: err.code === 'EBUSY' ? 'in use (by the running gateway, if it runs: see the consumers above)' : err.message });
+        if (err.code !== 'EBUSY') {
+          checks.push({ what: l.what, ok: false, detail: err.message });
+          continue;
+        }
+        // Held: fine if the holder is doorgw itself (the running gateway), a problem otherwise.
+        let consumers: string[] = [];
+        try {
+          const b = cdevBinding();
+          const chip = findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label });
+          consumers = l.pins.map((p) => b.lineInfo(chip, p).consumer);
+        } catch {
+          consumers = ['?'];
+        }
+        const ours = consumers.every((c) => c.startsWith('doorgw'));
+        checks.push({ what: l.what, ok: ours, detail: ours ? `held by the running gateway (${consumers.join(', ')})` : `in use by ${consumers.join(', ')}: another program holds the line` });
       }
     }
     doors.push({ door: d.id, checks });
