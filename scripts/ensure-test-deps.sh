@@ -16,6 +16,7 @@ command -v ansible-lint >/dev/null 2>&1 || need="$need ansible-lint"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"                # verify/security of the unit
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"                     # mount namespaces (GPIO, ENOSPC)
 { [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; } || need="$need chromium"   # the console in a real browser
+command -v socat >/dev/null 2>&1 || need="$need socat"                            # pseudo-terminal pairs for serial devices
 
 [ -z "$need" ] && exit 0
 

@@ -86,9 +86,9 @@ function warmUpVerify(): void {
 }
 
 /** The gateway's fingerprint module: the first door that configures one gets it. */
-async function openGatewayFingerprint(config: Config): Promise<{ module: FingerprintModule; door: string } | null> {
+async function openGatewayFingerprint(config: Config, log: Logger): Promise<{ module: FingerprintModule; door: string } | null> {
   const d = config.doors.find((x) => x.fingerprint);
-  return d?.fingerprint ? { module: await openFingerprintModule(d.fingerprint), door: d.id } : null;
+  return d?.fingerprint ? { module: await openFingerprintModule(d.fingerprint, { dataDir: config.data_dir, log }), door: d.id } : null;
 }
 
 /** Replay memory as persisted: the live entries of the codes accepted before this start. */
@@ -167,7 +167,7 @@ export class Gateway {
     let fingerprint: { module: FingerprintModule; door: string } | null = null;
     try {
       // Doors: each its relay, state machine, inputs and readers.
-      fingerprint = await openGatewayFingerprint(config);
+      fingerprint = await openGatewayFingerprint(config, log);
       const mqttReaders = new Subject<CredentialEvent>();
       const doorEvents = new Subject<DoorEvent>();
       for (const d of config.doors) {

@@ -148,14 +148,20 @@ const door = z.strictObject({
   inputs: z.strictObject({ exit_button: input.optional(), door_contact: input.optional() }).default({}),
   readers: z.array(reader).default([]),
   policy: doorPolicy.default(NO_DOOR_POLICY),
-  /** A fingerprint module at this door: `sim`, or `hid` (the framed protocol in the README). */
+  /**
+   * A fingerprint module at this door: `sim`, `hid` (the framed protocol in the README), or `r30x`
+   * (R305/R307/R503/ZFM/AS608 on a serial port: `path`, `baud_rate`, `password`).
+   */
   fingerprint: z
     .strictObject({
-      driver: z.enum(['sim', 'hid']),
+      driver: z.enum(['sim', 'hid', 'r30x']),
       vendor_id: z.number().int().min(0).max(0xffff).optional(),
       product_id: z.number().int().min(0).max(0xffff).optional(),
       path: str().optional(),
+      baud_rate: z.number().int().refine((b) => [9600, 19200, 38400, 57600, 115200].includes(b), 'one of 9600, 19200, 38400, 57600, 115200').default(57600),
+      password: z.number().int().min(0).max(0xffffffff).default(0),
     })
+    .refine((f) => f.driver !== 'r30x' || f.path !== undefined, { message: 'an r30x module needs path (its serial port, e.g. /dev/ttyUSB0)', path: ['path'] })
     .optional(),
   /** Door-contact alarms (need inputs.door_contact). */
   alarms: z

@@ -1,0 +1,43 @@
+/**
+ * Serial ports (USB serial adapters, the Pi's UART) — the only module that imports `serialport`,
+ * loaded only when a serial device is configured. 8N1, no flow control.
+ */
+import { Subject } from 'rxjs';
+
+export interface SerialLink {
+  readonly data$: Subject<Buffer>;
+  write(b: Buffer): void;
+  close(): Promise<void>;
+}
+
+export class SerialUnavailableError extends Error {}
+
+export async function openSerial(path: string, baudRate: number): Promise<SerialLink> {
+  let SerialPort: typeof import('serialport').SerialPort;
+  try {
+    ({ SerialPort } = await import('serialport'));
+  } catch (e) {
+    throw new SerialUnavailableError(`the serial library could not load: ${(e as Error).message} (npm ci on this machine)`);
+  }
+  const port = new SerialPort({ path, baudRate, dataBits: 8, parity: 'none', stopBits: 1, autoOpen: false });
+  await new Promise<void>((resolve, reject) =>
+    port.open((e) => {
+      if (!e) return resolve();
+      const code = (e as NodeJS.ErrnoException).code ?? /\b(E[A-Z]+)\b/.exec(e.message)?.[1];
+      reject(new SerialUnavailableError(code === 'EACCES' || /Permission denied/.test(e.message) ? `${path}: permission denied; the service user needs the dialout group` : `${path}: ${e.message}`));
+    }),
+  );
+  const data$ = new Subject<Buffer>();
+  port.on('data', (b: Buffer) => data$.next(b));
+  port.on('error', () => undefined);
+  return {
+    data$,
+    write: (b) => void port.write(b),
+    close: () =>
+      new Promise<void>((resolve) => {
+        data$.complete();
+        if (!port.isOpen) return resolve();
+        port.close(() => resolve());
+      }),
+  };
+}
