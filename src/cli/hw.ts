@@ -129,6 +129,11 @@ export async function probe(config: Config): Promise<ProbeReport> {
         checks.push({ what: `reader ${r.id} (HID ${want})`, ok: found, detail: found ? 'present' : Array.isArray(hid) ? 'not plugged in, or no permission on /dev/hidraw*' : `HID unavailable: ${hid.error}` });
       }
     }
+    const f = d.fingerprint;
+    if (f?.driver === 'r30x') {
+      const present = existsSync(f.path!);
+      checks.push({ what: `fingerprint module (r30x on ${f.path})`, ok: present && rw(f.path!), detail: !present ? 'no such serial port (plugged in? `ls /dev/ttyUSB*`)' : rw(f.path!) ? 'serial port present, read/write' : 'no access: the service user needs the dialout group' });
+    }
     if (d.relay.driver === 'sim') checks.push({ what: 'relay', ok: true, detail: 'simulated (relay.driver: sim): nothing is driven' });
     for (const l of lines) {
       if (choice.backend === 'sysfs') {

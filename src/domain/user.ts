@@ -29,6 +29,8 @@ export interface UserRecord {
   source: UserSource;
   fp_ver: number | null;
   fa_ver: number | null;
+  /** The algorithm of the user's fingerprint templates, as the cloud names it (`fp_algorithm`, or the vendor's misspelled `fp_alogrithm`). */
+  fp_algorithm?: string | null;
   /** Local directory layer: a local user's own fields, or a cloud user's local adjustments. */
   local?: LocalFields;
 }
@@ -174,6 +176,7 @@ export function normalizeWecomUser(raw: unknown, source: UserSource = 'wecom'): 
         source,
         fp_ver: num(raw.fp_ver),
         fa_ver: num(raw.fa_ver),
+        ...(typeof (raw.fp_algorithm ?? raw.fp_alogrithm) === 'string' ? { fp_algorithm: (raw.fp_algorithm ?? raw.fp_alogrithm) as string } : {}),
       },
       key,
       templates,

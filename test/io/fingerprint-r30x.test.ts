@@ -138,4 +138,33 @@ describe('WeCom enrolment with a serial module', () => {
     emu.finger = 'u1-finger';
     await until(() => (rig!.gw.relays.get('front') as SimRelay).pulses.length === 1, 'the finger opens the door', 8000);
   }, 30_000);
+
+  it('loads synced templates made by the module\'s algorithm into it (and refuses others), so those fingers open the door', async () => {
+    const pty = await ptyPair();
+    stops.push(pty.stop);
+    const emu = await R30xEmulator.open(pty.device);
+    stops.push(() => emu.close());
+    rig = await startRig({ users: 0, doors: [{ id: 'front', fingerprint: { driver: 'r30x', path: pty.gateway } }] });
+    const fp = (finger: string) => [{ id: 1, data: R30xEmulator.features(finger).toString('base64') }];
+    rig.emu.upsertUsers(
+      [
+        { userid: 'u2', openvid: '902', user_type: 0, name: 'u2', fp: fp('u2-finger'), fp_algorithm: 'r30x' },
+        { userid: 'u3', openvid: '903', user_type: 0, name: 'u3', fp: fp('u3-finger'), fp_algorithm: 'zk-finger-10' },
+      ],
+      { push: false },
+    );
+    await synced(rig);
+    await until(() => emu.library.size === 1, 'u2 loaded into the module', 8000);
+    expect([...emu.library.values()][0]!.equals(R30xEmulator.features('u2-finger'))).toBe(true);
+    emu.finger = 'u3-finger'; // a template of another algorithm: not in the module, no match
+    await new Promise((r) => setTimeout(r, 500));
+    expect((rig.gw.relays.get('front') as SimRelay).pulses).toHaveLength(0);
+    emu.finger = null;
+    await new Promise((r) => setTimeout(r, 400));
+    emu.finger = 'u2-finger';
+    await until(() => (rig!.gw.relays.get('front') as SimRelay).pulses.length === 1, 'u2 opens the door', 8000);
+    // Removed in the cloud: removed from the module.
+    rig.emu.deleteUsers(['u2']);
+    await until(() => emu.library.size === 0, 'u2 deleted from the module', 8000);
+  }, 30_000);
 });

@@ -12,6 +12,7 @@ import { deleteSecret, readSecret, type DeviceSecret } from './secret.js';
 import { WecomSession } from './session.js';
 import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR } from './sync.js';
 import { CheckinUploader } from './uploader.js';
+import type { Template } from '../../domain/user.js';
 
 export type WecomConfig = NonNullable<CloudContext['config']['cloud']['wecom']>;
 
@@ -43,6 +44,7 @@ export class WecomAdapter implements CloudAdapter {
       wantFp: ctx.fingerprint !== null,
       wantFa: false, // no face module in this version
       maxRestarts: cfg.max_sync_restarts,
+      onTemplates: (loaded, removed) => this.templatesToModule(loaded, removed),
       onProgress: (n) => {
         const before = this.state$.value.sync_progress ?? 0;
         this.patch({ sync_progress: n });
@@ -54,6 +56,31 @@ export class WecomAdapter implements CloudAdapter {
       maxAttempts: cfg.upload_max_attempts,
       qrPassMethod: cfg.qr_pass_method,
     }, () => this.loggedIn && this.session.isOpen);
+  }
+
+  private moduleQueue: Promise<void> = Promise.resolve();
+
+  /**
+   * Synced fingerprint templates into the door's module, one user at a time in the background (a
+   * serial module takes ~0.1 s a template; the sync never waits for it). Templates made by another
+   * algorithm are refused with a clear line: a module cannot match them.
+   */
+  private templatesToModule(loaded: { userid: string; algorithm: string | null; fp: Template[] }[], removed: string[]): void {
+    const fp = this.ctx.fingerprint;
+    if (!fp) return;
+    const foreign = loaded.filter((u) => u.algorithm !== null && u.algorithm !== fp.algorithm);
+    if (foreign.length) {
+      const algs = [...new Set(foreign.map((u) => u.algorithm))].join(', ');
+      this.log.warn({ users: foreign.length, their_algorithm: algs, module_algorithm: fp.algorithm, example: foreign[0]!.userid }, `fingerprint templates of ${foreign.length} user(s) were made by ${algs}; this module (${fp.algorithm}) cannot use them: they enrol again at this door`);
+    }
+    const usable = loaded.filter((u) => u.algorithm === null || u.algorithm === fp.algorithm);
+    this.moduleQueue = this.moduleQueue.then(async () => {
+      for (const id of removed) await fp.delete(id).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: id }, 'fingerprint template not deleted from the module'));
+      for (const u of usable) {
+        const templates = u.fp.map((t) => ({ slot: Number(t.id), template: Buffer.from(t.data, 'base64') }));
+        await fp.load(u.userid, templates).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: u.userid }, 'fingerprint templates not loaded into the module'));
+      }
+    });
   }
 
   private patch(p: Partial<CloudState>): void {

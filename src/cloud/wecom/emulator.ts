@@ -19,6 +19,8 @@ export interface CloudUser {
   public_key?: string;
   pass_rule_list?: { id: number; rule: string; effect_time: number }[];
   fp?: { id: number; data: string }[];
+  /** The algorithm the fingerprint templates were made by. */
+  fp_algorithm?: string;
   fa_list?: { id: number; data: string }[];
   fp_ver?: number;
   fa_ver?: number;

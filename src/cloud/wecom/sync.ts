@@ -4,7 +4,7 @@
  * version order, each in one atomic write with its version; gaps catch up through the notify
  * history, else a full sync.
  */
-import { normalizeWecomUser, type NormalizedUser } from '../../domain/user.js';
+import { normalizeWecomUser, type NormalizedUser, type Template } from '../../domain/user.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import { WecomError } from './protocol.js';
@@ -22,6 +22,11 @@ export interface SyncOptions {
   wantFa: boolean;
   maxRestarts: number;
   onProgress?: (fetched: number) => void;
+  /**
+   * Fingerprint templates that arrived (users with `fp` templates) and users removed: the adapter
+   * hands them to the module. Called after the change is stored.
+   */
+  onTemplates?: (loaded: { userid: string; algorithm: string | null; fp: Template[] }[], removed: string[]) => void;
 }
 
 interface ChangeBody {
@@ -93,6 +98,11 @@ export class DirectorySync {
       let fetched = 0;
       const { session, o } = this;
       const normalizeEach = (list: unknown): Generator<NormalizedUser> => this.normalizeEach(list, 'get_userinfo_by_page');
+      const withFp: { userid: string; algorithm: string | null; fp: Template[] }[] = [];
+      const keepFp = (u: NormalizedUser): void => {
+        const fp = u.templates.filter((t) => t.kind === 'fp');
+        if (fp.length && o.onTemplates) withFp.push({ userid: u.record.userid, algorithm: u.record.fp_algorithm ?? null, fp });
+      };
       async function* pages(): AsyncGenerator<NormalizedUser> {
         let offset = 0;
         for (let page = 0; page < MAX_PAGES; page++) {
@@ -110,7 +120,10 @@ export class DirectorySync {
           const n = Array.isArray(body.userinfo) ? body.userinfo.length : 0;
           fetched += n;
           o.onProgress?.(fetched);
-          for (const u of users) yield u;
+          for (const u of users) {
+            keepFp(u);
+            yield u;
+          }
           offset += n;
           if (body.is_last === true || n === 0) return;
         }
@@ -120,6 +133,7 @@ export class DirectorySync {
         const t0 = Date.now();
         const users = await this.store.replaceDirectory(pages(), undefined, () => ({ [META_PERM]: version ?? 0, [META_FULL_SYNC]: Date.now() }));
         this.log.info({ users, perm_version: version, seconds: (Date.now() - t0) / 1000, attempt }, 'full sync complete');
+        if (withFp.length) o.onTemplates?.(withFp, []);
         return { users, version: version ?? 0 };
       } catch (e) {
         if (e instanceof VersionMovedError && attempt < this.o.maxRestarts) {
@@ -158,6 +172,8 @@ export class DirectorySync {
     const del = [...change.delete_user.map((d) => d.userid), ...[...byId.keys()].filter((id) => !fetched.has(id))];
     const r = await this.store.applyChanges({ upsert, delete: del.filter((id) => !fetched.has(id)), meta: { [META_PERM]: change.perm_version } });
     this.log.info({ perm_version: change.perm_version, upserted: upsert.length, removed: r.removed }, 'directory change applied');
+    const loaded = upsert.map((u) => ({ userid: u.record.userid, algorithm: u.record.fp_algorithm ?? null, fp: u.templates.filter((t) => t.kind === 'fp') })).filter((x) => x.fp.length);
+    if (loaded.length || del.length) this.o.onTemplates?.(loaded, del);
   }
 
   /**
