@@ -149,14 +149,12 @@ const door = z.strictObject({
   readers: z.array(reader).default([]),
   policy: doorPolicy.default(NO_DOOR_POLICY),
   /**
-   * A fingerprint module at this door: `sim`, `hid` (the framed protocol in the README), or `r30x`
-   * (R305/R307/R503/ZFM/AS608 on a serial port: `path`, `baud_rate`, `password`).
+   * A fingerprint module at this door: `r30x` (R305/R307/R503/ZFM/AS608 on a serial port: `path`,
+   * `baud_rate`, `password`), or `sim` for development.
    */
   fingerprint: z
     .strictObject({
-      driver: z.enum(['sim', 'hid', 'r30x']),
-      vendor_id: z.number().int().min(0).max(0xffff).optional(),
-      product_id: z.number().int().min(0).max(0xffff).optional(),
+      driver: z.enum(['sim', 'r30x']),
       path: str().optional(),
       baud_rate: z.number().int().refine((b) => [9600, 19200, 38400, 57600, 115200].includes(b), 'one of 9600, 19200, 38400, 57600, 115200').default(57600),
       password: z.number().int().min(0).max(0xffffffff).default(0),

@@ -85,19 +85,14 @@ export class SimFingerprint implements FingerprintModule {
   }
 }
 
-/** The configured module: `sim`, `hid` (framed protocol over USB HID) or `r30x` (serial), each loaded only when configured. */
+/** The configured module: `sim`, or `r30x` (a serial module), loaded only when configured. */
 export async function openFingerprintModule(
-  cfg: { driver: 'sim' | 'hid' | 'r30x'; vendor_id?: number | undefined; product_id?: number | undefined; path?: string | undefined; baud_rate?: number; password?: number },
+  cfg: { driver: 'sim' | 'r30x'; path?: string | undefined; baud_rate?: number; password?: number },
   o: { dataDir: string; log: Logger } = { dataDir: '.', log: silentLogger },
 ): Promise<FingerprintModule> {
   if (cfg.driver === 'sim') return new SimFingerprint();
-  if (cfg.driver === 'r30x') {
-    const { openSerial } = await import('./serial.js');
-    const { R30xModule } = await import('./fingerprint/r30x.js');
-    const link = await openSerial(cfg.path!, cfg.baud_rate ?? 57600);
-    return R30xModule.open({ link, password: cfg.password ?? 0, mapFile: join(o.dataDir, 'fingerprint-r30x.json'), log: o.log.child({ module: 'fingerprint' }) });
-  }
-  const { openTransport } = await import('./hid/device.js');
-  const { HidFingerprint } = await import('./fingerprint-hid.js');
-  return new HidFingerprint(await openTransport({ vendorId: cfg.vendor_id, productId: cfg.product_id, path: cfg.path }));
+  const { openSerial } = await import('./serial.js');
+  const { R30xModule } = await import('./fingerprint/r30x.js');
+  const link = await openSerial(cfg.path!, cfg.baud_rate ?? 57600);
+  return R30xModule.open({ link, password: cfg.password ?? 0, mapFile: join(o.dataDir, 'fingerprint-r30x.json'), log: o.log.child({ module: 'fingerprint' }) });
 }

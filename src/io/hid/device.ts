@@ -70,17 +70,6 @@ export function matches(d: HidDeviceInfo, s: DeviceSelector): boolean {
   );
 }
 
-/** Open the first device matching `s` as a raw transport (fingerprint modules). */
-export async function openTransport(s: DeviceSelector): Promise<{ on(ev: 'data', cb: (b: Buffer) => void): void; write(r: number[]): void; close(): void }> {
-  const hid = await loadNodeHid();
-  const d = hid.devices().find((x) => matches(x, s) && x.path);
-  if (!d) throw new HidUnavailableError(`no HID device matches ${JSON.stringify(s)} (doorgw hid list shows what is connected)`);
-  try {
-    return new hid.HID(d.path!) as unknown as { on(ev: 'data', cb: (b: Buffer) => void): void; write(r: number[]): void; close(): void };
-  } catch (e) {
-    throw new HidUnavailableError(`cannot open ${d.path}: ${(e as Error).message} (permissions: deploy/udev/60-doorgw-hid.rules)`);
-  }
-}
 
 const hex4 = (n: number | undefined): string => (n ?? 0).toString(16).padStart(4, '0');
 
