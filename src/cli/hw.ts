@@ -69,7 +69,7 @@ export async function probe(config: Config): Promise<ProbeReport> {
   const os = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(read('/etc/os-release') ?? '')?.[1] ?? 'unknown';
   const system = { os, kernel: release(), model: read('/proc/device-tree/model'), user: userInfo().username, groups: groupNames() };
   const { gpioBackend } = await import('../io/gpio/backends.js');
-  const { addonBuilt, cdevBinding, chipDevices, findChip } = await import('../io/gpio/cdev.js');
+  const { addonBuilt, cdevBinding, chipDevices, resolveLine } = await import('../io/gpio/cdev.js');
   const { listChips } = await import('../io/gpio/sysfs.js');
   const choice = await gpioBackend(config);
   const chips: ProbeReport['gpio']['chips'] = [];
@@ -118,9 +118,9 @@ export async function probe(config: Config): Promise<ProbeReport> {
   const doors: ProbeReport['doors'] = [];
   for (const d of config.doors) {
     const checks: Check[] = [];
-    const lines: { what: string; pins: number[]; output: boolean }[] = [];
-    if (d.relay.driver === 'gpio') lines.push({ what: `relay (line ${d.relay.pin})`, pins: [d.relay.pin!], output: true });
-    for (const [name, i] of Object.entries(d.inputs ?? {})) if (i) lines.push({ what: `${name} (line ${i.pin})`, pins: [i.pin], output: false });
+    const lines: { what: string; pins: (number | string)[]; output: boolean }[] = [];
+    if (d.relay.driver === 'gpio') lines.push({ what: `relay (line ${d.relay.line ?? d.relay.pin})`, pins: [d.relay.line ?? d.relay.pin!], output: true });
+    for (const [name, i] of Object.entries(d.inputs ?? {})) if (i) lines.push({ what: `${name} (line ${i.line ?? i.pin})`, pins: [i.line ?? i.pin!], output: false });
     for (const r of d.readers) {
       if (r.type === 'wiegand') lines.push({ what: `reader ${r.id} (D0 ${r.d0}, D1 ${r.d1})`, pins: [r.d0!, r.d1!], output: false });
       if (r.type === 'hid') {
@@ -142,12 +142,13 @@ export async function probe(config: Config): Promise<ProbeReport> {
       }
       try {
         const b = cdevBinding();
-        const chip = findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label });
+        const where = l.pins.map((p) => resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, typeof p === 'number' ? p : undefined, typeof p === 'string' ? p : undefined));
+        const chip = where[0]!.chip;
         const energised = d.relay.active_low ? 0 : 1;
         const idle = d.relay.lock_type === 'fail_secure' ? 1 - energised : energised;
-        const fd = b.request(chip, 'doorgw-probe', l.pins, l.output ? { output: true, values: [idle] } : { output: false, edges: 'none' });
+        const fd = b.request(chip, 'doorgw-probe', where.map((w) => w.offset), l.output ? { output: true, values: [idle] } : { output: false, edges: 'none' });
         b.close(fd);
-        checks.push({ what: l.what, ok: true, detail: `${chip}: can be requested` });
+        checks.push({ what: l.what, ok: true, detail: `${chip} line ${where.map((w) => w.offset).join(', ')}: can be requested` });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code !== 'EBUSY') {
@@ -158,8 +159,10 @@ export async function probe(config: Config): Promise<ProbeReport> {
         let consumers: string[] = [];
         try {
           const b = cdevBinding();
-          const chip = findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label });
-          consumers = l.pins.map((p) => b.lineInfo(chip, p).consumer);
+          consumers = l.pins.map((p) => {
+            const w = resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, typeof p === 'number' ? p : undefined, typeof p === 'string' ? p : undefined);
+            return b.lineInfo(w.chip, w.offset).consumer;
+          });
         } catch {
           consumers = ['?'];
         }

@@ -22,18 +22,22 @@ const relay = z
     driver: z.enum(['sim', 'gpio']).default('sim'),
     /** BCM pin number (the sysfs number is computed at run time). */
     pin: z.number().int().min(0).max(53).optional(),
+    /** Or the line's name (e.g. GPIO17), looked up on every gpiochip (character device only). */
+    line: str().optional(),
     active_low: z.boolean().default(false),
     pulse_ms: z.number().int().min(100).max(60_000).default(3000),
     /** fail_secure: energise to release (strike). fail_safe: energise to hold (maglock). */
     lock_type: z.enum(['fail_secure', 'fail_safe']).default('fail_secure'),
   })
-  .refine((r) => r.driver !== 'gpio' || r.pin !== undefined, { message: 'a gpio relay needs a pin', path: ['pin'] });
+  .refine((r) => r.driver !== 'gpio' || r.pin !== undefined || r.line !== undefined, { message: 'a gpio relay needs a pin (or a line name)', path: ['pin'] });
 
 const input = z.strictObject({
-  pin: z.number().int().min(0).max(53),
+  pin: z.number().int().min(0).max(53).optional(),
+  /** Or the line's name (e.g. GPIO27), character device only. */
+  line: str().optional(),
   active_low: z.boolean().default(true),
   debounce_ms: z.number().int().min(0).max(5000).default(50),
-});
+}).refine((x) => x.pin !== undefined || x.line !== undefined, { message: 'an input needs a pin (or a line name)', path: ['pin'] });
 
 /**
  * Accounts of the shipped broker ACL (a reader logs in under its id and would get their rights),

@@ -80,10 +80,10 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
     if (exit) {
       const presses = new Subject<CredentialEvent>();
       sources.push(presses);
-      opened.push(await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) }));
+      opened.push(await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, line: exit.line, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) }));
     }
     if (contact) {
-      opened.push(await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => state.contactChanged(closed ? 'closed' : 'open') }));
+      opened.push(await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, line: contact.line, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => state.contactChanged(closed ? 'closed' : 'open') }));
     }
 
     const readers = new Map<string, ReaderSource>();

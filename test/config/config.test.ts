@@ -123,7 +123,7 @@ describe('configuration', () => {
     ['a typo inside a door', 'doors:\n  - id: front\n    relais: {}\n', 'doors[0]: Unrecognized key: "relais"'],
     ['no doors', 'timezone: UTC\n', 'doors: Invalid input: expected array, received undefined'],
     ['a bad time zone', `${MIN}timezone: Asia/Shangai\n`, 'timezone: not a known IANA time zone (e.g. Asia/Shanghai)'],
-    ['a gpio relay without a pin', 'doors:\n  - id: front\n    relay: { driver: gpio }\n', 'doors[0].relay.pin: a gpio relay needs a pin'],
+    ['a gpio relay without a pin', 'doors:\n  - id: front\n    relay: { driver: gpio }\n', 'doors[0].relay.pin: a gpio relay needs a pin (or a line name)'],
     ['duplicate door ids', 'doors:\n  - id: a\n  - id: a\n', "doors[1].id: duplicate door id 'a'"],
     ['a bad door id', 'doors:\n  - id: "front door"\n', 'doors[0].id: must be 1-64 letters, digits, _ or -'],
     ['a pulse too short', 'doors:\n  - id: front\n    relay: { pulse_ms: 5 }\n', 'doors[0].relay.pulse_ms: Too small: expected number to be >=100'],

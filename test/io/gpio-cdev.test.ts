@@ -137,6 +137,10 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { env: { ...process.env, LD_PRELOAD: fake, FAKE_GPIO_LINES: '28' }, encoding: 'utf8', timeout: 20_000 });
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/door 'front': relay on \/dev\/gpiochip0 line 53: the kernel refused the request \(EINVAL\)/);
+    // A line by name: found on the chip by the kernel's line names; an unknown name says so.
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\ndoors:\n  - id: front\n    relay: { driver: gpio, line: GPIO99 }\n`);
+    const named = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { env: { ...process.env, LD_PRELOAD: fake, FAKE_GPIO_LINES: '28' }, encoding: 'utf8', timeout: 20_000 });
+    expect(named.stdout + named.stderr).toMatch(/no GPIO line named GPIO99 on \/dev\/gpiochip0/);
   }, 40_000);
 
   it('reads a Wiegand reader on two lines from kernel timestamps: a card opens with LED and beep, a misread is dropped, an unknown card gets three beeps', async () => {
@@ -188,13 +192,14 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
   it('hw probe: the chip and its lines, which backend and why, and whether each door\'s lines can be had', () => {
     const dir = tmpDir();
     const config = join(dir, 'c.yaml');
-    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\ndoors:\n  - id: front\n    relay: { driver: gpio, pin: 17 }\n    inputs: { exit_button: { pin: 27 } }\n    readers: [{ id: wg, type: wiegand, d0: 5, d1: 6 }]\n`);
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\ndoors:\n  - id: front\n    relay: { driver: gpio, pin: 17 }\n    inputs: { exit_button: { line: GPIO27 } }\n    readers: [{ id: wg, type: wiegand, d0: 5, d1: 6 }]\n`);
     const probe = (env: Record<string, string>) => spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'hw', 'probe', '--json', '-c', config], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
     const ok = probe({ LD_PRELOAD: fake, FAKE_GPIO_LABEL: 'pinctrl-rp1', FAKE_GPIO_LINES: '54' });
     expect(ok.status).toBe(0);
     const r = JSON.parse(ok.stdout) as { ok: boolean; gpio: { backend: string; why: string; chips: { path: string; label: string; lines: number }[] }; doors: { checks: { what: string; ok: boolean }[] }[] };
     expect(r.gpio).toMatchObject({ backend: 'cdev', why: 'gpio.backend: cdev', chips: [{ path: '/dev/gpiochip0', label: 'pinctrl-rp1', lines: 54 }] });
-    expect(r.doors[0]!.checks.map((c) => [c.what, c.ok])).toEqual([['relay (line 17)', true], ['exit_button (line 27)', true], ['reader wg (D0 5, D1 6)', true]]);
+    expect(r.doors[0]!.checks.map((c) => [c.what, c.ok])).toEqual([['relay (line 17)', true], ['exit_button (line GPIO27)', true], ['reader wg (D0 5, D1 6)', true]]);
+    expect((r.doors[0]!.checks[1] as { detail: string }).detail).toBe('/dev/gpiochip0 line 27: can be requested'); // found by its name
     // Without the (fake) device: every line fails, exit 1, saying why.
     const bad = probe({});
     expect(bad.status).toBe(1);

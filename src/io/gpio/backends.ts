@@ -6,12 +6,14 @@
 import type { Config, DoorConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { SimRelay, type Relay } from '../relay.js';
-import { sysfsNumber } from './sysfs.js';
+import { GpioUnavailableError, sysfsNumber } from './sysfs.js';
 
 export interface InputSpec {
   door: string;
   name: 'exit_button' | 'door_contact';
-  pin: number;
+  /** BCM number, or `line`: the line's name (character device only). */
+  pin?: number | undefined;
+  line?: string | undefined;
   activeLow: boolean;
   debounceMs: number;
   /** Debounced logical level: exit button pressed / door contact closed. */
@@ -40,19 +42,23 @@ export async function openRelay(door: DoorConfig, config: Config, log: Logger): 
   const rlog = log.child({ module: 'relay', door: door.id });
   if (door.relay.driver === 'sim') return new SimRelay(door.id, rlog);
   if ((await gpioBackend(config)).backend === 'cdev') {
-    const { CdevRelay, findChip } = await import('./cdev.js');
-    return CdevRelay.open({ door: door.id, chip: findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }), offset: door.relay.pin!, activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
+    const { CdevRelay, resolveLine } = await import('./cdev.js');
+    const { chip, offset } = resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, door.relay.pin, door.relay.line);
+    return CdevRelay.open({ door: door.id, chip, offset, activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
   }
+  if (door.relay.pin === undefined) throw new GpioUnavailableError(`door '${door.id}': relay line ${door.relay.line}: line names need the character device (gpio.backend: cdev); with sysfs give the BCM pin`);
   const { GpioRelay } = await import('./onoff.js');
-  return GpioRelay.open({ door: door.id, number: sysfs(config, door.relay.pin!), activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
+  return GpioRelay.open({ door: door.id, number: sysfs(config, door.relay.pin), activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
 }
 
 /** A door input (exit button, door contact) on GPIO. */
 export async function openInput(spec: InputSpec, config: Config, log: Logger): Promise<Input> {
   if ((await gpioBackend(config)).backend === 'cdev') {
-    const { CdevInput, findChip } = await import('./cdev.js');
-    return CdevInput.open({ name: `${spec.door}.${spec.name}`, chip: findChip({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }), offset: spec.pin, activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
+    const { CdevInput, resolveLine } = await import('./cdev.js');
+    const { chip, offset } = resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, spec.pin, spec.line);
+    return CdevInput.open({ name: `${spec.door}.${spec.name}`, chip, offset, activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
   }
+  if (spec.pin === undefined) throw new GpioUnavailableError(`door '${spec.door}': ${spec.name} line ${spec.line}: line names need the character device (gpio.backend: cdev); with sysfs give the BCM pin`);
   const { GpioInput } = await import('./onoff.js');
   return GpioInput.open({ name: `${spec.door}.${spec.name}`, number: sysfs(config, spec.pin), activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
 }

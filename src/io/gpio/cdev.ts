@@ -84,6 +84,25 @@ export function findChip(o: { chip?: string | undefined; chipLabel?: string | un
   throw new GpioUnavailableError(`no gpiochip labelled ${labels.join(' or ')} (found: ${seen.join('; ') || 'none'}); set gpio.chip or gpio.chip_label`);
 }
 
+/**
+ * A line by BCM number on the Raspberry Pi's chip, or by its name (`GPIO17`, as the kernel's
+ * device tree names it) on whichever chip has it.
+ */
+export function resolveLine(o: { chip?: string | undefined; chipLabel?: string | undefined }, pin: number | undefined, line: string | undefined, b: CdevBinding = cdevBinding(), devices = chipDevices()): { chip: string; offset: number } {
+  if (line === undefined) return { chip: findChip(o, b, devices), offset: pin! };
+  const chips = [...new Set([...(o.chip ? [o.chip] : []), ...devices])];
+  for (const path of chips) {
+    let lines = 0;
+    try {
+      lines = b.chipInfo(path).lines;
+    } catch {
+      continue;
+    }
+    for (let i = 0; i < Math.min(lines, 512); i++) if (b.lineInfo(path, i).name === line) return { chip: path, offset: i };
+  }
+  throw new GpioUnavailableError(`no GPIO line named ${line} on ${chips.join(', ') || 'any gpiochip'} (\`doorgw hw probe\` lists the chips; or give the BCM pin)`);
+}
+
 export interface CdevRelayOptions {
   door: string;
   chip: string;
