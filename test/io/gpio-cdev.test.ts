@@ -196,10 +196,10 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     const probe = (env: Record<string, string>) => spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'hw', 'probe', '--json', '-c', config], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
     const ok = probe({ LD_PRELOAD: fake, FAKE_GPIO_LABEL: 'pinctrl-rp1', FAKE_GPIO_LINES: '54' });
     expect(ok.status).toBe(0);
-    const r = JSON.parse(ok.stdout) as { ok: boolean; gpio: { backend: string; why: string; chips: { path: string; label: string; lines: number }[] }; doors: { checks: { what: string; ok: boolean }[] }[] };
+    const r = JSON.parse(ok.stdout) as { ok: boolean; gpio: { backend: string; why: string; chips: { path: string; label: string; lines: number }[] }; doors: { checks: { what: string; ok: boolean; detail: string }[] }[] };
     expect(r.gpio).toMatchObject({ backend: 'cdev', why: 'gpio.backend: cdev', chips: [{ path: '/dev/gpiochip0', label: 'pinctrl-rp1', lines: 54 }] });
     expect(r.doors[0]!.checks.map((c) => [c.what, c.ok])).toEqual([['relay (line 17)', true], ['exit_button (line GPIO27)', true], ['reader wg (D0 5, D1 6)', true]]);
-    expect((r.doors[0]!.checks[1] as { detail: string }).detail).toBe('/dev/gpiochip0 line 27: can be requested'); // found by its name
+    expect(r.doors[0]!.checks[1]!.detail).toBe('/dev/gpiochip0 line 27: can be requested'); // found by its name
     // Without the (fake) device: every line fails, exit 1, saying why.
     const bad = probe({});
     expect(bad.status).toBe(1);
