@@ -11,7 +11,7 @@
  */
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
@@ -26,7 +26,8 @@ import type { Store } from '../store/store.js';
 import type { GatewayMetrics } from './metrics.js';
 import { LoginThrottle, ROLE_RANK, Sessions, type Session } from './sessions.js';
 
-const ASSETS = new URL('../../src/web/assets/', import.meta.url);
+/** The pages: next to the built server in a release (dist/web/assets), or the sources in development. */
+const ASSETS = [new URL('./assets/', import.meta.url), new URL('../../src/web/assets/', import.meta.url)].find((u) => existsSync(u)) ?? new URL('./assets/', import.meta.url);
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', svg: 'image/svg+xml', json: 'application/json' };
 const STATIC = new Map<string, string>([['/', 'index.html'], ['/index.html', 'index.html'], ['/app.js', 'app.js'], ['/i18n.js', 'i18n.js'], ['/app.css', 'app.css'], ['/icon.svg', 'icon.svg']]);
 const MAX_BODY = 64 * 1024;
