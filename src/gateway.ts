@@ -148,6 +148,7 @@ export class Gateway {
         lock: (door) => pipeline.relock(door),
         accountChanged: (name) => this.web?.accountChanged(name),
         webError: () => this.webError,
+        fingerprintOnline: () => (this.fingerprint ? (this.fingerprint.online?.() ?? true) : null),
         doorState: (door) => {
           const st = this.doors.get(door)?.state$.value;
           return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null };
@@ -276,6 +277,12 @@ export class Gateway {
           return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null, mode: pipeline.modeOf(door) ?? 'normal' };
         },
         mqttConnected: () => (this.mqtt ? this.mqtt.link.connected$.value : null),
+        fingerprintOnline: () => (this.fingerprint ? (this.fingerprint.online?.() ?? true) : null),
+        badFrames: () => {
+          const m = new Map<string, number>(this.mqtt?.badFrames ?? []);
+          for (const u of this.units) for (const [id, r] of u.readers) if (r.badFrames) m.set(id, r.badFrames());
+          return m;
+        },
         doors: config.doors.map((d) => d.id),
         started: this.started,
       });

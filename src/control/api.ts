@@ -54,6 +54,8 @@ export interface Status {
   storage: StorageStatus | null;
   /** Why the web console is not serving although enabled. */
   web_error?: string | null;
+  /** The door's fingerprint module (null: none). */
+  fingerprint_module?: 'online' | 'offline' | null;
 }
 
 export interface GatewayApi extends UsersApi {
@@ -125,6 +127,8 @@ export interface RunningGateway {
   doorState?: (door: string) => { lock: 'locked' | 'unlocked'; contact: string; alarm: string | null };
   /** Why the web console is not serving, if it should be. */
   webError?: () => string | null;
+  /** The fingerprint module answering (null: none). */
+  fingerprintOnline?: () => boolean | null;
   /** A console account changed or went: its sessions end. */
   accountChanged?: (name: string) => void;
 }
@@ -231,6 +235,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         cloud: running?.cloud()?.state$.value ?? null,
         storage: running?.storage?.() ?? null,
         web_error: running?.webError?.() ?? null,
+        fingerprint_module: ((v) => (v === null || v === undefined ? null : v ? 'online' : 'offline'))(running?.fingerprintOnline?.()),
       };
     },
 
@@ -356,6 +361,7 @@ export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now
   if (st && !st.writable) problems.push(`database not writable (${st.error ?? 'write failed'}): ${st.held_in_memory} records held in memory${st.dropped ? `, ${st.dropped} dropped` : ''}`);
   if (st?.low) problems.push(`disk space low in the data directory: ${Math.round((st.free_bytes ?? 0) / 1024 / 1024)} MB free`);
   if (s.web_error) problems.push(`web console not serving: ${s.web_error}`);
+  if (s.fingerprint_module === 'offline') problems.push('fingerprint module not answering (unplugged, unpowered, or its serial line: doorgw hw probe)');
   const c = s.cloud;
   if (c?.credentials_problem) problems.push(c.credentials_problem);
   else if (c?.link === 'unprovisioned') problems.push(`cloud ${c.provider}: device not activated (doorgw ${c.provider} activate)`);

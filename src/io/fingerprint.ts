@@ -28,6 +28,8 @@ export interface FingerprintModule {
   load(userid: string, templates: { slot: number; template: Buffer }[]): Promise<void>;
   delete(userid: string): Promise<void>;
   close(): Promise<void>;
+  /** Answering now (a serial module that stopped answering is not). */
+  online?(): boolean;
 }
 
 export class EnrolmentError extends Error {}

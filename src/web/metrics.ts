@@ -11,6 +11,10 @@ export interface MetricsSource {
   status(): Promise<Status>;
   doorState(door: string): { lock: 'locked' | 'unlocked'; contact: string; alarm: string | null; mode: string };
   mqttConnected(): boolean | null;
+  /** The fingerprint module answering (null: none configured). */
+  fingerprintOnline(): boolean | null;
+  /** Unusable frames per reader (Wiegand readers and bridges). */
+  badFrames(): Map<string, number>;
   doors: readonly string[];
   started: number;
 }
@@ -79,13 +83,35 @@ export class GatewayMetrics {
         for (const [reader, at] of this.readerSeen) g.set({ reader }, at / 1000);
       },
     });
-    new Gauge({
-      name: 'doorgw_mqtt_connected',
-      help: '1 while connected to the MQTT broker (absent without MQTT).',
+    // Gauges of things a gateway may not have are registered only when it has them.
+    if (src.mqttConnected() !== null) {
+      new Gauge({
+        name: 'doorgw_mqtt_connected',
+        help: '1 while connected to the MQTT broker (absent without MQTT).',
+        registers: [r],
+        collect() {
+          this.set(src.mqttConnected() ? 1 : 0);
+        },
+      });
+    }
+    if (src.fingerprintOnline() !== null) {
+      new Gauge({
+        name: 'doorgw_fingerprint_module_up',
+        help: '1 while the fingerprint module answers (absent without one).',
+        registers: [r],
+        collect() {
+          this.set(src.fingerprintOnline() ? 1 : 0);
+        },
+      });
+    }
+    new Counter({
+      name: 'doorgw_reader_bad_frames_total',
+      help: 'Frames a reader sent that were dropped (parity, length, impossible timing).',
+      labelNames: ['reader'],
       registers: [r],
       collect() {
-        const c = src.mqttConnected();
-        if (c !== null) this.set(c ? 1 : 0);
+        this.reset();
+        for (const [reader, n] of src.badFrames()) this.inc({ reader }, n);
       },
     });
     new Gauge({ name: 'doorgw_start_time_seconds', help: 'When the gateway started.', registers: [r], collect() { this.set(src.started / 1000); } });

@@ -24,7 +24,7 @@ async function setup(o: { password?: number; modulePassword?: number } = {}) {
   stops.push(() => emu.close());
   if (o.modulePassword !== undefined) emu.password = o.modulePassword;
   const mapFile = join(tmpDir(), 'fingerprint-r30x.json');
-  const open = async () => R30xModule.open({ link: await openSerial(pty.gateway, 57600), password: o.password ?? 0, mapFile, log, pollMs: 50, enrolTimeoutMs: 5000 });
+  const open = async () => R30xModule.open({ link: await openSerial(pty.gateway, 57600), password: o.password ?? 0, mapFile, log, pollMs: 50, enrolTimeoutMs: 5000, offlineAfterMs: 1000 });
   return { pty, emu, mapFile, open };
 }
 
@@ -109,9 +109,11 @@ describe('R30x module over a serial line', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 200);
     await expect(m.enroll('x', ac.signal)).rejects.toThrow('enrolment cancelled');
-    // The module goes silent.
+    // The module goes silent: enrolment says so, and the module counts as offline.
+    expect(m.online()).toBe(true);
     await emu.close();
     await expect(m.enroll('x', new AbortController().signal)).rejects.toThrow(/did not answer \(capture\) within 2000 ms: check wiring/);
+    expect(m.online()).toBe(false);
   }, 20_000);
 });
 

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialEvent } from '../../src/domain/events.js';
 import { createLogger } from '../../src/log.js';
-import { Broker } from '../helpers/mosquitto.js';
+import { Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
 import { until } from '../helpers/wecom.js';
@@ -125,6 +125,12 @@ describe('metrics', () => {
     expect(value(after, 'doorgw_relay_activations_total', { door: 'lobby' })).toBe(1);
     expect(value(after, 'doorgw_door_mode', { door: 'lobby', mode: 'lockdown' })).toBe(1);
     expect(value(after, 'doorgw_reader_last_seen_timestamp_seconds', { reader: 'lobby-reader' })).toBeGreaterThan(Date.now() / 1000 - 60);
+    expect(value(after, 'doorgw_fingerprint_module_up')).toBeUndefined(); // no module at this door
+    // A Wiegand bridge's misread frame is counted per reader.
+    const bridge = await client(broker, 'lobby-reader');
+    t.closers.push(() => bridge.c.endAsync());
+    await bridge.c.publishAsync('doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'wiegand', bits: '1'.repeat(26) }), { qos: 1 });
+    await until(async () => value(await scrape(), 'doorgw_reader_bad_frames_total', { reader: 'lobby-reader' }) === 1, 'bad frame counted');
 
     // The shipped Grafana dashboard and alert examples use only metrics the gateway exposes.
     const dashboard = readFileSync(new URL('../../deploy/grafana/doorgw-fleet.json', import.meta.url), 'utf8');

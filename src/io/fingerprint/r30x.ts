@@ -34,6 +34,8 @@ export interface R30xOptions {
   timeoutMs?: number;
   /** How long an enrolment waits for a finger. */
   enrolTimeoutMs?: number;
+  /** Silence for this long and the module counts as offline (default 5 s). */
+  offlineAfterMs?: number;
 }
 
 interface Waiter {
@@ -57,6 +59,8 @@ export class R30xModule implements FingerprintModule {
   private closed = false;
   private loop: NodeJS.Timeout | null = null;
   private fingerDown = false;
+  /** When the module last answered a command. */
+  private lastAnswer = Date.now();
 
   private constructor(private readonly o: R30xOptions) {
     this.sub = o.link.data$.subscribe((b) => {
@@ -120,6 +124,7 @@ export class R30xModule implements FingerprintModule {
       this.inbox.length = 0;
       this.o.link.write(encodePacket(PID.command, Buffer.concat([Buffer.from([code]), params]), this.o.address ?? DEFAULT_ADDRESS));
       const ack = await this.next(what, o.timeoutMs ?? this.o.timeoutMs ?? 2000);
+      this.lastAnswer = Date.now();
       if (ack.pid !== PID.ack) throw new EnrolmentError(`${what}: expected an acknowledgement, got packet type ${ack.pid}`);
       const conf = ack.payload[0] ?? 0x01;
       if (conf !== 0 && !(o.allow ?? []).includes(conf)) throw new ModuleError(conf, what);
@@ -279,6 +284,11 @@ export class R30xModule implements FingerprintModule {
       this.pages.delete(page);
     }
     if (mine.length) this.saveMap();
+  }
+
+  /** The watch loop asks every 250 ms: silence for 5 s means the module is gone (unplugged, unpowered). */
+  online(): boolean {
+    return !this.closed && Date.now() - this.lastAnswer < (this.o.offlineAfterMs ?? 5000);
   }
 
   async close(): Promise<void> {

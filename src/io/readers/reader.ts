@@ -10,6 +10,8 @@ export interface ReaderSource {
   readonly credentials$: Observable<CredentialEvent>;
   /** Tell the person at the reader how it went (readers with LEDs, buzzers, displays). */
   feedback?(d: DecisionEvent): void;
+  /** Frames the reader received but could not use (Wiegand parity, length, timing): dropped, counted. */
+  badFrames?(): number;
   close(): void | Promise<void>;
 }
 

@@ -94,6 +94,7 @@ export const openWiegandReader: ReaderFactory = async (r, ctx) => {
   return {
     credentials$: out,
     ...(fbFd !== null ? { feedback } : {}),
+    badFrames: () => frames.bad,
     close: () => {
       for (const t of timers) clearTimeout(t);
       if (flushTimer) clearTimeout(flushTimer);
