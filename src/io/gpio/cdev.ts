@@ -7,10 +7,10 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { BehaviorSubject } from 'rxjs';
 import type { Logger } from '../../log.js';
 import type { Relay } from '../relay.js';
 import { DebouncedLevel } from './debounce.js';
+import { LevelRelay, relayLevels } from './level-relay.js';
 import { GpioUnavailableError, PI_CHIP_LABELS } from './sysfs.js';
 
 export interface CdevBinding {
@@ -113,65 +113,24 @@ export interface CdevRelayOptions {
   binding?: CdevBinding;
 }
 
-export class CdevRelay implements Relay {
-  readonly state$ = new BehaviorSubject(false);
-  private timer: NodeJS.Timeout | null = null;
-
-  private constructor(
-    private readonly b: CdevBinding,
-    private readonly fd: number,
-    private readonly idle: number,
-    private readonly released: number,
-    private readonly o: CdevRelayOptions,
-  ) {}
-
-  static open(o: CdevRelayOptions): CdevRelay {
+/**
+ * A relay on a character-device line, requested with its idle level. On close it stays requested
+ * at idle: a released line's level is the driver's to choose. The process's exit releases it.
+ */
+export const CdevRelay = {
+  open(o: CdevRelayOptions): Relay {
     const b = o.binding ?? cdevBinding();
-    const energised = o.activeLow ? 0 : 1;
-    const idle = o.lockType === 'fail_secure' ? 1 - energised : energised;
-    const released = o.lockType === 'fail_secure' ? energised : 1 - energised;
+    const levels = relayLevels(o.activeLow, o.lockType);
     let fd: number;
     try {
-      fd = b.request(o.chip, `doorgw-${o.door}-relay`, [o.offset], { output: true, values: [idle] });
+      fd = b.request(o.chip, `doorgw-${o.door}-relay`, [o.offset], { output: true, values: [levels.idle] });
     } catch (e) {
       throw explain(e, `door '${o.door}': relay on ${o.chip} line ${o.offset}`);
     }
-    o.log.info({ chip: o.chip, line: o.offset, active_low: o.activeLow, lock_type: o.lockType, idle_level: idle, backend: 'cdev' }, 'relay on GPIO ready (locked)');
-    return new CdevRelay(b, fd, idle, released, o);
-  }
-
-  get energised(): boolean {
-    return this.state$.value;
-  }
-
-  pulse(ms: number): void {
-    const extended = this.state$.value;
-    if (this.timer) clearTimeout(this.timer);
-    if (!extended) this.b.setValues(this.fd, [this.released]);
-    this.timer = setTimeout(() => this.relock(), ms);
-    if (!extended) this.state$.next(true);
-    this.o.log.info({ ms, extended }, extended ? 'relay pulse extended' : 'relay released: door unlocked');
-  }
-
-  relock(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.b.setValues(this.fd, [this.idle]);
-    if (this.state$.value) {
-      this.state$.next(false);
-      this.o.log.info('relay idle: door locked');
-    }
-  }
-
-  /**
-   * The idle level, and the line kept requested: a released line's level is the driver's to
-   * choose, and some relay boards energise on a floating input. The process's exit releases it.
-   */
-  close(): Promise<void> {
-    this.relock();
-    return Promise.resolve();
-  }
-}
+    o.log.info({ chip: o.chip, line: o.offset, active_low: o.activeLow, lock_type: o.lockType, idle_level: levels.idle, backend: 'cdev' }, 'relay on GPIO ready (locked)');
+    return new LevelRelay((v) => b.setValues(fd, [v]), levels, o.log);
+  },
+};
 
 export interface CdevInputOptions {
   name: string;

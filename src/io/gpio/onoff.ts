@@ -6,10 +6,10 @@
  * never sees a high at start. Outputs are never unexported (an unexported pin floats as an input,
  * which energises some relay boards); on shutdown the idle level is written and left.
  */
-import { BehaviorSubject } from 'rxjs';
 import type { Logger } from '../../log.js';
 import type { Relay } from '../relay.js';
 import { DebouncedLevel } from './debounce.js';
+import { LevelRelay, relayLevels } from './level-relay.js';
 import { GpioUnavailableError } from './sysfs.js';
 
 type GpioCtor = typeof import('onoff').Gpio;
@@ -60,65 +60,23 @@ export interface GpioRelayOptions {
   log: Logger;
 }
 
-export class GpioRelay implements Relay {
-  readonly state$ = new BehaviorSubject(false);
-  private timer: NodeJS.Timeout | null = null;
-  private readonly idle: 0 | 1;
-  private readonly released: 0 | 1;
-
-  private constructor(
-    private readonly gpio: GpioT,
-    private readonly o: GpioRelayOptions,
-  ) {
-    const energised = o.activeLow ? 0 : 1;
-    const deenergised = o.activeLow ? 1 : 0;
-    this.released = o.lockType === 'fail_secure' ? energised : deenergised;
-    this.idle = o.lockType === 'fail_secure' ? deenergised : energised;
-  }
-
-  static async open(o: GpioRelayOptions): Promise<GpioRelay> {
+/** A relay on a sysfs GPIO, at its idle level from the moment it is exported. */
+export const GpioRelay = {
+  async open(o: GpioRelayOptions): Promise<Relay> {
     const Gpio = await onoff();
-    const energised = o.activeLow ? 0 : 1;
-    const idle = o.lockType === 'fail_secure' ? 1 - energised : energised;
+    const levels = relayLevels(o.activeLow, o.lockType);
     let gpio: GpioT;
     try {
       // 'high'/'low' set direction and initial level in one write: no glitch through the other level.
-      gpio = await withExportRetry(() => new Gpio(o.number, idle === 1 ? 'high' : 'low', 'none', { activeLow: false }));
+      gpio = await withExportRetry(() => new Gpio(o.number, levels.idle === 1 ? 'high' : 'low', 'none', { activeLow: false }));
     } catch (e) {
       throw explain(e, `door '${o.door}': relay GPIO ${o.number}`);
     }
-    o.log.info({ gpio: o.number, active_low: o.activeLow, lock_type: o.lockType, idle_level: idle }, 'relay on GPIO ready (locked)');
-    return new GpioRelay(gpio, o);
-  }
-
-  get energised(): boolean {
-    return this.state$.value;
-  }
-
-  pulse(ms: number): void {
-    const extended = this.state$.value;
-    if (this.timer) clearTimeout(this.timer);
-    if (!extended) this.gpio.writeSync(this.released);
-    this.timer = setTimeout(() => this.relock(), ms);
-    if (!extended) this.state$.next(true);
-    this.o.log.info({ ms, extended }, extended ? 'relay pulse extended' : 'relay released: door unlocked');
-  }
-
-  relock(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.gpio.writeSync(this.idle);
-    if (this.state$.value) {
-      this.state$.next(false);
-      this.o.log.info('relay idle: door locked');
-    }
-  }
-
-  close(): Promise<void> {
-    this.relock();
-    return Promise.resolve(); // not unexported: see the module comment
-  }
-}
+    o.log.info({ gpio: o.number, active_low: o.activeLow, lock_type: o.lockType, idle_level: levels.idle }, 'relay on GPIO ready (locked)');
+    // Not unexported on close: see the module comment.
+    return new LevelRelay((v) => gpio.writeSync(v), levels, o.log);
+  },
+};
 
 export interface GpioInputOptions {
   name: string;
