@@ -22,7 +22,7 @@ import type { Input, InputSpec } from './io/gpio/backends.js';
 import type { Relay } from './io/relay.js';
 import type { Logger } from './log.js';
 import { AccessPipeline } from './pipeline/access.js';
-import type { DoorStateMachine } from './pipeline/door-state.js';
+import { doorStatus, type DoorStateMachine } from './pipeline/door-state.js';
 import { buildDoor, wireInterlocks, type DoorUnit } from './pipeline/door-unit.js';
 import { JournalWriter } from './pipeline/journal-writer.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
@@ -148,10 +148,10 @@ export class Gateway {
         lock: (door) => pipeline.relock(door),
         accountChanged: (name) => this.web?.accountChanged(name),
         webError: () => this.webError,
-        fingerprintOnline: () => (this.fingerprint ? (this.fingerprint.online?.() ?? true) : null),
+        fingerprintOnline: () => this.fingerprintOnline(),
         doorState: (door) => {
-          const st = this.doors.get(door)?.state$.value;
-          return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null };
+          const { lock, contact, alarm } = this.doorStatus(door);
+          return { lock, contact, alarm };
         },
       },
       log.child({ module: 'api' }),
@@ -262,6 +262,15 @@ export class Gateway {
     }
   }
 
+  private doorStatus(door: string): ReturnType<typeof doorStatus> {
+    return doorStatus(this.relays.get(door), this.doors.get(door), this.pipeline.modeOf(door));
+  }
+
+  /** The fingerprint module answering (null: none; a module that cannot tell counts as answering). */
+  private fingerprintOnline(): boolean | null {
+    return this.fingerprint ? (this.fingerprint.online?.() ?? true) : null;
+  }
+
   /**
    * The console and metrics: subscribers of decisions, door events and relay changes (after the
    * relay has moved), and an HTTP server that serves between decisions.
@@ -272,12 +281,9 @@ export class Gateway {
     if (config.web.metrics.enabled) {
       this.metrics = new GatewayMetrics({
         status: () => this.api.status(),
-        doorState: (door) => {
-          const st = this.doors.get(door)?.state$.value;
-          return { lock: this.relays.get(door)?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null, mode: pipeline.modeOf(door) ?? 'normal' };
-        },
+        doorState: (door) => this.doorStatus(door),
         mqttConnected: () => (this.mqtt ? this.mqtt.link.connected$.value : null),
-        fingerprintOnline: () => (this.fingerprint ? (this.fingerprint.online?.() ?? true) : null),
+        fingerprintOnline: () => this.fingerprintOnline(),
         badFrames: () => {
           const m = new Map<string, number>(this.mqtt?.badFrames ?? []);
           for (const u of this.units) for (const [id, r] of u.readers) if (r.badFrames) m.set(id, r.badFrames());

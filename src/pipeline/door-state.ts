@@ -6,6 +6,7 @@
  */
 import { BehaviorSubject, Subject } from 'rxjs';
 import type { DoorEvent, DoorEventType } from '../domain/events.js';
+import type { DoorMode } from '../domain/types.js';
 
 export type Contact = 'open' | 'closed' | 'unknown';
 export type Alarm = 'forced_open' | 'held_open_prealarm' | 'held_open';
@@ -14,6 +15,15 @@ export interface DoorState {
   lock: 'locked' | 'unlocked';
   contact: Contact;
   alarm: Alarm | null;
+}
+
+/**
+ * A door as it is reported (MQTT state, status, the console, metrics): the lock from its relay,
+ * contact and alarm from its state machine, and its mode.
+ */
+export function doorStatus(relay: { state$: BehaviorSubject<boolean> } | undefined, sm: DoorStateMachine | undefined, mode: DoorMode | undefined): { lock: 'locked' | 'unlocked'; contact: Contact; alarm: Alarm | null; mode: DoorMode } {
+  const st = sm?.state$.value;
+  return { lock: relay?.state$.value ? 'unlocked' : 'locked', contact: st?.contact ?? 'unknown', alarm: st?.alarm ?? null, mode: mode ?? 'normal' };
 }
 
 export interface DoorStateOptions {

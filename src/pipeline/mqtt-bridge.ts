@@ -20,7 +20,7 @@ import { parseDoorCommand, parseReaderCredential, Topics, type DoorEventPayload,
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
-import type { DoorStateMachine } from './door-state.js';
+import { doorStatus, type DoorStateMachine } from './door-state.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
 
 export interface MqttBridgeContext {
@@ -157,14 +157,8 @@ export class MqttBridge {
   }
 
   private publishDoorState(door: string): void {
-    const st = this.ctx.doors.get(door)?.state$.value;
-    const s: DoorStatePayload = {
-      door,
-      lock: this.ctx.relays.get(door)?.state$.value ? 'unlocked' : 'locked',
-      contact: st?.contact ?? 'unknown',
-      mode: this.ctx.pipeline.modeOf(door) ?? 'normal',
-      alarm: st?.alarm ?? null,
-    };
+    const d = doorStatus(this.ctx.relays.get(door), this.ctx.doors.get(door), this.ctx.pipeline.modeOf(door));
+    const s: DoorStatePayload = { door, lock: d.lock, contact: d.contact, mode: d.mode, alarm: d.alarm };
     this.link.publishRetained(this.topics.doorState(door), JSON.stringify(s));
   }
 

@@ -117,6 +117,13 @@ export class R30xModule implements FingerprintModule {
     });
   }
 
+  /** Exchanges with the module one at a time (a half-duplex line): each waits for the one before. */
+  private serial<T>(run: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
   /** One command, one acknowledgement, one at a time; a non-zero confirmation is a ModuleError. */
   private command(code: number, params: Buffer, what: string, o: { allow?: number[]; timeoutMs?: number } = {}): Promise<Buffer> {
     const run = async (): Promise<Buffer> => {
@@ -130,9 +137,7 @@ export class R30xModule implements FingerprintModule {
       if (conf !== 0 && !(o.allow ?? []).includes(conf)) throw new ModuleError(conf, what);
       return ack.payload;
     };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.serial(run);
   }
 
   /** Upload a char buffer's template from the module (UpChar then data packets to the end packet). */
@@ -152,9 +157,7 @@ export class R30xModule implements FingerprintModule {
       }
       return Buffer.concat(parts);
     };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.serial(run);
   }
 
   /** Download a template into a char buffer (DownChar, then data packets, the last an end packet). */
@@ -170,9 +173,7 @@ export class R30xModule implements FingerprintModule {
         this.o.link.write(encodePacket(last ? PID.end : PID.data, template.subarray(i, i + this.packetSize), addr));
       }
     };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.serial(run);
   }
 
   private saveMap(): void {
