@@ -714,18 +714,28 @@ export class Store {
     let deleted = 0;
     for (const name of ['journal', 'doorevents']) {
       const sub = this.sub<unknown>(name);
-      let keys: string[] = [];
-      const flush = async (): Promise<void> => {
-        await this.batch(keys.map((key): Op => ({ type: 'del', key, sublevel: sub as Sub<never> })));
-        deleted += keys.length;
-        keys = [];
-      };
-      for await (const k of sub.keys({ lt: `${pad(beforeMs, 13)}!` })) {
-        keys.push(k);
-        if (keys.length >= 1000) await flush();
-      }
-      await flush();
+      deleted += await this.deleteKeys(sub, sub.keys({ lt: `${pad(beforeMs, 13)}!` }));
     }
+    return deleted;
+  }
+
+  /**
+   * Delete a sublevel's keys as they come, 1,000 to a batch: a large prune never builds one huge
+   * write. (Iterators read a snapshot, so deleting behind them is safe.)
+   */
+  private async deleteKeys(sub: Sub<unknown>, keys: AsyncIterable<string>): Promise<number> {
+    let deleted = 0;
+    let batch: string[] = [];
+    const flush = async (): Promise<void> => {
+      await this.batch(batch.map((key): Op => ({ type: 'del', key, sublevel: sub as Sub<never> })));
+      deleted += batch.length;
+      batch = [];
+    };
+    for await (const k of keys) {
+      batch.push(k);
+      if (batch.length >= 1000) await flush();
+    }
+    await flush();
     return deleted;
   }
 
@@ -748,19 +758,14 @@ export class Store {
   async pruneJournal(maxEntries: number): Promise<number> {
     const floor = this.seq - maxEntries;
     if (floor <= 0) return 0;
-    let deleted = 0;
-    let batch: string[] = [];
-    for await (const k of this.journal.keys()) {
-      if (Number(k.slice(k.indexOf('!') + 1)) > floor) break;
-      batch.push(k);
-      if (batch.length >= 1000) {
-        await this.batch(batch.map((key): Op => ({ type: 'del', key, sublevel: this.journal as Sub<never> })));
-        deleted += batch.length;
-        batch = [];
+    const journal = this.journal;
+    async function* upToFloor(): AsyncGenerator<string> {
+      for await (const k of journal.keys()) {
+        if (Number(k.slice(k.indexOf('!') + 1)) > floor) return;
+        yield k;
       }
     }
-    if (batch.length) await this.batch(batch.map((key): Op => ({ type: 'del', key, sublevel: this.journal as Sub<never> })));
-    return deleted + batch.length;
+    return this.deleteKeys(journal, upToFloor());
   }
 
   async outboxPeek(limit = 200): Promise<PassRecord[]> {
@@ -856,10 +861,11 @@ export class Store {
 
   /** Delete replay entries whose window ended at or before `nowS`; returns how many. */
   async pruneReplay(nowS: number): Promise<number> {
-    const dead: string[] = [];
-    for await (const [k, v] of this.replay.iterator()) if (v <= nowS) dead.push(k);
-    for (let i = 0; i < dead.length; i += 1000) await this.batch(dead.slice(i, i + 1000).map((key): Op => ({ type: 'del', key, sublevel: this.replay as Sub<never> })));
-    return dead.length;
+    const replay = this.replay;
+    async function* expired(): AsyncGenerator<string> {
+      for await (const [k, v] of replay.iterator()) if (v <= nowS) yield k;
+    }
+    return this.deleteKeys(replay, expired());
   }
 
   /** Live replay entries; expired ones are deleted on the way. */
