@@ -71,6 +71,7 @@ export async function probe(config: Config): Promise<ProbeReport> {
   const { gpioBackend } = await import('../io/gpio/backends.js');
   const { addonBuilt, cdevBinding, chipDevices, resolveLine } = await import('../io/gpio/cdev.js');
   const { listChips } = await import('../io/gpio/sysfs.js');
+  const { relayLevels } = await import('../io/gpio/level-relay.js');
   const choice = await gpioBackend(config);
   const chips: ProbeReport['gpio']['chips'] = [];
   const devices = [...new Set([...chipDevices(), ...(config.gpio.chip ? [config.gpio.chip] : [])])];
@@ -140,12 +141,12 @@ export async function probe(config: Config): Promise<ProbeReport> {
         checks.push({ what: l.what, ok: sysPresent, detail: sysPresent ? `sysfs ${config.gpio.sysfs_root}` : `${config.gpio.sysfs_root} is absent: this system has only the character device (set gpio.backend: cdev)` });
         continue;
       }
+      let where: { chip: string; offset: number }[] = [];
       try {
         const b = cdevBinding();
-        const where = l.pins.map((p) => resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, typeof p === 'number' ? p : undefined, typeof p === 'string' ? p : undefined));
+        where = l.pins.map((p) => resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, typeof p === 'number' ? p : undefined, typeof p === 'string' ? p : undefined));
         const chip = where[0]!.chip;
-        const energised = d.relay.active_low ? 0 : 1;
-        const idle = d.relay.lock_type === 'fail_secure' ? 1 - energised : energised;
+        const { idle } = relayLevels(d.relay.active_low, d.relay.lock_type);
         const fd = b.request(chip, 'doorgw-probe', where.map((w) => w.offset), l.output ? { output: true, values: [idle] } : { output: false, edges: 'none' });
         b.close(fd);
         checks.push({ what: l.what, ok: true, detail: `${chip} line ${where.map((w) => w.offset).join(', ')}: can be requested` });
@@ -156,13 +157,10 @@ export async function probe(config: Config): Promise<ProbeReport> {
           continue;
         }
         // Held: fine if the holder is doorgw itself (the running gateway), a problem otherwise.
-        let consumers: string[] = [];
+        let consumers: string[];
         try {
           const b = cdevBinding();
-          consumers = l.pins.map((p) => {
-            const w = resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, typeof p === 'number' ? p : undefined, typeof p === 'string' ? p : undefined);
-            return b.lineInfo(w.chip, w.offset).consumer;
-          });
+          consumers = where.map((w) => b.lineInfo(w.chip, w.offset).consumer);
         } catch {
           consumers = ['?'];
         }
