@@ -149,6 +149,8 @@ export class Gateway {
         accountChanged: (name) => this.web?.accountChanged(name),
         webError: () => this.webError,
         fingerprintOnline: () => this.fingerprintOnline(),
+        readers: () => this.units.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.status ? [r.status()] : []))),
+        enrollReader: (id) => this.units.map((u) => u.readers.get(id)).find((r) => r?.enroll)?.enroll?.(),
         doorState: (door) => {
           const { lock, contact, alarm } = this.doorStatus(door);
           return { lock, contact, alarm };
@@ -340,11 +342,13 @@ export class Gateway {
     // tells the door state machine not to raise held-open.
     this.pipeline.modes$.subscribe(({ door, mode, from, until, by, auto }) => {
       this.doors.get(door)?.setPassage(mode === 'passage');
+      for (const r of this.units.find((u) => u.id === door)?.readers.values() ?? []) r.modeChanged?.(mode);
       this.store.putMeta(`door.${door}.mode`, { mode, until, auto }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
       const detail = `${from} → ${mode}${until !== null ? ` until ${new Date(until).toISOString()}` : ''}${by ? ` by ${by}` : ''}`;
       this.pipeline.doorEvents$.next({ type: 'mode_changed', door, at: Date.now(), detail });
     });
     for (const u of this.units) {
+      for (const r of u.readers.values()) r.modeChanged?.(u.access.context.mode);
       if (u.access.context.mode === 'passage') u.state.setPassage(true);
       if (u.modeUntil !== null) this.pipeline.setMode(u.id, u.access.context.mode, { untilMs: u.modeUntil, by: 'restart' });
     }

@@ -48,9 +48,36 @@ export const RESERVED_READER_IDS = ['doorgw', 'operator', 'admin', 'homeassistan
 /** What a reader may present. A reader cannot vouch for more than it can sense. */
 export const CREDENTIAL_KINDS = ['card', 'qr', 'userid', 'face', 'fingerprint'] as const;
 /** By type: a scanner reads codes; a local MQTT reader sends cards and codes unless it says more. */
-export const DEFAULT_READER_KINDS = { terminal: CREDENTIAL_KINDS, hid: ['qr'], mqtt: ['card', 'qr'], wiegand: ['card'] } as const;
+export const DEFAULT_READER_KINDS = { terminal: CREDENTIAL_KINDS, hid: ['qr'], mqtt: ['card', 'qr'], wiegand: ['card'], osdp: ['card'] } as const;
 /** Default rate limits by type (null: none). A person presents a credential every second or so. */
-export const DEFAULT_READER_RATE = { terminal: null, hid: { per_s: 5, burst: 20 }, mqtt: { per_s: 5, burst: 20 }, wiegand: { per_s: 5, burst: 20 } } as const;
+export const DEFAULT_READER_RATE = { terminal: null, hid: { per_s: 5, burst: 20 }, mqtt: { per_s: 5, burst: 20 }, wiegand: { per_s: 5, burst: 20 }, osdp: { per_s: 5, burst: 20 } } as const;
+
+/** What an OSDP reader shows and sounds on a decision (after the relay has moved). */
+const OSDP_COLORS = ['black', 'red', 'green', 'amber', 'blue', 'magenta', 'cyan', 'white'] as const;
+const osdpSignal = (led: (typeof OSDP_COLORS)[number], beepMs: number, text: string) =>
+  z
+    .strictObject({
+      led: z.enum(OSDP_COLORS).default(led),
+      led_ms: z.number().int().min(100).max(25_000).default(2000),
+      /** One beep this long (0: silent); `beeps` of them. */
+      beep_ms: z.number().int().min(0).max(25_000).default(beepMs),
+      beeps: z.number().int().min(0).max(10).default(1),
+      /** On readers with a display (ASCII; at most 32 characters). */
+      text: str().pipe(z.string().max(32)).default(text),
+    })
+    .default({ led, led_ms: 2000, beep_ms: beepMs, beeps: 1, text });
+const osdpFeedback = z
+  .strictObject({
+    grant: osdpSignal('green', 200, 'Welcome'),
+    deny: osdpSignal('red', 1000, 'Access denied'),
+    /** The LED between decisions, by door mode. */
+    idle_led: z.strictObject({ normal: z.enum(OSDP_COLORS).default('black'), passage: z.enum(OSDP_COLORS).default('green'), lockdown: z.enum(OSDP_COLORS).default('red') }).default({ normal: 'black', passage: 'green', lockdown: 'red' }),
+  })
+  .default({
+    grant: { led: 'green', led_ms: 2000, beep_ms: 200, beeps: 1, text: 'Welcome' },
+    deny: { led: 'red', led_ms: 2000, beep_ms: 1000, beeps: 1, text: 'Access denied' },
+    idle_led: { normal: 'black', passage: 'green', lockdown: 'red' },
+  });
 
 const reader = z.strictObject({
   id: id().refine((v) => !(RESERVED_READER_IDS as readonly string[]).includes(v.toLowerCase()), {
@@ -59,8 +86,9 @@ const reader = z.strictObject({
   /**
    * terminal: scans typed or pasted on the console (development). hid: USB scanner. mqtt: local
    * reader topic. wiegand: a Wiegand reader or keypad on two GPIO lines (the character device).
+   * osdp: an OSDP reader on an RS-485 bus (`path`, `address`, `baud_rate`; several per bus).
    */
-  type: z.enum(['terminal', 'hid', 'mqtt', 'wiegand']),
+  type: z.enum(['terminal', 'hid', 'mqtt', 'wiegand', 'osdp']),
   direction: z.enum(['in', 'out', 'unknown']).default('in'),
   /**
    * Credential kinds this reader may present (default by type: terminal all (development), hid qr,
@@ -102,7 +130,20 @@ const reader = z.strictObject({
   feedback_active_low: z.boolean().default(true),
   /** wiegand: the Pi's pull-up on D0/D1 (the reader's own pull-ups are on its 5 V side). */
   bias: z.enum(['pull-up', 'as-is']).default('pull-up'),
+  /** osdp: the reader's address on its bus (0–126; 127 is broadcast). */
+  address: z.number().int().min(0).max(126).default(0),
+  /** osdp: the bus speed (every reader on one bus the same). */
+  baud_rate: z.union([z.literal(9600), z.literal(19200), z.literal(38400), z.literal(57600), z.literal(115200)]).default(9600),
+  /** osdp: require the secure channel with the reader's own key (enrolled with `doorgw osdp enroll`). false: plaintext, for readers without it. */
+  secure: z.boolean().default(true),
+  /** osdp: CRC-16, the 8-bit checksum, or auto (CRC, falling back to the checksum for readers that NAK it). */
+  check: z.enum(['crc', 'checksum', 'auto']).default('auto'),
+  /** osdp: a poll cycle over the bus starts at most this often (card-to-relay latency is about half of it plus the wire). */
+  poll_interval_ms: z.number().int().min(5).max(1000).default(30),
+  /** osdp: LED, beeps and text on grant and deny, and the LED by door mode. */
+  feedback: osdpFeedback,
 }).superRefine((r, ctx) => {
+  if (r.type === 'osdp' && r.path === undefined) ctx.addIssue({ code: 'custom', message: 'an osdp reader needs path (the RS-485 adapter, e.g. /dev/serial/by-id/usb-FTDI_…)', path: ['path'] });
   if (r.type !== 'wiegand') return;
   if (r.d0 === undefined || r.d1 === undefined) ctx.addIssue({ code: 'custom', message: 'a wiegand reader needs d0 and d1 (GPIO lines)', path: [r.d0 === undefined ? 'd0' : 'd1'] });
   const pins = [r.d0, r.d1, r.led, r.beeper].filter((p) => p !== undefined);
@@ -470,6 +511,21 @@ export const configSchema = z
       d.readers.forEach((r, j) => {
         if (readers.has(r.id)) ctx.addIssue({ code: 'custom', message: `duplicate reader id '${r.id}'`, path: ['doors', i, 'readers', j, 'id'] });
         readers.add(r.id);
+      }),
+    );
+    // OSDP readers sharing a bus: one speed, one poll cycle, one reader per address.
+    const buses = new Map<string, { baud: number; poll: number; addresses: Map<number, string> }>();
+    c.doors.forEach((d, i) =>
+      d.readers.forEach((r, j) => {
+        if (r.type !== 'osdp' || r.path === undefined) return;
+        const at = ['doors', i, 'readers', j];
+        const b = buses.get(r.path);
+        if (!b) return void buses.set(r.path, { baud: r.baud_rate, poll: r.poll_interval_ms, addresses: new Map([[r.address, r.id]]) });
+        if (b.baud !== r.baud_rate) ctx.addIssue({ code: 'custom', message: `readers on ${r.path} must share one baud_rate (${b.baud})`, path: [...at, 'baud_rate'] });
+        if (b.poll !== r.poll_interval_ms) ctx.addIssue({ code: 'custom', message: `readers on ${r.path} must share one poll_interval_ms (${b.poll})`, path: [...at, 'poll_interval_ms'] });
+        const other = b.addresses.get(r.address);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', message: `reader '${other}' already has address ${r.address} on ${r.path}`, path: [...at, 'address'] });
+        b.addresses.set(r.address, r.id);
       }),
     );
   });

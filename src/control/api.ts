@@ -2,6 +2,7 @@
  * What the CLI can ask of a gateway's data. One implementation over the store, used directly when
  * the gateway is not running and through the control socket when it is (LevelDB admits one process).
  */
+import type { ReaderStatus } from '../io/readers/reader.js';
 import { compileDoorPolicy } from '../domain/door-policy.js';
 import { parseSavedMode } from '../domain/modes.js';
 import { decide, type DoorContext, type PolicyOptions } from '../domain/policy.js';
@@ -56,6 +57,8 @@ export interface Status {
   web_error?: string | null;
   /** The door's fingerprint module (null: none). */
   fingerprint_module?: 'online' | 'offline' | null;
+  /** Supervised readers (OSDP): their link, security, tamper and power (running gateway). */
+  readers?: ReaderStatus[];
 }
 
 export interface GatewayApi extends UsersApi {
@@ -73,6 +76,8 @@ export interface GatewayApi extends UsersApi {
   /** Add or change a console account; `hash` is scrypt (the CLI hashes: no password leaves it). */
   webUserPut(p: { name: string; role: string; hash?: string; by?: string }): Promise<{ name: string; role: string; created: boolean }>;
   webUserRemove(p: { name: string; by?: string }): Promise<{ removed: string }>;
+  /** Give an OSDP reader a fresh random secure-channel key by KEYSET (running gateway; the reader must be answering). */
+  osdpEnroll(p: { reader: string; by?: string }): Promise<ReaderStatus>;
   /** A consistent backup of the data directory into `file` (written by the gateway's user). */
   backup(p: { file: string; by?: string }): Promise<BackupReport>;
   /** Door contact changes and alarms, newest first. */
@@ -129,6 +134,10 @@ export interface RunningGateway {
   webError?: () => string | null;
   /** The fingerprint module answering (null: none). */
   fingerprintOnline?: () => boolean | null;
+  /** Supervised readers' status. */
+  readers?: () => ReaderStatus[];
+  /** Enroll an OSDP reader (undefined: no such supervised reader). */
+  enrollReader?: (reader: string) => Promise<ReaderStatus> | undefined;
   /** A console account changed or went: its sessions end. */
   accountChanged?: (name: string) => void;
 }
@@ -195,6 +204,22 @@ export function localApi(store: Store, config: Config, version: string, running:
       return { removed: p.name };
     },
 
+    async osdpEnroll(p) {
+      if (!running?.enrollReader) throw new UsageError('the gateway is not running: readers are enrolled by the running gateway that polls them', 'unavailable');
+      if (typeof p.reader !== 'string') throw new UsageError('reader is required');
+      const pending = running.enrollReader(p.reader);
+      const osdp = config.doors.flatMap((d) => d.readers).filter((r) => r.type === 'osdp').map((r) => r.id);
+      if (!pending) throw new UsageError(`no OSDP reader '${p.reader}' (OSDP readers: ${osdp.join(', ') || 'none'})`, 'not_found');
+      let st: ReaderStatus;
+      try {
+        st = await pending;
+      } catch (e) {
+        throw new UsageError(`reader '${p.reader}' not enrolled: ${(e as Error).message}`, 'unavailable');
+      }
+      await journalAction(validBy(p.by), `enrolled OSDP reader ${p.reader} with a new key`, st.door);
+      return st;
+    },
+
     async lock(p) {
       if (!running?.lock) throw new UsageError('the gateway is not running: doors are locked by a running gateway', 'unavailable');
       if (typeof p.door !== 'string' || !config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${String(p.door)}' (doors: ${config.doors.map((d) => d.id).join(', ')})`, 'not_found');
@@ -236,6 +261,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         storage: running?.storage?.() ?? null,
         web_error: running?.webError?.() ?? null,
         fingerprint_module: ((v) => (v === null || v === undefined ? null : v ? 'online' : 'offline'))(running?.fingerprintOnline?.()),
+        readers: running?.readers?.() ?? [],
       };
     },
 
@@ -362,6 +388,11 @@ export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now
   if (st?.low) problems.push(`disk space low in the data directory: ${Math.round((st.free_bytes ?? 0) / 1024 / 1024)} MB free`);
   if (s.web_error) problems.push(`web console not serving: ${s.web_error}`);
   if (s.fingerprint_module === 'offline') problems.push('fingerprint module not answering (unplugged, unpowered, or its serial line: doorgw hw probe)');
+  for (const r of s.readers ?? []) {
+    if (r.state === 'offline' || r.state === 'refused' || r.state === 'install') problems.push(`reader ${r.id} ${r.state === 'install' ? 'awaits enrollment (doorgw osdp enroll ' + r.id + ')' : r.state}: ${r.detail}`);
+    if (r.tamper) problems.push(`reader ${r.id} reports tamper`);
+    if (r.power_failure) problems.push(`reader ${r.id} reports a power failure`);
+  }
   const c = s.cloud;
   if (c?.credentials_problem) problems.push(c.credentials_problem);
   else if (c?.link === 'unprovisioned') problems.push(`cloud ${c.provider}: device not activated (doorgw ${c.provider} activate)`);

@@ -50,10 +50,22 @@ export type DoorEventType =
   /** The door's mode changed (who, and until when, in the detail). */
   | 'mode_changed'
   /** Soft area anti-passback: let through, but the person was already in (or out). */
-  | 'anti_passback_violation';
+  | 'anti_passback_violation'
+  /** A supervised (OSDP) reader stopped answering, or answers again. */
+  | 'reader_offline'
+  | 'reader_online'
+  /** The reader reports being opened or taken off the wall, and back. */
+  | 'reader_tamper'
+  | 'reader_tamper_cleared'
+  | 'reader_power_failure'
+  | 'reader_power_restored'
+  /** Wrong key, failed MAC, a reader that offers no secure channel or answers only on the default key. */
+  | 'reader_secure_channel_failure'
+  /** The reader was given a new secure-channel key. */
+  | 'reader_enrolled';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure']);
 
 export interface DoorEvent {
   type: DoorEventType;

@@ -93,6 +93,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
       opened.push(source);
       readers.set(r.id, source);
       sources.push(source.credentials$);
+      source.events$?.subscribe(ctx.onDoorEvent);
       const rate = r.rate_limit ?? DEFAULT_READER_RATE[r.type];
       trust.push([r.id, { accepts: r.accepts ?? DEFAULT_READER_KINDS[r.type], rate: rate && { perS: rate.per_s, burst: rate.burst } }]);
     }

@@ -8,7 +8,7 @@ import { DOOR_MODES } from '../../domain/types.js';
 import type { Topics } from './topics.js';
 
 /** Event types on `…/door/<door>/event`: decisions, then door events from the contact. */
-export const ACCESS_EVENT_TYPES = ['granted', 'denied', 'contact_open', 'contact_closed', 'forced_open', 'held_open_prealarm', 'held_open', 'alarm_cleared', 'relocked_on_close', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'disk_ok', 'duress', 'mode_changed', 'anti_passback_violation'] as const;
+export const ACCESS_EVENT_TYPES = ['granted', 'denied', 'contact_open', 'contact_closed', 'forced_open', 'held_open_prealarm', 'held_open', 'alarm_cleared', 'relocked_on_close', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'disk_ok', 'duress', 'mode_changed', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'reader_enrolled'] as const;
 
 export interface DiscoveryInput {
   prefix: string;

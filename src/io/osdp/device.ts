@@ -357,7 +357,9 @@ export class OsdpDevice {
     if (this.nakRun >= (this.o.nakLimit ?? 8)) return this.restart(`${this.nakRun} NAKs in a row (${words})`, true);
     if (reason === NAK.sequence) return this.restart('the reader lost the sequence', false);
     if (reason === NAK.securityConditions || reason === NAK.encryptionRequired) {
-      if (this.phase === 'chlng' || this.phase === 'scrypt') return this.refuse(`the reader refused the secure channel handshake (${words})`);
+      // A reader without the key asked for NAKs the challenge: try the next key (from sequence 0).
+      if (this.phase === 'chlng') return this.nextCandidate(`the reader refused the ${this.candidate?.kind} key challenge (${words})`);
+      if (this.phase === 'scrypt') return this.refuse(`the reader refused the secure channel handshake (${words})`);
       return this.restart(`the reader dropped the secure channel (${words})`, false);
     }
     if (reason === NAK.check && this.o.check === 'auto' && this.crc && !this.everOnline) {

@@ -2,7 +2,8 @@
 import type { Readable } from 'node:stream';
 import type { Observable } from 'rxjs';
 import type { Config, DoorConfig, ReaderConfig } from '../../config/schema.js';
-import type { CredentialEvent, DecisionEvent } from '../../domain/events.js';
+import type { CredentialEvent, DecisionEvent, DoorEvent } from '../../domain/events.js';
+import type { DoorMode } from '../../domain/types.js';
 import type { Logger } from '../../log.js';
 
 export interface ReaderSource {
@@ -12,7 +13,35 @@ export interface ReaderSource {
   feedback?(d: DecisionEvent): void;
   /** Frames the reader received but could not use (Wiegand parity, length, timing): dropped, counted. */
   badFrames?(): number;
+  /** Supervised readers (OSDP): online/offline, tamper, power, secure-channel alarms of this reader. */
+  readonly events$?: Observable<DoorEvent>;
+  /** Supervised readers: the link as it is now, for status, metrics and Home Assistant. */
+  status?(): ReaderStatus;
+  /** OSDP: give the reader a fresh secure-channel key. */
+  enroll?(): Promise<ReaderStatus>;
+  /** The door's mode changed (a reader may show it: a red LED in lockdown). */
+  modeChanged?(mode: DoorMode): void;
   close(): void | Promise<void>;
+}
+
+/** A supervised reader's link. */
+export interface ReaderStatus {
+  id: string;
+  door: string;
+  type: string;
+  /** online; install: answering on the default key, awaiting enrollment; refused: secure channel refused; connecting; offline. */
+  state: 'online' | 'install' | 'refused' | 'connecting' | 'offline';
+  secure: boolean;
+  /** Why it is in that state (last change). */
+  detail: string;
+  tamper: boolean | null;
+  power_failure: boolean | null;
+  path?: string;
+  address?: number;
+  check?: 'crc' | 'checksum';
+  enrolled?: boolean;
+  device?: { vendor: string; model: number; serial: number; firmware: string } | null;
+  counters?: Record<string, number>;
 }
 
 export interface ReaderContext {

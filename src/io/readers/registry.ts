@@ -8,6 +8,7 @@ import type { ReaderConfig } from '../../config/schema.js';
 import { openHidReader } from './hid.js';
 import { openWiegandReader } from './wiegand.js';
 import { openMqttReader } from './mqtt.js';
+import { openOsdpReader } from './osdp.js';
 import type { ReaderFactory } from './reader.js';
 import { openTerminalReader } from './terminal.js';
 
@@ -16,4 +17,5 @@ export const READER_KINDS: Record<ReaderConfig['type'], ReaderFactory> = {
   mqtt: openMqttReader,
   hid: openHidReader,
   wiegand: openWiegandReader,
+  osdp: openOsdpReader,
 };

@@ -1,6 +1,6 @@
 /**
- * Wiegand frames into credentials, for every Wiegand source (GPIO lines, an MQTT bridge): a card in
- * the reader's format, or a keypad key for card and PIN. Frames that are neither (parity, length,
+ * Card bits into credentials, for every source of them (Wiegand on GPIO lines or an MQTT bridge,
+ * OSDP raw card data): a card in the reader's format, or a keypad key for card and PIN. Frames that are neither (parity, length,
  * impossible timing) are dropped and counted, never guessed.
  */
 import { CardPinAssembler } from '../../domain/card-pin.js';
@@ -32,19 +32,30 @@ export class WiegandFrames {
 
   /** A complete frame's bits (or a framing error from the line decoder). */
   frame(bits: string): void {
+    if (bits.length === 4 || bits.length === 8) {
+      const k = decodeKey(bits);
+      if (!k.ok) return this.badFrame(k.error, bits.length);
+      return this.key(k.key);
+    }
+    const card = decodeCard(bits, this.o.format, this.o.number);
+    if (!card.ok) return this.badFrame(card.error, bits.length);
+    this.card(card.value);
+  }
+
+  /** A key from a keypad that sends keys as keys (OSDP osdp_KEYPPAD): 0–9, * or #. */
+  key(k: string): void {
+    const c = this.keypad.key(k, this.now());
+    if (c) this.o.onCredential(c);
+  }
+
+  /** A card number already decoded (OSDP formatted card data). */
+  card(value: string): void {
     const now = this.now();
     const emit = (c: Credential | null): void => {
       if (c) this.o.onCredential(c);
     };
-    if (bits.length === 4 || bits.length === 8) {
-      const k = decodeKey(bits);
-      if (!k.ok) return this.badFrame(k.error, bits.length);
-      return emit(this.keypad.key(k.key, now));
-    }
-    const card = decodeCard(bits, this.o.format, this.o.number);
-    if (!card.ok) return this.badFrame(card.error, bits.length);
     emit(this.keypad.expire(now));
-    emit(this.keypad.card(card.value, now));
+    emit(this.keypad.card(value, now));
     if (this.keypad.waiting) {
       // The held card is decided without a PIN when its wait ends (denied pin_required, journaled).
       if (this.timer) clearTimeout(this.timer);

@@ -11,7 +11,7 @@ let stream = null;
 const t = (k) => STRINGS[lang][k] ?? STRINGS.en[k] ?? k;
 const reasonText = (r) => REASONS[lang][r] ?? REASONS.en[r] ?? r;
 const eventText = (e) => EVENTS[lang][e] ?? EVENTS.en[e] ?? e;
-const ALARMS = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'duress', 'storage_failure', 'disk_low', 'reader_claim_refused', 'reader_flood', 'anti_passback_violation']);
+const ALARMS = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'duress', 'storage_failure', 'disk_low', 'reader_claim_refused', 'reader_flood', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure']);
 
 /** Element builder: h('li', {class: 'x'}, 'text', child). Strings become text nodes. */
 function h(tag, attrs = {}, ...children) {

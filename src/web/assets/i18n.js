@@ -67,11 +67,15 @@ export const EVENTS = {
     alarm_cleared: 'alarm cleared', relocked_on_close: 'relocked on close', reader_claim_refused: 'reader claimed what it may not', reader_flood: 'reader flooding',
     storage_failure: 'disk failure', storage_recovered: 'disk recovered', disk_low: 'disk space low', disk_ok: 'disk space ok', duress: 'DURESS',
     mode_changed: 'mode changed', anti_passback_violation: 'anti-passback violation', operator_action: 'operator action',
+    reader_offline: 'reader offline', reader_online: 'reader back online', reader_tamper: 'reader tampered', reader_tamper_cleared: 'reader tamper cleared',
+    reader_power_failure: 'reader power failure', reader_power_restored: 'reader power restored', reader_secure_channel_failure: 'reader secure channel failure', reader_enrolled: 'reader key enrolled',
   },
   zh: {
     contact_open: '门已打开', contact_closed: '门已关闭', forced_open: '门被强行打开', held_open_prealarm: '门开太久（预警）', held_open: '门长时间未关',
     alarm_cleared: '报警解除', relocked_on_close: '关门后重新上锁', reader_claim_refused: '读头提交了不允许的凭证', reader_flood: '读头刷卡过频',
     storage_failure: '磁盘故障', storage_recovered: '磁盘恢复', disk_low: '磁盘空间不足', disk_ok: '磁盘空间正常', duress: '胁迫报警',
     mode_changed: '模式已更改', anti_passback_violation: '反潜回违规', operator_action: '操作记录',
+    reader_offline: '读头离线', reader_online: '读头恢复在线', reader_tamper: '读头被拆', reader_tamper_cleared: '读头防拆恢复',
+    reader_power_failure: '读头电源故障', reader_power_restored: '读头电源恢复', reader_secure_channel_failure: '读头安全通道故障', reader_enrolled: '读头密钥已配置',
   },
 };

@@ -1,0 +1,221 @@
+/**
+ * Reader kind `osdp`: an OSDP reader on an RS-485 bus. Readers configured with the same `path` share
+ * one bus (one serial port, one poll loop), whichever doors they serve. Card data (raw bits through
+ * the card-format module, or formatted numbers) and keypad keys become credentials; tamper, power,
+ * the link and secure-channel trouble become door events; decisions come back as LED, beeps and
+ * text after the relay has moved.
+ */
+import { Subject } from 'rxjs';
+import type { ReaderConfig } from '../../config/schema.js';
+import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent, type DoorEventType } from '../../domain/events.js';
+import type { DoorMode } from '../../domain/types.js';
+import type { Logger } from '../../log.js';
+import { OsdpBus } from '../osdp/bus.js';
+import { OsdpDevice, type ReaderLinkState } from '../osdp/device.js';
+import { OsdpKeyFile } from '../osdp/keys.js';
+import { CMD, encodeBuzzer, encodeLed, encodeText } from '../osdp/messages.js';
+import { openSerial, type SerialLink } from '../serial.js';
+import { ReaderUnavailableError, type ReaderFactory, type ReaderStatus } from './reader.js';
+import { WiegandFrames } from './wiegand-frames.js';
+
+interface SharedBus {
+  bus: OsdpBus;
+  link: SerialLink;
+  users: number;
+}
+
+/** Open buses by serial path (one per RS-485 adapter). */
+const buses = new Map<string, Promise<SharedBus>>();
+
+async function acquireBus(r: ReaderConfig, log: Logger): Promise<SharedBus> {
+  const path = r.path!;
+  let p = buses.get(path);
+  if (!p) {
+    p = (async () => {
+      const link = await openSerial(path, r.baud_rate);
+      const bus = new OsdpBus({ link, baud: r.baud_rate, pollIntervalMs: r.poll_interval_ms, onStray: (pk) => log.debug({ path, address: pk.addr }, 'osdp reply from an address not asked (late or misaddressed): dropped') });
+      bus.start();
+      return { bus, link, users: 0 };
+    })();
+    buses.set(path, p);
+    p.catch(() => buses.delete(path));
+  }
+  const shared = await p;
+  shared.users++;
+  return shared;
+}
+
+async function releaseBus(path: string, shared: SharedBus): Promise<void> {
+  if (--shared.users > 0) return;
+  buses.delete(path);
+  await shared.bus.stop();
+  await shared.link.close();
+}
+
+/** Alarms of the same kind and detail from one reader, at most once a minute. */
+const REPEAT_MS = 60_000;
+
+export const openOsdpReader: ReaderFactory = async (r, ctx) => {
+  const { config, door } = ctx;
+  const log = ctx.log.child({ module: 'osdp', reader: r.id, address: r.address });
+  const keyFile = new OsdpKeyFile(config.data_dir);
+  if (keyFile.tighten()) log.warn({ file: keyFile.path }, 'the OSDP key file was readable by others: set to 0600');
+  const out = new Subject<CredentialEvent>();
+  const events$ = new Subject<DoorEvent>();
+  let detail = 'not polled yet';
+  const lastAlarm = new Map<string, number>();
+  const alarm = (type: DoorEventType, text: string): void => {
+    const k = `${type}|${text}`;
+    const now = Date.now();
+    if ((lastAlarm.get(k) ?? -Infinity) > now - REPEAT_MS) return;
+    lastAlarm.set(k, now);
+    events$.next({ type, door: door.id, at: now, reader: r.id, detail: text });
+  };
+  const frames = new WiegandFrames({
+    format: r.card_format,
+    number: r.card_number,
+    needPin: door.policy.card_and_pin,
+    pinWaitMs: r.pin_wait_ms,
+    onCredential: (c) => out.next(credentialEvent(door.id, r.id, r.direction, c)),
+    onBadFrame: (error, bits) => log.warn({ bits, error }, 'osdp card data dropped'),
+  });
+  let wasUp = false;
+  let offlineRaised = false;
+  let wasTampered = false;
+  let wasPowerFail = false;
+  let refusedCards = 0;
+  let mode: DoorMode = door.mode;
+  const device: OsdpDevice = new OsdpDevice({
+    address: r.address,
+    secure: r.secure,
+    check: r.check,
+    keys: keyFile.ring(r.id),
+    events: {
+      card: ({ bits }) => frames.frame(bits),
+      cardText: (text) => (/^\d{1,20}$/.test(text) ? frames.card(BigInt(text).toString()) : frames.badFrame(`formatted card data '${text.slice(0, 24)}' is not a card number`, text.length * 8)),
+      keys: (keys) => keys.forEach((k) => frames.key(k)),
+      status: ({ tamper, power }) => {
+        if (tamper) alarm('reader_tamper', 'the reader reports tamper (opened or removed from the wall)');
+        else if (wasTampered) events$.next({ type: 'reader_tamper_cleared', door: door.id, at: Date.now(), reader: r.id });
+        if (power) alarm('reader_power_failure', 'the reader reports a power failure');
+        else if (wasPowerFail) events$.next({ type: 'reader_power_restored', door: door.id, at: Date.now(), reader: r.id });
+        wasTampered = tamper;
+        wasPowerFail = power;
+      },
+      state: (s: ReaderLinkState, why: string) => {
+        detail = why;
+        if (s === 'online') {
+          log.info({ secure: device.secured, check: device.checkMode, device: device.pdId }, `osdp reader online (${why})`);
+          if (wasUp === false && offlineRaised) events$.next({ type: 'reader_online', door: door.id, at: Date.now(), reader: r.id, detail: why });
+          offlineRaised = false;
+          wasUp = true;
+          showMode();
+        } else if (s === 'install') {
+          log.warn(`osdp reader answers on the default key: card reads are refused until it is enrolled (doorgw osdp enroll ${r.id})`);
+          wasUp = false;
+        } else if (s === 'offline') {
+          log.warn({ why }, 'osdp reader offline');
+          if (wasUp || !offlineRaised) {
+            offlineRaised = true;
+            events$.next({ type: 'reader_offline', door: door.id, at: Date.now(), reader: r.id, detail: why });
+          }
+          wasUp = false;
+        } else if (s === 'refused') {
+          log.error({ why }, 'osdp reader refused');
+          wasUp = false;
+        } else log.info({ why }, 'osdp reader reconnecting');
+      },
+      secureFailure: (why) => {
+        log.error({ why }, 'osdp secure channel failure');
+        alarm('reader_secure_channel_failure', why);
+      },
+      trace: (what, fields) => {
+        if (what.startsWith('card refused')) {
+          refusedCards++;
+          log.warn({ ...fields, refused: refusedCards }, `osdp ${what}`);
+        } else log.debug(fields ?? {}, `osdp ${what}`);
+      },
+    },
+  });
+  const showMode = (): void => {
+    device.send(CMD.led, encodeLed({ permanent: { on: r.feedback.idle_led[mode] } }));
+  };
+
+  let shared: SharedBus;
+  try {
+    shared = await acquireBus(r, log);
+  } catch (e) {
+    throw new ReaderUnavailableError(`reader '${r.id}': ${(e as Error).message}`);
+  }
+  shared.bus.add(device);
+  log.info({ path: r.path, baud: r.baud_rate, secure: r.secure, enrolled: keyFile.enrolled(r.id).enrolled }, 'osdp reader configured');
+  // A reader that never answers is an alarm too (after a grace for the bus to come up).
+  const firstCheck = setTimeout(() => {
+    if (!wasUp && !offlineRaised && device.state !== 'install') {
+      offlineRaised = true;
+      events$.next({ type: 'reader_offline', door: door.id, at: Date.now(), reader: r.id, detail: device.state === 'refused' ? detail : 'no answer since start' });
+    }
+  }, 10_000);
+  firstCheck.unref();
+
+  const status = (): ReaderStatus => ({
+    id: r.id,
+    door: door.id,
+    type: 'osdp',
+    state: device.state,
+    secure: device.secured,
+    detail,
+    tamper: device.tamper,
+    power_failure: device.power,
+    path: r.path!,
+    address: r.address,
+    check: device.checkMode,
+    enrolled: keyFile.enrolled(r.id).enrolled,
+    device: device.pdId,
+    counters: { ...device.counters, bus_garbage: shared.bus.dropped.garbage, bus_bad_check: shared.bus.dropped.check, bus_truncated: shared.bus.dropped.truncated, bus_stray: shared.bus.stray },
+  });
+
+  const signal = (s: ReaderConfig['feedback']['grant']): void => {
+    device.send(CMD.led, encodeLed({ temporary: { on: s.led, onMs: s.led_ms, ms: s.led_ms } }));
+    if (s.beep_ms > 0 && s.beeps > 0) device.send(CMD.buz, encodeBuzzer({ onMs: s.beep_ms, offMs: s.beeps > 1 ? 200 : 0, count: s.beeps }));
+    if (s.text && device.caps?.text) device.send(CMD.text, encodeText({ text: s.text, seconds: Math.max(1, Math.round(s.led_ms / 1000)) }));
+    shared.bus.kick();
+  };
+
+  return {
+    credentials$: out,
+    events$,
+    // Called by the pipeline after the relay command: the reader shows what already happened.
+    feedback: (d: DecisionEvent) => {
+      if (device.state !== 'online') return;
+      signal(d.decision === 'grant' ? r.feedback.grant : r.feedback.deny);
+    },
+    modeChanged: (m: DoorMode) => {
+      mode = m;
+      if (device.state === 'online') {
+        showMode();
+        shared.bus.kick();
+      }
+    },
+    badFrames: () => frames.bad,
+    status,
+    enroll: async () => {
+      if (!r.secure) throw new Error(`reader '${r.id}' is configured secure: false; set secure: true to enroll it`);
+      await device.enroll();
+      log.info('osdp reader enrolled with a new key');
+      events$.next({ type: 'reader_enrolled', door: door.id, at: Date.now(), reader: r.id });
+      // Wait for the session on the new key, so the caller learns whether it took.
+      const until = Date.now() + 5000;
+      while (Date.now() < until && !(device.state === 'online' && device.secured)) await new Promise((res) => setTimeout(res, 50));
+      return status();
+    },
+    close: async () => {
+      clearTimeout(firstCheck);
+      frames.close();
+      shared.bus.remove(device);
+      await releaseBus(r.path!, shared);
+      out.complete();
+      events$.complete();
+    },
+  };
+};

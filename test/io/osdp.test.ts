@@ -1,0 +1,264 @@
+/**
+ * The OSDP control panel against emulated readers over a real pseudo-terminal pair (the serial port
+ * opened for real by serialport): plain and secure channel, install mode and KEYSET, multi-drop with a
+ * silent reader, NAK storms, BUSY, garbage and truncated frames, late replies, sequence recovery, a
+ * MAC failure, checksum-only readers, key fallback from sequence 0, and a reader that lies about its key.
+ */
+import { statSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OsdpBus } from '../../src/io/osdp/bus.js';
+import { OsdpDevice, type OsdpDeviceEvents, type ReaderLinkState } from '../../src/io/osdp/device.js';
+import { OsdpKeyFile } from '../../src/io/osdp/keys.js';
+import { CMD, encodeLed } from '../../src/io/osdp/messages.js';
+import { openSerial } from '../../src/io/serial.js';
+import { encodeCard } from '../../src/domain/cards.js';
+import { OsdpBusEmulator, type EmulatedPd, type PdOptions } from '../helpers/osdp-pd.js';
+import { ptyPair } from '../helpers/r30x-emulator.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wecom.js';
+
+const stops: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const s of stops.splice(0).reverse()) await s();
+});
+
+interface Seen {
+  cards: string[];
+  keys: string[];
+  states: ReaderLinkState[];
+  secure: string[];
+  status: { tamper: boolean; power: boolean }[];
+}
+
+async function rig(pds: PdOptions[], devices: { address: number; secure?: boolean; check?: 'crc' | 'checksum' | 'auto' }[], o: { dataDir?: string } = {}) {
+  const pty = await ptyPair();
+  stops.push(pty.stop);
+  const emu = await OsdpBusEmulator.open(pty.device, 115200);
+  stops.push(() => emu.close());
+  const pd = pds.map((p) => emu.add(p));
+  const link = await openSerial(pty.gateway, 115200);
+  const bus = new OsdpBus({ link, baud: 115200, pollIntervalMs: 20 });
+  stops.push(async () => {
+    await bus.stop();
+    await link.close();
+  });
+  const keys = new OsdpKeyFile(o.dataDir ?? tmpDir());
+  const seen = new Map<number, Seen>();
+  const dev = devices.map((d) => {
+    const s: Seen = { cards: [], keys: [], states: [], secure: [], status: [] };
+    seen.set(d.address, s);
+    const events: OsdpDeviceEvents = {
+      card: (c) => s.cards.push(c.bits),
+      cardText: (t) => s.cards.push(`text:${t}`),
+      keys: (k) => s.keys.push(...k),
+      status: (x) => s.status.push(x),
+      state: (st) => s.states.push(st),
+      secureFailure: (why) => s.secure.push(why),
+      trace: () => undefined,
+    };
+    const device = new OsdpDevice({ address: d.address, secure: d.secure ?? true, check: d.check ?? 'crc', keys: keys.ring(`r${d.address}`), events, retryMs: 300 });
+    bus.add(device);
+    return device;
+  });
+  bus.start();
+  return { emu, pd, bus, dev, keys, seen: (a: number) => seen.get(a)! };
+}
+
+const card = encodeCard('h10301', 12, 3456n);
+
+describe('OSDP control panel on a real pty', () => {
+  it('plaintext: identifies the reader, reads its capabilities, hears cards and keys, and delivers LED commands', async () => {
+    const r = await rig([{ address: 0, secureCapable: false }], [{ address: 0, secure: false }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online', 'online', 3000);
+    expect(d!.pdId).toMatchObject({ vendor: '0a1b2c', model: 7, serial: 0x1000, firmware: '2.4.1' });
+    expect(d!.caps).toMatchObject({ crc: true, secureChannel: false, audible: true });
+    expect(d!.secured).toBe(false);
+    r.pd[0]!.presentCard(card);
+    r.pd[0]!.pressKeys('12#');
+    await until(() => r.seen(0).cards.length === 1 && r.seen(0).keys.length === 3, 'card and keys', 2000);
+    expect(r.seen(0).cards).toEqual([card]);
+    expect(r.seen(0).keys).toEqual(['1', '2', '#']);
+    d!.send(CMD.led, encodeLed({ temporary: { on: 'green', onMs: 500, ms: 500 } }));
+    await until(() => r.pd[0]!.leds.some((l) => l.temporary?.on === 2), 'LED', 2000);
+  });
+
+  it('install mode: a new reader on the default key is polled but its cards are refused; enrolled by KEYSET it is secure, and its key is kept 0600', async () => {
+    const dir = tmpDir();
+    const r = await rig([{ address: 0 }], [{ address: 0 }], { dataDir: dir });
+    const [d] = r.dev;
+    await until(() => d!.state === 'install', 'install', 3000);
+    expect(r.pd[0]!.secure).toBe(true); // a session on SCBK-D
+    r.pd[0]!.presentCard(card);
+    await until(() => r.pd[0]!.commands.filter((c) => c.code === CMD.poll).length > 5, 'polls', 2000);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.seen(0).cards).toEqual([]); // refused: deny by default
+    await d!.enroll();
+    await until(() => d!.state === 'online' && d!.secured, 'secured on the new key', 3000);
+    expect(r.pd[0]!.keysets).toHaveLength(1);
+    const file = JSON.parse(readFileSync(r.keys.path, 'utf8')) as { readers: Record<string, { key: string; pending?: string }> };
+    expect(file.readers.r0!.key).toBe(r.pd[0]!.keysets[0]!.toString('hex'));
+    expect(file.readers.r0!.pending).toBeUndefined();
+    expect(statSync(r.keys.path).mode & 0o777).toBe(0o600);
+    // The KEYSET went encrypted: its plaintext key is nowhere in the bytes on the wire.
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 1, 'card on the secure channel', 2000);
+    expect(r.pd[0]!.commands.filter((c) => c.code === CMD.poll).slice(-3).every((c) => c.secure)).toBe(true);
+  });
+
+  it('an enrolled reader that comes back on the default key (reset or replaced) is an alarm and its cards are refused: no silent downgrade', async () => {
+    const r = await rig([{ address: 0 }], [{ address: 0 }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'install', 'install', 3000);
+    await d!.enroll();
+    await until(() => d!.state === 'online' && d!.secured, 'secured', 3000);
+    r.pd[0]!.factoryReset();
+    await until(() => d!.state === 'install', 'back in install, not online', 5000);
+    expect(r.seen(0).secure.some((w) => /only on the default key/.test(w))).toBe(true);
+    r.pd[0]!.presentCard(card);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.seen(0).cards).toEqual([]);
+    // After the failed SCBK challenge the default-key challenge restarted from sequence 0 (readers NAK it otherwise).
+    const chl = r.pd[0]!.commands.filter((c) => c.code === CMD.chlng);
+    expect(chl.at(-1)!.sqn).toBe(0);
+  });
+
+  it('a reader that holds a key this gateway does not know, or answers a challenge on the other key, is refused with an alarm', async () => {
+    const r = await rig([{ address: 0, scbk: Buffer.alloc(16, 9), installMode: false }, { address: 1, scbk: Buffer.alloc(16, 3), installMode: false }], [{ address: 0 }, { address: 1 }]);
+    r.keys.ring('r1').confirm(Buffer.alloc(16, 3));
+    r.pd[1]!.wrongIndicator = true;
+    await until(() => r.dev[0]!.state === 'refused' && r.dev[1]!.state === 'refused', 'both refused', 5000);
+    expect(r.seen(0).secure.join()).toMatch(/does not have/);
+    expect(r.seen(1).secure.join()).toMatch(/does not have|refused/);
+    expect(r.dev.every((d) => !d.trusted)).toBe(true);
+  });
+
+  it('a reader configured secure that offers no secure channel is refused, never polled in plaintext for cards', async () => {
+    const r = await rig([{ address: 0, secureCapable: false }], [{ address: 0, secure: true }]);
+    await until(() => r.dev[0]!.state === 'refused', 'refused', 3000);
+    expect(r.seen(0).secure.join()).toMatch(/does not offer the secure channel/);
+    expect(r.pd[0]!.commands.some((c) => c.code === CMD.poll)).toBe(false);
+  });
+
+  it('multi-drop: a silent reader goes offline without starving the others (each live reader polled well inside 400 ms)', async () => {
+    const key = Buffer.alloc(16, 5);
+    const r = await rig(
+      [0, 1, 2].map((a) => ({ address: a, scbk: key, installMode: false })),
+      [0, 1, 2].map((a) => ({ address: a })),
+    );
+    for (const a of [0, 1, 2]) r.keys.ring(`r${a}`).confirm(key);
+    r.pd[1]!.silent = true;
+    await until(() => r.dev[0]!.state === 'online' && r.dev[2]!.state === 'online', 'live readers online', 5000);
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(r.dev[1]!.state).toBe('offline');
+    for (const a of [0, 2]) {
+      const at = r.pd[a]!.commands.slice(-20).map((c) => c.at);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      expect(Math.max(...gaps)).toBeLessThan(400);
+    }
+    r.pd[0]!.presentCard(card);
+    r.pd[2]!.presentCard(encodeCard('h10301', 1, 2n));
+    await until(() => r.seen(0).cards.length === 1 && r.seen(2).cards.length === 1, 'both cards', 2000);
+    // The silent one comes back.
+    r.pd[1]!.silent = false;
+    await until(() => r.dev[1]!.state === 'online' && r.dev[1]!.secured, 'reader 1 back', 5000);
+  }, 15_000);
+
+  it('a NAK storm restarts the link, BUSY is answered by asking again, and the reader stays usable', async () => {
+    const r = await rig([{ address: 0, secureCapable: false }], [{ address: 0, secure: false }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online', 'online', 3000);
+    r.pd[0]!.nakNext = 12;
+    await until(() => d!.counters.restarts >= 1, 'a restart', 3000);
+    await until(() => d!.state === 'online' && r.pd[0]!.nakNext === 0, 'online after the storm', 5000);
+    r.pd[0]!.busyNext = 3;
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 1, 'card after BUSY', 3000);
+    expect(d!.counters.busy).toBe(3);
+  });
+
+  it('garbage and truncated frames on the bus are dropped and counted; the link recovers with the same bytes', async () => {
+    const r = await rig([{ address: 0, secureCapable: false }], [{ address: 0, secure: false }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online', 'online', 3000);
+    r.pd[0]!.garbageBeforeReply = 5;
+    r.pd[0]!.truncateNext = 2;
+    r.emu.inject(Buffer.from([0x53, 0x53, 0x00, 0x01, 0x99, 0x53]));
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 1, 'card through the noise', 3000);
+    expect(r.seen(0).cards).toEqual([card]);
+    expect(r.bus.dropped.garbage + r.bus.dropped.length + r.bus.dropped.check).toBeGreaterThan(0);
+    expect(d!.state).toBe('online');
+  });
+
+  it('late replies: one past the deadline is taken only as the reply to the same command repeated (same sequence), never for another; a reader later than every retry is offline', async () => {
+    const r = await rig([{ address: 0, secureCapable: false }], [{ address: 0, secure: false }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online', 'online', 3000);
+    // 320 ms: each reply lands in the window of the repeated command, which carries the same sequence number.
+    r.pd[0]!.replyDelayMs = 320;
+    r.pd[0]!.presentCard(card);
+    r.pd[0]!.presentCard(encodeCard('h10301', 1, 1n));
+    await until(() => r.seen(0).cards.length === 2, 'both cards, slowly', 8000);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(r.seen(0).cards).toEqual([card, encodeCard('h10301', 1, 1n)]); // each once, in order
+    expect(d!.counters.timeouts).toBeGreaterThan(0);
+    // 900 ms: later than every retry of a command: offline.
+    r.pd[0]!.replyDelayMs = 900;
+    await until(() => d!.state === 'offline', 'offline', 8000);
+    r.pd[0]!.replyDelayMs = 0;
+    await until(() => d!.state === 'online', 'back online', 8000);
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 3, 'card', 2000);
+  }, 30_000);
+
+  it('a reader that restarts (sequence lost) is re-identified and the secure session built again', async () => {
+    const key = Buffer.alloc(16, 7);
+    const r = await rig([{ address: 0, scbk: key, installMode: false }], [{ address: 0 }]);
+    r.keys.ring('r0').confirm(key);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online' && d!.secured, 'secured', 3000);
+    r.pd[0]!.reboot();
+    await until(() => d!.counters.restarts >= 1 && d!.state === 'online' && d!.secured, 'secured again', 5000);
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 1, 'card', 2000);
+  });
+
+  it('a reply that fails its MAC is refused (the card in it is not taken) and the session restarts', async () => {
+    const key = Buffer.alloc(16, 8);
+    const r = await rig([{ address: 0, scbk: key, installMode: false }], [{ address: 0 }]);
+    r.keys.ring('r0').confirm(key);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online' && d!.secured, 'secured', 3000);
+    await new Promise((res) => setTimeout(res, 100));
+    r.pd[0]!.corruptMacNext = 1;
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).secure.some((w) => /MAC/.test(w)), 'MAC failure reported', 3000);
+    expect(r.seen(0).cards).toEqual([]);
+    expect(d!.counters.macFailures).toBe(1);
+    await until(() => d!.state === 'online' && d!.secured, 'a new session', 3000);
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 1, 'the next card', 2000);
+  });
+
+  it('check: auto talks to a checksum-only reader (it NAKs CRC-16)', async () => {
+    const r = await rig([{ address: 0, checksumOnly: true, secureCapable: false }], [{ address: 0, secure: false, check: 'auto' }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'online', 'online', 5000);
+    expect(d!.checkMode).toBe('checksum');
+    r.pd[0]!.presentCard(card);
+    await until(() => r.seen(0).cards.length === 1, 'card', 2000);
+  });
+
+  it('tamper and power reports arrive as status changes', async () => {
+    const r = await rig([{ address: 0, secureCapable: false }], [{ address: 0, secure: false }]);
+    await until(() => r.dev[0]!.state === 'online', 'online', 3000);
+    await until(() => r.seen(0).status.length === 1, 'initial status', 2000);
+    r.pd[0]!.tamper = true;
+    await until(() => r.seen(0).status.length === 2, 'tamper', 2000);
+    r.pd[0]!.tamper = false;
+    r.pd[0]!.power = true;
+    await until(() => r.seen(0).status.length === 3, 'power', 2000);
+    expect(r.seen(0).status).toEqual([{ tamper: false, power: false }, { tamper: true, power: false }, { tamper: false, power: true }]);
+  });
+});
