@@ -12,7 +12,7 @@ import { OsdpKeyFile } from '../../src/io/osdp/keys.js';
 import { CMD, encodeLed } from '../../src/io/osdp/messages.js';
 import { openSerial } from '../../src/io/serial.js';
 import { encodeCard } from '../../src/domain/cards.js';
-import { OsdpBusEmulator, type EmulatedPd, type PdOptions } from '../helpers/osdp-pd.js';
+import { OsdpBusEmulator, type PdOptions } from '../helpers/osdp-pd.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
