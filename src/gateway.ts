@@ -6,7 +6,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
-import { config as rxjsConfig, distinctUntilChanged, skip, Subject, type Observable } from 'rxjs';
+import { config as rxjsConfig, distinctUntilChanged, merge, skip, Subject, type Observable } from 'rxjs';
 import type { CloudAdapter } from './cloud/adapter.js';
 import { CLOUD_ADAPTERS } from './cloud/registry.js';
 import { controlSocketPath } from './config/load.js';
@@ -219,7 +219,8 @@ export class Gateway {
       await gw.startStorageGuard(now);
       if (config.mqtt.enabled) {
         const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
-        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started });
+        const readerEvents = merge(...units.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.events$ ? [r.events$] : []))));
+        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents });
         gw.mqtt.credentials$.subscribe(mqttReaders);
       }
 

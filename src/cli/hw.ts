@@ -124,6 +124,10 @@ export async function probe(config: Config): Promise<ProbeReport> {
     for (const [name, i] of Object.entries(d.inputs ?? {})) if (i) lines.push({ what: `${name} (line ${i.line ?? i.pin})`, pins: [i.line ?? i.pin!], output: false });
     for (const r of d.readers) {
       if (r.type === 'wiegand') lines.push({ what: `reader ${r.id} (D0 ${r.d0}, D1 ${r.d1})`, pins: [r.d0!, r.d1!], output: false });
+      if (r.type === 'osdp') {
+        const present = existsSync(r.path!);
+        checks.push({ what: `reader ${r.id} (OSDP on ${r.path}, address ${r.address}, ${r.baud_rate} baud)`, ok: present && rw(r.path!), detail: !present ? 'no such serial port (the RS-485 adapter plugged in? `ls /dev/serial/by-id`)' : rw(r.path!) ? 'serial port present, read/write (doorgw osdp scan finds the readers on it)' : 'no access: the service user needs the dialout group' });
+      }
       if (r.type === 'hid') {
         const want = `${(r.vendor_id ?? 0).toString(16).padStart(4, '0')}:${(r.product_id ?? 0).toString(16).padStart(4, '0')}`;
         const found = Array.isArray(hid) && hid.some((h) => h.id === want || (r.path !== undefined && h.path === r.path));

@@ -18,6 +18,7 @@ import { addUserCommands } from './users.js';
 import { addJournalCommands } from './journal.js';
 import { addWebCommands } from './web.js';
 import { addHwCommands } from './hw.js';
+import { addOsdpCommands, readerLine } from './osdp.js';
 
 // Everything else is imported by the command that needs it: `doorgw --help` and the health check
 // must not pay for the gateway, MQTT, the clouds and LevelDB (a Pi is several times slower).
@@ -316,6 +317,7 @@ export function buildProgram(): Command {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);
         }
+        for (const r of s.readers ?? []) out(readerLine(r));
         out(problems.length ? `UNHEALTHY: ${problems.join('; ')}` : 'healthy');
       }
     });
@@ -326,6 +328,7 @@ export function buildProgram(): Command {
   addJournalCommands(program, deps);
   addWebCommands(program, deps);
   addHwCommands(program, deps);
+  addOsdpCommands(program, deps);
   addHidCommands(program, out, json);
 
   const demo = program.command('demo').description('try the gateway without a cloud');

@@ -4,7 +4,7 @@
  * retained credentials are ignored (a retained OPEN would open the door at every restart); every
  * payload is validated; nothing here can delay the relay.
  */
-import { Subject, Subscription, distinctUntilChanged, interval, map, merge } from 'rxjs';
+import { Subject, Subscription, distinctUntilChanged, interval, map, merge, type Observable } from 'rxjs';
 import type { CloudAdapter } from '../cloud/adapter.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
@@ -34,6 +34,8 @@ export interface MqttBridgeContext {
   cloud: () => CloudAdapter | null;
   log: Logger;
   started: number;
+  /** Supervised readers' events (online/offline, tamper, power, secure channel): published, and the state with them. */
+  readerEvents?: Observable<DoorEvent>;
 }
 
 interface MqttReader {
@@ -110,6 +112,14 @@ export class MqttBridge {
       this.subs.add(sm.events$.subscribe((e) => this.publishDoorEvent(e)));
     }
     this.subs.add(ctx.pipeline.doorEvents$.subscribe((e) => this.publishDoorEvent(e)));
+    if (ctx.readerEvents) {
+      this.subs.add(
+        ctx.readerEvents.subscribe((e) => {
+          this.publishDoorEvent(e);
+          void this.publishState();
+        }),
+      );
+    }
     const cloud = ctx.cloud();
     if (cloud) {
       this.subs.add(cloud.state$.pipe(map((s) => `${s.link}|${s.directory_version}|${s.last_error}`), distinctUntilChanged()).subscribe(() => void this.publishState()));
@@ -177,6 +187,7 @@ export class MqttBridge {
         uptime_s: Math.round((Date.now() - this.ctx.started) / 1000),
         cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error, last_full_sync: c.last_full_sync === null ? null : new Date(c.last_full_sync).toISOString() } : null,
         storage: st.storage ? { writable: st.storage.writable, free_bytes: st.storage.free_bytes, held_in_memory: st.storage.held_in_memory } : null,
+        ...(st.readers?.length ? { readers: Object.fromEntries(st.readers.map((r) => [r.id, { door: r.door, state: r.state, secure: r.secure, tamper: r.tamper, power_failure: r.power_failure }])) } : {}),
       };
       this.link.publishRetained(this.topics.state(), JSON.stringify(p));
     } catch (e) {
@@ -187,7 +198,8 @@ export class MqttBridge {
   /** Publish discovery configs; clear those published before that no longer exist. */
   private async publishDiscovery(): Promise<void> {
     const { config, version, store } = this.ctx;
-    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none' });
+    const readers = config.doors.flatMap((d) => d.readers.filter((r) => r.type === 'osdp').map((r) => ({ id: r.id, door: d.name ?? d.id })));
+    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none', readers });
     const before = (await store.getMeta<string[]>('mqtt.discovery_topics')) ?? [];
     for (const stale of before.filter((t) => !configs.has(t))) {
       this.log.info({ topic: stale }, 'removing a stale Home Assistant entity');

@@ -141,6 +141,12 @@ export class GatewayMetrics {
     fromStatus('doorgw_last_full_sync_timestamp_seconds', 'When the directory was last fully synced.', [], (g, s) => s.cloud?.last_full_sync && g.set(s.cloud.last_full_sync / 1000));
     fromStatus('doorgw_clock_skew_seconds', 'Clock difference to the cloud.', [], (g, s) => typeof s.cloud?.clock_skew_s === 'number' && g.set(s.cloud.clock_skew_s));
     fromStatus('doorgw_storage_writable', '1 while the database can be written.', [], (g, s) => s.storage && g.set(s.storage.writable ? 1 : 0));
+    fromStatus('doorgw_reader_up', '1 while a supervised (OSDP) reader is online and, where configured, secured.', ['reader', 'door'], (g, s) => {
+      for (const x of s.readers ?? []) g.set({ reader: x.id, door: x.door }, x.state === 'online' ? 1 : 0);
+    });
+    fromStatus('doorgw_reader_tamper', '1 while a supervised reader reports tamper.', ['reader', 'door'], (g, s) => {
+      for (const x of s.readers ?? []) if (x.tamper !== null) g.set({ reader: x.id, door: x.door }, x.tamper ? 1 : 0);
+    });
     fromStatus('doorgw_storage_free_bytes', 'Free space on the data directory\'s disk.', [], (g, s) => typeof s.storage?.free_bytes === 'number' && g.set(s.storage.free_bytes));
   }
 

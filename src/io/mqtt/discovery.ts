@@ -18,6 +18,8 @@ export interface DiscoveryInput {
   doors: { id: string; name?: string | undefined }[];
   /** A cloud provider is configured: without one there is no cloud link or sync to show. */
   cloud: boolean;
+  /** Supervised (OSDP) readers: each a connectivity and a tamper sensor. */
+  readers?: { id: string; door: string }[];
 }
 
 /** Discovery topic → config payload. */
@@ -86,6 +88,29 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
   diag('held_records', 'Held pass records', '{{ value_json.held }}', { state_class: 'measurement', icon: 'mdi:tray-alert' });
   diag('directory_size', 'Directory size', '{{ value_json.users }}', { state_class: 'measurement', unit_of_measurement: 'people', icon: 'mdi:account-group' });
   diag('started', 'Started', '{{ value_json.started }}', { device_class: 'timestamp' });
+  for (const r of o.readers ?? []) {
+    const field = (f: string): string => `value_json.readers is defined and value_json.readers['${r.id}'] is defined and value_json.readers['${r.id}'].${f}`;
+    add('binary_sensor', `reader_${r.id}_link`, {
+      name: `Reader ${r.id} (${r.door})`,
+      device_class: 'connectivity',
+      entity_category: 'diagnostic',
+      state_topic: o.topics.state(),
+      value_template: `{{ 'ON' if ${field("state == 'online'")} else 'OFF' }}`,
+      json_attributes_topic: o.topics.state(),
+      json_attributes_template: `{{ (value_json.readers['${r.id}'] if value_json.readers is defined and value_json.readers['${r.id}'] is defined else {}) | tojson }}`,
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+    add('binary_sensor', `reader_${r.id}_tamper`, {
+      name: `Reader ${r.id} tamper`,
+      device_class: 'tamper',
+      entity_category: 'diagnostic',
+      state_topic: o.topics.state(),
+      value_template: `{{ 'ON' if ${field('tamper')} else 'OFF' }}`,
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+  }
   if (o.cloud) {
     add('binary_sensor', 'cloud_link', {
       name: 'Cloud link',

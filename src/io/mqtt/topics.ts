@@ -53,6 +53,8 @@ export interface GatewayStatePayload {
   cloud: { provider: string; link: 'unprovisioned' | 'connecting' | 'online' | 'offline'; directory_version: number | null; clock_skew_s: number | null; last_error: string | null; last_full_sync: string | null } | null;
   /** The data directory's disk: writable, free space (null: not known yet). */
   storage?: { writable: boolean; free_bytes: number | null; held_in_memory: number } | null;
+  /** Supervised (OSDP) readers by id: their link, security, tamper and power. */
+  readers?: Record<string, { door: string; state: string; secure: boolean; tamper: boolean | null; power_failure: boolean | null }>;
 }
 
 /** `…/door/<door>/state` (retained). */

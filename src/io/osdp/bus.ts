@@ -38,6 +38,8 @@ export class OsdpBus {
   /** Replies from addresses not asked, or after their deadline. */
   stray = 0;
   exchanges = 0;
+  /** Scans: a broadcast is answered from the reader's own address. */
+  acceptAnyAddress = false;
 
   constructor(private readonly o: OsdpBusOptions) {
     this.now = o.now ?? Date.now;
@@ -86,7 +88,7 @@ export class OsdpBus {
   private onData(b: Buffer): void {
     for (const p of this.decoder.push(b, this.now())) {
       const w = this.waiting;
-      if (w && p.reply && p.addr === w.addr) {
+      if (w && p.reply && (p.addr === w.addr || this.acceptAnyAddress)) {
         this.waiting = null;
         w.resolve(p);
       } else if (p.reply) {

@@ -1,0 +1,78 @@
+/**
+ * `doorgw osdp scan <port>`: which readers are on a bus, at which address and speed, what they are
+ * and can do (run it with the gateway stopped: one process owns a serial port).
+ * `doorgw osdp enroll <reader>`: the running gateway gives the reader a fresh random key by KEYSET.
+ * `doorgw osdp status`: each OSDP reader's link as the running gateway sees it.
+ */
+import type { Command } from 'commander';
+import { UsageError } from '../control/errors.js';
+import { cliActor, intArg } from './args.js';
+import type { CliDeps } from './wecom.js';
+
+export function addOsdpCommands(program: Command, d: CliDeps): void {
+  const osdp = program.command('osdp').description('OSDP readers on RS-485');
+
+  osdp
+    .command('scan <port>')
+    .description('find readers on a bus: address, speed, vendor, model, serial, firmware, capabilities (exit 0 found, 1 none)')
+    .option('--baud <rate>', 'only this speed (default: 9600, 19200, 38400, 57600, 115200)')
+    .option('--full', 'sweep every address at every speed, even where the broadcast found nothing')
+    .option('--timeout <ms>', 'reply deadline per address', '200')
+    .option('--json', 'machine-readable output')
+    .action(async (port: string, o: { baud?: string; full?: boolean; timeout: string; json?: boolean }) => {
+      const { scanBus, BAUD_RATES } = await import('../io/osdp/scan.js');
+      const bauds = o.baud ? [intArg('--baud', o.baud, 'baud')] : BAUD_RATES;
+      if (o.baud && !(BAUD_RATES as readonly number[]).includes(bauds[0]!)) throw new UsageError(`--baud ${o.baud}: OSDP speeds are ${BAUD_RATES.join(', ')}`);
+      const { SerialUnavailableError } = await import('../io/serial.js');
+      let found;
+      try {
+        found = await scanBus(port, { bauds, full: !!o.full, timeoutMs: intArg('--timeout', o.timeout, 'ms'), onProgress: (w) => !o.json && process.stderr.write(`scanning ${w}\n`) });
+      } catch (e) {
+        if (e instanceof SerialUnavailableError) throw new UsageError(`${e.message} (is the gateway running? stop it first: systemctl stop doorgw)`, 'unavailable');
+        throw e;
+      }
+      process.exitCode = found.length ? 0 : 1;
+      if (o.json) return d.json(found.map((f) => ({ ...f, caps: f.caps && { crc: f.caps.crc, secure_channel: f.caps.secureChannel, leds: f.caps.leds, audible: f.caps.audible, text: f.caps.text, receive_buffer: f.caps.receiveBuffer } })));
+      if (!found.length) return d.out('no reader answered (wiring A/B swapped? termination? the reader powered? another address range: --full)');
+      for (const f of found) {
+        const c = f.caps;
+        d.out(
+          `address ${f.address}  ${f.baud} baud  ${f.check}  vendor ${f.id.vendor} model ${f.id.model} v${f.id.version} serial ${f.id.serial} firmware ${f.id.firmware}` +
+            (c ? `  secure channel ${c.secureChannel ? 'yes' : 'NO'}, LEDs ${c.leds}, buzzer ${c.audible ? 'yes' : 'no'}, display ${c.text ? 'yes' : 'no'}` : '  (no capabilities)'),
+        );
+      }
+    });
+
+  osdp
+    .command('enroll <reader>')
+    .description('give a reader a fresh random secure-channel key (the running gateway sends it by KEYSET; from then on only that key is accepted)')
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (reader: string, o: { config?: string; json?: boolean }) => {
+      const st = await d.withApi(o.config, (api) => api.osdpEnroll({ reader, by: cliActor() }));
+      if (o.json) return d.json(st);
+      d.out(`reader ${st.id} enrolled: ${st.state}${st.secure ? ', secure channel on its own key' : ` (${st.detail})`}`);
+      if (!st.secure) process.exitCode = 1;
+    });
+
+  osdp
+    .command('status')
+    .description("each OSDP reader's link: online, secure, tamper, power, device (exit 0 all online and secured, 1 not)")
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; json?: boolean }) => {
+      const s = await d.withApi(o.config, (api) => api.status());
+      if (!s.running) throw new UsageError('the gateway is not running: reader links are known only to it', 'unavailable');
+      const readers = (s.readers ?? []).filter((r) => r.type === 'osdp');
+      process.exitCode = readers.every((r) => r.state === 'online') ? 0 : 1;
+      if (o.json) return d.json(readers);
+      if (!readers.length) return d.out('no OSDP readers configured');
+      for (const r of readers) d.out(readerLine(r));
+    });
+}
+
+export function readerLine(r: import('../io/readers/reader.js').ReaderStatus): string {
+  const dev = r.device ? ` ${r.device.vendor}/${r.device.model} serial ${r.device.serial} fw ${r.device.firmware}` : '';
+  const flags = [r.secure ? 'secure' : 'NOT secure', r.tamper ? 'TAMPER' : null, r.power_failure ? 'POWER FAILURE' : null].filter(Boolean).join(', ');
+  return `reader ${r.id} (door ${r.door}, ${r.path} address ${r.address}): ${r.state} — ${flags}; ${r.detail}${dev}`;
+}

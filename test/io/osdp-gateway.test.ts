@@ -1,0 +1,94 @@
+/**
+ * OSDP end to end: the gateway with an OSDP reader on a real pty, an emulated reader on the other end,
+ * a real Mosquitto. Install mode refuses cards; `osdpEnroll` keys the reader; a card read on the wire
+ * grants through the pipeline, pulses the relay, and the reader then gets the green LED and the beep;
+ * a deny gets red; lockdown turns the idle LED red; tamper and a silent reader are alarms on MQTT, in
+ * the journal, in status and Home Assistant's reader entities.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeCard } from '../../src/domain/cards.js';
+import { CMD } from '../../src/io/osdp/messages.js';
+import { createLogger } from '../../src/log.js';
+import { healthProblems } from '../../src/control/api.js';
+import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { Broker, client } from '../helpers/mosquitto.js';
+import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { makeKey } from '../helpers/qr.js';
+import { ptyPair } from '../helpers/r30x-emulator.js';
+import { until } from '../helpers/wecom.js';
+
+const log = createLogger({ level: 'silent', pretty: false });
+const broker = new Broker();
+beforeAll(() => broker.start());
+afterAll(() => broker.stop());
+const t = cleanup();
+
+describe('OSDP reader in the gateway', () => {
+  it('enrolls the reader, grants a card through the pipeline with feedback after the relay, and raises supervision alarms', async () => {
+    const pty = await ptyPair();
+    t.closers.push(async () => pty.stop());
+    const emu = await OsdpBusEmulator.open(pty.device, 115200);
+    t.closers.push(() => emu.close());
+    const pd = emu.add({ address: 3 });
+    const ha = await client(broker, 'homeassistant', ['doorgw/gw1/#', 'homeassistant/binary_sensor/gw1/#']);
+    t.closers.push(() => ha.c.endAsync());
+    const doors = [{ id: 'lobby', name: 'Lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'lobby-osdp', type: 'osdp', path: pty.gateway, address: 3, baud_rate: 115200, poll_interval_ms: 20 }] }];
+    t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors });
+    const gw = t.gw;
+    const reader = async () => (await gw.api.status()).readers!.find((r) => r.id === 'lobby-osdp')!;
+
+    // A new reader on the default key: polled, but its cards are refused, and status says what to do.
+    await until(async () => (await reader()).state === 'install', 'install mode', 5000);
+    const st = await gw.api.status();
+    expect(healthProblems(st, { maxLinkDownS: 600, maxOutboxAgeS: 600, maxSkewS: 60 }).join()).toMatch(/lobby-osdp awaits enrollment \(doorgw osdp enroll lobby-osdp\)/);
+    pd.presentCard(encodeCard('h10301', 0, 1001n));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(simRelay(gw).pulses).toHaveLength(0);
+
+    const enrolled = await gw.api.osdpEnroll({ reader: 'lobby-osdp', by: 'test' });
+    expect(enrolled).toMatchObject({ state: 'online', secure: true, enrolled: true, device: { vendor: '0a1b2c', serial: 0x1003 } });
+    await expect(gw.api.osdpEnroll({ reader: 'nope' })).rejects.toThrow(/no OSDP reader 'nope'/);
+
+    // alice's card (1001 = facility 0, card 1001 as a 26-bit frame): grant, pulse, then green and a short beep.
+    const ledsBefore = pd.leds.length;
+    pd.presentCard(encodeCard('h10301', 0, 1001n));
+    await until(() => simRelay(gw).pulses.length === 1, 'pulse', 3000);
+    await until(() => pd.leds.slice(ledsBefore).some((l) => l.temporary?.on === 2) && pd.buzzes.length >= 1 && pd.texts.length >= 1, 'green LED, beep and text', 3000);
+    const pulseAt = simRelay(gw).pulses[0]!.at;
+    const feedbackAt = pd.commands.filter((c) => c.code === CMD.led).at(-1)!.at;
+    expect(feedbackAt).toBeGreaterThanOrEqual(pulseAt); // feedback leaves after the relay command
+    expect(pd.buzzes[0]).toMatchObject({ tone: 2, onMs: 200, count: 1 });
+    expect(pd.texts.at(-1)?.text).toBe('Welcome');
+    expect(pd.commands.filter((c) => c.code === CMD.led).at(-1)!.secure).toBe(true);
+    await until(() => ha.got.some((m) => m.topic === 'doorgw/gw1/door/lobby/event' && /"granted"|"grant"/.test(m.payload) && m.payload.includes('lobby-osdp')), 'decision on MQTT', 3000);
+
+    // An unknown card: denied, red and a long beep.
+    pd.presentCard(encodeCard('h10301', 0, 4242n));
+    await until(() => pd.buzzes.some((b) => b.onMs === 1000), 'long beep', 3000);
+    expect(pd.leds.some((l) => l.temporary?.on === 1)).toBe(true);
+    expect(simRelay(gw).pulses).toHaveLength(1);
+
+    // Lockdown: the idle LED turns red.
+    await gw.api.setMode({ door: 'lobby', mode: 'lockdown', by: 'test' });
+    await until(() => pd.leds.at(-1)?.permanent?.on === 1, 'red idle LED', 3000);
+
+    // Tamper: an alarm on MQTT, in the journal, in the gateway state and Home Assistant's tamper entity.
+    pd.tamper = true;
+    await until(() => ha.got.some((m) => m.topic === 'doorgw/gw1/door/lobby/event' && m.payload.includes('"reader_tamper"')), 'tamper event', 3000);
+    await until(() => ha.got.some((m) => m.topic === 'doorgw/gw1/state' && m.payload.includes('"tamper":true')), 'tamper in state', 3000);
+    const cfgs = ha.got.filter((m) => m.topic.startsWith('homeassistant/binary_sensor/gw1/reader_lobby-osdp_'));
+    expect(cfgs.map((m) => m.topic).sort()).toEqual(['homeassistant/binary_sensor/gw1/reader_lobby-osdp_link/config', 'homeassistant/binary_sensor/gw1/reader_lobby-osdp_tamper/config']);
+    const events = await gw.api.doorEvents({ limit: 50 });
+    expect(events.some((e) => e.type === 'reader_tamper' && e.reader === 'lobby-osdp')).toBe(true);
+    expect(events.some((e) => e.type === 'operator_action' && /enrolled OSDP reader lobby-osdp/.test(e.detail ?? ''))).toBe(true);
+
+    // The reader goes silent: offline alarm, status and health say so.
+    pd.silent = true;
+    await until(() => ha.got.some((m) => m.payload.includes('"reader_offline"')), 'offline event', 5000);
+    expect((await reader()).state).toBe('offline');
+    expect(healthProblems(await gw.api.status(), { maxLinkDownS: 600, maxOutboxAgeS: 600, maxSkewS: 60 }).join()).toMatch(/reader lobby-osdp offline/);
+    pd.silent = false;
+    await until(() => ha.got.some((m) => m.payload.includes('"reader_online"')), 'online again', 5000);
+    expect(await reader()).toMatchObject({ state: 'online', secure: true });
+  }, 40_000);
+});
