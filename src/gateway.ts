@@ -150,7 +150,7 @@ export class Gateway {
         webError: () => this.webError,
         fingerprintOnline: () => this.fingerprintOnline(),
         readers: () => this.units.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.status ? [r.status()] : []))),
-        enrollReader: (id) => this.units.map((u) => u.readers.get(id)).find((r) => r?.enroll)?.enroll?.(),
+        enrollReader: (id) => this.units.map((u) => u.readers.get(id)).find((r) => r?.enroll !== undefined)?.enroll?.(),
         doorState: (door) => {
           const { lock, contact, alarm } = this.doorStatus(door);
           return { lock, contact, alarm };

@@ -22,7 +22,7 @@ export function addOsdpCommands(program: Command, d: CliDeps): void {
     .action(async (port: string, o: { baud?: string; full?: boolean; timeout: string; json?: boolean }) => {
       const { scanBus, BAUD_RATES } = await import('../io/osdp/scan.js');
       const bauds = o.baud ? [intArg('--baud', o.baud, 'baud')] : BAUD_RATES;
-      if (o.baud && !(BAUD_RATES as readonly number[]).includes(bauds[0]!)) throw new UsageError(`--baud ${o.baud}: OSDP speeds are ${BAUD_RATES.join(', ')}`);
+      if (o.baud && !(BAUD_RATES as readonly number[]).includes(bauds[0])) throw new UsageError(`--baud ${o.baud}: OSDP speeds are ${BAUD_RATES.join(', ')}`);
       const { SerialUnavailableError } = await import('../io/serial.js');
       let found;
       try {
