@@ -275,6 +275,13 @@ export class EmulatedPd {
   }
 }
 
+/** A reply carrying card data (plaintext RAW/FMT; a secure reply's code is not encrypted either). */
+function isCardReply(f: Buffer): boolean {
+  const ctrl = f[4]!;
+  const at = ctrl & 8 ? 5 + f[5]! : 5;
+  return f[at] === REPLY.raw || f[at] === REPLY.fmt;
+}
+
 /** Several emulated readers on one end of a pty pair: the bus. */
 export class OsdpBusEmulator {
   readonly pds = new Map<number, EmulatedPd>();
@@ -282,14 +289,36 @@ export class OsdpBusEmulator {
   /** Every command frame seen on the bus (any address). */
   readonly seen: Packet[] = [];
 
-  private constructor(private readonly link: SerialLink) {
+  /** When the last card reply began on the wire (process.hrtime), for latency benchmarks. */
+  cardReplyStartedAt: bigint | null = null;
+
+  private constructor(
+    private readonly link: SerialLink,
+    /** Emulate the wire: a command is heard only after its bytes' time, a reply's bytes leave at this speed (a pty has no baud rate). */
+    private readonly wireBaud: number | null = null,
+  ) {
     link.data$.subscribe((b) => {
       for (const p of this.decoder.push(b, Date.now())) this.onPacket(p);
     });
   }
 
-  static async open(path: string, baud = 9600): Promise<OsdpBusEmulator> {
-    return new OsdpBusEmulator(await openSerial(path, baud));
+  static async open(path: string, baud = 9600, o: { emulateWire?: boolean } = {}): Promise<OsdpBusEmulator> {
+    return new OsdpBusEmulator(await openSerial(path, baud), o.emulateWire ? baud : null);
+  }
+
+  /** Write bytes as a UART at `wireBaud` would: in 1 ms slices. */
+  private paced(b: Buffer): void {
+    if (!this.wireBaud) return this.link.write(b);
+    const perMs = Math.max(1, Math.floor(this.wireBaud / 10 / 1000));
+    const t0 = performance.now();
+    const step = (i: number): void => {
+      this.link.write(b.subarray(i, i + perMs));
+      const next = i + perMs;
+      if (next >= b.length) return;
+      const due = t0 + ((next * 10 * 1000) / this.wireBaud!);
+      setTimeout(() => step(next), Math.max(0, due - performance.now()));
+    };
+    step(0);
   }
 
   add(o: PdOptions): EmulatedPd {
@@ -320,10 +349,16 @@ export class OsdpBusEmulator {
           if (pd.truncateNext > 0) {
             pd.truncateNext--;
             this.link.write(f.subarray(0, Math.ceil(f.length / 2)));
-          } else this.link.write(Buffer.concat([Buffer.from([0xff]), f]));
+          } else {
+            if (f.length > 6 && isCardReply(f)) this.cardReplyStartedAt = process.hrtime.bigint();
+            this.paced(Buffer.concat([Buffer.from([0xff]), f]));
+          }
         }
       };
-      if (pd.replyDelayMs > 0) setTimeout(send, pd.replyDelayMs);
+      // On a wire the reader hears the command only once its last byte has arrived.
+      const heard = this.wireBaud ? ((p.macInput.length + 4) * 10 * 1000) / this.wireBaud : 0;
+      const delay = pd.replyDelayMs + heard;
+      if (delay > 0) setTimeout(send, delay);
       else send();
     }
   }
