@@ -4,6 +4,7 @@
  * silent reader, NAK storms, BUSY, garbage and truncated frames, late replies, sequence recovery, a
  * MAC failure, checksum-only readers, key fallback from sequence 0, and a reader that lies about its key.
  */
+import { spawn } from 'node:child_process';
 import { statSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OsdpBus } from '../../src/io/osdp/bus.js';
@@ -261,4 +262,50 @@ describe('OSDP control panel on a real pty', () => {
     await until(() => r.seen(0).status.length === 3, 'power', 2000);
     expect(r.seen(0).status).toEqual([{ tamper: false, power: false }, { tamper: true, power: false }, { tamper: false, power: true }]);
   });
+});
+
+describe('doorgw osdp scan', () => {
+  const ROOT = new URL('../..', import.meta.url).pathname;
+  const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      // Asynchronous: the emulated readers answer from this process while the CLI scans.
+      const c = spawn(process.execPath, [`${ROOT}dist/cli/main.js`, ...args], { cwd: ROOT });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+
+  it('finds every reader on the bus with its address, identity, check mode and capabilities', async () => {
+    const pty = await ptyPair();
+    stops.push(pty.stop);
+    const emu = await OsdpBusEmulator.open(pty.device, 19200);
+    stops.push(() => emu.close());
+    emu.add({ address: 0, id: { serial: 777 } });
+    emu.add({ address: 42, checksumOnly: true, secureCapable: false, display: false });
+    const r = await run(['osdp', 'scan', pty.gateway, '--baud', '19200', '--timeout', '15', '--json']);
+    expect(r.code).toBe(0);
+    const found = JSON.parse(r.stdout) as { address: number; baud: number; check: string; id: { serial: number }; caps: { secure_channel: boolean; text: unknown } }[];
+    expect(found.map((f) => [f.address, f.check, f.caps.secure_channel])).toEqual([
+      [0, 'crc', true],
+      [42, 'checksum', false],
+    ]);
+    expect(found[0]).toMatchObject({ baud: 19200, id: { serial: 777 } });
+    expect(found[1]!.caps.text).toBeNull();
+  }, 20_000);
+
+  it('says so when nothing answers, and refuses a speed OSDP does not use', async () => {
+    const pty = await ptyPair();
+    stops.push(pty.stop);
+    const none = await run(['osdp', 'scan', pty.gateway, '--baud', '9600', '--timeout', '5']);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toMatch(/no reader answered/);
+    const bad = await run(['osdp', 'scan', pty.gateway, '--baud', '4800']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/OSDP speeds are 9600, 19200, 38400, 57600, 115200/);
+    const missing = await run(['osdp', 'scan', '/dev/nonexistent-tty', '--baud', '9600']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nonexistent-tty/);
+  }, 20_000);
 });
