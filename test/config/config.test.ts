@@ -141,8 +141,24 @@ describe('configuration', () => {
     expect(problems('- a\n- b\n')).toEqual(['(root): must be a mapping of keys']);
   });
 
+  it('OSDP readers: a path is required; readers on one bus share a speed and poll cycle and have distinct addresses', () => {
+    const bus = '/dev/ttyUSB0';
+    expect(problems('doors:\n  - id: a\n    readers: [{ id: r1, type: osdp }]\n').join()).toMatch(/an osdp reader needs path/);
+    const p = problems(
+      `doors:\n  - id: a\n    readers:\n      - { id: r1, type: osdp, path: ${bus}, address: 1 }\n      - { id: r2, type: osdp, path: ${bus}, address: 1 }\n  - id: b\n    readers:\n      - { id: r3, type: osdp, path: ${bus}, address: 2, baud_rate: 115200, poll_interval_ms: 50 }\n`,
+    );
+    expect(p).toEqual([
+      "doors[0].readers[1].address: reader 'r1' already has address 1 on /dev/ttyUSB0",
+      'doors[1].readers[0].baud_rate: readers on /dev/ttyUSB0 must share one baud_rate (9600)',
+      'doors[1].readers[0].poll_interval_ms: readers on /dev/ttyUSB0 must share one poll_interval_ms (30)',
+    ]);
+    expect(problems('doors:\n  - id: a\n    readers: [{ id: r1, type: osdp, path: /dev/x, address: 127, baud_rate: 4800 }]\n')).toHaveLength(2);
+    // Separate buses may differ.
+    expect(() => loadConfig(file('doors:\n  - id: a\n    readers: [{ id: r1, type: osdp, path: /dev/x, baud_rate: 115200 }, { id: r2, type: osdp, path: /dev/y }]\n'), {})).not.toThrow();
+  });
+
   it('ships valid configuration files', () => {
-    for (const f of ['config/doorgw.yaml', 'config/example-door.yaml', 'config/example-feishu.yaml']) expect(() => loadConfig(f, {})).not.toThrow();
+    for (const f of ['config/doorgw.yaml', 'config/example-door.yaml', 'config/example-feishu.yaml', 'config/example-osdp.yaml']) expect(() => loadConfig(f, {})).not.toThrow();
   });
 });
 
