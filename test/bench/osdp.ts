@@ -31,6 +31,7 @@ const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[M
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 class TimingRelay implements Relay {
+  energised = false;
   readonly state$ = new BehaviorSubject(false);
   onPulse: (() => void) | null = null;
   pulse(): void {

@@ -46,6 +46,8 @@ export class EmulatedPd {
   truncateNext = 0;
   /** Answer a challenge on the other key's indicator (a misbehaving reader). */
   wrongIndicator = false;
+  /** Take a KEYSET, then fall silent before acknowledging it (the ACK lost on the wire). */
+  muteAfterKeyset = false;
   /** Refuse plaintext POLLs once keyed (real readers in secure mode do). */
   requireSecure = false;
   tamper = false;
@@ -141,10 +143,6 @@ export class EmulatedPd {
       this.busyNext--;
       return [this.frame(0, REPLY.busy, Buffer.alloc(0), crc)]; // BUSY with sequence 0, as some readers send it
     }
-    if (this.nakNext > 0) {
-      this.nakNext--;
-      return reply(REPLY.nak, Buffer.from([this.nakCode]));
-    }
     // The secure channel handshake.
     if (p.code === CMD.chlng && p.scb?.type === SCS.chlng) {
       if (!this.secureCapable) return reply(REPLY.nak, Buffer.from([NAK.securityConditions]));
@@ -178,7 +176,19 @@ export class EmulatedPd {
     } else if (this.scActive || (this.requireSecure && !this.installMode && p.code !== CMD.id && p.code !== CMD.cap)) {
       return plainNak(NAK.encryptionRequired);
     }
-    const [code, out] = this.execute(p.code, data, secureCmd);
+    let code: number;
+    let out: Buffer;
+    if (this.nakNext > 0) {
+      // A NAK for the command, nothing done (inside the session when there is one).
+      this.nakNext--;
+      [code, out] = [REPLY.nak, Buffer.from([this.nakCode])];
+    } else {
+      [code, out] = this.execute(p.code, data, secureCmd);
+      if (p.code === CMD.keyset && this.muteAfterKeyset) {
+        this.silent = true;
+        return null;
+      }
+    }
     if (!this.scActive || !this.session) return reply(code, out);
     const s = this.session;
     const enc = out.length > 0;

@@ -107,6 +107,30 @@ describe('OSDP control panel on a real pty', () => {
     expect(r.pd[0]!.commands.filter((c) => c.code === CMD.poll).slice(-3).every((c) => c.secure)).toBe(true);
   });
 
+  it('a KEYSET whose acknowledgement is lost keeps the new key pending; the next handshake finds the reader holds it and keeps it', async () => {
+    const r = await rig([{ address: 0 }], [{ address: 0 }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'install', 'install', 3000);
+    r.pd[0]!.muteAfterKeyset = true;
+    await expect(d!.enroll()).rejects.toThrow(/did not answer KEYSET/);
+    expect(r.keys.ring('r0').get().pending?.toString('hex')).toBe(r.pd[0]!.scbk!.toString('hex'));
+    r.pd[0]!.silent = false;
+    r.pd[0]!.muteAfterKeyset = false;
+    await until(() => d!.state === 'online' && d!.secured, 'secured on the pending key', 5000);
+    expect(r.keys.ring('r0').get()).toEqual({ key: r.pd[0]!.scbk, pending: null });
+    expect(r.seen(0).secure).toEqual([]);
+  });
+
+  it('a KEYSET the reader refuses leaves the old state: no pending key, still in install mode', async () => {
+    const r = await rig([{ address: 0 }], [{ address: 0 }]);
+    const [d] = r.dev;
+    await until(() => d!.state === 'install', 'install', 3000);
+    r.pd[0]!.nakNext = 1;
+    await expect(d!.enroll()).rejects.toThrow(/refused KEYSET/);
+    expect(r.keys.ring('r0').get()).toEqual({ key: null, pending: null });
+    expect(d!.state).toBe('install');
+  });
+
   it('an enrolled reader that comes back on the default key (reset or replaced) is an alarm and its cards are refused: no silent downgrade', async () => {
     const r = await rig([{ address: 0 }], [{ address: 0 }]);
     const [d] = r.dev;

@@ -66,8 +66,8 @@ type Phase = 'id' | 'cap' | 'chlng' | 'scrypt' | 'poll';
 interface Outgoing {
   code: number;
   data: Buffer;
-  /** Settles a caller waiting for this command (KEYSET). */
-  done?: (err: Error | null) => void;
+  /** Settles a caller waiting for this command (KEYSET); `refused`: the reader said no (not merely silent). */
+  done?: (err: Error | null, refused?: boolean) => void;
 }
 
 interface Candidate {
@@ -140,9 +140,11 @@ export class OsdpDevice {
       this.queue.unshift({
         code: CMD.keyset,
         data: encodeKeyset(key),
-        done: (err) => {
+        done: (err, refused) => {
           if (err) {
-            this.o.keys.dropPending();
+            // Refused: the reader keeps its key. Silent: it may have taken the new one; the next
+            // handshake tries both and keeps the one it holds.
+            if (refused) this.o.keys.dropPending();
             return reject(err);
           }
           this.o.keys.confirm(key);
@@ -295,10 +297,11 @@ export class OsdpDevice {
         s.startChain(expected);
         const c = this.candidate!;
         if (c.kind === 'pending') this.o.keys.confirm(c.key);
+        // The reader holds another key than a pending one: that KEYSET never landed.
+        else if (this.o.keys.get().pending) this.o.keys.dropPending();
         if (c.kind === 'default') {
           const { key } = this.o.keys.get();
           if (key) this.o.events.secureFailure('the reader answers only on the default key (reset or replaced): credentials refused until it is enrolled again (doorgw osdp enroll)');
-          if (this.o.keys.get().pending) this.o.keys.dropPending();
           this.secured = false;
           this.phase = 'poll';
           this.setState('install', 'on the default key: credentials refused until enrolled (doorgw osdp enroll <reader>)');
@@ -353,7 +356,7 @@ export class OsdpDevice {
     this.nakRun++;
     const words = NAK_WORDS[reason] ?? `code ${reason}`;
     this.o.events.trace('nak', { command: CODE_NAMES[sent.code], reason: words });
-    sent.out?.done?.(new Error(`the reader refused ${CODE_NAMES[sent.code]}: ${words}`));
+    sent.out?.done?.(new Error(`the reader refused ${CODE_NAMES[sent.code]}: ${words}`), true);
     if (this.nakRun >= (this.o.nakLimit ?? 8)) return this.restart(`${this.nakRun} NAKs in a row (${words})`, true);
     if (reason === NAK.sequence) return this.restart('the reader lost the sequence', false);
     if (reason === NAK.securityConditions || reason === NAK.encryptionRequired) {
@@ -443,8 +446,8 @@ export class OsdpDevice {
     this.sqn = 0;
     this.retries = 0;
     this.nakRun = 0;
-    // Feedback for a session that ended is stale; a pending enrollment fails loudly.
-    for (const q of this.queue.splice(0)) q.done?.(new Error('the link restarted before the command was sent'));
+    // Feedback for a session that ended is stale; an enrollment not yet sent fails loudly (the reader never saw it).
+    for (const q of this.queue.splice(0)) q.done?.(new Error('the link restarted before the command was sent'), true);
   }
 
   private setState(s: ReaderLinkState, detail: string): void {
