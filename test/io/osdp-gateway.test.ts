@@ -92,3 +92,27 @@ describe('OSDP reader in the gateway', () => {
     expect(await reader()).toMatchObject({ state: 'online', secure: true });
   }, 40_000);
 });
+
+describe('OSDP keypad', () => {
+  it('card and PIN at a door that asks: the card waits for the PIN typed on the reader', async () => {
+    const pty = await ptyPair();
+    t.closers.push(() => Promise.resolve(pty.stop()));
+    const emu = await OsdpBusEmulator.open(pty.device, 115200);
+    t.closers.push(() => emu.close());
+    const pd = emu.add({ address: 0, secureCapable: false });
+    const doors = [{ id: 'lobby', relay: { pulse_ms: 300 }, policy: { card_and_pin: true }, readers: [{ id: 'pin-pad', type: 'osdp', path: pty.gateway, secure: false, baud_rate: 115200, poll_interval_ms: 20 }] }];
+    t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors });
+    const gw = t.gw;
+    await gw.api.usersAdd({ userid: 'guard', cards: [77], pin: '2468', by: 'test' });
+    await until(async () => (await gw.api.status()).readers![0]!.state === 'online', 'online', 5000);
+    const card = encodeCard('h10301', 0, 77n);
+    pd.presentCard(card);
+    pd.pressKeys('1111#');
+    await until(async () => (await gw.api.journal({ limit: 1 }))[0]?.reason === 'wrong_pin', 'wrong PIN denied', 3000);
+    pd.presentCard(card);
+    pd.pressKeys('24');
+    pd.pressKeys('68#');
+    await until(() => simRelay(gw, 'lobby').pulses.length === 1, 'card and PIN open the door', 3000);
+    expect((await gw.api.journal({ limit: 1 }))[0]).toMatchObject({ decision: 'grant', userid: 'guard' });
+  }, 20_000);
+});
