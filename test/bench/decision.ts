@@ -19,17 +19,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { BehaviorSubject, Subject } from 'rxjs';
+import { Subject } from 'rxjs';
 import { validateConfig } from '../../src/config/load.js';
 import { credentialEvent, type CredentialEvent } from '../../src/domain/events.js';
 import { decodeQr } from '../../src/domain/qr.js';
 import { normalizeWecomUser, type NormalizedUser } from '../../src/domain/user.js';
 import { Gateway } from '../../src/gateway.js';
 import { hashPassword } from '../../src/domain/password.js';
-import type { Relay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { employeeQr, makeKey, type TestKey } from '../helpers/qr.js';
+import { pct, r2, TimingRelay } from './common.js';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, samples: { type: 'string', default: '20000' }, spaced: { type: 'string', default: '2000' }, slow: { type: 'string', default: '40' }, policies: { type: 'boolean', default: false }, console: { type: 'boolean', default: false } } });
 const USERS = Number(values.users);
@@ -38,26 +38,8 @@ const SPACED = Number(values.spaced);
 const SLOW = Number(values.slow);
 const BLOCK = 500;
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A relay that only notes when it was commanded. */
-class TimingRelay implements Relay {
-  last = 0n;
-  energised = false;
-  readonly state$ = new BehaviorSubject(false);
-  relock(): void {}
-  pulse(): void {
-    this.last = process.hrtime.bigint();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'doorgw-bench-'));

@@ -9,40 +9,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BehaviorSubject, Subject } from 'rxjs';
+import { Subject } from 'rxjs';
 import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
-import type { Relay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { credentialEvent, type CredentialEvent } from '../../src/domain/events.js';
 import { Store } from '../../src/store/store.js';
 import { user } from '../helpers/users.js';
+import { pct, TimingRelay } from './common.js';
 
 const { values } = parseArgs({ options: { scans: { type: 'string', default: '2000' }, runs: { type: 'string', default: '3' }, gap: { type: 'string', default: '5' } } });
 const SCANS = Number(values.scans);
 const RUNS = Number(values.runs);
 const GAP_MS = Number(values.gap);
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const median = (xs: number[]): number => pct(xs, 50);
 const r = (x: number): number => Math.round(x);
 
-/** Notes, per pulse, the time the relay was commanded. */
-class TimingRelay implements Relay {
-  readonly times: bigint[] = [];
-  energised = false;
-  readonly state$ = new BehaviorSubject(false);
-  relock(): void {}
-  pulse(): void {
-    this.times.push(process.hrtime.bigint());
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 async function run(durability: 'batched' | 'strict'): Promise<{ p50: number; p99: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'doorgw-bench-dur-'));

@@ -7,34 +7,18 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BehaviorSubject } from 'rxjs';
 import { validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
-import type { Relay } from '../../src/io/relay.js';
 import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { normalizeWecomUser } from '../../src/domain/user.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { pct, r2, TimingRelay } from './common.js';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '3000' } } });
 const SAMPLES = Number(values.samples);
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-
-class TimingRelay implements Relay {
-  energised = false;
-  readonly state$ = new BehaviorSubject(false);
-  onPulse: (() => void) | null = null;
-  pulse(): void {
-    this.onPulse?.();
-  }
-  relock(): void {}
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const broker = new Broker();
 await broker.start();

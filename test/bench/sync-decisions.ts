@@ -18,12 +18,11 @@ import { validateConfig } from '../../src/config/load.js';
 import { credentialEvent, type CredentialEvent } from '../../src/domain/events.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
+import { pct, r2 } from './common.js';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, gap: { type: 'string', default: '5' } } });
 const USERS = Number(values.users);
 const GAP_MS = Number(values.gap);
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 
 const { url, child } = await emulatorProcess(['--users', String(USERS)]);

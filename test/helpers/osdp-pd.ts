@@ -301,6 +301,8 @@ export class OsdpBusEmulator {
 
   /** When the last card reply began on the wire (process.hrtime), for latency benchmarks. */
   cardReplyStartedAt: bigint | null = null;
+  /** …and when its last byte left. */
+  cardReplyEndedAt: bigint | null = null;
 
   private constructor(
     private readonly link: SerialLink,
@@ -317,14 +319,17 @@ export class OsdpBusEmulator {
   }
 
   /** Write bytes as a UART at `wireBaud` would: in 1 ms slices. */
-  private paced(b: Buffer): void {
-    if (!this.wireBaud) return this.link.write(b);
+  private paced(b: Buffer, onLast?: () => void): void {
+    if (!this.wireBaud) {
+      this.link.write(b);
+      return onLast?.();
+    }
     const perMs = Math.max(1, Math.floor(this.wireBaud / 10 / 1000));
     const t0 = performance.now();
     const step = (i: number): void => {
       this.link.write(b.subarray(i, i + perMs));
       const next = i + perMs;
-      if (next >= b.length) return;
+      if (next >= b.length) return onLast?.();
       const due = t0 + ((next * 10 * 1000) / this.wireBaud!);
       setTimeout(() => step(next), Math.max(0, due - performance.now()));
     };
@@ -360,8 +365,9 @@ export class OsdpBusEmulator {
             pd.truncateNext--;
             this.link.write(f.subarray(0, Math.ceil(f.length / 2)));
           } else {
-            if (f.length > 6 && isCardReply(f)) this.cardReplyStartedAt = process.hrtime.bigint();
-            this.paced(Buffer.concat([Buffer.from([0xff]), f]));
+            const card = f.length > 6 && isCardReply(f);
+            if (card) this.cardReplyStartedAt = process.hrtime.bigint();
+            this.paced(Buffer.concat([Buffer.from([0xff]), f]), card ? () => (this.cardReplyEndedAt = process.hrtime.bigint()) : undefined);
           }
         }
       };

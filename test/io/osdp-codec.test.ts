@@ -65,13 +65,21 @@ describe('OSDP packets', () => {
     expect(d.dropped.length).toBeGreaterThan(0);
   });
 
-  it('drops a frame whose bytes stop arriving, and decodes the next one whole', () => {
+  it('drops a frame whose bytes stopped when a whole new frame follows, and decodes the new one', () => {
     const d = new PacketDecoder(20);
     const f = encodePacket({ addr: 1, reply: true, sqn: 2, crc: true, code: REPLY.raw, data: encodeRawCard('1'.repeat(26)) });
     expect(d.push(f.subarray(0, 9), 0)).toEqual([]);
-    const out = d.push(f, 100);
+    const out = d.push(Buffer.concat([Buffer.from([0xff]), f]), 100);
     expect(out).toHaveLength(1);
     expect(d.dropped.truncated).toBe(1);
+  });
+
+  it('keeps a frame whose rest arrives late (a busy event loop reads late what the kernel got on time)', () => {
+    const d = new PacketDecoder(20);
+    const f = encodePacket({ addr: 1, reply: true, sqn: 2, crc: true, code: REPLY.raw, data: encodeRawCard('1'.repeat(26)) });
+    expect(d.push(f.subarray(0, 5), 0)).toEqual([]);
+    expect(d.push(f.subarray(5), 250)).toHaveLength(1);
+    expect(d.dropped).toEqual({ garbage: 0, check: 0, length: 0, truncated: 0 });
   });
 
   it('checksum packets: the byte sum of the whole frame is zero', () => {

@@ -112,11 +112,18 @@ export class OsdpBus {
       this.waiting = { addr, resolve: done };
       this.o.link.write(frame);
       const deadline = wireMs(frame.length, this.o.baud) + (this.o.replyTimeoutMs ?? 200);
-      timer = setTimeout(() => {
-        // A reply under way when the deadline passes gets the time to finish (a long card reply at 9600).
-        if (this.decoder.pending > 0) timer = setTimeout(() => done(null), wireMs(128, this.o.baud) + 20);
-        else done(null);
-      }, deadline);
+      timer = setTimeout(
+        // After the poll phase (setImmediate): bytes that arrived while the event loop was busy are
+        // read before the deadline is judged. A reply under way then gets the time to finish (a long
+        // card reply at 9600).
+        () =>
+          setImmediate(() => {
+            if (this.waiting?.resolve !== done) return;
+            if (this.decoder.pending > 0) timer = setTimeout(() => done(null), wireMs(128, this.o.baud) + 20);
+            else done(null);
+          }),
+        deadline,
+      );
     });
   }
 

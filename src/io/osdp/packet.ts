@@ -117,10 +117,22 @@ function parse(b: Buffer): Packet | string {
   };
 }
 
+/** Does `b` begin (after mark bytes) with a whole packet whose check is right? */
+function startsWithFrame(b: Buffer): boolean {
+  let i = 0;
+  while (i < b.length && b[i] === MARK) i++;
+  if (b.length - i < 7 || b[i] !== SOM) return false;
+  const len = b[i + 2]! | (b[i + 3]! << 8);
+  if (len < 7 || len > MAX_PACKET || b.length - i < len) return false;
+  const f = b.subarray(i, i + len);
+  return f[4]! & 4 ? len >= 8 && f.readUInt16LE(len - 2) === crc16(f, 0, len - 2) : f[len - 1] === checksum(f, 0, len - 1);
+}
+
 /**
  * Finds packets in a byte stream. Garbage, impossible lengths and bad checks are skipped byte by
- * byte to the next SOM (counted); a packet whose bytes stop arriving for `interCharMs` is dropped
- * (a truncated frame must not swallow the next one).
+ * byte to the next SOM (counted); a frame whose bytes stopped for `interCharMs` and is followed by a
+ * whole new frame is dropped (a truncated frame must not swallow the next one). Silence alone never
+ * drops bytes: a busy event loop reads late what the kernel received on time.
  */
 export class PacketDecoder {
   private buf: Buffer = Buffer.alloc(0);
@@ -131,8 +143,10 @@ export class PacketDecoder {
   constructor(private readonly interCharMs = 20) {}
 
   push(chunk: Buffer, nowMs: number): Packet[] {
-    if (this.buf.length && nowMs - this.lastByteAt > this.interCharMs) {
-      // A frame that stopped arriving is dropped whole: what follows the silence is a new frame.
+    // After a silence, bytes are either the rest of a frame (delivered late by a busy event loop: the
+    // kernel kept them) or a new frame after one that was cut off. Only a whole, valid frame at the
+    // start of the new bytes proves the latter; then the stale partial frame is dropped.
+    if (this.buf.length && nowMs - this.lastByteAt > this.interCharMs && startsWithFrame(chunk)) {
       this.dropped.truncated++;
       this.buf = Buffer.alloc(0);
     }
