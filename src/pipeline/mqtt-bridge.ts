@@ -64,16 +64,9 @@ export class MqttBridge {
         d.readers
           .filter((r) => r.type === 'mqtt')
           .map((r) => {
-            const frames = new WiegandFrames({
-              format: r.card_format,
-              number: r.card_number,
-              needPin: d.policy.card_and_pin,
-              pinWaitMs: r.pin_wait_ms,
-              onCredential: (c) => this.credentials$.next(credentialEvent(d.id, r.id, r.direction, c)),
-              onBadFrame: (error, bits) => {
-                this.badFrames.set(r.id, (this.badFrames.get(r.id) ?? 0) + 1);
-                this.log.warn({ reader: r.id, bits, error }, 'wiegand frame dropped');
-              },
+            const frames = WiegandFrames.forReader(r, d, (e) => this.credentials$.next(e), (error, bits) => {
+              this.badFrames.set(r.id, (this.badFrames.get(r.id) ?? 0) + 1);
+              this.log.warn({ reader: r.id, bits, error }, 'wiegand frame dropped');
             });
             return [r.id, { door: d.id, direction: r.direction, frames }] as const;
           }),

@@ -7,7 +7,7 @@
  */
 import { Subject } from 'rxjs';
 import type { ReaderConfig } from '../../config/schema.js';
-import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent, type DoorEventType } from '../../domain/events.js';
+import type { CredentialEvent, DecisionEvent, DoorEvent, DoorEventType } from '../../domain/events.js';
 import type { DoorMode } from '../../domain/types.js';
 import type { Logger } from '../../log.js';
 import { OsdpBus } from '../osdp/bus.js';
@@ -71,14 +71,8 @@ export const openOsdpReader: ReaderFactory = async (r, ctx) => {
     lastAlarm.set(k, now);
     events$.next({ type, door: door.id, at: now, reader: r.id, detail: text });
   };
-  const frames = new WiegandFrames({
-    format: r.card_format,
-    number: r.card_number,
-    needPin: door.policy.card_and_pin,
-    pinWaitMs: r.pin_wait_ms,
-    onCredential: (c) => out.next(credentialEvent(door.id, r.id, r.direction, c)),
-    onBadFrame: (error, bits) => log.warn({ bits, error }, 'osdp card data dropped'),
-  });
+  const frames = WiegandFrames.forReader(r, door, (e) => out.next(e), (error, bits) => log.warn({ bits, error }, 'osdp card data dropped'));
+
   let wasUp = false;
   let offlineRaised = false;
   let wasTampered = false;

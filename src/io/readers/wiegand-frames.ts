@@ -6,6 +6,8 @@
 import { CardPinAssembler } from '../../domain/card-pin.js';
 import { decodeCard, decodeKey, type CardFormat, type CardNumberKind } from '../../domain/cards.js';
 import type { Credential } from '../../domain/types.js';
+import type { DoorConfig, ReaderConfig } from '../../config/schema.js';
+import { credentialEvent, type CredentialEvent } from '../../domain/events.js';
 
 export interface WiegandFramesOptions {
   format: CardFormat;
@@ -24,6 +26,18 @@ export class WiegandFrames {
   private readonly now: () => number;
   /** Frames dropped since start. */
   bad = 0;
+
+  /** The frames of reader `r` at `door`: its format and number, card and PIN where the door asks. */
+  static forReader(r: ReaderConfig, door: DoorConfig, emit: (e: CredentialEvent) => void, onBadFrame: WiegandFramesOptions['onBadFrame']): WiegandFrames {
+    return new WiegandFrames({
+      format: r.card_format,
+      number: r.card_number,
+      needPin: door.policy.card_and_pin,
+      pinWaitMs: r.pin_wait_ms,
+      onCredential: (c) => emit(credentialEvent(door.id, r.id, r.direction, c)),
+      onBadFrame,
+    });
+  }
 
   constructor(private readonly o: WiegandFramesOptions) {
     this.keypad = new CardPinAssembler({ needPin: o.needPin, waitMs: o.pinWaitMs });

@@ -6,7 +6,7 @@
  * wired, say grant or deny.
  */
 import { Subject } from 'rxjs';
-import { credentialEvent, type CredentialEvent, type DecisionEvent } from '../../domain/events.js';
+import type { CredentialEvent, DecisionEvent } from '../../domain/events.js';
 import { WiegandFramer } from '../../domain/wiegand.js';
 import { gpioBackend } from '../gpio/backends.js';
 import { ReaderUnavailableError, type ReaderFactory } from './reader.js';
@@ -24,14 +24,8 @@ export const openWiegandReader: ReaderFactory = async (r, ctx) => {
   const d0 = r.d0!;
   const d1 = r.d1!;
   const out = new Subject<CredentialEvent>();
-  const frames = new WiegandFrames({
-    format: r.card_format,
-    number: r.card_number,
-    needPin: door.policy.card_and_pin,
-    pinWaitMs: r.pin_wait_ms,
-    onCredential: (c) => out.next(credentialEvent(door.id, r.id, r.direction, c)),
-    onBadFrame: (error, bits) => log.warn({ bits, error }, 'wiegand frame dropped'),
-  });
+  const frames = WiegandFrames.forReader(r, door, (e) => out.next(e), (error, bits) => log.warn({ bits, error }, 'wiegand frame dropped'));
+
   let fd: number;
   try {
     fd = b.request(chip, `doorgw-${r.id}`.slice(0, 31), [d0, d1], { output: false, edges: 'falling', ...(r.bias === 'pull-up' ? { bias: 'pull-up' } : {}) });
