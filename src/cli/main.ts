@@ -304,15 +304,18 @@ export function buildProgram(): Command {
     .option('--max-skew <s>', 'unhealthy when the clock differs from the cloud by more (default: qr.clock_skew_s)')
     .option('--json', 'machine-readable output')
     .action(async (o: { config: string; json?: boolean; maxLinkDown: string; maxOutboxAge: string; maxSkew?: string }) => {
-      const config = await configFrom(o.config);
-      const limits = { maxLinkDownS: intArg('--max-link-down', o.maxLinkDown, 'seconds'), maxOutboxAgeS: intArg('--max-outbox-age', o.maxOutboxAge, 'seconds'), maxSkewS: o.maxSkew === undefined ? config.qr.clock_skew_s : intArg('--max-skew', o.maxSkew, 'seconds') };
-      const s = await withApi(o.config, (api) => api.status());
-      const { healthProblems } = await import('../control/api.js');
+      const { quickStatus } = await import('./quick-status.js');
+      const quick = await quickStatus(o.config, actAsOwnerOf);
+      const config = quick ? null : await configFrom(o.config);
+      const zone = config?.timezone ?? quick?.status.timezone ?? 'UTC';
+      const limits = { maxLinkDownS: intArg('--max-link-down', o.maxLinkDown, 'seconds'), maxOutboxAgeS: intArg('--max-outbox-age', o.maxOutboxAge, 'seconds'), maxSkewS: o.maxSkew === undefined ? (config?.qr.clock_skew_s ?? quick!.skewS) : intArg('--max-skew', o.maxSkew, 'seconds') };
+      const s = quick?.status ?? (await withApi(o.config, (api) => api.status()));
+      const { healthProblems } = await import('../control/health.js');
       const problems = s.running ? healthProblems(s, limits) : ['not running'];
       process.exitCode = !s.running ? 1 : problems.length ? 3 : 0;
       if (o.json) return json({ ...s, healthy: problems.length === 0, problems });
       {
-        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode}${d.until !== null ? ` until ${localStamp(d.until, config.timezone)}` : ''}${d.why && d.why !== 'configured' && d.until === null ? `: ${d.why}` : ''})`).join(' ')}`);
+        out(`${s.gateway_id} ${s.running ? `running ${s.uptime_s}s` : 'not running'}, version ${s.version}, ${s.users} users, outbox ${s.outbox_depth} (held ${s.held}), doors ${s.doors.map((d) => `${d.id}(${d.mode}${d.until !== null ? ` until ${localStamp(d.until, zone)}` : ''}${d.why && d.why !== 'configured' && d.until === null ? `: ${d.why}` : ''})`).join(' ')}`);
         if (s.cloud) {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);

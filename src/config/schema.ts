@@ -10,6 +10,7 @@ import { parseRule } from '../domain/rules.js';
 import { CARD_FORMATS } from '../domain/cards.js';
 import { DOOR_MODES } from '../domain/types.js';
 import { isValidTimeZone } from '../domain/localtime.js';
+import { DEFAULT_DATA_DIR, DEFAULT_QR_CLOCK_SKEW_S } from './errors.js';
 
 /** Strings that may arrive as numbers or booleans from YAML or env overrides (passwords, ids). */
 const str = () => z.preprocess((v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v), z.string());
@@ -308,7 +309,7 @@ export const configSchema = z
   .strictObject({
     version: z.literal(1).default(1),
     gateway_id: id().default(() => hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'doorgw'),
-    data_dir: str().default('./data'),
+    data_dir: str().default(DEFAULT_DATA_DIR),
     timezone: timezone().default('Asia/Shanghai'),
     log: z
       .strictObject({
@@ -330,8 +331,8 @@ export const configSchema = z
       })
       .default({ default_allow: { employee: true, visitor: false, student: true }, replay_protection: true, debounce_ms: 1500 }),
     qr: z
-      .strictObject({ clock_skew_s: z.number().int().min(0).max(600).default(30) })
-      .default({ clock_skew_s: 30 }),
+      .strictObject({ clock_skew_s: z.number().int().min(0).max(600).default(DEFAULT_QR_CLOCK_SKEW_S) })
+      .default({ clock_skew_s: DEFAULT_QR_CLOCK_SKEW_S }),
     journal: z
       .strictObject({
         max_entries: z.number().int().min(1000).max(10_000_000).default(100_000),

@@ -59,7 +59,11 @@ export interface Status {
   fingerprint_module?: 'online' | 'offline' | null;
   /** Supervised readers (OSDP): their link, security, tamper and power (running gateway). */
   readers?: ReaderStatus[];
+  /** The gateway's time zone (times in answers are shown in it). */
+  timezone?: string;
 }
+
+export { healthProblems, type HealthLimits } from './health.js';
 
 export interface GatewayApi extends UsersApi {
   status(): Promise<Status>;
@@ -262,6 +266,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         web_error: running?.webError?.() ?? null,
         fingerprint_module: ((v) => (v === null || v === undefined ? null : v ? 'online' : 'offline'))(running?.fingerprintOnline?.()),
         readers: running?.readers?.() ?? [],
+        timezone: config.timezone,
       };
     },
 
@@ -372,43 +377,4 @@ async function heldSeqsExist(store: Store, seqs: readonly number[] | undefined):
   const held = new Set((await store.heldRecords(1_000_000)).map((h) => h.seq));
   const unknown = seqs.filter((s) => !held.has(s));
   if (unknown.length) throw new UsageError(`no held record #${unknown.join(', #')} (doorgw outbox lists them)`);
-}
-
-export interface HealthLimits {
-  maxLinkDownS: number;
-  maxOutboxAgeS: number;
-  maxSkewS: number;
-}
-
-/** Why a running gateway is unhealthy (empty: healthy). */
-export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now()): string[] {
-  const problems: string[] = [];
-  const st = s.storage;
-  if (st && !st.writable) problems.push(`database not writable (${st.error ?? 'write failed'}): ${st.held_in_memory} records held in memory${st.dropped ? `, ${st.dropped} dropped` : ''}`);
-  if (st?.low) problems.push(`disk space low in the data directory: ${Math.round((st.free_bytes ?? 0) / 1024 / 1024)} MB free`);
-  if (s.web_error) problems.push(`web console not serving: ${s.web_error}`);
-  if (s.fingerprint_module === 'offline') problems.push('fingerprint module not answering (unplugged, unpowered, or its serial line: doorgw hw probe)');
-  for (const r of s.readers ?? []) {
-    if (r.state === 'offline' || r.state === 'refused' || r.state === 'install') problems.push(`reader ${r.id} ${r.state === 'install' ? 'awaits enrollment (doorgw osdp enroll ' + r.id + ')' : r.state}: ${r.detail}`);
-    if (r.tamper) problems.push(`reader ${r.id} reports tamper`);
-    if (r.power_failure) problems.push(`reader ${r.id} reports a power failure`);
-  }
-  const c = s.cloud;
-  if (c?.credentials_problem) problems.push(c.credentials_problem);
-  else if (c?.link === 'unprovisioned') problems.push(`cloud ${c.provider}: device not activated (doorgw ${c.provider} activate)`);
-  if (c && c.last_full_sync === null && c.directory_version === null && !c.credentials_problem && c.link !== 'unprovisioned') {
-    problems.push(`cloud ${c.provider}: no directory synced yet (link ${c.link}${c.last_error ? `, last error: ${c.last_error}` : ''})`);
-  }
-  if (c && c.link !== 'online' && c.link !== 'unprovisioned') {
-    const down = Math.round((nowMs - c.since) / 1000);
-    if (down > limits.maxLinkDownS) problems.push(`cloud link ${c.link} for ${down} s (limit ${limits.maxLinkDownS} s)`);
-  }
-  if (s.outbox_oldest !== null) {
-    const age = Math.round(nowMs / 1000 - s.outbox_oldest);
-    if (age > limits.maxOutboxAgeS) problems.push(`outbox not draining: oldest record ${age} s old, ${s.outbox_depth} queued (limit ${limits.maxOutboxAgeS} s)`);
-  }
-  if (c?.clock_skew_s !== null && c?.clock_skew_s !== undefined && Math.abs(c.clock_skew_s) > limits.maxSkewS) {
-    problems.push(`clock skew ${c.clock_skew_s} s against the cloud (limit ${limits.maxSkewS} s): QR validity depends on the clock`);
-  }
-  return problems;
 }

@@ -195,7 +195,13 @@ describe('while the gateway runs', () => {
 
     // The database is locked by the gateway; the CLI goes through the socket.
     const status = JSON.parse(doorgw(['status', '-c', ws.config, '--json']).stdout);
-    expect(status).toMatchObject({ running: true, users: 1 });
+    expect(status).toMatchObject({ running: true, users: 1, healthy: true });
+    // The quick path (no schema) and the full one (taken with an override in the environment) agree.
+    const full = doorgw(['status', '-c', ws.config, '--json'], { DOORGW_LOG__LEVEL: 'info' });
+    expect(full.stderr).toMatch(/answered by the running gateway with its own configuration/);
+    const { uptime_s: _a, ...quickRest } = status as Record<string, unknown>;
+    const { uptime_s: _b, ...fullRest } = JSON.parse(full.stdout) as Record<string, unknown>;
+    expect(fullRest).toEqual(quickRest);
     writeFileSync(users, JSON.stringify([{ userid: 'vis', user_type: 1, openvid: 78, public_key: key.publicB64 }]));
     expect(doorgw(['users', 'import', users, '-c', ws.config]).code).toBe(0);
     expect(doorgw(['users', 'show', 'vis', '-c', ws.config]).code).toBe(0);
