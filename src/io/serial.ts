@@ -6,6 +6,8 @@ import { Subject } from 'rxjs';
 
 export interface SerialLink {
   readonly data$: Subject<Buffer>;
+  /** Emits once when the port goes away on its own (a USB adapter unplugged); not on close(). */
+  readonly lost$: Subject<Error>;
   write(b: Buffer): void;
   close(): Promise<void>;
 }
@@ -28,14 +30,27 @@ export async function openSerial(path: string, baudRate: number): Promise<Serial
     }),
   );
   const data$ = new Subject<Buffer>();
+  const lost$ = new Subject<Error>();
+  let closing = false;
   port.on('data', (b: Buffer) => data$.next(b));
   port.on('error', () => undefined);
+  port.on('close', (e: Error | null) => {
+    if (closing) return;
+    lost$.next(e ?? new Error(`${path} closed`));
+    lost$.complete();
+  });
   return {
     data$,
-    write: (b) => void port.write(b),
+    lost$,
+    // A write to a port that just went away is dropped (its loss is reported on lost$).
+    write: (b) => {
+      if (port.isOpen) port.write(b);
+    },
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
         data$.complete();
+        lost$.complete();
         if (!port.isOpen) return resolve();
         port.close(() => resolve());
       }),

@@ -12,11 +12,11 @@ import { openSerial, type SerialLink } from '../../src/io/serial.js';
 import { tmpDir } from './tmp.js';
 import { until } from './wecom.js';
 
-/** A linked pair of pseudo-terminals: what the gateway opens, and what the emulator opens. */
-export async function ptyPair(): Promise<{ gateway: string; device: string; stop: () => void }> {
-  const dir = tmpDir('doorgw-pty-');
-  const gateway = join(dir, 'ttyGW');
-  const device = join(dir, 'ttyDEV');
+/** A linked pair of pseudo-terminals: what the gateway opens, and what the emulator opens (at given paths, or new ones). */
+export async function ptyPair(at?: { gateway: string; device: string }): Promise<{ gateway: string; device: string; stop: () => void }> {
+  const dir = at ? '' : tmpDir('doorgw-pty-');
+  const gateway = at?.gateway ?? join(dir, 'ttyGW');
+  const device = at?.device ?? join(dir, 'ttyDEV');
   const socat: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${gateway}`, `pty,raw,echo=0,link=${device}`], { stdio: 'ignore' });
   await until(() => existsSync(gateway) && existsSync(device), 'socat pty pair', 5000);
   return { gateway, device, stop: () => socat.kill() };

@@ -5,6 +5,9 @@
  * a deny gets red; lockdown turns the idle LED red; tamper and a silent reader are alarms on MQTT, in
  * the journal, in status and Home Assistant's reader entities.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCard } from '../../src/domain/cards.js';
 import { CMD } from '../../src/io/osdp/messages.js';
@@ -115,4 +118,44 @@ describe('OSDP keypad', () => {
     await until(() => simRelay(gw, 'lobby').pulses.length === 1, 'card and PIN open the door', 3000);
     expect((await gw.api.journal({ limit: 1 }))[0]).toMatchObject({ decision: 'grant', userid: 'guard' });
   }, 20_000);
+});
+
+describe('OSDP adapter missing or unplugged', () => {
+  it('starts without the adapter, brings the reader online when it appears, and again after it is unplugged and back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doorgw-osdp-port-'));
+    t.closers.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const at = { gateway: join(dir, 'ttyRS485'), device: join(dir, 'ttyReader') };
+    const doors = [{ id: 'lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'gate', type: 'osdp', path: at.gateway, secure: false, baud_rate: 115200, poll_interval_ms: 20 }] }];
+    t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors });
+    const gw = t.gw;
+    const reader = async () => (await gw.api.status()).readers![0]!;
+    expect(await reader()).toMatchObject({ state: 'offline', detail: expect.stringMatching(/serial port .*ttyRS485/) });
+
+    // The adapter appears (plugged in after boot).
+    let pty = await ptyPair(at);
+    let emu = await OsdpBusEmulator.open(pty.device, 115200);
+    emu.add({ address: 0, secureCapable: false });
+    await until(async () => (await reader()).state === 'online', 'online once the port exists', 8000);
+    const card = encodeCard('h10301', 0, 1001n);
+    emu.pds.get(0)!.presentCard(card);
+    await until(() => simRelay(gw).pulses.length === 1, 'card opens', 3000);
+
+    // Unplugged: offline (an alarm), then back.
+    await emu.close();
+    pty.stop();
+    await until(async () => (await reader()).state === 'offline', 'offline when the port goes', 5000);
+    pty = await ptyPair(at);
+    emu = await OsdpBusEmulator.open(pty.device, 115200);
+    emu.add({ address: 0, secureCapable: false });
+    t.closers.push(async () => {
+      await emu.close();
+      pty.stop();
+    });
+    await until(async () => (await reader()).state === 'online', 'online again', 8000);
+    emu.pds.get(0)!.presentCard(card);
+    await until(() => simRelay(gw).pulses.length === 2, 'card opens again', 3000);
+    const events = await gw.api.doorEvents({ limit: 20 });
+    expect(events.some((e) => e.type === 'reader_offline' && e.reader === 'gate')).toBe(true);
+    expect(events.some((e) => e.type === 'reader_online' && e.reader === 'gate')).toBe(true);
+  }, 40_000);
 });

@@ -7,12 +7,14 @@
  * Bytes that are not a reply from the address asked — our own echo on two-wire adapters, a late
  * reply to an earlier command, line noise — are dropped by address and reply bit.
  */
+import type { Subscription } from 'rxjs';
 import type { SerialLink } from '../serial.js';
 import type { OsdpDevice } from './device.js';
 import { PacketDecoder, type Packet } from './packet.js';
 
 export interface OsdpBusOptions {
-  link: SerialLink;
+  /** The port, if open already (else `attach` it when it is). */
+  link?: SerialLink;
   baud: number;
   /** Time a reader has to start its reply (OSDP: 200 ms). */
   replyTimeoutMs?: number;
@@ -35,6 +37,8 @@ export class OsdpBus {
   private loopDone: Promise<void> = Promise.resolve();
   private wake: (() => void) | null = null;
   private readonly now: () => number;
+  private link: SerialLink | null = null;
+  private linkSub: Subscription | null = null;
   /** Replies from addresses not asked, or after their deadline. */
   stray = 0;
   exchanges = 0;
@@ -45,7 +49,30 @@ export class OsdpBus {
     this.now = o.now ?? Date.now;
     // Inter-character timeout: generous at low speeds (4 characters), never under 20 ms.
     this.decoder = new PacketDecoder(Math.max(20, wireMs(4, o.baud)));
-    o.link.data$.subscribe((b) => this.onData(b));
+    if (o.link) this.attach(o.link);
+  }
+
+  /** The port is open: poll on it. */
+  attach(link: SerialLink): void {
+    this.detach('replaced');
+    this.link = link;
+    this.linkSub = link.data$.subscribe((b) => this.onData(b));
+    this.kick();
+  }
+
+  /** The port is gone (unplugged): every reader on it is offline until it is back. */
+  detach(why: string): void {
+    if (!this.link) return;
+    this.linkSub?.unsubscribe();
+    this.linkSub = null;
+    this.link = null;
+    this.decoder.reset();
+    this.waiting?.resolve(null);
+    for (const d of this.devices) d.linkLost(why);
+  }
+
+  get attached(): boolean {
+    return this.link !== null;
   }
 
   get dropped(): PacketDecoder['dropped'] {
@@ -98,8 +125,10 @@ export class OsdpBus {
     }
   }
 
-  /** Send one frame and wait for the reply from `addr` (null: none in time). */
+  /** Send one frame and wait for the reply from `addr` (null: none in time, or no port). */
   exchange(addr: number, frame: Buffer): Promise<Packet | null> {
+    const link = this.link;
+    if (!link) return Promise.resolve(null);
     this.decoder.reset();
     this.exchanges++;
     return new Promise<Packet | null>((resolve) => {
@@ -110,7 +139,7 @@ export class OsdpBus {
         resolve(p);
       };
       this.waiting = { addr, resolve: done };
-      this.o.link.write(frame);
+      link.write(frame);
       const deadline = wireMs(frame.length, this.o.baud) + (this.o.replyTimeoutMs ?? 200);
       timer = setTimeout(
         // After the poll phase (setImmediate): bytes that arrived while the event loop was busy are
@@ -129,6 +158,10 @@ export class OsdpBus {
 
   private async loop(): Promise<void> {
     while (this.running) {
+      if (!this.link) {
+        await this.idle(1000);
+        continue;
+      }
       const started = this.now();
       let probed = false;
       for (const d of [...this.devices]) {
@@ -139,7 +172,7 @@ export class OsdpBus {
         if (!frame) continue;
         if (offline) probed = true;
         const reply = await this.exchange(d.address, frame);
-        if (!this.running) break;
+        if (!this.running || !this.link) break;
         d.onReply(reply);
         await this.pause(this.o.turnaroundMs ?? Math.max(1, Math.ceil(wireMs(3, this.o.baud))));
       }

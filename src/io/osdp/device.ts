@@ -425,6 +425,13 @@ export class OsdpDevice {
     this.setState('refused', detail);
   }
 
+  /** The bus lost its port (adapter unplugged): offline now, and from sequence 0 when it is back. */
+  linkLost(why: string): void {
+    this.drop();
+    this.nextAttemptAt = 0;
+    this.setState('offline', why);
+  }
+
   /** Start over from sequence 0: identify, then the handshake. */
   private restart(detail: string, asOffline: boolean): void {
     this.counters.restarts++;

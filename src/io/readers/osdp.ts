@@ -1,6 +1,7 @@
 /**
  * Reader kind `osdp`: an OSDP reader on an RS-485 bus. Readers configured with the same `path` share
- * one bus (one serial port, one poll loop), whichever doors they serve. Card data (raw bits through
+ * one bus (one serial port, one poll loop), whichever doors they serve; a missing or unplugged
+ * adapter makes them offline, never the gateway fail. Card data (raw bits through
  * the card-format module, or formatted numbers) and keypad keys become credentials; tamper, power,
  * the link and secure-channel trouble become door events; decisions come back as LED, beeps and
  * text after the relay has moved.
@@ -15,32 +16,78 @@ import { OsdpDevice, type ReaderLinkState } from '../osdp/device.js';
 import { OsdpKeyFile } from '../osdp/keys.js';
 import { CMD, encodeBuzzer, encodeLed, encodeText } from '../osdp/messages.js';
 import { openSerial, type SerialLink } from '../serial.js';
-import { ReaderUnavailableError, type ReaderFactory, type ReaderStatus } from './reader.js';
+import type { ReaderFactory, ReaderStatus } from './reader.js';
 import { WiegandFrames } from './wiegand-frames.js';
 
 interface SharedBus {
   bus: OsdpBus;
-  link: SerialLink;
   users: number;
+  /** Why the port is not open, while it is not. */
+  portError: string | null;
+  stop(): Promise<void>;
 }
 
 /** Open buses by serial path (one per RS-485 adapter). */
-const buses = new Map<string, Promise<SharedBus>>();
+const buses = new Map<string, SharedBus>();
 
-async function acquireBus(r: ReaderConfig, log: Logger): Promise<SharedBus> {
+/** How often a missing or unplugged adapter is looked for again. */
+const REOPEN_MS = 2000;
+
+/**
+ * The bus on `r.path`, shared by every reader configured on it. The port is opened in the
+ * background and opened again whenever it goes away (a USB adapter unplugged, not yet there at
+ * boot): the gateway never waits for it, its readers are offline meanwhile.
+ */
+function acquireBus(r: ReaderConfig, parent: Logger): SharedBus {
   const path = r.path!;
-  let p = buses.get(path);
-  if (!p) {
-    p = (async () => {
-      const link = await openSerial(path, r.baud_rate);
-      const bus = new OsdpBus({ link, baud: r.baud_rate, pollIntervalMs: r.poll_interval_ms, onStray: (pk) => log.debug({ path, address: pk.addr }, 'osdp reply from an address not asked (late or misaddressed): dropped') });
-      bus.start();
-      return { bus, link, users: 0 };
-    })();
-    buses.set(path, p);
-    p.catch(() => buses.delete(path));
+  let shared = buses.get(path);
+  if (!shared) {
+    const log = parent.child({ module: 'osdp', path });
+    const bus = new OsdpBus({ baud: r.baud_rate, pollIntervalMs: r.poll_interval_ms, onStray: (pk) => log.debug({ address: pk.addr }, 'osdp reply from an address not asked (late or misaddressed): dropped') });
+    let link: SerialLink | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let stopped = false;
+    const s: SharedBus = {
+      bus,
+      users: 0,
+      portError: 'not opened yet',
+      stop: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        await bus.stop();
+        await link?.close();
+      },
+    };
+    const open = async (): Promise<void> => {
+      timer = null;
+      let l: SerialLink;
+      try {
+        l = await openSerial(path, r.baud_rate);
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (msg !== s.portError) log.warn({ err: msg }, `RS-485 port not available: its readers are offline; trying again every ${REOPEN_MS / 1000} s`);
+        s.portError = msg;
+        if (!stopped) timer = setTimeout(() => void open(), REOPEN_MS);
+        return;
+      }
+      if (stopped) return void (await l.close());
+      if (s.portError !== 'not opened yet') log.info('RS-485 port open again');
+      s.portError = null;
+      link = l;
+      bus.attach(l);
+      l.lost$.subscribe((e) => {
+        log.error({ err: e.message }, 'RS-485 port gone (adapter unplugged?): its readers are offline until it is back');
+        s.portError = `the port went away: ${e.message}`;
+        link = null;
+        bus.detach(s.portError);
+        if (!stopped) timer = setTimeout(() => void open(), REOPEN_MS);
+      });
+    };
+    bus.start();
+    void open();
+    shared = s;
+    buses.set(path, s);
   }
-  const shared = await p;
   shared.users++;
   return shared;
 }
@@ -48,14 +95,13 @@ async function acquireBus(r: ReaderConfig, log: Logger): Promise<SharedBus> {
 async function releaseBus(path: string, shared: SharedBus): Promise<void> {
   if (--shared.users > 0) return;
   buses.delete(path);
-  await shared.bus.stop();
-  await shared.link.close();
+  await shared.stop();
 }
 
 /** Alarms of the same kind and detail from one reader, at most once a minute. */
 const REPEAT_MS = 60_000;
 
-export const openOsdpReader: ReaderFactory = async (r, ctx) => {
+export const openOsdpReader: ReaderFactory = (r, ctx) => {
   const { config, door } = ctx;
   const log = ctx.log.child({ module: 'osdp', reader: r.id, address: r.address });
   const keyFile = new OsdpKeyFile(config.data_dir);
@@ -135,19 +181,14 @@ export const openOsdpReader: ReaderFactory = async (r, ctx) => {
     device.send(CMD.led, encodeLed({ permanent: { on: r.feedback.idle_led[mode] } }));
   };
 
-  let shared: SharedBus;
-  try {
-    shared = await acquireBus(r, log);
-  } catch (e) {
-    throw new ReaderUnavailableError(`reader '${r.id}': ${(e as Error).message}`);
-  }
+  const shared = acquireBus(r, ctx.log);
   shared.bus.add(device);
   log.info({ path: r.path, baud: r.baud_rate, secure: r.secure, enrolled: keyFile.enrolled(r.id).enrolled }, 'osdp reader configured');
   // A reader that never answers is an alarm too (after a grace for the bus to come up).
   const firstCheck = setTimeout(() => {
     if (!wasUp && !offlineRaised && device.state !== 'install') {
       offlineRaised = true;
-      events$.next({ type: 'reader_offline', door: door.id, at: Date.now(), reader: r.id, detail: device.state === 'refused' ? detail : 'no answer since start' });
+      events$.next({ type: 'reader_offline', door: door.id, at: Date.now(), reader: r.id, detail: shared.portError ? `serial port ${r.path}: ${shared.portError}` : device.state === 'refused' ? detail : 'no answer since start' });
     }
   }, 10_000);
   firstCheck.unref();
@@ -158,7 +199,7 @@ export const openOsdpReader: ReaderFactory = async (r, ctx) => {
     type: 'osdp',
     state: device.state,
     secure: device.secured,
-    detail,
+    detail: shared.portError && device.state === 'offline' ? `serial port ${r.path}: ${shared.portError}` : detail,
     tamper: device.tamper,
     power_failure: device.power,
     path: r.path!,
@@ -176,7 +217,7 @@ export const openOsdpReader: ReaderFactory = async (r, ctx) => {
     shared.bus.kick();
   };
 
-  return {
+  return Promise.resolve({
     credentials$: out,
     events$,
     // Called by the pipeline after the relay command: the reader shows what already happened.
@@ -211,5 +252,5 @@ export const openOsdpReader: ReaderFactory = async (r, ctx) => {
       out.complete();
       events$.complete();
     },
-  };
+  });
 };
