@@ -87,14 +87,109 @@ export class SimFingerprint implements FingerprintModule {
   }
 }
 
+/**
+ * A serial module that may not be there yet (unplugged, unpowered, wrong password): the gateway
+ * starts without it and keeps trying every `retryMs`; meanwhile it is offline (a health problem),
+ * enrolment says the module is not available, and templates synced from the cloud are kept to be
+ * loaded once it answers. The door's other credentials never wait for it.
+ */
+export class RetryingFingerprint implements FingerprintModule {
+  readonly matches$ = new Subject<{ userid: string; slot: number }>();
+  private inner: FingerprintModule | null = null;
+  private readonly pendingLoads = new Map<string, { slot: number; template: Buffer }[] | null>();
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private lastError: string | null = null;
+
+  constructor(
+    readonly algorithm: string,
+    /** Opens the module; calls `onLost` if its port later goes away (then it is opened again). */
+    private readonly opener: (onLost: (why: string) => void) => Promise<FingerprintModule>,
+    private readonly log: Logger,
+    private readonly retryMs = 2000,
+  ) {}
+
+  /** Try now; resolves once the first attempt is over (either way). */
+  async start(): Promise<void> {
+    this.timer = null;
+    let m: FingerprintModule;
+    try {
+      m = await this.opener((why) => this.lost(m, why));
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.lastError) this.log.error({ err: msg }, `fingerprint module not available: the door works without it; trying again every ${this.retryMs / 1000} s`);
+      this.lastError = msg;
+      if (!this.closed) this.timer = setTimeout(() => void this.start(), this.retryMs);
+      return;
+    }
+    if (this.closed) return void (await m.close());
+    if (this.lastError) this.log.info('fingerprint module available again');
+    this.lastError = null;
+    this.inner = m;
+    m.matches$.subscribe((x) => this.matches$.next(x));
+    for (const [userid, templates] of this.pendingLoads) {
+      await (templates ? m.load(userid, templates) : m.delete(userid)).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid }, 'held template change not applied'));
+    }
+    this.pendingLoads.clear();
+  }
+
+  private lost(m: FingerprintModule, why: string): void {
+    if (this.inner !== m) return;
+    this.log.error({ err: why }, 'fingerprint module gone (unplugged?): the door works without it; looking for it again');
+    this.inner = null;
+    this.lastError = why;
+    void m.close().catch(() => undefined);
+    if (!this.closed) this.timer = setTimeout(() => void this.start(), this.retryMs);
+  }
+
+  get why(): string | null {
+    return this.inner ? null : this.lastError;
+  }
+
+  enroll(userid: string, signal: AbortSignal): Promise<EnrolResult> {
+    if (!this.inner) return Promise.reject(new EnrolmentError(`the fingerprint module is not available (${this.lastError ?? 'starting'})`));
+    return this.inner.enroll(userid, signal);
+  }
+
+  load(userid: string, templates: { slot: number; template: Buffer }[]): Promise<void> {
+    if (this.inner) return this.inner.load(userid, templates);
+    this.pendingLoads.set(userid, templates);
+    return Promise.resolve();
+  }
+
+  delete(userid: string): Promise<void> {
+    if (this.inner) return this.inner.delete(userid);
+    this.pendingLoads.set(userid, null);
+    return Promise.resolve();
+  }
+
+  online(): boolean {
+    return this.inner ? (this.inner.online?.() ?? true) : false;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.inner?.close();
+    this.matches$.complete();
+  }
+}
+
 /** The configured module: `sim`, or `r30x` (a serial module), loaded only when configured. */
 export async function openFingerprintModule(
   cfg: { driver: 'sim' | 'r30x'; path?: string | undefined; baud_rate?: number; password?: number },
   o: { dataDir: string; log: Logger } = { dataDir: '.', log: silentLogger },
 ): Promise<FingerprintModule> {
   if (cfg.driver === 'sim') return new SimFingerprint();
-  const { openSerial } = await import('./serial.js');
-  const { R30xModule } = await import('./fingerprint/r30x.js');
-  const link = await openSerial(cfg.path!, cfg.baud_rate ?? 57600);
-  return R30xModule.open({ link, password: cfg.password ?? 0, mapFile: join(o.dataDir, 'fingerprint-r30x.json'), log: o.log.child({ module: 'fingerprint' }) });
+  const log = o.log.child({ module: 'fingerprint' });
+  const m = new RetryingFingerprint('r30x', async (onLost) => {
+    const { openSerial } = await import('./serial.js');
+    const { R30xModule } = await import('./fingerprint/r30x.js');
+    const link = await openSerial(cfg.path!, cfg.baud_rate ?? 57600);
+    const module = await R30xModule.open({ link, password: cfg.password ?? 0, mapFile: join(o.dataDir, 'fingerprint-r30x.json'), log });
+    link.lost$.subscribe((e) => onLost(e.message));
+    return module;
+  }, log);
+  await m.start();
+  return m;
 }

@@ -170,3 +170,29 @@ describe('WeCom enrolment with a serial module', () => {
     await until(() => emu.library.size === 0, 'u2 deleted from the module', 8000);
   }, 30_000);
 });
+
+describe('a serial module that is missing or unplugged', () => {
+  let rig: Rig | null = null;
+  afterEach(async () => {
+    await rig?.stop();
+    rig = null;
+  });
+
+  it('the gateway starts without it (offline, a health problem), takes it when it appears, and again after it is unplugged', async () => {
+    const dir = tmpDir();
+    const at = { gateway: join(dir, 'ttyFP'), device: join(dir, 'ttyFPdev') };
+    rig = await startRig({ users: 5, doors: [{ id: 'front', fingerprint: { driver: 'r30x', path: at.gateway } }] });
+    const st = async () => (await rig!.gw.api.status()).fingerprint_module;
+    expect(await st()).toBe('offline');
+    let pty = await ptyPair(at);
+    let emu = await R30xEmulator.open(pty.device);
+    await until(async () => (await st()) === 'online', 'module taken once its port appears', 8000);
+    await emu.close();
+    pty.stop();
+    await until(async () => (await st()) === 'offline', 'offline when unplugged', 8000);
+    pty = await ptyPair(at);
+    emu = await R30xEmulator.open(pty.device);
+    stops.push(pty.stop, () => emu.close());
+    await until(async () => (await st()) === 'online', 'online again', 8000);
+  }, 30_000);
+});
