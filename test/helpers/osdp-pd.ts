@@ -41,6 +41,8 @@ export class EmulatedPd {
   busyNext = 0;
   nakNext = 0;
   nakCode: number = NAK.unableToProcess;
+  /** Only these commands are NAKed by nakNext (default: any). */
+  nakOnly: number | null = null;
   corruptMacNext = 0;
   garbageBeforeReply = 0;
   truncateNext = 0;
@@ -178,7 +180,7 @@ export class EmulatedPd {
     }
     let code: number;
     let out: Buffer;
-    if (this.nakNext > 0) {
+    if (this.nakNext > 0 && (this.nakOnly === null || this.nakOnly === p.code)) {
       // A NAK for the command, nothing done (inside the session when there is one).
       this.nakNext--;
       [code, out] = [REPLY.nak, Buffer.from([this.nakCode])];

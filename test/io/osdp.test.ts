@@ -126,6 +126,7 @@ describe('OSDP control panel on a real pty', () => {
     const [d] = r.dev;
     await until(() => d!.state === 'install', 'install', 3000);
     r.pd[0]!.nakNext = 1;
+    r.pd[0]!.nakOnly = CMD.keyset;
     await expect(d!.enroll()).rejects.toThrow(/refused KEYSET/);
     expect(r.keys.ring('r0').get()).toEqual({ key: null, pending: null });
     expect(d!.state).toBe('install');

@@ -1,6 +1,6 @@
 /** The local directory layer: decisions, precedence, persistence, and what a sync may not touch. */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { localApi, type GatewayApi } from '../../src/control/api.js';
 import { compileDoorPolicy } from '../../src/domain/door-policy.js';
@@ -33,6 +33,9 @@ let dir: string;
 let store: Store;
 let api: GatewayApi;
 beforeEach(async () => {
+  // The API checks times against its clock (a block "until" must be in the future): it is T0 here.
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(T0);
   dir = join(tmpDir(), 'db');
   store = await Store.open(dir);
   api = localApi(store, config, 'test');
@@ -42,7 +45,10 @@ beforeEach(async () => {
     user({ userid: 'guard', cards: [300] }),
   ]);
 });
-afterEach(async () => store.close());
+afterEach(async () => {
+  vi.useRealTimers();
+  await store.close();
+});
 
 const door = (id = 'lobby', mode: 'normal' | 'lockdown' = 'normal') => ({ id, mode, timezone: 'Asia/Shanghai', policy: compileDoorPolicy(config.doors.find((d) => d.id === id)!.policy, config.groups, {}) });
 const run = (credential: Credential, nowMs = T0, d = door()) => decide({ credential, door: d, nowMs, directory: store.directory, policy });
