@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/domain/password.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
-import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { cleanup, DEFAULT_DOORS, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { ptyPair } from '../helpers/r30x-emulator.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -35,8 +37,8 @@ afterAll(async () => {
 });
 const t = cleanup();
 
-async function consoleGateway() {
-  t.gw = await startMqttGateway(broker, { log, key, top: { web: { enabled: true, port: 0 } } });
+async function consoleGateway(doors?: unknown[]) {
+  t.gw = await startMqttGateway(broker, { log, key, top: { web: { enabled: true, port: 0 } }, ...(doors ? { doors } : {}) });
   await t.gw.api.webUserPut({ name: 'guard', role: 'operator', hash: await hashPassword('guard-password-1') });
   const a = t.gw.web!.address!;
   return `http://127.0.0.1:${a.port}`;
@@ -55,12 +57,23 @@ const text = (page: Page, sel: string): Promise<string> => page.$eval(sel, (el) 
 
 describe('the console in Chromium', () => {
   it('logs in, shows a reader\'s credential live within a second, opens the door, changes a mode, searches the journal and downloads the CSV', async () => {
-    const url = await consoleGateway();
+    // The lobby also has an OSDP reader (plaintext, emulated on a pty): its link is a badge on the door.
+    const pty = await ptyPair();
+    t.closers.push(() => Promise.resolve(pty.stop()));
+    const emu = await OsdpBusEmulator.open(pty.device, 115200);
+    t.closers.push(() => emu.close());
+    emu.add({ address: 0, secureCapable: false });
+    const url = await consoleGateway([
+      { ...DEFAULT_DOORS[0]!, readers: [...DEFAULT_DOORS[0]!.readers, { id: 'lobby-osdp', type: 'osdp', path: pty.gateway, secure: false, baud_rate: 115200 }] },
+      DEFAULT_DOORS[1]!,
+    ]);
+    await until(async () => (await t.gw!.api.status()).readers?.[0]?.state === 'online', 'OSDP reader online', 5000);
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
     await logIn(page, url);
     expect(await text(page, '#who')).toBe('gw1 · guard (operator)');
-    expect(await text(page, '.door[data-door="lobby"] .badges')).toBe('lockedno contactnormal');
+    expect(await text(page, '.door[data-door="lobby"] .badges')).toBe('lockedno contactnormallobby-osdp: online');
+    expect(await page.$eval('.door[data-door="lobby"] .badge.reader', (el) => [el.className, el.getAttribute('title')])).toEqual(['badge reader ok', 'plaintext (secure: false)']);
     // Nothing sticks out of its card.
     expect(await page.$$eval('.door', (cards) => cards.flatMap((c) => [...c.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > c.getBoundingClientRect().right + 0.5).map((e) => e.className)))).toEqual([]);
     await page.screenshot({ path: join(SHOTS, 'dashboard.png') });

@@ -166,6 +166,10 @@ async function showDoors() {
       h('span', { class: 'badge contact' }, t(`contact_${d.contact ?? 'unknown'}`)),
       h('span', { class: `badge mode ${d.mode === 'lockdown' ? 'bad' : d.mode === 'passage' ? 'warn' : ''}` }, t(`mode_${d.mode}`) + (d.until ? ` → ${stamp(d.until, zoneOf(d.id))}` : '')),
       ...(d.alarm ? [h('span', { class: 'badge bad alarm' }, `${t('alarm')}: ${eventText(d.alarm)}`)] : []),
+      // Supervised (OSDP) readers: their link, with the reason as a tooltip.
+      ...(st.readers ?? [])
+        .filter((r) => r.door === d.id)
+        .map((r) => h('span', { class: `badge reader ${r.state === 'online' && !r.tamper ? 'ok' : r.state === 'install' ? 'warn' : 'bad'}`, title: r.detail }, `${r.id}: ${t(`reader_${r.state}`)}${r.secure ? ' 🔒' : ''}${r.tamper ? ` · ${t('tamper')}` : ''}`)),
     );
     const mine = recent.entries.filter((e) => e.door === d.id).slice(0, 5);
     card.querySelector('.recent').replaceChildren(...(mine.length ? mine.map(decisionItem) : [h('li', {}, t('none'))]));
