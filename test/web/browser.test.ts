@@ -153,7 +153,8 @@ describe('the console in Chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'phone-dashboard.png') });
     await page.select('#lang', 'zh');
     expect(await text(page, 'nav button[data-tab="dashboard"]')).toBe('门');
-    expect(await text(page, '.door[data-door="lobby"] button.open')).toBe('开门');
+    // The door cards are rebuilt in the new language (asynchronously): wait for them.
+    await page.waitForFunction(() => document.querySelector('.door[data-door="lobby"] button.open')?.textContent === '开门', { timeout: 5000 });
     await page.click('nav button[data-tab="journal"]');
     expect(await page.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5).map((e) => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`).slice(0, 8))).toEqual([]);
     await page.screenshot({ path: join(SHOTS, 'phone-journal-zh.png') });
