@@ -42,6 +42,7 @@ export class OsdpBus {
   /** Replies from addresses not asked, or after their deadline. */
   stray = 0;
   exchanges = 0;
+  private probeNext = 0;
   /** Scans: a broadcast is answered from the reader's own address. */
   acceptAnyAddress = false;
 
@@ -163,22 +164,36 @@ export class OsdpBus {
         continue;
       }
       const started = this.now();
-      let probed = false;
-      for (const d of [...this.devices]) {
-        if (!this.running) break;
-        const offline = d.state === 'offline' || d.state === 'refused';
-        if (offline && probed) continue;
-        const frame = d.nextFrame();
-        if (!frame) continue;
-        if (offline) probed = true;
-        const reply = await this.exchange(d.address, frame);
+      // Live readers in turn, then at most one offline reader, round robin: between two polls of
+      // a live reader there is never more than one dead reader's deadline.
+      const isDead = (d: OsdpDevice): boolean => (d.state === 'offline' || d.state === 'refused') && !d.responsive;
+      const live = this.devices.filter((d) => !isDead(d));
+      const dead = this.devices.filter(isDead);
+      for (const d of live) {
         if (!this.running || !this.link) break;
-        d.onReply(reply);
-        await this.pause(this.o.turnaroundMs ?? Math.max(1, Math.ceil(wireMs(3, this.o.baud))));
+        await this.turn(d);
+      }
+      for (let i = 0; i < dead.length && this.running && this.link; i++) {
+        const d = dead[(this.probeNext + i) % dead.length]!;
+        if (await this.turn(d)) {
+          this.probeNext = (this.probeNext + i + 1) % dead.length;
+          break;
+        }
       }
       const rest = (this.o.pollIntervalMs ?? 30) - (this.now() - started);
       if (this.running && (rest > 0 || !this.devices.length)) await this.idle(this.devices.length ? rest : 1000);
     }
+  }
+
+  /** One exchange with `d`, if it has something due; false if it had nothing. */
+  private async turn(d: OsdpDevice): Promise<boolean> {
+    const frame = d.nextFrame();
+    if (!frame) return false;
+    const reply = await this.exchange(d.address, frame);
+    if (!this.running || !this.link || !this.devices.includes(d)) return true;
+    d.onReply(reply);
+    await this.pause(this.o.turnaroundMs ?? Math.max(1, Math.ceil(wireMs(3, this.o.baud))));
+    return true;
   }
 
   private pause(ms: number): Promise<void> {

@@ -85,6 +85,8 @@ export class OsdpDevice {
   power: boolean | null = null;
   /** A session on the reader's own key (not the default one). */
   secured = false;
+  /** The last command had a reply (a reader being brought up answers: it is polled like a live one). */
+  responsive = false;
   /** When the next attempt of an offline or refused reader is due. */
   nextAttemptAt = 0;
   /** Counters for status and metrics. */
@@ -205,6 +207,7 @@ export class OsdpDevice {
   onReply(p: Packet | null): void {
     const sent = this.inFlight;
     if (!sent) return;
+    this.responsive = p !== null;
     if (!p) return this.missed(sent);
     if (p.code === REPLY.busy) {
       // BUSY may carry sequence 0 whatever was sent: ask again with the same bytes.
@@ -419,6 +422,7 @@ export class OsdpDevice {
   }
 
   private refuse(detail: string): void {
+    this.responsive = false;
     this.o.events.secureFailure(detail);
     this.drop();
     this.nextAttemptAt = this.now() + Math.max(5000, this.o.retryMs ?? 1000);
@@ -427,6 +431,7 @@ export class OsdpDevice {
 
   /** The bus lost its port (adapter unplugged): offline now, and from sequence 0 when it is back. */
   linkLost(why: string): void {
+    this.responsive = false;
     this.drop();
     this.nextAttemptAt = 0;
     this.setState('offline', why);
