@@ -116,6 +116,19 @@ describe('Home Assistant discovery', () => {
     await until(() => late.got.length === 2 && late.got.every((m) => m.retain), 'retained configs');
   });
 
+  it('OSDP readers get a connectivity and a tamper sensor that match the schema and read the retained state', () => {
+    const topics = new Topics('doorgw', 'gw-ha');
+    const cfgs = discoveryConfigs({ prefix: 'homeassistant', topics, gatewayId: 'gw-ha', version: '1', doors: [{ id: 'front' }], cloud: false, readers: [{ id: 'front-in', door: 'Front' }] });
+    const link = cfgs.get('homeassistant/binary_sensor/gw-ha/reader_front-in_link/config')!;
+    const tamper = cfgs.get('homeassistant/binary_sensor/gw-ha/reader_front-in_tamper/config')!;
+    expect([...cfgs].flatMap(([topic, c]) => validate(topic, c))).toEqual([]);
+    expect(link).toMatchObject({ device_class: 'connectivity', entity_category: 'diagnostic', state_topic: 'doorgw/gw-ha/state', name: 'Reader front-in (Front)' });
+    expect(tamper).toMatchObject({ device_class: 'tamper', state_topic: 'doorgw/gw-ha/state' });
+    // The templates read the shape the gateway publishes (B/state: readers by id).
+    expect(link.value_template).toContain("value_json.readers['front-in'].state == 'online'");
+    expect(tamper.value_template).toContain("value_json.readers['front-in'].tamper");
+  });
+
   it('the mode select changes the door\'s mode with the payload Home Assistant sends', async () => {
     t.gw = await Gateway.start({ config: config(join(tmpDir(), 'data'), ['front'], 'gw-ha4'), log, controlSocket: false });
     await until(() => t.gw!.mqtt!.link.connected$.value, 'connected');
