@@ -4,6 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { employeeQr, makeKey, visitorQr } from '../helpers/qr.js';
+import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -290,5 +292,62 @@ describe('doorgw web user', () => {
     expect(JSON.stringify(a)).not.toContain('a-long-password');
     expect(doorgw(['web', 'user', 'remove', 'guard', '-c', ws.config]).stdout).toBe('removed console account guard\n');
     expect(doorgw(['web', 'user', 'remove', 'guard', '-c', ws.config])).toMatchObject({ code: 1, stderr: "doorgw: no account 'guard'\n" });
+  }, 30_000);
+});
+
+describe('doorgw osdp with the gateway running', () => {
+  let child: ReturnType<typeof spawn> | null = null;
+  afterEach(() => {
+    child?.kill('SIGKILL');
+    child = null;
+  });
+
+  // Asynchronous: the emulated reader answers from this process while the command runs.
+  const doorgwAsync = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const c = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+
+  it('enrolls a reader over the control socket and shows its link in osdp status and status', async () => {
+    const pty = await ptyPair();
+    const emu = await OsdpBusEmulator.open(pty.device, 115200);
+    const pd = emu.add({ address: 5 });
+    try {
+      const dir = tmpDir();
+      const config = join(dir, 'doorgw.yaml');
+      writeFileSync(config, `data_dir: ${join(dir, 'data')}\nlog: { level: info, pretty: false }\ndoors:\n  - id: front\n    readers: [{ id: front-osdp, type: osdp, path: ${pty.gateway}, address: 5, baud_rate: 115200, poll_interval_ms: 20 }]\n`);
+      child = spawn(process.execPath, [...CLI, 'start', '-c', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      for (let i = 0; i < 200 && !out.includes('gateway ready'); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100; i++) {
+        const s = JSON.parse((await doorgwAsync(['osdp', 'status', '-c', config, '--json'])).stdout || '[]') as { state: string }[];
+        if (s[0]?.state === 'install') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const before = await doorgwAsync(['status', '-c', config]);
+      expect(before.code).toBe(3); // unhealthy: awaiting enrollment
+      expect(before.stdout).toMatch(/reader front-osdp \(door front, .* address 5\): install — NOT secure/);
+      const enrolled = await doorgwAsync(['osdp', 'enroll', 'front-osdp', '-c', config]);
+      expect(enrolled).toMatchObject({ code: 0, stdout: 'reader front-osdp enrolled: online, secure channel on its own key\n' });
+      expect(pd.keysets).toHaveLength(1);
+      const st = await doorgwAsync(['osdp', 'status', '-c', config, '--json']);
+      expect(st.code).toBe(0);
+      expect(JSON.parse(st.stdout)).toMatchObject([{ id: 'front-osdp', state: 'online', secure: true, enrolled: true, device: { vendor: '0a1b2c' } }]);
+      expect((await doorgwAsync(['status', '-c', config])).code).toBe(0);
+      expect(await doorgwAsync(['osdp', 'enroll', 'nope', '-c', config])).toMatchObject({ code: 1, stderr: expect.stringContaining("no OSDP reader 'nope'") });
+      // The key never appears in the log.
+      const key = pd.keysets[0]!.toString('hex');
+      expect(out).not.toContain(key);
+      expect(out).not.toContain(pd.keysets[0]!.toString('base64'));
+    } finally {
+      await emu.close();
+      pty.stop();
+    }
   }, 30_000);
 });
