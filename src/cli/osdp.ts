@@ -11,6 +11,7 @@ import type { CliDeps } from './wecom.js';
 
 export function addOsdpCommands(program: Command, d: CliDeps): void {
   const osdp = program.command('osdp').description('OSDP readers on RS-485');
+  addOsdpEmulatorCommand(osdp, d);
 
   osdp
     .command('scan <port>')
@@ -75,4 +76,53 @@ export function readerLine(r: import('../io/readers/reader.js').ReaderStatus): s
   const dev = r.device ? ` ${r.device.vendor}/${r.device.model} serial ${r.device.serial} fw ${r.device.firmware}` : '';
   const flags = [r.secure ? 'secure' : 'NOT secure', r.tamper ? 'TAMPER' : null, r.power_failure ? 'POWER FAILURE' : null].filter(Boolean).join(', ');
   return `reader ${r.id} (door ${r.door}, ${r.path} address ${r.address}): ${r.state} — ${flags}; ${r.detail}${dev}`;
+}
+
+/**
+ * `doorgw osdp emulator <port>`: a reader to develop against without one. Pair it with the gateway
+ * through a pseudo-terminal pair (`socat pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttyRD`),
+ * configure an osdp reader on /tmp/ttyGW, run the emulator on /tmp/ttyRD and type cards.
+ */
+export function addOsdpEmulatorCommand(osdp: Command, d: Pick<CliDeps, 'out'>): void {
+  osdp
+    .command('emulator <port>')
+    .description('emulate an OSDP reader on a serial port (development): type `card 123456`, `keys 1234#`, `tamper on`, `help`')
+    .option('--address <n>', 'its address', '0')
+    .option('--baud <rate>', 'speed', '9600')
+    .option('--key <hex>', "its secure-channel key (32 hex digits); without one it is in install mode, on the default key")
+    .option('--no-secure', 'offer no secure channel')
+    .option('--checksum', 'speak the 8-bit checksum only')
+    .action(async (port: string, o: { address: string; baud: string; key?: string; secure: boolean; checksum?: boolean }) => {
+      if (o.key !== undefined && !/^[0-9a-fA-F]{32}$/.test(o.key)) throw new UsageError('--key: 32 hex digits (16 bytes)');
+      const { OsdpBusEmulator } = await import('../io/osdp/emulator.js');
+      const { encodeCard } = await import('../domain/cards.js');
+      const emu = await OsdpBusEmulator.open(port, intArg('--baud', o.baud, 'baud'));
+      const pd = emu.add({ address: intArg('--address', o.address, 'address'), scbk: o.key ? Buffer.from(o.key, 'hex') : null, secureCapable: o.secure, checksumOnly: !!o.checksum });
+      pd.onShown = (what) => d.out(`reader: ${what}`);
+      d.out(`OSDP reader emulated on ${port}, address ${pd.address}, ${o.baud} baud, ${o.key ? 'keyed' : o.secure ? 'install mode (default key)' : 'no secure channel'}. Type help.`);
+      const { createInterface } = await import('node:readline');
+      const rl = createInterface({ input: process.stdin });
+      const help = 'card <number> (26-bit up to 16777215, else 34-bit) · bits <0101…> · keys <0-9*#> · tamper on|off · power fail|ok · silent on|off · quit';
+      for await (const line of rl) {
+        const [cmd, arg = ''] = line.trim().split(/\s+/, 2);
+        try {
+          if (!cmd) continue;
+          else if (cmd === 'help') d.out(help);
+          else if (cmd === 'quit') break;
+          else if (cmd === 'card' && /^\d{1,10}$/.test(arg)) {
+            const n = BigInt(arg);
+            pd.presentCard(n < 1n << 24n ? encodeCard('h10301', Number(n >> 16n), n & 0xffffn) : encodeCard('h10306', Number(n >> 16n), n & 0xffffn));
+          } else if (cmd === 'bits' && /^[01]{1,128}$/.test(arg)) pd.presentCard(arg);
+          else if (cmd === 'keys' && /^[0-9*#]{1,16}$/.test(arg)) pd.pressKeys(arg);
+          else if (cmd === 'tamper' && /^(on|off)$/.test(arg)) pd.tamper = arg === 'on';
+          else if (cmd === 'power' && /^(fail|ok)$/.test(arg)) pd.power = arg === 'fail';
+          else if (cmd === 'silent' && /^(on|off)$/.test(arg)) pd.silent = arg === 'on';
+          else d.out(`? ${help}`);
+        } catch (e) {
+          d.out(`? ${(e as Error).message}`);
+        }
+      }
+      rl.close();
+      await emu.close();
+    });
 }

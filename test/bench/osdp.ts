@@ -22,7 +22,7 @@ import { normalizeWecomUser } from '../../src/domain/user.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
-import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
 import { pct, r2, TimingRelay } from './common.js';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '100' }, baud: { type: 'string', default: '115200,9600' }, poll: { type: 'string', default: '30' } } });

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { employeeQr, makeKey, visitorQr } from '../helpers/qr.js';
-import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 

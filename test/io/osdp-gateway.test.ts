@@ -5,6 +5,7 @@
  * a deny gets red; lockdown turns the idle LED red; tamper and a silent reader are alarms on MQTT, in
  * the journal, in status and Home Assistant's reader entities.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { createLogger } from '../../src/log.js';
 import { healthProblems } from '../../src/control/api.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { Broker, client } from '../helpers/mosquitto.js';
-import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
 import { makeKey } from '../helpers/qr.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { until } from '../helpers/wecom.js';
@@ -158,4 +159,28 @@ describe('OSDP adapter missing or unplugged', () => {
     expect(events.some((e) => e.type === 'reader_offline' && e.reader === 'gate')).toBe(true);
     expect(events.some((e) => e.type === 'reader_online' && e.reader === 'gate')).toBe(true);
   }, 40_000);
+});
+
+describe('doorgw osdp emulator', () => {
+  it('is a reader to develop against: a typed card opens the door, and it shows the feedback it gets', async () => {
+    const pty = await ptyPair();
+    t.closers.push(() => Promise.resolve(pty.stop()));
+    const root = new URL('../..', import.meta.url).pathname;
+    const emu = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'osdp', 'emulator', pty.device, '--baud', '115200', '--no-secure'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    t.closers.push(() => Promise.resolve(emu.kill()));
+    let out = '';
+    emu.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    await until(() => out.includes('OSDP reader emulated'), 'emulator up', 8000);
+    const doors = [{ id: 'lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'dev-reader', type: 'osdp', path: pty.gateway, secure: false, baud_rate: 115200, poll_interval_ms: 20 }] }];
+    t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors });
+    const gw = t.gw;
+    await until(async () => (await gw.api.status()).readers![0]!.state === 'online', 'online', 5000);
+    emu.stdin.write('card 1001\n');
+    await until(() => simRelay(gw).pulses.length === 1, 'a typed card opens', 5000);
+    await until(() => out.includes('reader: LED green for 2000 ms') && out.includes('reader: beep 200 ms × 1'), 'feedback shown', 5000);
+    emu.stdin.write('tamper on\n');
+    await until(async () => (await gw.api.status()).readers![0]!.tamper === true, 'tamper', 5000);
+    emu.stdin.write('bogus\n');
+    await until(() => out.includes('? card <number>'), 'help on a bad line', 3000);
+  }, 30_000);
 });

@@ -13,7 +13,7 @@ import { OsdpKeyFile } from '../../src/io/osdp/keys.js';
 import { CMD, encodeLed } from '../../src/io/osdp/messages.js';
 import { openSerial } from '../../src/io/serial.js';
 import { encodeCard } from '../../src/domain/cards.js';
-import { OsdpBusEmulator, type PdOptions } from '../helpers/osdp-pd.js';
+import { OsdpBusEmulator, type PdOptions } from '../../src/io/osdp/emulator.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';

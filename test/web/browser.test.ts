@@ -12,7 +12,7 @@ import { hashPassword } from '../../src/domain/password.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, DEFAULT_DOORS, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
-import { OsdpBusEmulator } from '../helpers/osdp-pd.js';
+import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';

@@ -1,5 +1,6 @@
 /**
- * OSDP peripheral devices (card readers) emulated on one end of a real pseudo-terminal pair: several
+ * OSDP peripheral devices (card readers) emulated on a serial port — one end of a pseudo-terminal
+ * pair in the tests and in `doorgw osdp emulator` (development without readers): several
  * readers share the "bus" as on RS-485, each with its address, sequence-number discipline (repeat
  * → the same reply again, a wrong number → NAK), CRC or checksum, secure channel (install mode on
  * SCBK-D, KEYSET, MAC and encryption), LED / buzzer / text records, card, keypad, tamper and power
@@ -8,10 +9,10 @@
  * frames, corrupted MACs, a reader that restarts.
  */
 import { randomBytes } from 'node:crypto';
-import { checksum as checksumOf, crc16 as crc16Of, encodePacket, PacketDecoder, SCS, type Packet } from '../../src/io/osdp/packet.js';
-import { CMD, encodeCapabilities, encodeFormattedCard, encodeKeypad, encodePdId, encodeRawCard, NAK, parseBuzzer, parseComset, parseKeyset, parseLed, parseText, REPLY, type LedState, type PdId } from '../../src/io/osdp/messages.js';
-import { SCBK_DEFAULT, SecureSession } from '../../src/io/osdp/secure-channel.js';
-import { openSerial, type SerialLink } from '../../src/io/serial.js';
+import { checksum as checksumOf, crc16 as crc16Of, encodePacket, PacketDecoder, SCS, type Packet } from './packet.js';
+import { CMD, encodeCapabilities, encodeFormattedCard, encodeKeypad, encodePdId, encodeRawCard, NAK, parseBuzzer, parseComset, parseKeyset, parseLed, parseText, REPLY, type LedState, type PdId } from './messages.js';
+import { SCBK_DEFAULT, SecureSession } from './secure-channel.js';
+import { openSerial, type SerialLink } from '../serial.js';
 
 export interface PdOptions {
   address: number;
@@ -54,6 +55,8 @@ export class EmulatedPd {
   requireSecure = false;
   tamper = false;
   power = false;
+  /** Told of what the control panel shows or sets on this reader (LED, buzzer, text, a new key). */
+  onShown: ((what: string) => void) | null = null;
   // What it was told.
   readonly commands: { code: number; sqn: number; secure: boolean; at: number }[] = [];
   readonly leds: LedState[] = [];
@@ -233,15 +236,22 @@ export class EmulatedPd {
       case CMD.lstat:
         return this.status();
       case CMD.led:
-        for (const r of parseLed(data)) this.leds.push(r.state);
+        for (const r of parseLed(data)) {
+          this.leds.push(r.state);
+          const c = (n: number): string => ['off', 'red', 'green', 'amber', 'blue', 'magenta', 'cyan', 'white'][n] ?? String(n);
+          if (r.state.temporary) this.onShown?.(`LED ${c(r.state.temporary.on)} for ${r.state.temporary.ms} ms`);
+          if (r.state.permanent) this.onShown?.(`LED ${c(r.state.permanent.on)} (steady)`);
+        }
         return [REPLY.ack, Buffer.alloc(0)];
       case CMD.buz:
         if (!this.buzzer) return [REPLY.nak, Buffer.from([NAK.unknownCommand])];
         this.buzzes.push(parseBuzzer(data));
+        this.onShown?.(`beep ${this.buzzes.at(-1)!.onMs} ms × ${this.buzzes.at(-1)!.count}`);
         return [REPLY.ack, Buffer.alloc(0)];
       case CMD.text:
         if (!this.display) return [REPLY.nak, Buffer.from([NAK.unknownCommand])];
         this.texts.push(parseText(data));
+        this.onShown?.(`display "${this.texts.at(-1)!.text}"`);
         return [REPLY.ack, Buffer.alloc(0)];
       case CMD.keyset: {
         if (!secure) return [REPLY.nak, Buffer.from([NAK.encryptionRequired])];
@@ -249,6 +259,7 @@ export class EmulatedPd {
         this.keysets.push(key);
         this.scbk = key;
         this.installMode = false;
+        this.onShown?.('a new secure-channel key (KEYSET): install mode ends');
         return [REPLY.ack, Buffer.alloc(0)];
       }
       case CMD.comset: {
