@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { employeeQr, makeKey, visitorQr } from '../helpers/qr.js';
 import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
+import { doorgwAsync } from '../helpers/cli.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -296,22 +297,12 @@ describe('doorgw web user', () => {
 });
 
 describe('doorgw osdp with the gateway running', () => {
+  // Commands run asynchronously: the emulated reader answers from this process meanwhile.
   let child: ReturnType<typeof spawn> | null = null;
   afterEach(() => {
     child?.kill('SIGKILL');
     child = null;
   });
-
-  // Asynchronous: the emulated reader answers from this process while the command runs.
-  const doorgwAsync = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const c = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
 
   it('enrolls a reader over the control socket and shows its link in osdp status and status', async () => {
     const pty = await ptyPair();

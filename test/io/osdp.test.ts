@@ -4,7 +4,6 @@
  * silent reader, NAK storms, BUSY, garbage and truncated frames, late replies, sequence recovery, a
  * MAC failure, checksum-only readers, key fallback from sequence 0, and a reader that lies about its key.
  */
-import { spawn } from 'node:child_process';
 import { statSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OsdpBus } from '../../src/io/osdp/bus.js';
@@ -14,6 +13,7 @@ import { CMD, encodeLed } from '../../src/io/osdp/messages.js';
 import { openSerial } from '../../src/io/serial.js';
 import { encodeCard } from '../../src/domain/cards.js';
 import { OsdpBusEmulator, type PdOptions } from '../../src/io/osdp/emulator.js';
+import { doorgwAsync } from '../helpers/cli.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -301,17 +301,8 @@ describe('OSDP control panel on a real pty', () => {
 });
 
 describe('doorgw osdp scan', () => {
-  const ROOT = new URL('../..', import.meta.url).pathname;
-  const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      // Asynchronous: the emulated readers answer from this process while the CLI scans.
-      const c = spawn(process.execPath, [`${ROOT}dist/cli/main.js`, ...args], { cwd: ROOT });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  // Asynchronous: the emulated readers answer from this process while the CLI scans.
+  const run = doorgwAsync;
 
   it('finds every reader on the bus with its address, identity, check mode and capabilities', async () => {
     const pty = await ptyPair();
