@@ -57,6 +57,20 @@ export function addOsdpCommands(program: Command, d: CliDeps): void {
     });
 
   osdp
+    .command('forget <reader>')
+    .description("drop a reader's secure-channel key (a reader replaced, or reset to its default key): it must be enrolled again")
+    .addOption(d.configOpt())
+    .action(async (reader: string, o: { config?: string }) => {
+      const r = await d.withApi(o.config, (api) => api.osdpForget({ reader, by: cliActor() }));
+      if (!r.forgotten) {
+        d.out(`reader ${reader} has no key`);
+        process.exitCode = 1;
+        return;
+      }
+      d.out(`reader ${reader}: key dropped. A reader still holding it is refused until it is reset to its default key and enrolled again.`);
+    });
+
+  osdp
     .command('status')
     .description("each OSDP reader's link: online, secure, tamper, power, device (exit 0 all online and secured, 1 not)")
     .addOption(d.configOpt())

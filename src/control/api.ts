@@ -82,6 +82,8 @@ export interface GatewayApi extends UsersApi {
   webUserRemove(p: { name: string; by?: string }): Promise<{ removed: string }>;
   /** Give an OSDP reader a fresh random secure-channel key by KEYSET (running gateway; the reader must be answering). */
   osdpEnroll(p: { reader: string; by?: string }): Promise<ReaderStatus>;
+  /** Drop an OSDP reader's key (a reader replaced or reset): it must be enrolled again. */
+  osdpForget(p: { reader: string; by?: string }): Promise<{ reader: string; forgotten: boolean }>;
   /** A consistent backup of the data directory into `file` (written by the gateway's user). */
   backup(p: { file: string; by?: string }): Promise<BackupReport>;
   /** Door contact changes and alarms, newest first. */
@@ -222,6 +224,18 @@ export function localApi(store: Store, config: Config, version: string, running:
       }
       await journalAction(validBy(p.by), `enrolled OSDP reader ${p.reader} with a new key`, st.door);
       return st;
+    },
+
+    async osdpForget(p) {
+      if (typeof p.reader !== 'string') throw new UsageError('reader is required');
+      const { OsdpKeyFile } = await import('../io/osdp/keys.js');
+      const file = new OsdpKeyFile(config.data_dir);
+      const osdp = config.doors.flatMap((d) => d.readers.filter((r) => r.type === 'osdp').map((r) => ({ id: r.id, door: d.id })));
+      const known = osdp.find((r) => r.id === p.reader);
+      if (!known && !file.enrolled(p.reader).enrolled) throw new UsageError(`no OSDP reader '${p.reader}' (OSDP readers: ${osdp.map((r) => r.id).join(', ') || 'none'})`, 'not_found');
+      const forgotten = file.forget(p.reader);
+      if (forgotten) await journalAction(validBy(p.by), `dropped the key of OSDP reader ${p.reader}`, known?.door);
+      return { reader: p.reader, forgotten };
     },
 
     async lock(p) {

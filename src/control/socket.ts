@@ -14,7 +14,7 @@ import { RemoteError, UsageError, type ErrorCode } from './errors.js';
 
 const METHODS = new Set<keyof GatewayApi>([
   'status', 'check', 'usersList', 'usersShow', 'usersImport', 'usersAdd', 'usersSet', 'usersBlock', 'usersUnblock', 'usersRemove', 'usersExport', 'usersConflicts',
-  'journal', 'journalQuery', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode', 'open', 'lock', 'forgive', 'backup', 'webUsers', 'webUserPut', 'webUserRemove', 'osdpEnroll',
+  'journal', 'journalQuery', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode', 'open', 'lock', 'forgive', 'backup', 'webUsers', 'webUserPut', 'webUserRemove', 'osdpEnroll', 'osdpForget',
 ]);
 const MAX_LINE = 64 * 1024 * 1024;
 

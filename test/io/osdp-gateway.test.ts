@@ -184,3 +184,33 @@ describe('doorgw osdp emulator', () => {
     await until(() => out.includes('? card <number>'), 'help on a bad line', 3000);
   }, 30_000);
 });
+
+describe('OSDP: no downgrade by configuration', () => {
+  it('an enrolled reader stays on the secure channel when its configuration says secure: false; forgetting its key is journaled and the reader is then refused', async () => {
+    const pty = await ptyPair();
+    t.closers.push(() => Promise.resolve(pty.stop()));
+    const emu = await OsdpBusEmulator.open(pty.device, 115200);
+    t.closers.push(() => emu.close());
+    const pd = emu.add({ address: 0 });
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'doorgw-osdp-dg-')), 'data');
+    const reader = (secure: boolean) => [{ id: 'lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'gate', type: 'osdp', path: pty.gateway, secure, baud_rate: 115200, poll_interval_ms: 20 }] }];
+    t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors: reader(true), dataDir });
+    await until(async () => (await t.gw!.api.status()).readers![0]!.state === 'install', 'install', 5000);
+    await t.gw.api.osdpEnroll({ reader: 'gate', by: 'test' });
+    await t.gw.stop();
+
+    // Someone edits the configuration to plaintext: the reader is still talked to securely.
+    t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors: reader(false), dataDir });
+    const gw = t.gw;
+    await until(async () => (await gw.api.status()).readers![0]!.state === 'online', 'online', 5000);
+    expect((await gw.api.status()).readers![0]).toMatchObject({ secure: true, enrolled: true });
+    expect(pd.commands.filter((c) => c.code === CMD.poll).slice(-3).every((c) => c.secure)).toBe(true);
+
+    // Forgetting the key: journaled; the reader, which still holds it, is refused (never plaintext).
+    expect(await gw.api.osdpForget({ reader: 'gate', by: 'test' })).toEqual({ reader: 'gate', forgotten: true });
+    expect((await gw.api.doorEvents({ limit: 5 })).some((e) => e.type === 'operator_action' && /dropped the key of OSDP reader gate/.test(e.detail ?? ''))).toBe(true);
+    await expect(gw.api.osdpForget({ reader: 'nope' })).rejects.toThrow(/no OSDP reader 'nope'/);
+    pd.reboot(); // the next session needs the key
+    await until(async () => (await gw.api.status()).readers![0]!.state === 'refused', 'refused', 8000);
+  }, 40_000);
+});

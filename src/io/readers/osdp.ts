@@ -106,6 +106,11 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
   const log = ctx.log.child({ module: 'osdp', reader: r.id, address: r.address });
   const keyFile = new OsdpKeyFile(config.data_dir);
   if (keyFile.tighten()) log.warn({ file: keyFile.path }, 'the OSDP key file was readable by others: set to 0600');
+  // A reader once enrolled is never talked to in plaintext again, whatever the configuration says
+  // (a `secure: false` edited in later would be a silent downgrade): forget its key first.
+  const enrolled = keyFile.enrolled(r.id).enrolled;
+  const secure = r.secure || enrolled;
+  if (!r.secure && enrolled) log.warn(`reader is configured secure: false but has an enrolled key: the secure channel stays on (doorgw osdp forget ${r.id} to drop the key)`);
   const out = new Subject<CredentialEvent>();
   const events$ = new Subject<DoorEvent>();
   let detail = 'not polled yet';
@@ -127,7 +132,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
   let mode: DoorMode = door.mode;
   const device: OsdpDevice = new OsdpDevice({
     address: r.address,
-    secure: r.secure,
+    secure,
     check: r.check,
     keys: keyFile.ring(r.id),
     events: {
@@ -183,7 +188,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
 
   const shared = acquireBus(r, ctx.log);
   shared.bus.add(device);
-  log.info({ path: r.path, baud: r.baud_rate, secure: r.secure, enrolled: keyFile.enrolled(r.id).enrolled }, 'osdp reader configured');
+  log.info({ path: r.path, baud: r.baud_rate, secure, enrolled }, 'osdp reader configured');
   // A reader that never answers is an alarm too (after a grace for the bus to come up).
   const firstCheck = setTimeout(() => {
     if (!wasUp && !offlineRaised && device.state !== 'install') {
@@ -235,7 +240,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
     badFrames: () => frames.bad,
     status,
     enroll: async () => {
-      if (!r.secure) throw new Error(`reader '${r.id}' is configured secure: false; set secure: true to enroll it`);
+      if (!secure) throw new Error(`reader '${r.id}' is configured secure: false; set secure: true to enroll it`);
       await device.enroll();
       log.info('osdp reader enrolled with a new key');
       events$.next({ type: 'reader_enrolled', door: door.id, at: Date.now(), reader: r.id });
