@@ -4,7 +4,7 @@
  * fail with the command to run, never pass silently.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -33,6 +33,9 @@ export class Broker {
   port = 0;
   private dir = '';
 
+  /** `extra`: accounts beyond the shipped ones (name → password) and their ACL lines (benchmarks). */
+  constructor(private readonly extra: { users: Record<string, string>; acl: string } | null = null) {}
+
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }
@@ -43,8 +46,9 @@ export class Broker {
       this.dir = mkdtempSync(join(tmpdir(), 'doorgw-broker-')); // lives across tests (restarts reuse it)
       const passwd = join(this.dir, 'passwd');
       writeFileSync(passwd, '');
-      for (const [u, p] of Object.entries(USERS)) execFileSync(PASSWD, ['-b', passwd, u, p]);
+      for (const [u, p] of Object.entries({ ...USERS, ...this.extra?.users })) execFileSync(PASSWD, ['-b', passwd, u, p]);
       copyFileSync(ACL, join(this.dir, 'acl'));
+      if (this.extra) appendFileSync(join(this.dir, 'acl'), `\n${this.extra.acl}\n`);
     }
     this.port = port ?? (await freePort());
     const conf = join(this.dir, 'mosquitto.conf');
