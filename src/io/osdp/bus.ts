@@ -166,7 +166,7 @@ export class OsdpBus {
       const started = this.now();
       // Live readers in turn, then at most one offline reader, round robin: between two polls of
       // a live reader there is never more than one dead reader's deadline.
-      const isDead = (d: OsdpDevice): boolean => (d.state === 'offline' || d.state === 'refused') && !d.responsive;
+      const isDead = (d: OsdpDevice): boolean => d.down && !d.responsive;
       const live = this.devices.filter((d) => !isDead(d));
       const dead = this.devices.filter(isDead);
       for (const d of live) {

@@ -117,6 +117,11 @@ export class OsdpDevice {
     return this.o.address;
   }
 
+  /** Not answering (offline) or refused: tried only now and then. */
+  get down(): boolean {
+    return this.state === 'offline' || this.state === 'refused';
+  }
+
   /** Usable for credentials: online, and secured when the door asks for it. */
   get trusted(): boolean {
     return this.state === 'online' && (this.secured || !this.o.secure);
@@ -162,7 +167,7 @@ export class OsdpDevice {
   nextFrame(): Buffer | null {
     if (this.inFlight) return this.inFlight.frame; // a retry: the very same bytes
     const t = this.now();
-    if ((this.state === 'offline' || this.state === 'refused') && t < this.nextAttemptAt) return null;
+    if (this.down && t < this.nextAttemptAt) return null;
     let out: Outgoing | null = null;
     let code: number;
     let data: Buffer = Buffer.alloc(0);
@@ -222,18 +227,15 @@ export class OsdpDevice {
     let data = p.data;
     if (this.session && this.phase === 'poll') {
       if (!p.scb || (p.scb.type !== SCS.replyMac && p.scb.type !== SCS.replyEnc) || !p.mac) {
-        this.counters.macFailures++;
         return this.secureFail(`a ${REPLY_NAMES[p.code] ?? p.code} reply came without the secure channel inside a session: refused, session restarted`);
       }
       if (!this.session.verify(p.macInput, p.mac, false)) {
-        this.counters.macFailures++;
         return this.secureFail('a reply failed its MAC check: refused, session restarted');
       }
       if (p.scb.type === SCS.replyEnc) {
         try {
           data = this.session.decrypt(p.data, false);
         } catch (e) {
-          this.counters.macFailures++;
           return this.secureFail(`a reply could not be decrypted (${(e as Error).message}): session restarted`);
         }
       }
@@ -265,7 +267,7 @@ export class OsdpDevice {
         this.caps = parseCapabilities(data);
         if (!this.caps.text) this.unsupported.add(CMD.text);
         if (!this.caps.audible) this.unsupported.add(CMD.buz);
-        if (!this.o.secure) return this.goOnline(false, 'plaintext (secure: false)');
+        if (!this.o.secure) return this.goOnline('online', false, 'plaintext (secure: false)');
         if (!this.caps.secureChannel) return this.refuse('the reader does not offer the secure channel, and this reader is configured secure: plaintext refused');
         const { key, pending } = this.o.keys.get();
         this.candidates = [
@@ -293,10 +295,7 @@ export class OsdpDevice {
         if (code !== REPLY.rmacI || data.length !== 16) throw new MessageError(`SCRYPT answered with ${REPLY_NAMES[code] ?? code}`);
         const s = this.session!;
         const expected = s.initialRmac();
-        if (!expected.equals(data)) {
-          this.counters.macFailures++;
-          return this.secureFail('the initial R-MAC does not match: session refused');
-        }
+        if (!expected.equals(data)) return this.secureFail('the initial R-MAC does not match: session refused');
         s.startChain(expected);
         const c = this.candidate!;
         if (c.kind === 'pending') this.o.keys.confirm(c.key);
@@ -305,13 +304,9 @@ export class OsdpDevice {
         if (c.kind === 'default') {
           const { key } = this.o.keys.get();
           if (key) this.o.events.secureFailure('the reader answers only on the default key (reset or replaced): credentials refused until it is enrolled again (doorgw osdp enroll)');
-          this.secured = false;
-          this.phase = 'poll';
-          this.setState('install', 'on the default key: credentials refused until enrolled (doorgw osdp enroll <reader>)');
-          this.send(CMD.lstat, Buffer.alloc(0));
-          return;
+          return this.goOnline('install', false, 'on the default key: credentials refused until enrolled (doorgw osdp enroll <reader>)');
         }
-        return this.goOnline(true, 'secure channel');
+        return this.goOnline('online', true, 'secure channel');
       }
       default:
         return this.polled(sent, code, data);
@@ -385,11 +380,7 @@ export class OsdpDevice {
     this.counters.timeouts++;
     this.retries++;
     if (this.retries < (this.o.offlineAfter ?? 3)) return; // the same bytes go again
-    const out = this.inFlight?.out;
-    out?.done?.(new Error(`the reader did not answer ${CODE_NAMES[sent.code]} (${why})`));
-    this.inFlight = null;
-    this.retries = 0;
-    this.drop();
+    this.drop(new Error(`the reader did not answer ${CODE_NAMES[sent.code]} (${why})`));
     if (this.o.check === 'auto' && this.crc && !this.everOnline && this.phase === 'id') this.crc = false; // try the checksum next time
     else if (this.o.check === 'auto' && !this.crc && !this.everOnline) this.crc = true;
     this.nextAttemptAt = this.now() + (this.o.retryMs ?? 1000);
@@ -408,15 +399,18 @@ export class OsdpDevice {
     this.phase = 'chlng';
   }
 
-  private goOnline(secured: boolean, how: string): void {
+  /** Polling from now on: online, or in install mode (a session on the default key). */
+  private goOnline(state: 'online' | 'install', secured: boolean, how: string): void {
     this.secured = secured;
     this.phase = 'poll';
-    this.everOnline = true;
-    this.setState('online', how);
+    if (state === 'online') this.everOnline = true;
+    this.setState(state, how);
     this.send(CMD.lstat, Buffer.alloc(0));
   }
 
+  /** A reply inside (or closing) the handshake that the session's keys do not vouch for. */
   private secureFail(detail: string): void {
+    this.counters.macFailures++;
     this.o.events.secureFailure(detail);
     this.restart(detail, false);
   }
@@ -448,10 +442,11 @@ export class OsdpDevice {
     } else if (this.state === 'online' || this.state === 'install') this.setState('connecting', detail);
   }
 
-  private drop(): void {
+  /** Forget the link: the command in flight fails with `why`, queued ones as never sent. */
+  private drop(why = new Error('the link restarted before the reader answered')): void {
     const f = this.inFlight?.out;
     this.inFlight = null;
-    f?.done?.(new Error('the link restarted before the reader answered'));
+    f?.done?.(why);
     this.session = null;
     this.secured = false;
     this.phase = 'id';

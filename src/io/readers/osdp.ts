@@ -114,13 +114,14 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
   const out = new Subject<CredentialEvent>();
   const events$ = new Subject<DoorEvent>();
   let detail = 'not polled yet';
+  const emit = (type: DoorEventType, detail?: string): void => events$.next({ type, door: door.id, at: Date.now(), reader: r.id, ...(detail !== undefined ? { detail } : {}) });
   const lastAlarm = new Map<string, number>();
   const alarm = (type: DoorEventType, text: string): void => {
     const k = `${type}|${text}`;
     const now = Date.now();
     if ((lastAlarm.get(k) ?? -Infinity) > now - REPEAT_MS) return;
     lastAlarm.set(k, now);
-    events$.next({ type, door: door.id, at: now, reader: r.id, detail: text });
+    emit(type, text);
   };
   const frames = WiegandFrames.forReader(r, door, (e) => out.next(e), (error, bits) => log.warn({ bits, error }, 'osdp card data dropped'));
 
@@ -141,9 +142,9 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
       keys: (keys) => keys.forEach((k) => frames.key(k)),
       status: ({ tamper, power }) => {
         if (tamper) alarm('reader_tamper', 'the reader reports tamper (opened or removed from the wall)');
-        else if (wasTampered) events$.next({ type: 'reader_tamper_cleared', door: door.id, at: Date.now(), reader: r.id });
+        else if (wasTampered) emit('reader_tamper_cleared');
         if (power) alarm('reader_power_failure', 'the reader reports a power failure');
-        else if (wasPowerFail) events$.next({ type: 'reader_power_restored', door: door.id, at: Date.now(), reader: r.id });
+        else if (wasPowerFail) emit('reader_power_restored');
         wasTampered = tamper;
         wasPowerFail = power;
       },
@@ -151,7 +152,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
         detail = why;
         if (s === 'online') {
           log.info({ secure: device.secured, check: device.checkMode, device: device.pdId }, `osdp reader online (${why})`);
-          if (wasUp === false && offlineRaised) events$.next({ type: 'reader_online', door: door.id, at: Date.now(), reader: r.id, detail: why });
+          if (wasUp === false && offlineRaised) emit('reader_online', why);
           offlineRaised = false;
           wasUp = true;
           showMode();
@@ -162,7 +163,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
           log.warn({ why }, 'osdp reader offline');
           if (wasUp || !offlineRaised) {
             offlineRaised = true;
-            events$.next({ type: 'reader_offline', door: door.id, at: Date.now(), reader: r.id, detail: why });
+            emit('reader_offline', why);
           }
           wasUp = false;
         } else if (s === 'refused') {
@@ -188,12 +189,14 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
 
   const shared = acquireBus(r, ctx.log);
   shared.bus.add(device);
+  /** Why the port is not open, while it is not. */
+  const portProblem = (): string | null => (shared.portError ? `serial port ${r.path}: ${shared.portError}` : null);
   log.info({ path: r.path, baud: r.baud_rate, secure, enrolled }, 'osdp reader configured');
   // A reader that never answers is an alarm too (after a grace for the bus to come up).
   const firstCheck = setTimeout(() => {
     if (!wasUp && !offlineRaised && device.state !== 'install') {
       offlineRaised = true;
-      events$.next({ type: 'reader_offline', door: door.id, at: Date.now(), reader: r.id, detail: shared.portError ? `serial port ${r.path}: ${shared.portError}` : device.state === 'refused' ? detail : 'no answer since start' });
+      emit('reader_offline', portProblem() ?? (device.state === 'refused' ? detail : 'no answer since start'));
     }
   }, 10_000);
   firstCheck.unref();
@@ -204,7 +207,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
     type: 'osdp',
     state: device.state,
     secure: device.secured,
-    detail: shared.portError && device.state === 'offline' ? `serial port ${r.path}: ${shared.portError}` : detail,
+    detail: (device.state === 'offline' && portProblem()) || detail,
     tamper: device.tamper,
     power_failure: device.power,
     path: r.path!,
@@ -243,7 +246,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
       if (!secure) throw new Error(`reader '${r.id}' is configured secure: false; set secure: true to enroll it`);
       await device.enroll();
       log.info('osdp reader enrolled with a new key');
-      events$.next({ type: 'reader_enrolled', door: door.id, at: Date.now(), reader: r.id });
+      emit('reader_enrolled');
       // Wait for the session on the new key, so the caller learns whether it took.
       const until = Date.now() + 5000;
       while (Date.now() < until && !(device.state === 'online' && device.secured)) await new Promise((res) => setTimeout(res, 50));
