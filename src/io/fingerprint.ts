@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import { createLogger, type Logger } from '../log.js';
+import { Reopener } from './reopen.js';
 
 const silentLogger = createLogger({ level: 'silent', pretty: false });
 
@@ -97,34 +98,33 @@ export class RetryingFingerprint implements FingerprintModule {
   readonly matches$ = new Subject<{ userid: string; slot: number }>();
   private inner: FingerprintModule | null = null;
   private readonly pendingLoads = new Map<string, { slot: number; template: Buffer }[] | null>();
-  private timer: NodeJS.Timeout | null = null;
-  private closed = false;
-  private lastError: string | null = null;
+  private readonly device: Reopener<FingerprintModule>;
 
   constructor(
     readonly algorithm: string,
     /** Opens the module; calls `onLost` if its port later goes away (then it is opened again). */
-    private readonly opener: (onLost: (why: string) => void) => Promise<FingerprintModule>,
+    opener: (onLost: (why: string) => void) => Promise<FingerprintModule>,
     private readonly log: Logger,
-    private readonly retryMs = 2000,
-  ) {}
+    retryMs = 2000,
+  ) {
+    this.device = new Reopener<FingerprintModule>({
+      open: opener,
+      attach: (m) => this.attach(m),
+      detach: () => (this.inner = null),
+      close: (m) => m.close(),
+      log,
+      what: 'fingerprint module',
+      meanwhile: 'the door works without it',
+      retryMs,
+    });
+  }
 
   /** Try now; resolves once the first attempt is over (either way). */
-  async start(): Promise<void> {
-    this.timer = null;
-    let m: FingerprintModule;
-    try {
-      m = await this.opener((why) => this.lost(m, why));
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (msg !== this.lastError) this.log.error({ err: msg }, `fingerprint module not available: the door works without it; trying again every ${this.retryMs / 1000} s`);
-      this.lastError = msg;
-      if (!this.closed) this.timer = setTimeout(() => void this.start(), this.retryMs);
-      return;
-    }
-    if (this.closed) return void (await m.close());
-    if (this.lastError) this.log.info('fingerprint module available again');
-    this.lastError = null;
+  start(): Promise<void> {
+    return this.device.start();
+  }
+
+  private async attach(m: FingerprintModule): Promise<void> {
     this.inner = m;
     m.matches$.subscribe((x) => this.matches$.next(x));
     for (const [userid, templates] of this.pendingLoads) {
@@ -133,21 +133,8 @@ export class RetryingFingerprint implements FingerprintModule {
     this.pendingLoads.clear();
   }
 
-  private lost(m: FingerprintModule, why: string): void {
-    if (this.inner !== m) return;
-    this.log.error({ err: why }, 'fingerprint module gone (unplugged?): the door works without it; looking for it again');
-    this.inner = null;
-    this.lastError = why;
-    void m.close().catch(() => undefined);
-    if (!this.closed) this.timer = setTimeout(() => void this.start(), this.retryMs);
-  }
-
-  get why(): string | null {
-    return this.inner ? null : this.lastError;
-  }
-
   enroll(userid: string, signal: AbortSignal): Promise<EnrolResult> {
-    if (!this.inner) return Promise.reject(new EnrolmentError(`the fingerprint module is not available (${this.lastError ?? 'starting'})`));
+    if (!this.inner) return Promise.reject(new EnrolmentError(`the fingerprint module is not available (${this.device.error ?? 'starting'})`));
     return this.inner.enroll(userid, signal);
   }
 
@@ -168,9 +155,7 @@ export class RetryingFingerprint implements FingerprintModule {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.inner?.close();
+    await this.device.stop();
     this.matches$.complete();
   }
 }

@@ -15,16 +15,15 @@ import { OsdpBus } from '../osdp/bus.js';
 import { OsdpDevice, type ReaderLinkState } from '../osdp/device.js';
 import { OsdpKeyFile } from '../osdp/keys.js';
 import { CMD, encodeBuzzer, encodeLed, encodeText } from '../osdp/messages.js';
+import { Reopener } from '../reopen.js';
 import { openSerial, type SerialLink } from '../serial.js';
 import type { ReaderFactory, ReaderStatus } from './reader.js';
 import { WiegandFrames } from './wiegand-frames.js';
 
 interface SharedBus {
   bus: OsdpBus;
+  port: Reopener<SerialLink>;
   users: number;
-  /** Why the port is not open, while it is not. */
-  portError: string | null;
-  stop(): Promise<void>;
 }
 
 /** Open buses by serial path (one per RS-485 adapter). */
@@ -44,49 +43,24 @@ function acquireBus(r: ReaderConfig, parent: Logger): SharedBus {
   if (!shared) {
     const log = parent.child({ module: 'osdp', path });
     const bus = new OsdpBus({ baud: r.baud_rate, pollIntervalMs: r.poll_interval_ms, onStray: (pk) => log.debug({ address: pk.addr }, 'osdp reply from an address not asked (late or misaddressed): dropped') });
-    let link: SerialLink | null = null;
-    let timer: NodeJS.Timeout | null = null;
-    let stopped = false;
-    const s: SharedBus = {
-      bus,
-      users: 0,
-      portError: 'not opened yet',
-      stop: async () => {
-        stopped = true;
-        if (timer) clearTimeout(timer);
-        await bus.stop();
-        await link?.close();
+    const port = new Reopener<SerialLink>({
+      open: async (lost) => {
+        const l = await openSerial(path, r.baud_rate);
+        l.lost$.subscribe((e) => lost(e.message));
+        return l;
       },
-    };
-    const open = async (): Promise<void> => {
-      timer = null;
-      let l: SerialLink;
-      try {
-        l = await openSerial(path, r.baud_rate);
-      } catch (e) {
-        const msg = (e as Error).message;
-        if (msg !== s.portError) log.warn({ err: msg }, `RS-485 port not available: its readers are offline; trying again every ${REOPEN_MS / 1000} s`);
-        s.portError = msg;
-        if (!stopped) timer = setTimeout(() => void open(), REOPEN_MS);
-        return;
-      }
-      if (stopped) return void (await l.close());
-      if (s.portError !== 'not opened yet') log.info('RS-485 port open again');
-      s.portError = null;
-      link = l;
-      bus.attach(l);
-      l.lost$.subscribe((e) => {
-        log.error({ err: e.message }, 'RS-485 port gone (adapter unplugged?): its readers are offline until it is back');
-        s.portError = `the port went away: ${e.message}`;
-        link = null;
-        bus.detach(s.portError);
-        if (!stopped) timer = setTimeout(() => void open(), REOPEN_MS);
-      });
-    };
+      attach: (l) => bus.attach(l),
+      detach: (_l, why) => bus.detach(why),
+      close: (l) => l.close(),
+      log,
+      what: 'RS-485 port',
+      meanwhile: 'its readers are offline',
+      retryMs: REOPEN_MS,
+    });
     bus.start();
-    void open();
-    shared = s;
-    buses.set(path, s);
+    void port.start();
+    shared = { bus, port, users: 0 };
+    buses.set(path, shared);
   }
   shared.users++;
   return shared;
@@ -95,7 +69,8 @@ function acquireBus(r: ReaderConfig, parent: Logger): SharedBus {
 async function releaseBus(path: string, shared: SharedBus): Promise<void> {
   if (--shared.users > 0) return;
   buses.delete(path);
-  await shared.stop();
+  await shared.bus.stop();
+  await shared.port.stop();
 }
 
 /** Alarms of the same kind and detail from one reader, at most once a minute. */
@@ -190,7 +165,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
   const shared = acquireBus(r, ctx.log);
   shared.bus.add(device);
   /** Why the port is not open, while it is not. */
-  const portProblem = (): string | null => (shared.portError ? `serial port ${r.path}: ${shared.portError}` : null);
+  const portProblem = (): string | null => (shared.port.error ? `serial port ${r.path}: ${shared.port.error}` : null);
   log.info({ path: r.path, baud: r.baud_rate, secure, enrolled }, 'osdp reader configured');
   // A reader that never answers is an alarm too (after a grace for the bus to come up).
   const firstCheck = setTimeout(() => {
