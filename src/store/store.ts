@@ -1,5 +1,5 @@
 /**
- * The gateway's LevelDB cache — the only module that imports `level`.
+ * The gateway's LevelDB cache — with its generation worker, the only modules that import `level`.
  *
  * Layout (sublevels):
  *   meta/<key>                       versions, counters, generation pointer
@@ -22,39 +22,18 @@
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
+import { DirectoryWriter, generationOf, SEP, type Generation, type Json, type Op, type Range, type Sub } from './directory-writer.js';
 import type { Directory } from '../domain/policy.js';
 import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
 import { withLocalFields, type LocalFields } from '../domain/local-directory.js';
 import { LocalLayer, type DirectoryConflict } from './local-layer.js';
+import { GenerationBuilder, WorkerLostError } from './generation-builder.js';
 import type { Decision, Direction, Method } from '../domain/types.js';
 import type { KeyObject } from 'node:crypto';
 
-type Json = Record<string, unknown> | unknown[] | string | number | boolean | null;
-
-interface Range {
-  gt?: string;
-  gte?: string;
-  lt?: string;
-  reverse?: boolean;
-  limit?: number;
-}
-/** The part of a JSON sublevel this module uses, typed by its value. */
-interface Sub<V> {
-  getSync(key: string): V | undefined;
-  get(key: string): Promise<V | undefined>;
-  put(key: string, value: V): Promise<void>;
-  del(key: string): Promise<void>;
-  clear(): Promise<void>;
-  batch(ops: ({ type: 'put'; key: string; value: V } | { type: 'del'; key: string })[], opts?: { sync?: boolean }): Promise<void>;
-  keys(range?: Range): AsyncIterable<string>;
-  values(range?: Range): AsyncIterable<V>;
-  iterator(range?: Range): AsyncIterable<[string, V]>;
-}
-/** A batch operation on the root database that targets a sublevel. */
-type Op = { type: 'put'; key: string; value: unknown; sublevel: Sub<never> } | { type: 'del'; key: string; sublevel: Sub<never> };
 
 /** A write refused because an earlier write failed (disk full, I/O error) and the store awaits reopen(). */
 export class StoreUnwritableError extends Error {
@@ -127,21 +106,19 @@ export interface JournalEntry extends Omit<Decision, 'replay'> {
   direction?: string;
 }
 
-interface Generation {
-  n: number;
-  users: Sub<UserRecord>;
-  openvid: Sub<string[]>;
-  card: Sub<string[]>;
-  keys: Sub<string>;
-  templates: Sub<string>;
-}
-
-const SEP = '\u0000';
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 /** Users per write batch of a full replacement: a batch is encoded on the main thread in one go. */
 const CHUNK = 100;
 /** A full replacement gives the event loop a turn this often, so a decision never waits on a sync. */
 const YIELD_EVERY = 20;
+/** `multithreading`: a generation worker opens the same database (one shared LevelDB handle). */
+const LEVEL_OPTIONS = { valueEncoding: 'json', multithreading: true } as { valueEncoding: 'json' };
+/** Databases this process has open (resolved paths). */
+const openInThisProcess = new Set<string>();
+function trackOpen(db: Level<string, Json>, where: string): void {
+  openInThisProcess.add(where);
+  db.once('closed', () => openInThisProcess.delete(where));
+}
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class Store {
@@ -156,6 +133,8 @@ export class Store {
   /** The first write that failed; every later write is refused until reopen() (see guarded). */
   private writeFailure: Error | null = null;
   private writeChain: Promise<unknown> = Promise.resolve();
+  /** Generation workers running (a full sync); closed before the database is closed or reopened. */
+  private readonly builders = new Set<GenerationBuilder>();
   private reopening: Promise<void> | null = null;
   /** Records in the outbox, kept as they change (status and health checks ask often). */
   private outboxCount = 0;
@@ -211,7 +190,8 @@ export class Store {
       try {
         return await fn();
       } catch (e) {
-        if (this.db.status === 'open' && !this.writeFailure) {
+        // A generation worker that died is not a failed write: the log it writes through is intact.
+        if (this.db.status === 'open' && !this.writeFailure && !(e instanceof WorkerLostError)) {
           this.writeFailure = e as Error;
           this.onWriteFailure?.(e as Error);
         }
@@ -246,11 +226,13 @@ export class Store {
   reopen(retryMs = 1000): Promise<void> {
     this.reopening ??= (async () => {
       await this.writeChain;
+      await this.closeBuilders();
       await this.db.close();
       for (;;) {
-        const db = new Level<string, Json>(this.path, { valueEncoding: 'json' });
+        const db = new Level<string, Json>(this.path, LEVEL_OPTIONS);
         try {
           await db.open();
+          trackOpen(db, resolve(this.path));
           this.db = db;
           break;
         } catch (e) {
@@ -278,7 +260,11 @@ export class Store {
 
   static async open(path: string): Promise<Store> {
     if (existsSync(join(path, RESTORE_MARKER))) throw new Error(`a restore into ${path} did not finish: run doorgw restore again with --force (the directory holds part of a backup)`);
-    const db = new Level<string, Json>(path, { valueEncoding: 'json' });
+    // LevelDB's lock keeps other processes out; with `multithreading` a second open in this
+    // process would share the handle instead, so the store keeps its own list.
+    const where = resolve(path);
+    if (openInThisProcess.has(where)) throw new StoreLockedError(path);
+    const db = new Level<string, Json>(path, LEVEL_OPTIONS);
     try {
       await db.open();
     } catch (e) {
@@ -286,6 +272,7 @@ export class Store {
       if (cause?.code === 'LEVEL_LOCKED') throw new StoreLockedError(path);
       throw e;
     }
+    trackOpen(db, where);
     const meta = db.sublevel('meta', { valueEncoding: 'json' }) as unknown as Sub<Json>;
     const gen = (await meta.get('generation')) as number | undefined;
     const seq = ((await meta.get('seq')) as number | undefined) ?? 0;
@@ -334,8 +321,13 @@ export class Store {
   async close(): Promise<void> {
     this.closedForGood = true;
     await this.reopening?.catch(() => undefined);
+    await this.closeBuilders();
     await this.writeChain;
     await this.db.close();
+  }
+
+  private async closeBuilders(): Promise<void> {
+    await Promise.all([...this.builders].map((b) => b.close()));
   }
 
   private get meta(): Sub<Json> {
@@ -364,7 +356,7 @@ export class Store {
   }
 
   private generation(n: number): Generation {
-    return { n, users: this.sub(`g${n}u`), openvid: this.sub(`g${n}o`), card: this.sub(`g${n}c`), keys: this.sub(`g${n}k`), templates: this.sub(`g${n}t`) };
+    return generationOf(n, (name) => this.sub(name));
   }
 
   private async clearGeneration(n: number): Promise<void> {
@@ -469,22 +461,10 @@ export class Store {
     const next = this.generation(old + 1);
     await this.putMeta('building', next.n);
     await this.clearGeneration(next.n);
-    const w = new DirectoryWriter(next);
-    let written = 0;
-    const flush = async (): Promise<void> => {
-      await this.batch(w.ops.splice(0));
-      w.resetOverlay();
-      onProgress?.(written);
-    };
-    for await (const u of users) {
-      await w.put(u);
-      if (++written % CHUNK === 0) await flush();
-      else if (written % YIELD_EVERY === 0) await yieldToEventLoop();
-    }
-    await flush();
+    const added = Symbol.asyncIterator in users ? await this.buildInWorker(next.n, users, onProgress) : await this.buildHere(next, users, onProgress);
     await this.batch([
       { type: 'put', key: 'generation', value: next.n, sublevel: this.meta as Sub<never> },
-      { type: 'put', key: `count.g${next.n}`, value: w.added, sublevel: this.meta as Sub<never> },
+      { type: 'put', key: `count.g${next.n}`, value: added, sublevel: this.meta as Sub<never> },
       { type: 'put', key: 'retired', value: old, sublevel: this.meta as Sub<never> },
       { type: 'del', key: `count.g${old}`, sublevel: this.meta as Sub<never> },
       { type: 'del', key: 'building', sublevel: this.meta as Sub<never> },
@@ -495,7 +475,71 @@ export class Store {
     await this.warmKeys();
     await this.clearGeneration(old);
     await this.batch([{ type: 'del', key: 'retired', sublevel: this.meta as Sub<never> }]);
+    return added;
+  }
+
+  /** A small or in-memory replacement (an erase, a restore's directory, tests): on this thread. */
+  private async buildHere(g: Generation, users: Iterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
+    const w = new DirectoryWriter(g);
+    let written = 0;
+    const flush = async (): Promise<void> => {
+      await this.batch(w.ops.splice(0));
+      w.resetOverlay();
+      onProgress?.(written);
+    };
+    for (const u of users) {
+      await w.put(u);
+      if (++written % CHUNK === 0) await flush();
+      else if (written % YIELD_EVERY === 0) await yieldToEventLoop();
+    }
+    await flush();
     return w.added;
+  }
+
+  /**
+   * A replacement streamed from a cloud listing: a worker thread reads, encodes and writes it (see
+   * generation-builder.ts) while this thread keeps collecting the next chunk. Each write still
+   * goes through guarded(), in turn with the journal's.
+   */
+  private async buildInWorker(n: number, users: AsyncIterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
+    const builder = await GenerationBuilder.start(this.path, n);
+    this.builders.add(builder);
+    let inFlight: Promise<void> | null = null as Promise<void> | null;
+    try {
+      let written = 0;
+      const send = (chunk: NormalizedUser[], upTo: number): Promise<void> => {
+        const p = (async () => {
+          await builder.prepare(chunk);
+          await this.guarded(() => builder.write());
+          onProgress?.(upTo);
+        })();
+        p.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        return p;
+      };
+      let chunk: NormalizedUser[] = [];
+      for await (const u of users) {
+        chunk.push(u);
+        if (++written % CHUNK === 0) {
+          await inFlight;
+          inFlight = send(chunk, written);
+          chunk = [];
+        } else if (written % YIELD_EVERY === 0) {
+          // Normalising a page runs in the listing's generator, on this thread: give turns.
+          await yieldToEventLoop();
+        }
+      }
+      await inFlight;
+      if (chunk.length) await send(chunk, written);
+      return builder.added;
+    } catch (e) {
+      // The listing failed (or a write did): let the chunk in flight finish before the worker
+      // closes, so its write is not cut in half.
+      await inFlight?.catch(() => undefined);
+      throw e;
+    } finally {
+      await builder.close();
+      this.builders.delete(builder);
+    }
   }
 
   /**
@@ -891,80 +935,4 @@ async function countKeys(sub: Sub<unknown>): Promise<number> {
 function single(ids: string[] | undefined): string | null | undefined {
   if (ids === undefined || ids.length === 0) return undefined;
   return ids.length === 1 ? ids[0]! : null;
-}
-
-
-/**
- * Builds batch operations for user changes in one generation, tracking index entries touched by
- * earlier operations of the same batch (LevelDB reads do not see an unwritten batch).
- */
-class DirectoryWriter {
-  readonly ops: Op[] = [];
-  added = 0;
-  removed = 0;
-  private overlay = new Map<string, string[]>();
-  private readonly users = new Map<string, UserRecord | null>();
-  private readonly keysWritten = new Set<string>();
-
-  constructor(private readonly g: Generation) {}
-
-  resetOverlay(): void {
-    this.overlay = new Map();
-    this.users.clear();
-    this.keysWritten.clear();
-  }
-
-  private current(id: string): UserRecord | undefined {
-    const pending = this.users.get(id);
-    if (pending !== undefined) return pending ?? undefined;
-    return this.g.users.getSync(id);
-  }
-
-  private index(sub: Sub<string[]>, key: string, userid: string, add: boolean): void {
-    const tag = `${sub === this.g.card ? 'c' : 'o'}${SEP}${key}`;
-    const ids = [...(this.overlay.get(tag) ?? sub.getSync(key) ?? [])].filter((x) => x !== userid);
-    if (add) ids.push(userid);
-    this.overlay.set(tag, ids);
-    this.ops.push(ids.length ? { type: 'put', key, value: ids, sublevel: sub as Sub<never> } : { type: 'del', key, sublevel: sub as Sub<never> });
-  }
-
-  private async dropTemplates(userid: string): Promise<void> {
-    for await (const k of this.g.templates.keys({ gt: `${userid}${SEP}`, lt: `${userid}\u0001` })) {
-      this.ops.push({ type: 'del', key: k, sublevel: this.g.templates as Sub<never> });
-    }
-  }
-
-  async put(u: NormalizedUser): Promise<void> {
-    const id = u.record.userid;
-    const old = this.current(id);
-    const kid = u.key ? keyId(u.key) : null;
-    const record: UserRecord = { ...u.record, key_id: kid };
-    if (old) {
-      if (old.openvid !== null && old.openvid !== record.openvid) this.index(this.g.openvid, old.openvid, id, false);
-      for (const c of old.cards) if (!record.cards.includes(c)) this.index(this.g.card, c, id, false);
-      await this.dropTemplates(id);
-    } else {
-      this.added++;
-    }
-    if (record.openvid !== null && old?.openvid !== record.openvid) this.index(this.g.openvid, record.openvid, id, true);
-    for (const c of record.cards) if (!old?.cards.includes(c)) this.index(this.g.card, c, id, true);
-    if (u.key && kid && !this.keysWritten.has(kid) && this.g.keys.getSync(kid) === undefined) {
-      this.keysWritten.add(kid);
-      this.ops.push({ type: 'put', key: kid, value: u.key.toString('base64'), sublevel: this.g.keys as Sub<never> });
-    }
-    for (const t of u.templates) this.ops.push({ type: 'put', key: `${id}${SEP}${t.kind}${SEP}${t.id}`, value: t.data, sublevel: this.g.templates as Sub<never> });
-    this.ops.push({ type: 'put', key: id, value: record as unknown as Json, sublevel: this.g.users as Sub<never> });
-    this.users.set(id, record);
-  }
-
-  async del(id: string): Promise<void> {
-    const old = this.current(id);
-    if (!old) return;
-    if (old.openvid !== null) this.index(this.g.openvid, old.openvid, id, false);
-    for (const c of old.cards) this.index(this.g.card, c, id, false);
-    await this.dropTemplates(id);
-    this.ops.push({ type: 'del', key: id, sublevel: this.g.users as Sub<never> });
-    this.users.set(id, null);
-    this.removed++;
-  }
 }

@@ -2,7 +2,7 @@
  * Runs inside `unshare -m` with a small tmpfs as the data directory's filesystem (see
  * enospc.test.ts): fills the disk under a running gateway for real and prints what happened as JSON.
  */
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { validateConfig } from '../../src/config/load.js';
@@ -13,6 +13,7 @@ import { Subject } from 'rxjs';
 import { healthProblems, type Status } from '../../src/control/api.js';
 import { credentialEvent, type CredentialEvent } from '../../src/domain/events.js';
 import { Store } from '../../src/store/store.js';
+import { fillDisk } from '../helpers/fill-disk.js';
 import { user } from '../helpers/users.js';
 
 const mnt = process.argv[2]!;
@@ -40,23 +41,7 @@ async function until(fn: () => boolean | Promise<boolean>, what: string, ms = 15
   }
 }
 
-/** Write a filler file until the filesystem refuses another byte. */
-function fill(name: string): number {
-  const fd = openSync(join(mnt, name), 'a');
-  let written = 0;
-  for (const size of [1 << 20, 64 << 10, 4 << 10, 512, 1]) {
-    const chunk = Buffer.alloc(size, 0x78);
-    for (;;) {
-      try {
-        written += writeSync(fd, chunk);
-      } catch {
-        break;
-      }
-    }
-  }
-  closeSync(fd);
-  return written;
-}
+const fill = (name: string): number => fillDisk(join(mnt, name));
 
 let card = 0;
 /** A reader: credentials through the pipeline's sources, as real readers deliver them. */
