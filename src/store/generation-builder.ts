@@ -50,7 +50,7 @@ export class WorkerLostError extends Error {
 }
 
 /** The worker's own heap is bounded: it holds one chunk at a time. */
-const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 96 };
+const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
 /** Niceness of the worker thread (Linux): the door's thread gets the CPU first. */
 const NICE = 10;
 

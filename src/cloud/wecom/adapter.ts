@@ -10,9 +10,8 @@ import { VERSION } from '../../version.js';
 import { UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
 import { deleteSecret, readSecret, type DeviceSecret } from './secret.js';
 import { WecomSession } from './session.js';
-import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR } from './sync.js';
+import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR, type FingerprintOwner } from './sync.js';
 import { CheckinUploader } from './uploader.js';
-import type { Template } from '../../domain/user.js';
 
 export type WecomConfig = NonNullable<CloudContext['config']['cloud']['wecom']>;
 
@@ -65,7 +64,7 @@ export class WecomAdapter implements CloudAdapter {
    * serial module takes ~0.1 s a template; the sync never waits for it). Templates made by another
    * algorithm are refused with a clear line: a module cannot match them.
    */
-  private templatesToModule(loaded: { userid: string; algorithm: string | null; fp: Template[] }[], removed: string[]): void {
+  private templatesToModule(loaded: FingerprintOwner[], removed: string[]): void {
     const fp = this.ctx.fingerprint;
     if (!fp) return;
     const foreign = loaded.filter((u) => u.algorithm !== null && u.algorithm !== fp.algorithm);
@@ -77,7 +76,10 @@ export class WecomAdapter implements CloudAdapter {
     this.moduleQueue = this.moduleQueue.then(async () => {
       for (const id of removed) await fp.delete(id).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: id }, 'fingerprint template not deleted from the module'));
       for (const u of usable) {
-        const templates = u.fp.map((t) => ({ slot: Number(t.id), template: Buffer.from(t.data, 'base64') }));
+        // Read now, not when the sync ended: a later change may have replaced or removed them.
+        const fps = (await this.ctx.store.templatesOf(u.userid)).filter((t) => t.kind === 'fp');
+        if (!fps.length) continue;
+        const templates = fps.map((t) => ({ slot: Number(t.id), template: Buffer.from(t.data, 'base64') }));
         await fp.load(u.userid, templates).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: u.userid }, 'fingerprint templates not loaded into the module'));
       }
     });

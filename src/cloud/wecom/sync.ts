@@ -4,11 +4,17 @@
  * version order, each in one atomic write with its version; gaps catch up through the notify
  * history, else a full sync.
  */
-import { normalizeWecomUser, type NormalizedUser, type Template } from '../../domain/user.js';
+import { normalizeWecomUser, type NormalizedUser } from '../../domain/user.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import { WecomError } from './protocol.js';
 import type { WecomSession } from './session.js';
+
+/** A user with fingerprint templates in the directory, and the algorithm that made them. */
+export interface FingerprintOwner {
+  userid: string;
+  algorithm: string | null;
+}
 
 export const META_PERM = 'wecom.perm_version';
 export const META_VISITOR = 'wecom.visitor_version';
@@ -23,10 +29,11 @@ export interface SyncOptions {
   maxRestarts: number;
   onProgress?: (fetched: number) => void;
   /**
-   * Fingerprint templates that arrived (users with `fp` templates) and users removed: the adapter
-   * hands them to the module. Called after the change is stored.
+   * Users whose fingerprint templates arrived and users removed: the adapter hands them to the
+   * module. Called after the change is stored; the templates are read from the store when their
+   * turn comes (a full sync's would be tens of MB held for as long as a serial module takes).
    */
-  onTemplates?: (loaded: { userid: string; algorithm: string | null; fp: Template[] }[], removed: string[]) => void;
+  onTemplates?: (loaded: FingerprintOwner[], removed: string[]) => void;
 }
 
 interface ChangeBody {
@@ -35,6 +42,8 @@ interface ChangeBody {
   update_user: { userid: string; user_type: number }[];
   delete_user: { userid: string; user_type: number }[];
 }
+
+const fingerprintOwner = (u: NormalizedUser): FingerprintOwner => ({ userid: u.record.userid, algorithm: u.record.fp_algorithm ?? null });
 
 const MAX_PAGES = 20_000; // 4 million users at 200: a listing that never ends is a fault
 
@@ -98,10 +107,9 @@ export class DirectorySync {
       let fetched = 0;
       const { session, o } = this;
       const normalizeEach = (list: unknown): Generator<NormalizedUser> => this.normalizeEach(list, 'get_userinfo_by_page');
-      const withFp: { userid: string; algorithm: string | null; fp: Template[] }[] = [];
+      const withFp: FingerprintOwner[] = [];
       const keepFp = (u: NormalizedUser): void => {
-        const fp = u.templates.filter((t) => t.kind === 'fp');
-        if (fp.length && o.onTemplates) withFp.push({ userid: u.record.userid, algorithm: u.record.fp_algorithm ?? null, fp });
+        if (o.onTemplates && u.templates.some((t) => t.kind === 'fp')) withFp.push(fingerprintOwner(u));
       };
       async function* pages(): AsyncGenerator<NormalizedUser> {
         let offset = 0;
@@ -172,7 +180,7 @@ export class DirectorySync {
     const del = [...change.delete_user.map((d) => d.userid), ...[...byId.keys()].filter((id) => !fetched.has(id))];
     const r = await this.store.applyChanges({ upsert, delete: del.filter((id) => !fetched.has(id)), meta: { [META_PERM]: change.perm_version } });
     this.log.info({ perm_version: change.perm_version, upserted: upsert.length, removed: r.removed }, 'directory change applied');
-    const loaded = upsert.map((u) => ({ userid: u.record.userid, algorithm: u.record.fp_algorithm ?? null, fp: u.templates.filter((t) => t.kind === 'fp') })).filter((x) => x.fp.length);
+    const loaded = upsert.filter((u) => u.templates.some((t) => t.kind === 'fp')).map(fingerprintOwner);
     if (loaded.length || del.length) this.o.onTemplates?.(loaded, del);
   }
 
