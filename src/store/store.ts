@@ -249,6 +249,8 @@ export class Store {
     });
     return this.reopening;
   }
+  /** Told when a full sync runs on this thread because its generation worker could not start. */
+  onWorkerUnavailable: ((e: Error) => void) | null = null;
   /** Told of each failed attempt to open again. */
   onReopenError: ((e: Error) => void) | null = null;
   private closedForGood = false;
@@ -461,7 +463,7 @@ export class Store {
     const next = this.generation(old + 1);
     await this.putMeta('building', next.n);
     await this.clearGeneration(next.n);
-    const added = Symbol.asyncIterator in users ? await this.buildInWorker(next.n, users, onProgress) : await this.buildHere(next, users, onProgress);
+    const added = Symbol.asyncIterator in users ? await this.buildInWorker(next, users, onProgress) : await this.buildHere(next, users, onProgress);
     await this.batch([
       { type: 'put', key: 'generation', value: next.n, sublevel: this.meta as Sub<never> },
       { type: 'put', key: `count.g${next.n}`, value: added, sublevel: this.meta as Sub<never> },
@@ -478,8 +480,8 @@ export class Store {
     return added;
   }
 
-  /** A small or in-memory replacement (an erase, a restore's directory, tests): on this thread. */
-  private async buildHere(g: Generation, users: Iterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
+  /** A small or in-memory replacement (an erase, tests), or a listing when no worker could start: on this thread. */
+  private async buildHere(g: Generation, users: AsyncIterable<NormalizedUser> | Iterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
     const w = new DirectoryWriter(g);
     let written = 0;
     const flush = async (): Promise<void> => {
@@ -487,7 +489,7 @@ export class Store {
       w.resetOverlay();
       onProgress?.(written);
     };
-    for (const u of users) {
+    for await (const u of users) {
       await w.put(u);
       if (++written % CHUNK === 0) await flush();
       else if (written % YIELD_EVERY === 0) await yieldToEventLoop();
@@ -501,8 +503,15 @@ export class Store {
    * generation-builder.ts) while this thread keeps collecting the next chunk. Each write still
    * goes through guarded(), in turn with the journal's.
    */
-  private async buildInWorker(n: number, users: AsyncIterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
-    const builder = await GenerationBuilder.start(this.path, n);
+  private async buildInWorker(g: Generation, users: AsyncIterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
+    let builder: GenerationBuilder;
+    try {
+      builder = await GenerationBuilder.start(this.path, g.n);
+    } catch (e) {
+      // No thread to be had (memory, a broken install): the directory must still update.
+      this.onWorkerUnavailable?.(e as Error);
+      return this.buildHere(g, users, onProgress);
+    }
     this.builders.add(builder);
     let inFlight: Promise<void> | null = null as Promise<void> | null;
     try {

@@ -6,8 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { NormalizedUser } from '../../src/domain/user.js';
+import { GenerationBuilder } from '../../src/store/generation-builder.js';
 import { Store } from '../../src/store/store.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -116,5 +117,24 @@ describe('store: full replacement in the generation worker', () => {
     expect(again.directory.user('u9')).toBeDefined();
     expect(again.directory.user('u100')).toBeUndefined();
     await again.close();
+  });
+});
+
+describe('store: full replacement without a worker', () => {
+  it('writes the listing on this thread when no worker can start, and says so', async () => {
+    const spy = vi.spyOn(GenerationBuilder, 'start').mockRejectedValue(new Error('ERR_WORKER_INIT_FAILED: no thread'));
+    try {
+      const s = await Store.open(join(tmpDir(), 'db'));
+      const told: string[] = [];
+      s.onWorkerUnavailable = (e) => told.push(e.message);
+      const b = await Store.open(join(tmpDir(), 'db'));
+      expect(await s.replaceDirectory(slowly(listing()))).toBe(450);
+      await b.replaceDirectory(listing());
+      expect(view(s)).toEqual(view(b));
+      expect(told).toEqual(['ERR_WORKER_INIT_FAILED: no thread']);
+      await Promise.all([s.close(), b.close()]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
