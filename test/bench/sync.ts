@@ -6,7 +6,7 @@
  * process's high-water mark (VmHWM). Last line of output is JSON for the 100,000-user run.
  *
  *   npm run bench:sync [-- --users 100000]
- *   BENCH_GATEWAY_NODE_FLAGS=--max-semi-space-size=4 BENCH_GATEWAY_ENV=MALLOC_ARENA_MAX=2 npm run bench:sync
+ *   BENCH_GATEWAY_NODE_FLAGS= BENCH_GATEWAY_ENV= npm run bench:sync   (plain node instead of the service's settings)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,14 @@ import { Store } from '../../src/store/store.js';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' } } });
 const ROOT = new URL('../..', import.meta.url).pathname;
+/** The service's settings (the systemd unit), unless BENCH_GATEWAY_NODE_FLAGS / BENCH_GATEWAY_ENV say otherwise ('' for none). */
+const NODE_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '--max-semi-space-size=4').split(' ').filter(Boolean);
+const GATEWAY_ENV = Object.fromEntries((process.env.BENCH_GATEWAY_ENV ?? 'MALLOC_ARENA_MAX=2').split(' ').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+/** CPU time a process has used, seconds, all its threads (Linux: utime + stime in clock ticks of 1/100 s). */
+const cpuSeconds = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 /** Peak resident set of a process, MB (Linux). */
 const peakRssMb = (pid: number): number => Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 
@@ -27,7 +35,8 @@ const peakRssMb = (pid: number): number => Math.round(Number(/VmHWM:\s+(\d+)/.ex
 interface RunningGateway {
   child: ChildProcess;
   status(): Promise<{ users: number; outbox_depth: number; cloud: { directory_version: number | null } | null } | null>;
-  stop(): Promise<number>;
+  /** Ends it; its peak RSS (MB) and the CPU it used (s). */
+  stop(): Promise<{ peak: number; cpu: number }>;
 }
 
 /** Start the gateway as deployed; `stop()` returns its peak RSS in MB. */
@@ -35,7 +44,7 @@ function gatewayFor(url: string, dataDir: string, fingerprint: boolean): Running
   writeSecret(dataDir, { sn: 'BENCH', secret: 's3cret' });
   const config = join(dataDir, 'bench.yaml');
   writeFileSync(config, `data_dir: ${dataDir}\nlog: { level: warn, pretty: false }\ndoors: [{ id: front${fingerprint ? ', fingerprint: { driver: sim }' : ''} }]\ncloud: { provider: wecom, wecom: { url: "${url}", sn: BENCH, request_timeout_ms: 30000 } }\n`);
-  const child = spawn(process.execPath, [...(process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...(process.env.BENCH_GATEWAY_ENV ? Object.fromEntries([process.env.BENCH_GATEWAY_ENV.split('=')]) : {}) } });
+  const child = spawn(process.execPath, [...NODE_FLAGS, join(ROOT, 'dist/cli/main.js'), 'start', '-c', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...GATEWAY_ENV } });
   return {
     child,
     async status() {
@@ -49,9 +58,10 @@ function gatewayFor(url: string, dataDir: string, fingerprint: boolean): Running
     },
     async stop() {
       const peak = peakRssMb(child.pid!);
+      const cpu = cpuSeconds(child.pid!);
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
-      return peak;
+      return { peak, cpu };
     },
   };
 }
@@ -75,8 +85,9 @@ async function fullSync(users: number, templates: boolean): Promise<Record<strin
       return s?.cloud?.directory_version === 1 && s.users === users;
     }, 600_000);
     const seconds = (performance.now() - t0) / 1000; // includes process start and login
-    const peak = await gw.stop();
-    return { bench: 'sync', users, templates, seconds: Math.round(seconds * 100) / 100, users_per_s: Math.round(users / seconds), peak_rss_mb: peak };
+    const { peak, cpu } = await gw.stop();
+    // CPU includes the process's start and login (~0.5 s), as the seconds do.
+    return { bench: 'sync', users, templates, seconds: Math.round(seconds * 100) / 100, users_per_s: Math.round(users / seconds), cpu_us_per_user: Math.round((cpu / users) * 1e6 * 10) / 10, peak_rss_mb: peak };
   } finally {
     child.kill('SIGTERM');
     rmSync(dataDir, { recursive: true, force: true });

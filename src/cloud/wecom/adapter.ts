@@ -58,6 +58,7 @@ export class WecomAdapter implements CloudAdapter {
   }
 
   private moduleQueue: Promise<void> = Promise.resolve();
+  private stopping = false;
 
   /**
    * Synced fingerprint templates into the door's module, one user at a time in the background (a
@@ -74,13 +75,20 @@ export class WecomAdapter implements CloudAdapter {
     }
     const usable = loaded.filter((u) => u.algorithm === null || u.algorithm === fp.algorithm);
     this.moduleQueue = this.moduleQueue.then(async () => {
-      for (const id of removed) await fp.delete(id).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: id }, 'fingerprint template not deleted from the module'));
+      for (const id of removed) {
+        if (this.stopping) return;
+        await fp.delete(id).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: id }, 'fingerprint template not deleted from the module'));
+      }
       for (const u of usable) {
-        // Read now, not when the sync ended: a later change may have replaced or removed them.
-        const fps = (await this.ctx.store.templatesOf(u.userid)).filter((t) => t.kind === 'fp');
-        if (!fps.length) continue;
-        const templates = fps.map((t) => ({ slot: Number(t.id), template: Buffer.from(t.data, 'base64') }));
-        await fp.load(u.userid, templates).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid: u.userid }, 'fingerprint templates not loaded into the module'));
+        if (this.stopping) return;
+        try {
+          // Read now, not when the sync ended: a later change may have replaced or removed them.
+          const fps = (await this.ctx.store.templatesOf(u.userid)).filter((t) => t.kind === 'fp');
+          if (!fps.length) continue;
+          await fp.load(u.userid, fps.map((t) => ({ slot: Number(t.id), template: Buffer.from(t.data, 'base64') })));
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message, userid: u.userid }, 'fingerprint templates not loaded into the module');
+        }
       }
     });
   }
@@ -114,12 +122,15 @@ export class WecomAdapter implements CloudAdapter {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.provisionTimer) clearInterval(this.provisionTimer);
     for (const c of this.enrolments.values()) c.abort();
     for (const s of this.subs) s.unsubscribe();
     await this.uploader.stop();
     await this.session.stop();
     await this.queue.catch(() => undefined);
+    // The module's queue stops at its next user (not awaited: a module that does not answer must
+    // not hold up the stop; what it is doing fails, and is logged, when the module closes).
   }
 
   /** Serialise directory work: a change is applied only after the ones before it. */
