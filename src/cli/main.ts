@@ -128,6 +128,14 @@ export function buildProgram(): Command {
       const { config, envApplied } = loadConfig(o.config);
       const log = createLogger({ ...config.log, secrets: secretValues(config) });
       if (envApplied.length) log.info({ overrides: envApplied }, 'environment overrides applied');
+      // Signals are taken from before the start: one that arrives while the gateway starts (or
+      // between its ready line and the rest of this function) stops it as soon as it is up, cleanly,
+      // instead of killing the process with the default action.
+      let requested: string | null = null;
+      let onSignal: ((signal: string) => void) | null = null;
+      const signalled = (signal: string): void => (onSignal ? onSignal(signal) : void (requested ??= signal));
+      process.once('SIGINT', () => signalled('SIGINT'));
+      process.once('SIGTERM', () => signalled('SIGTERM'));
       let gw: Awaited<ReturnType<typeof Gateway.start>>;
       try {
         gw = await Gateway.start({ config, log });
@@ -135,14 +143,10 @@ export function buildProgram(): Command {
         log.fatal({ err: e }, 'gateway failed to start');
         throw new CliError(`gateway failed to start: ${(e as Error).message}`, 1);
       }
-      const sd = await SdNotify.fromEnv(log.child({ module: 'systemd' }));
-      sd?.ready(`deciding for ${config.doors.map((d) => d.id).join(', ')}`);
-      if (config.doors.some((d) => d.readers.some((r) => r.type === 'terminal')) && process.stdin.isTTY) {
-        log.info('terminal reader: paste a QR code, or type card:<number>, userid:<id> or exit');
-      }
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (signal: string): void => {
+      let sd: Awaited<ReturnType<typeof SdNotify.fromEnv>> = null;
+      let stopping = false;
+      const stopped = new Promise<void>((resolve) => {
+        onSignal = (signal: string): void => {
           if (stopping) return;
           stopping = true;
           log.info({ signal }, 'stopping');
@@ -156,9 +160,17 @@ export function buildProgram(): Command {
             resolve();
           });
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
       });
+      if (requested) {
+        onSignal!(requested);
+        return stopped;
+      }
+      sd = await SdNotify.fromEnv(log.child({ module: 'systemd' }));
+      if (!stopping) sd?.ready(`deciding for ${config.doors.map((d) => d.id).join(', ')}`);
+      if (config.doors.some((d) => d.readers.some((r) => r.type === 'terminal')) && process.stdin.isTTY) {
+        log.info('terminal reader: paste a QR code, or type card:<number>, userid:<id> or exit');
+      }
+      await stopped;
     });
 
   const cfg = program.command('config').description('configuration tools');

@@ -55,7 +55,9 @@ const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 3
 const NICE = 10;
 
 function spawn(setup: BuilderSetup): Worker {
-  const opts = { workerData: setup, resourceLimits: RESOURCE_LIMITS, stdout: false, stderr: false };
+  // Not the gateway's own flags (a worker inherits them, and some, like --input-type, stop it from
+  // starting); its heap is bounded by resourceLimits.
+  const opts = { workerData: setup, resourceLimits: RESOURCE_LIMITS, execArgv: [], stdout: false, stderr: false };
   if (import.meta.url.endsWith('.ts')) {
     // Running from TypeScript source (tests, tsx): the worker registers tsx before loading it.
     const entry = new URL('./generation-worker.ts', import.meta.url).href;

@@ -79,6 +79,61 @@ describe('Ansible role', () => {
     expect(Number(exposure?.[1])).toBeLessThan(3);
   });
 
+  it('runs the gateway under the unit\'s system-call filter: a full sync in the generation worker (which lowers its own priority) and a start survive it', () => {
+    // systemd is not PID 1 here, so the unit's SystemCallFilter= deny-list is applied by hand, with
+    // systemd's own groups and its action (SIGSYS kills the whole service unless
+    // SystemCallErrorNumber= is set). The allow-list base (@system-service) is not emulated.
+    const unit = readFileSync(at('etc/systemd/system/doorgw.service'), 'utf8');
+    const group = (g: string): string[] =>
+      g.startsWith('@') ? run('systemd-analyze', ['syscall-filter', g]).stdout.split('\n').map((l) => l.trim()).filter((l) => /^[a-z_0-9]+$/.test(l)) : [g];
+    const denied = new Set<string>();
+    for (const [, list] of unit.matchAll(/^SystemCallFilter=(.*)$/gm)) {
+      const deny = list!.startsWith('~');
+      for (const name of list!.replace(/^~/, '').split(/\s+/).filter(Boolean).flatMap(group)) {
+        if (deny) denied.add(name);
+        else denied.delete(name);
+      }
+    }
+    expect(denied.size).toBeGreaterThan(20);
+    const numbers = new Map([...run('sh', ['-c', 'echo "#include <sys/syscall.h>" | cc -E -dM -']).stdout.matchAll(/#define __NR_(\w+) (\d+)/g)].map((m) => [m[1]!, m[2]!]));
+    const nrs = [...denied].map((n) => numbers.get(n)).filter(Boolean);
+    const action = /^SystemCallErrorNumber=EPERM$/m.test(unit) ? 'eperm' : 'kill';
+    const launcher = join(root, 'seccomp-launch');
+    const cc = run('cc', ['-O1', '-Wall', '-o', launcher, join(REPO, 'test/helpers/seccomp-launch.c')]);
+    expect(cc.status, cc.stderr).toBe(0);
+    const confined = (args: string[], timeout = 60_000) => spawnSync(launcher, [action, nrs.join(','), '--', process.execPath, ...args], { cwd: REPO, encoding: 'utf8', timeout });
+    // A full sync from a listing: the store hands it to the generation worker.
+    const dir = mkdtempSync(join(tmpdir(), 'doorgw-seccomp-'));
+    const sync = confined(['--input-type=module', '-e', `
+      const { Store } = await import(${JSON.stringify(join(REPO, 'dist/store/store.js'))});
+      const s = await Store.open(${JSON.stringify(join(dir, 'db'))});
+      let fellBack = null;
+      s.onWorkerUnavailable = (e) => (fellBack = e.message);
+      async function* listing() {
+        for (let i = 0; i < 300; i++) {
+          if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+          yield { record: { userid: 'u' + i, user_type: 0, name: null, openvid: null, cards: [String(i)], rules: [], invalid_rules: [], source: 'feishu', fp_ver: null, fa_ver: null }, key: null, templates: [] };
+        }
+      }
+      const written = await s.replaceDirectory(listing());
+      console.log(JSON.stringify({ written, users: await s.userCount(), fellBack, card7: s.directory.useridByCard('7') }));
+      await s.close();`]);
+    expect(sync.signal, `killed by ${sync.signal}: a system call the unit forbids (${sync.stderr})`).toBeNull();
+    expect(sync.status, sync.stderr).toBe(0);
+    expect(JSON.parse(sync.stdout.trim().split('\n').at(-1)!)).toEqual({ written: 300, users: 300, fellBack: null, card7: 'u7' });
+    // The gateway's start, to ready, and its stop.
+    writeFileSync(join(dir, 'c.yaml'), `data_dir: ${join(dir, 'data')}\nstorage: { reserve_mb: 0 }\nlog: { level: info, pretty: false }\ndoors: [{ id: front }]\n`);
+    const start = confined(['-e', `
+      const { spawn } = require('node:child_process');
+      const gw = spawn(process.execPath, ['--max-semi-space-size=4', 'dist/cli/main.js', 'start', '-c', ${JSON.stringify(join(dir, 'c.yaml'))}], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      let sent = false;
+      gw.stdout.on('data', (d) => { out += d; if (!sent && out.includes('gateway ready')) { sent = true; gw.kill('SIGTERM'); } });
+      gw.on('exit', (code, signal) => { console.log(JSON.stringify({ code, signal, ready: out.includes('gateway ready') })); });`]);
+    expect(start.status, start.stderr).toBe(0);
+    expect(JSON.parse(start.stdout.trim().split('\n').at(-1)!)).toEqual({ code: 0, signal: null, ready: true });
+  }, 120_000);
+
   it('schedules backups with a timer and a service systemd accepts, keeping the newest files', () => {
     for (const unit of ['doorgw-backup.service', 'doorgw-backup.timer']) {
       const verify = run('systemd-analyze', ['verify', at(`etc/systemd/system/${unit}`)]);
