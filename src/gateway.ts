@@ -166,7 +166,7 @@ export class Gateway {
     // A subscriber that throws must never become an uncaught exception that kills the door.
     rxjsConfig.onUnhandledError = (err: unknown) => log.error({ err }, 'unhandled error in a subscriber');
     const store = await openStoreWaiting(config.data_dir, o.storeLockWaitMs ?? 10_000, log);
-    store.onWorkerUnavailable = (e) => log.warn({ err: e.message }, 'the generation worker could not start: this full sync runs on the main thread (decisions may wait on it)');
+    store.onWorkerUnavailable = (e) => log.warn({ err: e.message }, 'no generation worker (it could not start, or died in an earlier sync): this full sync runs on the main thread, and decisions may wait on it');
     const units: DoorUnit[] = [];
     let fingerprint: { module: FingerprintModule; door: string } | null = null;
     try {

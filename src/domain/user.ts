@@ -157,7 +157,8 @@ export function normalizeWecomUser(raw: unknown, source: UserSource = 'wecom'): 
   takeList('fa', 'fa_list', 11);
   // Legacy single face template, ignored when fa_list is present (upload_userinfo says the same).
   if (typeof raw.fa === 'string' && raw.fa.length > 0 && !Array.isArray(raw.fa_list)) {
-    templates.push({ kind: 'fa', id: 'legacy', data: raw.fa });
+    if (raw.fa.length > MAX_TEMPLATE_CHARS) warn(`fa has ${raw.fa.length} characters, more than ${MAX_TEMPLATE_CHARS}; ignored`);
+    else templates.push({ kind: 'fa', id: 'legacy', data: raw.fa });
   }
 
   const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);

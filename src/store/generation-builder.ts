@@ -49,7 +49,13 @@ export class WorkerLostError extends Error {
   }
 }
 
-/** The worker's own heap is bounded: it holds one chunk at a time. */
+/**
+ * The worker's heap. It holds one chunk at a time (at most 100 users or 4 MB of templates, and no
+ * single user over 8 MB: see the store), far below this cap. What the store keeps from it matters:
+ * a single allocation beyond a worker's limit (JSON of a huge record) is not a clean worker exit in
+ * Node but a fatal error of the whole process. (Measured: a 40 MB template did exactly that with a
+ * 36 MB heap.) A cap of 32 MB gave the lowest peaks in bench:sync (64 and 128 MB were no better).
+ */
 const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
 /** Niceness of the worker thread (Linux): the door's thread gets the CPU first. */
 const NICE = 10;

@@ -109,6 +109,10 @@ export interface JournalEntry extends Omit<Decision, 'replay'> {
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 /** Users per write batch of a full replacement: a batch is encoded on the main thread in one go. */
 const CHUNK = 100;
+/** A chunk for the generation worker also ends at this much template data (its heap is bounded). */
+const CHUNK_TEMPLATE_BYTES = 4 << 20;
+/** No single user larger than this goes to the generation worker. */
+const WORKER_RECORD_MAX_BYTES = 8 << 20;
 /** A full replacement gives the event loop a turn this often, so a decision never waits on a sync. */
 const YIELD_EVERY = 20;
 /** `multithreading`: a generation worker opens the same database (one shared LevelDB handle). */
@@ -249,8 +253,9 @@ export class Store {
     });
     return this.reopening;
   }
-  /** Told when a full sync runs on this thread because its generation worker could not start. */
+  /** Told when a full sync runs on this thread because its generation worker could not start (or died before). */
   onWorkerUnavailable: ((e: Error) => void) | null = null;
+  private workerLost: WorkerLostError | null = null;
   /** Told of each failed attempt to open again. */
   onReopenError: ((e: Error) => void) | null = null;
   private closedForGood = false;
@@ -506,6 +511,9 @@ export class Store {
   private async buildInWorker(g: Generation, users: AsyncIterable<NormalizedUser>, onProgress?: (written: number) => void): Promise<number> {
     let builder: GenerationBuilder;
     try {
+      // A worker that died in an earlier sync (its heap is bounded; a record can be bigger) would
+      // die again on the same listing: until a restart, full syncs are written here.
+      if (this.workerLost) throw this.workerLost;
       builder = await GenerationBuilder.start(this.path, g.n);
     } catch (e) {
       // No thread to be had (memory, a broken install): the directory must still update.
@@ -526,12 +534,21 @@ export class Store {
         return p;
       };
       let chunk: NormalizedUser[] = [];
+      let chunkBytes = 0;
       for await (const u of users) {
+        let bytes = 0;
+        for (const t of u.templates) bytes += t.data.length;
+        // The clouds' normalisers bound templates far below this; a record that is not bounded
+        // must not reach a heap-capped worker (see generation-builder.ts). This sync fails, and the
+        // next ones are written here.
+        if (bytes > WORKER_RECORD_MAX_BYTES) throw new WorkerLostError(`user ${u.record.userid} has ${bytes} bytes of templates, too many for the generation worker`);
         chunk.push(u);
-        if (++written % CHUNK === 0) {
+        chunkBytes += bytes;
+        if (++written % CHUNK === 0 || chunkBytes >= CHUNK_TEMPLATE_BYTES) {
           await inFlight;
           inFlight = send(chunk, written);
           chunk = [];
+          chunkBytes = 0;
         } else if (written % YIELD_EVERY === 0) {
           // Normalising a page runs in the listing's generator, on this thread: give turns.
           await yieldToEventLoop();
@@ -544,6 +561,7 @@ export class Store {
       // The listing failed (or a write did): let the chunk in flight finish before the worker
       // closes, so its write is not cut in half.
       await inFlight?.catch(() => undefined);
+      if (e instanceof WorkerLostError) this.workerLost = e;
       throw e;
     } finally {
       await builder.close();

@@ -58,6 +58,15 @@ describe('record validation', () => {
     const r = normalizeWecomUser({ userid: 'a', fp: [{ id: 10, data: 'x' }, { id: '3', data: 'eQ==' }], fa_list: [{ id: 12, data: 'x' }] });
     expect(r.ok && r.user.templates).toEqual([{ kind: 'fp', id: '3', data: 'eQ==' }]);
   });
+
+  it('bounds every template, the legacy face template included (64 KiB of text each)', () => {
+    const big = 'A'.repeat(64 * 1024 + 1);
+    const r = normalizeWecomUser({ userid: 'a', fp: [{ id: 0, data: big }, { id: 1, data: 'eQ==' }], fa: big });
+    expect(r.ok && r.user.templates).toEqual([{ kind: 'fp', id: '1', data: 'eQ==' }]);
+    expect(r.ok && r.warnings.join('\n')).toMatch(/fp 0 has no usable data[\s\S]*fa has 65537 characters, more than 65536; ignored/);
+    const atLimit = normalizeWecomUser({ userid: 'a', fa: 'A'.repeat(64 * 1024) });
+    expect(atLimit.ok && atLimit.user.templates.map((t) => t.data.length)).toEqual([65536]);
+  });
 });
 
 describe('uint64 JSON', () => {

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { NormalizedUser } from '../../src/domain/user.js';
-import { GenerationBuilder } from '../../src/store/generation-builder.js';
+import { GenerationBuilder, WorkerLostError } from '../../src/store/generation-builder.js';
 import { Store } from '../../src/store/store.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -138,3 +138,57 @@ describe('store: full replacement without a worker', () => {
     }
   });
 });
+
+describe('store: records bigger than the worker', () => {
+  const withTemplate = (i: number, data: string): NormalizedUser => ({ ...user({ userid: `b${i}`, cards: [i] }), templates: [{ kind: 'fa', id: 'x', data }] });
+
+  it('ends a chunk at 4 MB of templates, so 24 users with 1 MB each go through the worker four at a time', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    const told: string[] = [];
+    s.onWorkerUnavailable = (e) => told.push(e.message);
+    const mb = 'A'.repeat(1 << 20);
+    const progress: number[] = [];
+    expect(await s.replaceDirectory(slowly(Array.from({ length: 24 }, (_, i) => withTemplate(i, mb))), (n) => progress.push(n))).toBe(24);
+    expect(told).toEqual([]);
+    // Written four users (4 MB) at a time, not all at once.
+    expect(progress.slice(0, 3)).toEqual([4, 8, 12]);
+    expect((await s.templatesOf('b23'))[0]!.data).toHaveLength(1 << 20);
+    await s.close();
+  }, 30_000);
+
+  it('a user too big for the worker fails that sync cleanly, and the next one is written here', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    const told: string[] = [];
+    s.onWorkerUnavailable = (e) => told.push(e.message);
+    await s.replaceDirectory(listing().slice(0, 5));
+    const huge = (): NormalizedUser[] => [...listing().slice(0, 150), withTemplate(0, 'B'.repeat(9 << 20)), ...listing().slice(150, 160)];
+    await expect(s.replaceDirectory(slowly(huge()))).rejects.toThrow(/user b0 has 9437184 bytes of templates, too many for the generation worker/);
+    expect([s.writable, await s.userCount()]).toEqual([true, 5]);
+    expect(await s.replaceDirectory(slowly(huge()))).toBe(161);
+    expect(told).toEqual([expect.stringMatching(/too many for the generation worker/)]);
+    expect((await s.templatesOf('b0'))[0]!.data).toHaveLength(9 << 20);
+    await s.close();
+  });
+
+  it('after a worker died in a sync, the next full syncs are written here (it would die again on the same listing)', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    const told: string[] = [];
+    s.onWorkerUnavailable = (e) => told.push(e.message);
+    await s.replaceDirectory(listing().slice(0, 5));
+    // As Node reports a worker that reached its heap limit.
+    const died = vi.spyOn(GenerationBuilder.prototype, 'prepare').mockRejectedValueOnce(new WorkerLostError('the generation worker failed: Worker terminated due to reaching memory limit: JS heap out of memory'));
+    try {
+      await expect(s.replaceDirectory(slowly(listing()))).rejects.toThrow(/memory limit/);
+      expect(s.writable).toBe(true);
+      expect(await s.userCount()).toBe(5);
+      expect(await s.replaceDirectory(slowly(listing()))).toBe(450);
+      expect(await s.replaceDirectory(slowly(listing().slice(0, 30)))).toBe(30);
+      expect(told).toEqual([expect.stringMatching(/memory limit/), expect.stringMatching(/memory limit/)]);
+      expect(died).toHaveBeenCalledTimes(1);
+    } finally {
+      died.mockRestore();
+      await s.close();
+    }
+  });
+});
+
