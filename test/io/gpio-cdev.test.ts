@@ -167,6 +167,8 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
       await new Promise((r) => setTimeout(r, 100));
       await frame(card);
       await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'the relay opens for the card', 15_000);
+      // The log line is written after the relay moves (by design), so it can arrive a moment later.
+      await until(() => g.out.some((l) => l.msg === 'access granted'), 'the grant is logged', 15_000);
       expect(g.out.find((l) => l.msg === 'access granted')).toMatchObject({ userid: 'li', method: 'card', reader: 'front-wg' });
       await until(() => g.lines().some((l) => l.startsWith('set 13=0')), 'LED on', 15_000);
       expect(g.lines().some((l) => l.startsWith('set 19=0'))).toBe(true); // the beep
