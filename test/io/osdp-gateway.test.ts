@@ -117,6 +117,8 @@ describe('OSDP keypad', () => {
     pd.pressKeys('24');
     pd.pressKeys('68#');
     await until(() => simRelay(gw, 'lobby').pulses.length === 1, 'card and PIN open the door', 3000);
+    // The journal is written after the relay moves (by design): wait for the entry, then check it.
+    await until(async () => (await gw.api.journal({ limit: 1 }))[0]?.decision === 'grant', 'the grant journaled', 3000);
     expect((await gw.api.journal({ limit: 1 }))[0]).toMatchObject({ decision: 'grant', userid: 'guard' });
   }, 20_000);
 });

@@ -98,6 +98,7 @@ describe('the console in Chromium', () => {
     await until(() => simRelay(t.gw!).pulses.length === before + 1, 'relay pulse');
     await page.waitForFunction(() => document.querySelector('#flash')?.textContent === 'Door opened');
     await until(async () => (await t.gw!.store.recentDoorEvents(10)).some((e) => e.type === 'operator_action' && e.detail === 'web:guard: open (grant)'), 'journaled with the account');
+    await until(async () => (await t.gw!.store.recentJournal(5)).some((e) => e.reason === 'operator_open'), 'the opening journaled');
     expect((await t.gw!.store.recentJournal(5)).find((e) => e.reason === 'operator_open')).toMatchObject({ decision: 'grant', detail: 'opened by web:guard' });
 
     // A mode for 15 minutes.
