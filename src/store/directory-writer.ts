@@ -41,11 +41,26 @@ export interface Generation {
 
 export const SEP = '\u0000';
 
+/**
+ * How the store and its generation worker open the database: JSON values, and `multithreading` on
+ * both sides (classic-level shares one LevelDB handle only between opens that both ask for it).
+ */
+export const LEVEL_OPTIONS = { valueEncoding: 'json', multithreading: true } as { valueEncoding: 'json' };
+
+/** JSON sublevels of `db` by name, each made once (a database opened again needs a new one of these). */
+export function jsonSublevels(db: { sublevel(name: string, o: { valueEncoding: 'json' }): unknown }): <V>(name: string) => Sub<V> {
+  const made = new Map<string, Sub<unknown>>();
+  return <V>(name: string): Sub<V> => {
+    let s = made.get(name);
+    if (!s) made.set(name, (s = db.sublevel(name, { valueEncoding: 'json' }) as Sub<unknown>));
+    return s as Sub<V>;
+  };
+}
+
 /** The sublevels of directory generation `n`, from `sub` (a JSON sublevel by name). */
 export function generationOf(n: number, sub: <V>(name: string) => Sub<V>): Generation {
   return { n, users: sub(`g${n}u`), openvid: sub(`g${n}o`), card: sub(`g${n}c`), keys: sub(`g${n}k`), templates: sub(`g${n}t`) };
 }
-
 
 /**
  * Builds batch operations for user changes in one generation, tracking index entries touched by

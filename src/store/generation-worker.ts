@@ -10,7 +10,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Level } from 'level';
 import type { NormalizedUser } from '../domain/user.js';
-import { DirectoryWriter, generationOf, type Json, type Sub } from './directory-writer.js';
+import { DirectoryWriter, generationOf, jsonSublevels, LEVEL_OPTIONS, type Json } from './directory-writer.js';
 import type { BuilderReply, BuilderRequest, BuilderSetup, PostedUser } from './generation-builder.js';
 
 const port = parentPort!;
@@ -25,14 +25,8 @@ try {
   // Not Linux, or not permitted: run at the process's priority.
 }
 
-const db = new Level<string, Json>(path, { valueEncoding: 'json', multithreading: true });
-const subs = new Map<string, Sub<unknown>>();
-const sub = <V>(name: string): Sub<V> => {
-  let s = subs.get(name);
-  if (!s) subs.set(name, (s = db.sublevel(name, { valueEncoding: 'json' }) as unknown as Sub<unknown>));
-  return s as Sub<V>;
-};
-const writer = new DirectoryWriter(generationOf(generation, sub));
+const db = new Level<string, Json>(path, LEVEL_OPTIONS);
+const writer = new DirectoryWriter(generationOf(generation, jsonSublevels(db)));
 interface Chained {
   put(key: string, value: unknown, o: { sublevel: unknown }): void;
   del(key: string, o: { sublevel: unknown }): void;

@@ -25,7 +25,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
-import { DirectoryWriter, generationOf, SEP, type Generation, type Json, type Op, type Range, type Sub } from './directory-writer.js';
+import { DirectoryWriter, generationOf, jsonSublevels, LEVEL_OPTIONS, SEP, type Generation, type Json, type Op, type Range, type Sub } from './directory-writer.js';
 import type { Directory } from '../domain/policy.js';
 import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
 import { withLocalFields, type LocalFields } from '../domain/local-directory.js';
@@ -107,7 +107,7 @@ export interface JournalEntry extends Omit<Decision, 'replay'> {
 }
 
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
-/** Users per write batch of a full replacement: a batch is encoded on the main thread in one go. */
+/** Users per write batch of a full replacement (in the generation worker, or here when it is not used). */
 const CHUNK = 100;
 /** A chunk for the generation worker also ends at this much template data (its heap is bounded). */
 const CHUNK_TEMPLATE_BYTES = 4 << 20;
@@ -115,8 +115,6 @@ const CHUNK_TEMPLATE_BYTES = 4 << 20;
 const WORKER_RECORD_MAX_BYTES = 8 << 20;
 /** A full replacement gives the event loop a turn this often, so a decision never waits on a sync. */
 const YIELD_EVERY = 20;
-/** `multithreading`: a generation worker opens the same database (one shared LevelDB handle). */
-const LEVEL_OPTIONS = { valueEncoding: 'json', multithreading: true } as { valueEncoding: 'json' };
 /** Databases this process has open (resolved paths). */
 const openInThisProcess = new Set<string>();
 function trackOpen(db: Level<string, Json>, where: string): void {
@@ -129,7 +127,8 @@ export class Store {
   private gen: Generation;
   private seq: number;
   private readonly keyCache = new KeyCache();
-  private readonly subs = new Map<string, Sub<unknown>>();
+  /** JSON sublevels by name, of the database as now opened. */
+  private sub: <V>(name: string) => Sub<V>;
   readonly directory: Directory;
   /** The local directory layer, whole in memory (see local-layer.ts). */
   private readonly local = new LocalLayer();
@@ -151,6 +150,7 @@ export class Store {
     gen: number,
     seq: number,
   ) {
+    this.sub = jsonSublevels(db);
     this.gen = this.generation(gen);
     this.seq = seq;
     this.directory = {
@@ -245,7 +245,7 @@ export class Store {
           await new Promise((r) => setTimeout(r, retryMs));
         }
       }
-      this.subs.clear();
+      this.sub = jsonSublevels(this.db);
       this.gen = this.generation(this.gen.n);
       this.writeFailure = null;
     })().finally(() => {
@@ -351,15 +351,6 @@ export class Store {
   }
   private get replay(): Sub<number> {
     return this.sub<number>('replay');
-  }
-
-  private sub<V>(name: string): Sub<V> {
-    let s = this.subs.get(name);
-    if (!s) {
-      s = this.db.sublevel(name, { valueEncoding: 'json' });
-      this.subs.set(name, s);
-    }
-    return s as Sub<V>;
   }
 
   private generation(n: number): Generation {

@@ -122,6 +122,8 @@ export class WecomAdapter implements CloudAdapter {
   }
 
   async stop(): Promise<void> {
+    // The module's queue stops at its next user. Not awaited: a module that does not answer must
+    // not hold up the stop; what it is doing fails, and is logged, when the module closes.
     this.stopping = true;
     if (this.provisionTimer) clearInterval(this.provisionTimer);
     for (const c of this.enrolments.values()) c.abort();
@@ -129,8 +131,6 @@ export class WecomAdapter implements CloudAdapter {
     await this.uploader.stop();
     await this.session.stop();
     await this.queue.catch(() => undefined);
-    // The module's queue stops at its next user (not awaited: a module that does not answer must
-    // not hold up the stop; what it is doing fails, and is logged, when the module closes).
   }
 
   /** Serialise directory work: a change is applied only after the ones before it. */
