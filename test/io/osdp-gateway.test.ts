@@ -18,6 +18,7 @@ import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js'
 import { Broker, client } from '../helpers/mosquitto.js';
 import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
 import { makeKey } from '../helpers/qr.js';
+import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { until } from '../helpers/wecom.js';
 
@@ -29,10 +30,7 @@ const t = cleanup();
 
 describe('OSDP reader in the gateway', () => {
   it('enrolls the reader, grants a card through the pipeline with feedback after the relay, and raises supervision alarms', async () => {
-    const pty = await ptyPair();
-    t.closers.push(() => Promise.resolve(pty.stop()));
-    const emu = await OsdpBusEmulator.open(pty.device, 115200);
-    t.closers.push(() => emu.close());
+    const { pty, emu } = await emulatedOsdpBus(t.closers);
     const pd = emu.add({ address: 3 });
     const ha = await client(broker, 'homeassistant', ['doorgw/gw1/#', 'homeassistant/binary_sensor/gw1/#']);
     t.closers.push(() => ha.c.endAsync());
@@ -99,10 +97,7 @@ describe('OSDP reader in the gateway', () => {
 
 describe('OSDP keypad', () => {
   it('card and PIN at a door that asks: the card waits for the PIN typed on the reader', async () => {
-    const pty = await ptyPair();
-    t.closers.push(() => Promise.resolve(pty.stop()));
-    const emu = await OsdpBusEmulator.open(pty.device, 115200);
-    t.closers.push(() => emu.close());
+    const { pty, emu } = await emulatedOsdpBus(t.closers);
     const pd = emu.add({ address: 0, secureCapable: false });
     const doors = [{ id: 'lobby', relay: { pulse_ms: 300 }, policy: { card_and_pin: true }, readers: [{ id: 'pin-pad', type: 'osdp', path: pty.gateway, secure: false, baud_rate: 115200, poll_interval_ms: 20 }] }];
     t.gw = await startMqttGateway(broker, { log, key: makeKey(), doors });
@@ -189,10 +184,7 @@ describe('doorgw osdp emulator', () => {
 
 describe('OSDP: no downgrade by configuration', () => {
   it('an enrolled reader stays on the secure channel when its configuration says secure: false; forgetting its key is journaled and the reader is then refused', async () => {
-    const pty = await ptyPair();
-    t.closers.push(() => Promise.resolve(pty.stop()));
-    const emu = await OsdpBusEmulator.open(pty.device, 115200);
-    t.closers.push(() => emu.close());
+    const { pty, emu } = await emulatedOsdpBus(t.closers);
     const pd = emu.add({ address: 0 });
     const dataDir = join(mkdtempSync(join(tmpdir(), 'doorgw-osdp-dg-')), 'data');
     const reader = (secure: boolean) => [{ id: 'lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'gate', type: 'osdp', path: pty.gateway, secure, baud_rate: 115200, poll_interval_ms: 20 }] }];

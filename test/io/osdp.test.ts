@@ -14,6 +14,7 @@ import { openSerial } from '../../src/io/serial.js';
 import { encodeCard } from '../../src/domain/cards.js';
 import { OsdpBusEmulator, type PdOptions } from '../../src/io/osdp/emulator.js';
 import { doorgwAsync } from '../helpers/cli.js';
+import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -32,10 +33,7 @@ interface Seen {
 }
 
 async function rig(pds: PdOptions[], devices: { address: number; secure?: boolean; check?: 'crc' | 'checksum' | 'auto'; offlineAfter?: number }[], o: { dataDir?: string } = {}) {
-  const pty = await ptyPair();
-  stops.push(pty.stop);
-  const emu = await OsdpBusEmulator.open(pty.device, 115200);
-  stops.push(() => emu.close());
+  const { pty, emu } = await emulatedOsdpBus(stops);
   const pd = pds.map((p) => emu.add(p));
   const link = await openSerial(pty.gateway, 115200);
   const bus = new OsdpBus({ link, baud: 115200, pollIntervalMs: 20 });

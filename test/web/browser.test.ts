@@ -12,8 +12,7 @@ import { hashPassword } from '../../src/domain/password.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, DEFAULT_DOORS, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
-import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
-import { ptyPair } from '../helpers/r30x-emulator.js';
+import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -58,10 +57,7 @@ const text = (page: Page, sel: string): Promise<string> => page.$eval(sel, (el) 
 describe('the console in Chromium', () => {
   it('logs in, shows a reader\'s credential live within a second, opens the door, changes a mode, searches the journal and downloads the CSV', async () => {
     // The lobby also has an OSDP reader (plaintext, emulated on a pty): its link is a badge on the door.
-    const pty = await ptyPair();
-    t.closers.push(() => Promise.resolve(pty.stop()));
-    const emu = await OsdpBusEmulator.open(pty.device, 115200);
-    t.closers.push(() => emu.close());
+    const { pty, emu } = await emulatedOsdpBus(t.closers);
     emu.add({ address: 0, secureCapable: false });
     const url = await consoleGateway([
       { ...DEFAULT_DOORS[0]!, readers: [...DEFAULT_DOORS[0]!.readers, { id: 'lobby-osdp', type: 'osdp', path: pty.gateway, secure: false, baud_rate: 115200 }] },
