@@ -17,6 +17,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"              
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"                     # mount namespaces (GPIO, ENOSPC)
 { [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; } || need="$need chromium"   # the console in a real browser
 command -v socat >/dev/null 2>&1 || need="$need socat"                            # pseudo-terminal pairs for serial devices
+{ command -v cc >/dev/null 2>&1 && [ -f /usr/include/linux/seccomp.h ]; } || need="$need gcc libc6-dev"   # the fake GPIO kernel, the seccomp launcher
 
 [ -z "$need" ] && exit 0
 
