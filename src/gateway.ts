@@ -138,6 +138,7 @@ export class Gateway {
       {
         since: this.started,
         cloud: () => this.cloud,
+        mqtt: () => (this.mqtt ? { connected: this.mqtt.link.connected$.value, down_s: this.mqtt.link.downS, readers: this.mqtt.readerIds, oversized: this.mqtt.link.oversized } : null),
         storage: () => (this.storage ? { ...this.storage.state$.value, held_in_memory: journal.pending, dropped: journal.dropped } : null),
         modeOf: (door) => pipeline.modeOf(door),
         modeUntil: (door) => pipeline.modeUntil(door),

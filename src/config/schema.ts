@@ -271,6 +271,12 @@ const mqtt = z.strictObject({
    * messages for us). Reader credentials and requests are small.
    */
   max_packet_size: z.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  /**
+   * Largest packet the broker accepts (its max_packet_size; 1 MiB in the shipped configuration).
+   * The gateway never sends more: a reply that would not fit is answered with a `too_large` error.
+   * An MQTT 5 broker that advertises a lower limit when it accepts the connection lowers this.
+   */
+  broker_max_packet_size: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
   /** User fields included in access events (names are personal data: opt in). */
   event_user_fields: z.array(z.enum(['userid', 'user_type', 'name'])).default(['userid', 'user_type']),
   home_assistant: z

@@ -61,6 +61,18 @@ export interface Status {
   readers?: ReaderStatus[];
   /** The gateway's time zone (times in answers are shown in it). */
   timezone?: string;
+  /** The broker link (running gateway with MQTT enabled): how long it has been down, and the MQTT readers that depend on it. */
+  mqtt?: MqttStatus | null;
+}
+
+export interface MqttStatus {
+  connected: boolean;
+  /** Seconds the link has been down (0 while connected), measured on the monotonic clock. */
+  down_s: number;
+  /** Readers that reach the gateway only through the broker. */
+  readers: string[];
+  /** Messages not sent because they were larger than the broker accepts. */
+  oversized: number;
 }
 
 export { healthProblems, type HealthLimits } from './health.js';
@@ -120,6 +132,8 @@ export function doorContext(config: Config, doorId: string): DoorContext {
 
 export interface RunningGateway {
   since: number;
+  /** The broker link (null: MQTT not enabled). */
+  mqtt?: () => MqttStatus | null;
   cloud: () => CloudAdapter | null;
   /** Disk state and records held in memory; null before the guard starts. */
   storage?: () => StorageStatus | null;
@@ -281,6 +295,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         fingerprint_module: ((v) => (v === null || v === undefined ? null : v ? 'online' : 'offline'))(running?.fingerprintOnline?.()),
         readers: running?.readers?.() ?? [],
         timezone: config.timezone,
+        mqtt: running?.mqtt?.() ?? null,
       };
     },
 

@@ -11,6 +11,9 @@ export interface HealthLimits {
   maxSkewS: number;
 }
 
+/** Seconds a broker link may be down before MQTT readers make it a health problem (a reconnect or two). */
+export const MQTT_GRACE_S = 15;
+
 /** Why a running gateway is unhealthy (empty: healthy). */
 export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now()): string[] {
   const problems: string[] = [];
@@ -23,6 +26,11 @@ export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now
     if (r.state === 'offline' || r.state === 'refused' || r.state === 'install') problems.push(`reader ${r.id} ${r.state === 'install' ? 'awaits enrollment (doorgw osdp enroll ' + r.id + ')' : r.state}: ${r.detail}`);
     if (r.tamper) problems.push(`reader ${r.id} reports tamper`);
     if (r.power_failure) problems.push(`reader ${r.id} reports a power failure`);
+  }
+  // MQTT readers are heard only through the broker: a link down beyond a reconnect or two is a door
+  // that cannot read those credentials. (Without MQTT readers, status shows the link and no more.)
+  if (s.mqtt && !s.mqtt.connected && s.mqtt.readers.length && s.mqtt.down_s > MQTT_GRACE_S) {
+    problems.push(`mqtt broker unreachable for ${s.mqtt.down_s} s: readers ${s.mqtt.readers.join(', ')} cannot be heard`);
   }
   const c = s.cloud;
   if (c?.credentials_problem) problems.push(c.credentials_problem);

@@ -87,10 +87,16 @@ export class MqttBridge {
       keepaliveS: m.keepalive_s,
       offlineQueue: m.offline_queue,
       maxPacketSize: m.max_packet_size,
+      brokerMaxPacketSize: m.broker_max_packet_size,
       availabilityTopic: this.topics.availability(),
       subscriptions,
       log: this.log,
     });
+  }
+
+  /** The MQTT readers: heard only through the broker. */
+  get readerIds(): string[] {
+    return [...this.readers.keys()];
   }
 
   start(): void {
@@ -266,20 +272,40 @@ export class MqttBridge {
         params = { __invalid: true };
       }
     }
+    // A reply reaches only whoever asked: it goes to the requester's own response topic, which the
+    // shipped ACL lets only that account read. No response topic: carried out, answered to nobody.
+    const replyTo = this.replyTopic(m, params);
+    if (replyTo === false) return void this.log.warn({ request: name, response_topic: m.responseTopic ?? params.response_topic }, `request ignored: its response topic is not under ${this.topics.base}/response/<account>/`);
     const reply: ResponsePayload = { status: 'ok' };
     if (params.transaction !== undefined) reply.transaction = params.transaction;
     const handler = REQUESTS[name];
     try {
       if (params.__invalid) throw new UsageError('request payload is not a JSON object');
       if (!handler) throw new UsageError(`unknown request '${name}' (${Object.keys(REQUESTS).join(', ')})`, 'not_found');
-      reply.data = await handler.call(this.ctx.api, params, 'mqtt');
+      const { response_topic: _r, ...rest } = params;
+      reply.data = await handler.call(this.ctx.api, rest, 'mqtt');
     } catch (e) {
       reply.status = 'error';
       reply.error = (e as Error).message;
       reply.code = e instanceof UsageError ? e.code : 'internal';
       if (!(e instanceof UsageError)) this.log.error({ err: e, request: name }, 'request failed');
     }
-    const topic = m.responseTopic && m.responseTopic.startsWith(`${this.topics.base}/response/`) ? m.responseTopic : this.topics.response(name);
-    this.link.publishReply(topic, JSON.stringify(reply), m.correlationData);
+    if (replyTo === null) return;
+    let payload = JSON.stringify(reply);
+    if (!this.link.fits(replyTo, payload, m.correlationData)) {
+      const bytes = Buffer.byteLength(payload);
+      this.log.warn({ request: name, bytes, limit: this.link.maxSendBytes }, 'reply larger than the broker accepts: answered with too_large');
+      const err: ResponsePayload = { status: 'error', code: 'too_large', error: `the reply (${bytes} bytes) is larger than the broker accepts (${this.link.maxSendBytes} bytes): ask for less (a smaller limit, then after)` };
+      if (reply.transaction !== undefined) err.transaction = reply.transaction;
+      payload = JSON.stringify(err);
+    }
+    this.link.publishReply(replyTo, payload, m.correlationData);
+  }
+
+  /** The requester's response topic (MQTT 5 property, or `response_topic` in the payload); null: none; false: not ours. */
+  private replyTopic(m: MqttMessage, params: Record<string, unknown>): string | null | false {
+    const t = m.responseTopic ?? params.response_topic;
+    if (t === undefined) return null;
+    return typeof t === 'string' && this.topics.isResponseTopic(t) ? t : false;
   }
 }

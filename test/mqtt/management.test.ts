@@ -26,27 +26,32 @@ function dataOf<T = unknown>(r: Reply | 'not_authorized' | null): T {
   return r.data as T;
 }
 
-/** A caller with one broker account: ask(name, params) → the response with our transaction. */
+/**
+ * A caller with one broker account: ask(name, params) → the response with our transaction, on the
+ * account's own response topic (the shipped ACL lets nobody else read it).
+ */
 async function caller(account: 'operator' | 'admin') {
-  const c = await client(broker, account, ['doorgw/gw1/response/#']);
+  const c = await client(broker, account, [`doorgw/gw1/response/${account}/#`]);
   t.closers.push(() => c.c.endAsync());
   let n = 0;
   return {
     async ask(name: string, params: Record<string, unknown> = {}, timeoutMs = 4000): Promise<Reply | 'not_authorized' | null> {
       const tx = `${account}-${++n}`;
+      const responseTopic = `doorgw/gw1/response/${account}/${name}`;
       try {
-        await c.c.publishAsync(`doorgw/gw1/request/${name}`, JSON.stringify({ ...params, transaction: tx }), { qos: 1 });
+        await c.c.publishAsync(`doorgw/gw1/request/${name}`, JSON.stringify({ ...params, transaction: tx }), { qos: 1, properties: { responseTopic } });
       } catch (e) {
         // MQTT 5: the broker answers a publish its ACL refuses with "not authorized".
         if (/Not authorized/i.test((e as Error).message)) return 'not_authorized';
         throw e;
       }
+      const mine = (m: { topic: string; payload: string }): boolean => m.topic === responseTopic && (JSON.parse(m.payload) as Reply).transaction === tx;
       try {
-        await until(() => c.got.some((m) => m.topic === `doorgw/gw1/response/${name}` && (JSON.parse(m.payload) as Reply).transaction === tx), `response to ${name}`, timeoutMs);
+        await until(() => c.got.some(mine), `response to ${name}`, timeoutMs);
       } catch {
         return null; // the broker dropped the request (ACL), or nobody answered
       }
-      return JSON.parse(c.got.find((m) => m.topic === `doorgw/gw1/response/${name}` && (JSON.parse(m.payload) as Reply).transaction === tx)!.payload) as Reply;
+      return JSON.parse(c.got.find(mine)!.payload) as Reply;
     },
   };
 }

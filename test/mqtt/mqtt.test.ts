@@ -142,25 +142,27 @@ describe('commands', () => {
 describe('state, availability and requests', () => {
   it('publishes retained availability, gateway state and door state, and answers requests with the transaction', async () => {
     const g = await startGateway();
-    const op = await client(broker, 'operator', ['doorgw/gw1/availability', 'doorgw/gw1/state', 'doorgw/gw1/door/+/state', 'doorgw/gw1/response/#']);
+    const op = await client(broker, 'operator', ['doorgw/gw1/availability', 'doorgw/gw1/state', 'doorgw/gw1/door/+/state', 'doorgw/gw1/response/operator/#']);
     t.closers.push(() => op.c.endAsync());
     await until(() => op.got.some((m) => m.topic.endsWith('/state') && m.topic.includes('/door/back/')), 'retained states');
     expect(op.got.find((m) => m.topic.endsWith('/availability'))).toMatchObject({ payload: 'online', retain: true });
     expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/state')!.payload)).toMatchObject({ gateway_id: 'gw1', users: 1, outbox_depth: 0, cloud: null });
     expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/door/lobby/state')!.payload)).toEqual({ door: 'lobby', lock: 'locked', contact: 'unknown', mode: 'normal', alarm: null });
-    await op.c.publishAsync('doorgw/gw1/request/users/show', JSON.stringify({ userid: 'alice', transaction: 't-1' }), { qos: 1 });
-    await op.c.publishAsync('doorgw/gw1/request/journal', JSON.stringify({ transaction: 7 }), { qos: 1 });
+    const to = (name: string) => ({ qos: 1 as const, properties: { responseTopic: `doorgw/gw1/response/operator/${name}` } });
+    await op.c.publishAsync('doorgw/gw1/request/users/show', JSON.stringify({ userid: 'alice', transaction: 't-1' }), to('users/show'));
+    // MQTT 3.1.1 has no response-topic property: the payload may name it.
+    await op.c.publishAsync('doorgw/gw1/request/journal', JSON.stringify({ transaction: 7, response_topic: 'doorgw/gw1/response/operator/journal' }), { qos: 1 });
     // An unknown request: only the admin account may publish outside the operator's requests.
-    const admin = await client(broker, 'admin');
+    const admin = await client(broker, 'admin', ['doorgw/gw1/response/admin/#']);
     t.closers.push(() => admin.c.endAsync());
-    await admin.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1 });
-    await expect(op.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1 })).rejects.toThrow(/Not authorized/);
-    await op.c.publishAsync('doorgw/gw1/request/status', '{not json', { qos: 1 });
-    await until(() => op.got.filter((m) => m.topic.includes('/response/')).length === 4, 'responses');
-    const resp = (name: string) => json(op.got.find((m) => m.topic === `doorgw/gw1/response/${name}`)!.payload);
+    await admin.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', { qos: 1, properties: { responseTopic: 'doorgw/gw1/response/admin/frobnicate' } });
+    await expect(op.c.publishAsync('doorgw/gw1/request/frobnicate', '{}', to('frobnicate'))).rejects.toThrow(/Not authorized/);
+    await op.c.publishAsync('doorgw/gw1/request/status', '{not json', to('status'));
+    await until(() => op.got.filter((m) => m.topic.includes('/response/')).length === 3 && admin.got.length === 1, 'responses');
+    const resp = (name: string) => json(op.got.find((m) => m.topic === `doorgw/gw1/response/operator/${name}`)!.payload);
     expect(resp('users/show')).toMatchObject({ status: 'ok', transaction: 't-1', data: { record: { userid: 'alice', cards: ['1001'] } } });
     expect(resp('journal')).toMatchObject({ status: 'ok', transaction: 7, data: [] });
-    expect(resp('frobnicate')).toMatchObject({ status: 'error', code: 'not_found', error: expect.stringContaining('unknown request') });
+    expect(json(admin.got[0]!.payload)).toMatchObject({ status: 'error', code: 'not_found', error: expect.stringContaining('unknown request') });
     expect(resp('status')).toMatchObject({ status: 'error', error: 'request payload is not a JSON object' });
     void g;
   });

@@ -35,6 +35,13 @@ export interface MqttLinkOptions {
   offlineQueue: number;
   /** Largest packet the gateway accepts (MQTT 5: the broker drops larger messages for us). */
   maxPacketSize: number;
+  /**
+   * Largest packet the broker accepts from us (Mosquitto's max_packet_size). A broker that
+   * advertises a smaller limit in its MQTT 5 CONNACK lowers it. A packet above it would make the
+   * broker disconnect us, and MQTT.js resends an unacknowledged QoS 1 packet on every reconnect:
+   * one oversized reply kept the gateway off the broker in a loop. So nothing larger is ever sent.
+   */
+  brokerMaxPacketSize: number;
   availabilityTopic: string;
   subscriptions: string[];
   log: Logger;
@@ -48,6 +55,18 @@ const TAKEOVER_WINDOW_MS = 60_000;
 const TAKEOVER_LOSSES = 3;
 /** MQTT 5 DISCONNECT reason: another client connected with this client id. */
 const RC_SESSION_TAKEN_OVER = 0x8e;
+
+/**
+ * The size of a PUBLISH packet on the wire (MQTT 3.1.1 and 5, QoS 1): fixed header, topic, packet
+ * id, properties, payload. Exact for what this module sends.
+ */
+export function publishPacketSize(topic: string, payload: string, protocolVersion: 4 | 5, correlationData?: Buffer): number {
+  const varint = (n: number): number => (n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4);
+  let props = 0;
+  if (correlationData) props += 1 + 2 + correlationData.length;
+  const rest = 2 + Buffer.byteLength(topic) + 2 + (protocolVersion === 5 ? varint(props) + props : 0) + Buffer.byteLength(payload);
+  return 1 + varint(rest) + rest;
+}
 
 export class MqttLink {
   readonly connected$ = new BehaviorSubject(false);
@@ -63,8 +82,39 @@ export class MqttLink {
   /** Retained topics to clear, kept until a connection has carried the clear. */
   private readonly clears = new Set<string>();
   private queue: { topic: string; payload: string }[] = [];
+  /** The broker's limit for what we send: configured, lowered by the broker's CONNACK. */
+  private sendLimit: number;
+  /** Messages not sent because they exceeded the broker's limit. */
+  oversized = 0;
+  /** Since when (monotonic ms) the link has been down; null while connected. Monotonic: a wall-clock step must not make an outage look long or short. */
+  private downSince: number | null = performance.now();
 
-  constructor(private readonly o: MqttLinkOptions) {}
+  /** Seconds the link has been down (0 while connected). */
+  get downS(): number {
+    return this.downSince === null ? 0 : Math.round((performance.now() - this.downSince) / 1000);
+  }
+
+  constructor(private readonly o: MqttLinkOptions) {
+    this.sendLimit = o.brokerMaxPacketSize;
+  }
+
+  /** The largest packet the broker takes from us (bytes). */
+  get maxSendBytes(): number {
+    return this.sendLimit;
+  }
+
+  /** True when this message fits the broker's packet limit. */
+  fits(topic: string, payload: string, correlationData?: Buffer): boolean {
+    return publishPacketSize(topic, payload, this.o.protocolVersion, correlationData) <= this.sendLimit;
+  }
+
+  /** Refuse (and count, and log) a message the broker would disconnect us for. */
+  private tooLarge(topic: string, payload: string, correlationData?: Buffer): boolean {
+    if (this.fits(topic, payload, correlationData)) return false;
+    this.oversized++;
+    this.o.log.error({ topic, bytes: publishPacketSize(topic, payload, this.o.protocolVersion, correlationData), limit: this.sendLimit }, 'message not published: larger than the broker accepts (it would disconnect the gateway)');
+    return true;
+  }
 
   start(): void {
     const o = this.o;
@@ -90,7 +140,10 @@ export class MqttLink {
     if (o.key) opts.key = readFileSync(o.key);
     const client = mqtt.connect(o.url, opts);
     this.client = client;
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
+      const brokerMax = connack.properties?.maximumPacketSize;
+      this.sendLimit = brokerMax ? Math.min(o.brokerMaxPacketSize, brokerMax) : o.brokerMaxPacketSize;
+      this.downSince = null;
       // Small messages must not wait for Nagle's algorithm (40 ms with delayed ACKs): a reader's
       // credential is one small packet that someone is standing at the door for.
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
@@ -108,10 +161,11 @@ export class MqttLink {
         if (err) this.o.log.error({ err: err.message }, 'mqtt subscribe failed');
       });
       for (const topic of this.clears) this.sendClear(client, topic);
-      for (const [topic, payload] of this.retained) client.publish(topic, payload, { qos: 1, retain: true });
+      // The broker's limit may be lower than on the last connect: what no longer fits stays unsent.
+      for (const [topic, payload] of this.retained) if (!this.tooLarge(topic, payload)) client.publish(topic, payload, { qos: 1, retain: true });
       const pending = this.queue;
       this.queue = [];
-      for (const m of pending) client.publish(m.topic, m.payload, { qos: 1 });
+      for (const m of pending) if (!this.tooLarge(m.topic, m.payload)) client.publish(m.topic, m.payload, { qos: 1 });
       if (this.dropped) this.o.log.warn({ dropped: this.dropped }, 'events dropped while the broker was unreachable (offline queue full)');
     });
     client.on('disconnect', (packet) => {
@@ -123,6 +177,7 @@ export class MqttLink {
         this.sessionLost(false);
       }
       this.connected$.next(false);
+      this.downSince ??= performance.now();
       // Back off while the broker stays away, and say so once, not every attempt.
       if (!this.outage) this.outage = { since: Date.now(), attempts: 0, error: null };
       this.outage.attempts++;
@@ -169,6 +224,7 @@ export class MqttLink {
   /** Retained state: remembered as the latest value and (re)published whenever connected. */
   publishRetained(topic: string, payload: string): void {
     assertPublishable(topic);
+    if (this.tooLarge(topic, payload)) return;
     this.retained.set(topic, payload);
     this.live?.publish(topic, payload, { qos: 1, retain: true });
   }
@@ -191,6 +247,7 @@ export class MqttLink {
   /** An event: published now, or queued (bounded, oldest dropped) until the broker returns. */
   publishEvent(topic: string, payload: string): void {
     assertPublishable(topic);
+    if (this.tooLarge(topic, payload)) return;
     const c = this.live;
     if (c) return void c.publish(topic, payload, { qos: 1 });
     if (this.o.offlineQueue === 0) return void this.dropped++;
@@ -204,6 +261,7 @@ export class MqttLink {
   /** A reply; dropped when not connected (its requester is gone too). */
   publishReply(topic: string, payload: string, correlationData?: Buffer): void {
     assertPublishable(topic);
+    if (this.tooLarge(topic, payload, correlationData)) return;
     this.live?.publish(topic, payload, { qos: 1, ...(correlationData ? { properties: { correlationData } } : {}) });
   }
 

@@ -16,7 +16,13 @@ export class Topics {
   doorSet = (door: string): string => `${this.base}/door/${door}/set`;
   readerCredential = (reader: string): string => `${this.base}/reader/${reader}/credential`;
   request = (name: string): string => `${this.base}/request/${name}`;
-  response = (name: string): string => `${this.base}/response/${name}`;
+  /** A response topic of an account: `<base>/response/<account>/<anything>` (the ACL lets only that account read it). */
+  response = (account: string, name: string): string => `${this.base}/response/${account}/${name}`;
+  isResponseTopic = (t: string): boolean => {
+    if (!t.startsWith(`${this.base}/response/`)) return false;
+    const rest = t.slice(this.base.length + '/response/'.length).split('/');
+    return rest.length >= 2 && rest.every(Boolean) && !/[#+]/.test(t) && !t.includes(String.fromCharCode(0));
+  };
 
   /** Subscriptions: commands, requests, reader credentials. */
   subscriptions = (): string[] => [`${this.base}/door/+/set`, `${this.base}/request/#`, `${this.base}/reader/+/credential`];
@@ -104,7 +110,7 @@ export interface ResponsePayload {
   status: 'ok' | 'error';
   data?: unknown;
   error?: string;
-  /** With an error: invalid, not_found, conflict, unavailable, forbidden or internal. */
+  /** With an error: invalid, not_found, conflict, unavailable, forbidden, internal, or too_large (the reply would exceed the broker's packet limit). */
   code?: string;
   transaction?: unknown;
 }
