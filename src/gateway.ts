@@ -3,7 +3,8 @@
  * effects → cloud → MQTT → control channel, started in that order and stopped in reverse. Only this
  * file knows them all; what each is made of lives with it (door-unit, reader registry, cloud registry).
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
 import { config as rxjsConfig, distinctUntilChanged, merge, skip, Subject, type Observable } from 'rxjs';
@@ -17,6 +18,7 @@ import { ALARM_EVENTS, credentialEvent, type CredentialEvent, type DoorEvent } f
 import { localTime } from './domain/localtime.js';
 import { decodeQr, encodeQrBody, signQr, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
+import { monotonicMs, type MonoClock } from './domain/clock.js';
 import { openFingerprintModule, type FingerprintModule } from './io/fingerprint.js';
 import type { Input, InputSpec } from './io/gpio/backends.js';
 import type { Relay } from './io/relay.js';
@@ -47,7 +49,12 @@ export interface GatewayOptions {
   controlSocket?: string | false;
   /** How long to wait for a CLI that holds the database lock (it reads directly while no gateway runs). */
   storeLockWaitMs?: number;
+  /** The wall clock (unix ms). */
   now?: () => number;
+  /** The monotonic clock (ms): what measures how long ago, whatever the wall clock does. */
+  mono?: MonoClock;
+  /** This boot's id (tests: to play a reboot). */
+  boot?: string;
 }
 
 /**
@@ -91,10 +98,25 @@ async function openGatewayFingerprint(config: Config, log: Logger): Promise<{ mo
   return d?.fingerprint ? { module: await openFingerprintModule(d.fingerprint, { dataDir: config.data_dir, log }), door: d.id } : null;
 }
 
-/** Replay memory as persisted: the live entries of the codes accepted before this start. */
-async function loadReplayGuard(store: Store, nowMs: number): Promise<ReplayGuard> {
-  const replay = new ReplayGuard(100_000);
-  for (const [k, until] of await store.loadReplay(Math.floor(nowMs / 1000))) replay.restore(k, until);
+/**
+ * This boot's id: monotonic readings persisted by an earlier process of the same boot stay
+ * comparable. Unreadable (not Linux): a random one, so nothing is taken as of this boot.
+ */
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return randomUUID();
+  }
+}
+
+/** Replay memory as persisted: the codes accepted before this start whose window has not ended. */
+async function loadReplayGuard(store: Store, nowMs: number, mono: MonoClock, boot: string): Promise<ReplayGuard> {
+  const replay = new ReplayGuard({ limit: 100_000, mono, boot });
+  const nowS = Math.floor(nowMs / 1000);
+  for (const [k, v] of await store.loadReplay()) replay.restore(k, v, nowS);
+  // Best effort: on a full disk the start must go on; ended entries are ignored anyway.
+  await store.deleteReplay(replay.prune(nowS)).catch(() => undefined);
   return replay;
 }
 
@@ -194,7 +216,9 @@ export class Gateway {
       wireInterlocks(config.interlocks, units);
 
       // Pipeline: decide, record durably (journal, outbox, replay memory), then the effects.
-      const replay = await loadReplayGuard(store, now());
+      const mono = o.mono ?? monotonicMs;
+      const boot = o.boot ?? bootId();
+      const replay = await loadReplayGuard(store, now(), mono, boot);
       let cloud: CloudAdapter | null = null;
       const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => cloud?.outboxChanged(), () => cloud?.uploadsRecords === true, config.journal.memory_max_entries);
       const pipeline = new AccessPipeline({
@@ -212,6 +236,8 @@ export class Gateway {
         },
         log: log.child({ module: 'pipeline' }),
         now,
+        mono,
+        boot,
       });
       const gw = new Gateway(config, store, pipeline, journal, units, fingerprint?.module ?? null, log);
       doorEvents.subscribe((e) => gw.recordDoorEvent(e));
@@ -367,9 +393,10 @@ export class Gateway {
     const perHour = Math.max(1, Math.round(3_600_000 / ms));
     const tick = (): void => {
       const nowS = Math.floor(now() / 1000);
-      replay.prune(nowS);
+      const gone = replay.prune(nowS);
       if (!this.store.writable) return;
-      this.store.pruneReplay(nowS).catch((e: unknown) => this.log.warn({ err: e }, 'replay memory not pruned on disk'));
+      // Entries not deleted now (a write failure) are restored and pruned again at the next start.
+      if (gone.length) this.store.deleteReplay(gone).catch((e: unknown) => this.log.warn({ err: e }, 'replay memory not pruned on disk'));
       const days = this.config.journal.max_age_days;
       if (days !== null && runs++ % perHour === 0) {
         this.store

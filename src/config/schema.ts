@@ -434,6 +434,12 @@ export const configSchema = z
         session_max_h: z.number().int().min(1).max(24 * 7).default(12),
         login_max_failures: z.number().int().min(1).max(100).default(5),
         login_lockout_s: z.number().int().min(10).max(86_400).default(300),
+        /**
+         * Reverse proxies (IP addresses) whose X-Forwarded-For names the client. Set it behind a
+         * proxy: otherwise every client has the proxy's address, and failed logins from one slow
+         * down all of them. Never list an address that clients can reach directly.
+         */
+        trusted_proxies: z.array(str()).default([]),
         /** Live event streams at once (each a browser tab). */
         max_streams: z.number().int().min(1).max(200).default(20),
         metrics: z
@@ -446,7 +452,7 @@ export const configSchema = z
           })
           .default({ enabled: true, public: false }),
       })
-      .default({ enabled: false, bind: '127.0.0.1', port: 8080, allow_insecure_remote: false, session_idle_min: 30, session_max_h: 12, login_max_failures: 5, login_lockout_s: 300, max_streams: 20, metrics: { enabled: true, public: false } }),
+      .default({ enabled: false, bind: '127.0.0.1', port: 8080, allow_insecure_remote: false, session_idle_min: 30, session_max_h: 12, login_max_failures: 5, login_lockout_s: 300, trusted_proxies: [], max_streams: 20, metrics: { enabled: true, public: false } }),
     cloud: z
       .strictObject({
         provider: z.enum(['none', 'wecom', 'feishu']).default('none'),

@@ -5,6 +5,7 @@
  * flagged (soft). Presence expires after `timeoutS` and at the daily reset; an operator can forgive a
  * person (presence unknown: the next passage is allowed either way). Pure: the state is the caller's.
  */
+import { elapsedMs, type Stamp } from './clock.js';
 import { localTime } from './localtime.js';
 import { isPersonalGrant, type Decision, type Direction } from './types.js';
 
@@ -17,23 +18,31 @@ export interface AreaPolicy {
   timezone: string;
 }
 
-export interface Presence {
+/** A presence, stamped on both clocks (`mono`/`boot` absent in records of older versions). */
+export interface Presence extends Stamp {
   where: 'in' | 'out';
-  at: number;
 }
 
 export type PresenceMap = Map<string, Presence>;
 
-/** The presence that still counts at `nowMs` (expired by timeout or a reset since), or undefined. */
-export function livePresence(p: Presence | undefined, a: AreaPolicy, nowMs: number): Presence | undefined {
+/**
+ * The presence that still counts `now` (expired by timeout or a reset since), or undefined. Its age
+ * is measured on the monotonic clock where it can be (see domain/clock.ts): a wall clock stepped
+ * back a day must not keep everyone "in" for a day, nor one stepped forward forget them all.
+ */
+export function livePresence(p: Presence | undefined, a: AreaPolicy, now: Required<Stamp>): Presence | undefined {
   if (!p) return undefined;
-  if (a.timeoutS !== null && nowMs - p.at >= a.timeoutS * 1000) return undefined;
+  const age = elapsedMs(p, now);
+  if (a.timeoutS !== null && age >= a.timeoutS * 1000) return undefined;
   if (a.resetMinute !== null) {
+    // When it was, on today's wall clock; then: the last reset at or before now, in the area's zone.
+    const at = now.at - age;
+    const nowMs = now.at;
     // The last reset at or before now, in the area's zone.
     const lt = localTime(nowMs, a.timezone);
     const sinceReset = lt.minuteOfDay >= a.resetMinute ? (lt.minuteOfDay - a.resetMinute) * 60_000 : (lt.minuteOfDay + 1440 - a.resetMinute) * 60_000;
     const lastReset = Math.floor(nowMs / 60_000) * 60_000 - sinceReset;
-    if (p.at < lastReset) return undefined;
+    if (at < lastReset) return undefined;
   }
   return p;
 }
@@ -42,11 +51,11 @@ export function livePresence(p: Presence | undefined, a: AreaPolicy, nowMs: numb
  * Apply the area's anti-passback to a decision at one of its doors. Returns the decision the door
  * acts on, the presence to record (null: unchanged) and whether it was a (soft) violation.
  */
-export function applyAreaPassback(d: Decision, direction: Direction, a: AreaPolicy, presence: PresenceMap, nowMs: number): { decision: Decision; record: Presence | null; violation: boolean } {
+export function applyAreaPassback(d: Decision, direction: Direction, a: AreaPolicy, presence: PresenceMap, now: Required<Stamp>): { decision: Decision; record: Presence | null; violation: boolean } {
   if (!isPersonalGrant(d) || direction === 'unknown') return { decision: d, record: null, violation: false };
-  const live = livePresence(presence.get(d.userid), a, nowMs);
+  const live = livePresence(presence.get(d.userid), a, now);
   const violation = live?.where === direction;
-  const record: Presence = { where: direction, at: nowMs };
+  const record: Presence = { where: direction, ...now };
   if (violation && a.hard) {
     return { decision: { ...d, decision: 'deny', reason: 'anti_passback', detail: `already ${direction} area '${a.name}' (anti-passback)` }, record: null, violation: true };
   }

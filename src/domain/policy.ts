@@ -162,9 +162,8 @@ export function decide(input: DecideInput): Decision {
   // Remembered only when it opens: a code refused (lockdown, holiday, schedule) is not used up.
   const d = admit(user);
   if (d.decision === 'grant' && replayKey !== null) {
-    input.replay!.remember(replayKey, until!);
     // Persisted with the journal entry, in the same synced write.
-    d.replay = { key: replayKey, until: until! };
+    d.replay = input.replay!.remember(replayKey, until!, nowS);
   }
   return d;
 }

@@ -1,5 +1,7 @@
 /**
- * A token bucket: `burst` tokens, refilled at `perS` a second. Pure: time is an argument.
+ * A token bucket: `burst` tokens, refilled at `perS` a second. Pure: time is an argument — give it
+ * the monotonic clock. Time that runs backwards refills nothing (it must never drain the bucket:
+ * a wall clock stepped back a day once silenced a reader for that day).
  */
 export class TokenBucket {
   private tokens: number;
@@ -14,7 +16,7 @@ export class TokenBucket {
 
   /** Take one token at `nowMs`; false when the bucket is empty. */
   take(nowMs: number): boolean {
-    if (this.last !== null) this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.last) / 1000) * this.perS);
+    if (this.last !== null) this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, nowMs - this.last) / 1000) * this.perS);
     this.last = nowMs;
     if (this.tokens < 1) return false;
     this.tokens -= 1;

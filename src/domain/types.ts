@@ -1,4 +1,5 @@
 /** Shared domain types. Pure data: no I/O, JSON-serialisable where stored. */
+import type { ReplayEntry } from './replay.js';
 
 export type UserType = 0 | 1 | 2;
 export const USER_TYPE_NAMES = { 0: 'employee', 1: 'visitor', 2: 'student' } as const;
@@ -87,6 +88,6 @@ export interface Decision {
   pulse_ms?: number;
   /** The credential was presented under duress: decided as usual, and an alarm raised. */
   duress?: true;
-  /** An accepted QR code to remember until `until` (unix s): persisted with the journal entry. */
-  replay?: { key: string; until: number };
+  /** An accepted QR code to remember until its window ends: persisted with the journal entry. */
+  replay?: ReplayEntry;
 }

@@ -11,6 +11,7 @@ import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domai
 import { ruleMatches, type CompiledRule } from '../domain/rules.js';
 import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
+import { monotonicMs, type MonoClock, type Stamp } from '../domain/clock.js';
 import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -85,6 +86,12 @@ export interface AccessPipelineOptions {
   log: Logger;
   /** Wall clock in ms (tests move it). */
   now?: () => number;
+  /**
+   * Monotonic clock in ms, and this boot's id: what measures "how long ago" (debounce, rate limits,
+   * anti-passback windows, presence age), so that a step of the wall clock changes none of them.
+   */
+  mono?: MonoClock;
+  boot?: string;
 }
 
 export class AccessPipeline {
@@ -95,11 +102,15 @@ export class AccessPipeline {
   readonly gate: ReaderGate;
   private readonly debouncer: Debouncer;
   private readonly now: () => number;
+  private readonly mono: MonoClock;
+  private readonly boot: string;
   private readonly subs = new Subscription();
 
   constructor(private readonly o: AccessPipelineOptions) {
     this.debouncer = new Debouncer(o.debounceMs);
     this.now = o.now ?? Date.now;
+    this.mono = o.mono ?? monotonicMs;
+    this.boot = o.boot ?? '';
     this.gate = new ReaderGate(o.readers ?? new Map());
     this.presence = o.presence ?? new Map<string, PresenceMap>();
   }
@@ -141,7 +152,8 @@ export class AccessPipeline {
       return null;
     }
     const nowMs = this.now();
-    const gate = this.gate.admit(e, nowMs);
+    const monoMs = this.mono();
+    const gate = this.gate.admit(e, monoMs);
     if (gate.floodEnded) this.o.log.warn({ door: e.door, reader: e.reader, dropped: gate.floodEnded }, 'reader flood ended');
     if (gate.verdict === 'flood') {
       if (gate.firstDrop) {
@@ -150,7 +162,7 @@ export class AccessPipeline {
       }
       return null;
     }
-    if (this.debouncer.isRepeat(readKey(e.door, e.credential), nowMs)) {
+    if (this.debouncer.isRepeat(readKey(e.door, e.credential), monoMs)) {
       this.o.log.debug({ door: e.door, reader: e.reader }, 'repeated read within the debounce window ignored');
       return null;
     }
@@ -162,13 +174,13 @@ export class AccessPipeline {
         this.doorEvents$.next({ type: 'reader_claim_refused', door: e.door, at: nowMs, reader: e.reader, detail: gate.detail! });
       } else {
         d = decide({ credential: e.credential, door: door.context, nowMs, directory: this.o.store.directory, policy: this.o.policy, replay: this.o.replay });
-        if (door.sequence) d = applySequence(d, door.sequence, this.sequenceOf(e.door), nowMs);
+        if (door.sequence) d = applySequence(d, door.sequence, this.sequenceOf(e.door), monoMs);
       }
       // An interlock holds every opening, exits and operators included: two doors of a mantrap never stand open together.
       const blocker = d.decision === 'grant' ? door.interlockedBy?.() : null;
       if (blocker) d = { ...d, decision: 'deny', reason: 'interlock', detail: `door '${blocker}' of the interlock is open or released` };
       // Last: presence is recorded only for a passage that really happens.
-      if (door.area) d = this.areaPassback(door.area, d, e, nowMs);
+      if (door.area) d = this.areaPassback(door.area, d, e, { at: nowMs, mono: monoMs, boot: this.boot });
       if (d.decision === 'deny' && d.replay) {
         // Accepted, but the door did not open after all (anti-passback, a second person, interlock): not used up.
         this.o.replay.forget(d.replay.key);
@@ -249,11 +261,11 @@ export class AccessPipeline {
 
   private readonly presence: Map<string, PresenceMap>;
 
-  private areaPassback(area: AreaPolicy, d: Decision, e: CredentialEvent, nowMs: number): Decision {
+  private areaPassback(area: AreaPolicy, d: Decision, e: CredentialEvent, now: Required<Stamp>): Decision {
     let map = this.presence.get(area.name);
     if (!map) this.presence.set(area.name, (map = new Map<string, Presence>()));
-    const r = applyAreaPassback(d, e.direction, area, map, nowMs);
-    if (r.violation) this.doorEvents$.next({ type: 'anti_passback_violation', door: e.door, at: nowMs, reader: e.reader, detail: `${d.userid ?? '?'} already ${e.direction} area '${area.name}'${area.hard ? ' (denied)' : ' (let through: soft)'}` });
+    const r = applyAreaPassback(d, e.direction, area, map, now);
+    if (r.violation) this.doorEvents$.next({ type: 'anti_passback_violation', door: e.door, at: now.at, reader: e.reader, detail: `${d.userid ?? '?'} already ${e.direction} area '${area.name}'${area.hard ? ' (denied)' : ' (let through: soft)'}` });
     if (r.record && r.decision.decision === 'grant' && d.userid) {
       map.set(d.userid, r.record);
       this.o.onPresence?.(area.name, d.userid, r.record);

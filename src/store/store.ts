@@ -32,6 +32,7 @@ import { withLocalFields, type LocalFields } from '../domain/local-directory.js'
 import { LocalLayer, type DirectoryConflict } from './local-layer.js';
 import { GenerationBuilder, WorkerLostError } from './generation-builder.js';
 import type { Decision, Direction, Method } from '../domain/types.js';
+import type { ReplayEntry } from '../domain/replay.js';
 import type { KeyObject } from 'node:crypto';
 
 
@@ -96,8 +97,11 @@ export interface DoorEventRecord {
 export interface JournalAppend {
   decision: Omit<JournalEntry, 'seq'>;
   pass?: Omit<PassRecord, 'seq'>;
-  replay?: { key: string; until: number };
+  replay?: ReplayEntry;
 }
+
+/** A replay entry as stored: the entry without its key, or a bare `until` (older versions). */
+export type StoredReplay = number | Omit<ReplayEntry, 'key'>;
 
 export interface JournalEntry extends Omit<Decision, 'replay'> {
   seq: number;
@@ -349,8 +353,8 @@ export class Store {
   private get held(): Sub<HeldRecord> {
     return this.sub<HeldRecord>('held');
   }
-  private get replay(): Sub<number> {
-    return this.sub<number>('replay');
+  private get replay(): Sub<StoredReplay> {
+    return this.sub<StoredReplay>('replay');
   }
 
   private generation(n: number): Generation {
@@ -695,7 +699,10 @@ export class Store {
         out.push(j);
         ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
         if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
-        if (e.replay) ops.push({ type: 'put', key: e.replay.key, value: e.replay.until, sublevel: this.replay as Sub<never> });
+        if (e.replay) {
+          const { key, ...stored } = e.replay;
+          ops.push({ type: 'put', key, value: stored, sublevel: this.replay as Sub<never> });
+        }
       }
       return ops;
     });
@@ -921,26 +928,23 @@ export class Store {
   // -------------------------------------------------------------------------------------------
   // Replay memory
 
-  /** Delete replay entries whose window ended at or before `nowS`; returns how many. */
-  async pruneReplay(nowS: number): Promise<number> {
+  /**
+   * Delete replay entries (those the guard let go: ended on both clocks, or evicted). Which have
+   * ended is the guard's to say: the wall clock alone cannot (see domain/replay.ts).
+   */
+  async deleteReplay(keys: readonly string[]): Promise<number> {
     const replay = this.replay;
-    async function* expired(): AsyncGenerator<string> {
-      for await (const [k, v] of replay.iterator()) if (v <= nowS) yield k;
+    async function* each(): AsyncGenerator<string> {
+      yield* keys;
     }
-    return this.deleteKeys(replay, expired());
+    return this.deleteKeys(replay as Sub<unknown>, each());
   }
 
-  /** Live replay entries; expired ones are deleted on the way. */
-  async loadReplay(nowS: number): Promise<[string, number][]> {
-    const live: [string, number][] = [];
-    const dead: string[] = [];
-    for await (const [k, v] of this.replay.iterator()) {
-      if ((v) > nowS) live.push([k, v]);
-      else dead.push(k);
-    }
-    // Best effort: on a full disk the start must go on; expired entries are ignored anyway.
-    if (dead.length) await this.batch(dead.map((key): Op => ({ type: 'del', key, sublevel: this.replay as Sub<never> }))).catch(() => undefined);
-    return live;
+  /** Every persisted replay entry (a bare number: `until`, as stored by versions before 2026-12). */
+  async loadReplay(): Promise<[string, StoredReplay][]> {
+    const out: [string, StoredReplay][] = [];
+    for await (const [k, v] of this.replay.iterator()) out.push([k, v]);
+    return out;
   }
 }
 

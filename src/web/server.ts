@@ -113,6 +113,33 @@ class EventHub {
   }
 }
 
+/** An Origin header (when sent) naming this host; one that is not a URL (`null`, garbage) is not ours. */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+const bare = (a: string): string => (a.startsWith('::ffff:') ? a.slice(7) : a);
+
+/**
+ * The client's address: the socket's, or — only when the socket is a configured trusted proxy —
+ * the rightmost X-Forwarded-For entry that is not itself a trusted proxy (what a client can forge
+ * lies to the left of what its proxy appended).
+ */
+export function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
+  const peer = bare(req.socket.remoteAddress ?? '?');
+  if (!trusted.includes(peer)) return peer;
+  const xff = req.headers['x-forwarded-for'];
+  const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((h) => bare(h.trim())).filter(Boolean);
+  for (let i = hops.length - 1; i >= 0; i--) if (!trusted.includes(hops[i]!)) return hops[i]!;
+  return peer;
+}
+
 export class WebServer {
   private server: Server | null = null;
   private readonly sessions: Sessions;
@@ -126,7 +153,7 @@ export class WebServer {
 
   constructor(private readonly ctx: WebContext) {
     const w = ctx.config.web;
-    this.now = ctx.now ?? Date.now;
+    this.now = ctx.now ?? (() => performance.now());
     this.sessions = new Sessions(w.session_idle_min * 60_000, w.session_max_h * 3_600_000, this.now);
     this.throttle = new LoginThrottle(w.login_max_failures, w.login_lockout_s * 1000, this.now);
     this.hub = new EventHub(w.max_streams, this.now);
@@ -259,8 +286,7 @@ export class WebServer {
 
   /** Same-origin JSON from a page of ours: the token, an Origin (when sent) naming this host, JSON. */
   private checkCsrf(req: IncomingMessage, s: Session): void {
-    const origin = req.headers.origin;
-    if (origin !== undefined && new URL(origin).host !== req.headers.host) throw new HttpError(403, 'cross-origin request refused', 'forbidden');
+    if (!sameOrigin(req)) throw new HttpError(403, 'cross-origin request refused', 'forbidden');
     if (!safeEqual(String(req.headers['x-csrf-token'] ?? ''), s.csrf)) throw new HttpError(403, 'missing or wrong CSRF token (reload the page)', 'forbidden');
   }
 
@@ -285,23 +311,23 @@ export class WebServer {
   }
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const origin = req.headers.origin;
-    if (origin !== undefined && new URL(origin).host !== req.headers.host) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
+    if (!sameOrigin(req)) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
     const b = await this.body(req);
     if (typeof b.user !== 'string' || typeof b.password !== 'string' || b.user.length > 64 || b.password.length > 256) throw new HttpError(400, 'user and password are required');
-    const keys = [`u:${b.user}`, `a:${req.socket.remoteAddress ?? '?'}`];
-    const wait = this.throttle.retryAfterS(keys);
+    const from = clientAddress(req, this.ctx.config.web.trusted_proxies);
+    const wait = this.throttle.retryAfterS(b.user, from);
     if (wait) throw new HttpError(429, `too many failed logins: try again in ${wait} s`, 'locked_out', { 'Retry-After': String(wait) });
     const account = await this.ctx.store.webAccount(b.user);
     const ok = await verifyPassword(account?.hash ?? DUMMY_HASH, b.password);
     if (!ok || !account) {
-      this.throttle.failed(keys);
-      this.ctx.log.warn({ user: b.user, from: req.socket.remoteAddress }, 'console login failed');
+      this.throttle.failed(b.user, from);
+      // An unknown name is not logged: it is often a password typed into the user field.
+      this.ctx.log.warn({ user: account ? b.user : '(no such account)', from }, 'console login failed');
       throw new HttpError(401, 'wrong user or password', 'unauthenticated');
     }
-    this.throttle.succeeded(keys);
+    this.throttle.succeeded(b.user, from);
     const s = this.sessions.create(account.name, account.role);
-    this.ctx.log.info({ user: account.name, role: account.role, from: req.socket.remoteAddress }, 'console login');
+    this.ctx.log.info({ user: account.name, role: account.role, from }, 'console login');
     this.json(res, 200, this.sessionInfo(s), { 'Set-Cookie': `${COOKIE}=${s.id}; Path=/; HttpOnly; SameSite=Strict${this.secureCookie ? '; Secure' : ''}; Max-Age=${this.ctx.config.web.session_max_h * 3600}` });
   }
 

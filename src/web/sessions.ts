@@ -22,7 +22,8 @@ export class Sessions {
   constructor(
     private readonly idleMs: number,
     private readonly maxMs: number,
-    private readonly now: () => number = Date.now,
+    /** A monotonic clock (ms): a wall-clock step must neither end sessions nor make them live longer. */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   create(user: string, role: WebRole): Session {
@@ -67,39 +68,55 @@ export class Sessions {
 }
 
 /**
- * Failed logins per account and per client address: after `maxFailures` within the window the key
- * is locked out for `lockoutMs` (even a right password is refused meanwhile). Bounded in size.
+ * Failed logins, throttled per (account, client) and per client, never per account alone: locking
+ * an account for everyone let anyone lock the admin out, renewably, from anywhere. After
+ * `maxFailures` a key waits 1 s, then twice as long after each further failure, up to `lockoutMs`;
+ * a client gets four times the failures across accounts (password spraying) before it waits.
+ * Counts are forgotten `lockoutMs` after a key's last failure or wait, whichever ends later. Bounded: at `maxKeys` the key idle the
+ * longest goes (never the whole table, which once lifted every lockout at once).
  */
 export class LoginThrottle {
-  private readonly fails = new Map<string, { n: number; first: number; lockedUntil: number }>();
+  private readonly fails = new Map<string, { n: number; last: number; lockedUntil: number }>();
 
   constructor(
     private readonly maxFailures: number,
     private readonly lockoutMs: number,
-    private readonly now: () => number = Date.now,
+    /** A monotonic clock (ms): a step of the wall clock must neither lift nor extend a wait. */
+    private readonly now: () => number = () => performance.now(),
+    private readonly maxKeys = 10_000,
   ) {}
 
-  /** Seconds until a locked key may try again (0: not locked). */
-  retryAfterS(keys: string[]): number {
+  private keys(user: string, client: string): [string, number][] {
+    return [[`p:${user}\u0000${client}`, this.maxFailures], [`c:${client}`, this.maxFailures * 4]];
+  }
+
+  /** Seconds until this account may try again from this client (0: now). */
+  retryAfterS(user: string, client: string): number {
     const t = this.now();
     let until = 0;
-    for (const k of keys) until = Math.max(until, this.fails.get(k)?.lockedUntil ?? 0);
+    for (const [k] of this.keys(user, client)) until = Math.max(until, this.fails.get(k)?.lockedUntil ?? 0);
     return until > t ? Math.ceil((until - t) / 1000) : 0;
   }
 
-  failed(keys: string[]): void {
+  failed(user: string, client: string): void {
     const t = this.now();
-    if (this.fails.size > 10_000) this.fails.clear(); // a flood of made-up names must not grow this forever
-    for (const k of keys) {
+    for (const [k, max] of this.keys(user, client)) {
       let f = this.fails.get(k);
-      if (!f || t - f.first > this.lockoutMs) f = { n: 0, first: t, lockedUntil: 0 };
+      if (!f || t - Math.max(f.last, f.lockedUntil) > this.lockoutMs) f = { n: 0, last: t, lockedUntil: 0 };
       f.n++;
-      if (f.n >= this.maxFailures) f.lockedUntil = t + this.lockoutMs;
+      f.last = t;
+      if (f.n >= max) f.lockedUntil = t + Math.min(this.lockoutMs, 1000 * 2 ** Math.min(30, f.n - max));
+      this.fails.delete(k); // re-inserted: the map's order is idle order
       this.fails.set(k, f);
+      if (this.fails.size > this.maxKeys) this.fails.delete(this.fails.keys().next().value!);
     }
   }
 
-  succeeded(keys: string[]): void {
-    for (const k of keys) this.fails.delete(k);
+  succeeded(user: string, client: string): void {
+    this.fails.delete(this.keys(user, client)[0]![0]);
+  }
+
+  get size(): number {
+    return this.fails.size;
   }
 }

@@ -158,22 +158,17 @@ describe('store: journal, outbox, replay', () => {
     await s.close();
   });
 
-  it('prunes expired replay memory on disk', async () => {
-    const s = await Store.open(join(tmpDir(), 'db'));
-    await s.append([{ decision: decision(1), replay: { key: 'a', until: 500 } }, { decision: decision(2), replay: { key: 'b', until: 1500 } }]);
-    expect(await s.pruneReplay(1000)).toBe(1);
-    expect(await s.loadReplay(0)).toEqual([['b', 1500]]);
-    await s.close();
-  });
-
-  it('keeps replay memory across restarts and forgets expired codes', async () => {
+  it('persists replay entries with both clocks, reads older bare entries, and deletes what the guard let go, across a restart', async () => {
     const path = join(tmpDir(), 'db');
     const s = await Store.open(path);
-    await s.append([{ decision: decision(1), replay: { key: 'sigA', until: 500 } }, { decision: decision(2), replay: { key: 'sigB', until: 1500 } }]);
+    const a = { key: 'sigA', until: 500, window_s: 300, mono_until: 9000, boot: 'b1' };
+    const b = { key: 'sigB', until: 1500, window_s: 300, mono_until: 19000, boot: 'b1' };
+    await s.append([{ decision: decision(1), replay: a }, { decision: decision(2), replay: b }]);
     await s.close();
     const r = await Store.open(path);
-    expect(await r.loadReplay(1000)).toEqual([['sigB', 1500]]);
-    expect(await r.loadReplay(0)).toEqual([['sigB', 1500]]);
+    expect(await r.loadReplay()).toEqual([['sigA', { until: 500, window_s: 300, mono_until: 9000, boot: 'b1' }], ['sigB', { until: 1500, window_s: 300, mono_until: 19000, boot: 'b1' }]]);
+    expect(await r.deleteReplay(['sigA'])).toBe(1);
+    expect((await r.loadReplay()).map(([k]) => k)).toEqual(['sigB']);
     await r.close();
   });
 

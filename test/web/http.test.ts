@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { localApi } from '../../src/control/api.js';
@@ -11,7 +12,8 @@ import { Store } from '../../src/store/store.js';
 import { WebServer } from '../../src/web/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const log = createLogger({ level: 'silent', pretty: false });
+const logged: string[] = [];
+const log = createLogger({ level: 'info', pretty: false, destination: new Writable({ write(c: Buffer, _e, cb) { logged.push(c.toString()); cb(); } }) });
 const PASSWORDS = { ada: 'ada-viewer-pw', otto: 'otto-operator-pw', root: 'root-admin-pw-1' } as const;
 let hashes: Record<string, string>;
 beforeAll(async () => {
@@ -98,17 +100,45 @@ describe('console HTTP', () => {
     expect((await req(url, '/api/login', { raw: 'user=root&password=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(415);
   });
 
-  it('locks an account out after repeated failures (even the right password), until the lockout ends', async () => {
-    const clock = { now: Date.now() };
-    const { url } = await console_({ login_max_failures: 3, login_lockout_s: 60 }, clock);
-    for (let i = 0; i < 3; i++) expect((await req(url, '/api/login', { body: { user: 'otto', password: 'guess' } })).status).toBe(401);
-    const locked = await req(url, '/api/login', { body: { user: 'otto', password: PASSWORDS.otto } });
+  it('throttles failed logins per (account, client) with backoff: the attacker waits, the admin elsewhere logs in', async () => {
+    const clock = { now: 1_000_000 };
+    const { url } = await console_({ login_max_failures: 3, login_lockout_s: 60, trusted_proxies: ['127.0.0.1'] }, clock);
+    const from = (ip: string) => ({ 'x-forwarded-for': `10.9.9.9, ${ip}` }); // the left entry is the client's own claim
+    const attempt = (ip: string, password: string) => req(url, '/api/login', { body: { user: 'otto', password }, headers: from(ip) });
+    for (let i = 0; i < 3; i++) expect((await attempt('203.0.113.9', 'guess')).status).toBe(401);
+    const locked = await attempt('203.0.113.9', PASSWORDS.otto);
     expect(locked).toMatchObject({ status: 429, body: { code: 'locked_out' } });
-    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(50);
-    clock.now += 61_000;
-    expect((await req(url, '/api/login', { body: { user: 'otto', password: PASSWORDS.otto } })).status).toBe(200);
+    expect(locked.headers.get('retry-after')).toBe('1');
+    // The account is not locked for everyone: the right password from another client goes in.
+    expect((await attempt('198.51.100.7', PASSWORDS.otto)).status).toBe(200);
+    // The attacker's waits double with each failure, up to the lockout.
+    const waits: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      clock.now += Math.min(2 ** i * 1000 + 1, 60_001);
+      expect((await attempt('203.0.113.9', 'guess')).status).toBe(401);
+      waits.push((await attempt('203.0.113.9', 'guess')).headers.get('retry-after') ?? '');
+    }
+    expect(waits).toEqual(['2', '4', '8', '16', '32', '60', '60', '60']);
+    clock.now += 60_001;
+    expect((await attempt('203.0.113.9', PASSWORDS.otto)).status).toBe(200);
   });
 
+  it("refuses an Origin that is not a URL (`null`, garbage) with 403, never a 500, and logs no unknown user name (often a typed password)", async () => {
+    const { url } = await console_();
+    for (const origin of ['null', 'not a url']) {
+      expect(await req(url, '/api/login', { body: { user: 'root', password: PASSWORDS.root }, headers: { origin } })).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    }
+    expect(await req(url, '/api/login', { body: { user: 'hunter2-secret', password: 'x' } })).toMatchObject({ status: 401 });
+    await expect.poll(() => logged.some((l) => l.includes('console login failed'))).toBe(true);
+    expect(logged.join('')).not.toContain('hunter2-secret');
+  });
+
+  it('takes X-Forwarded-For only from a trusted proxy: a client cannot dodge its throttle by naming another address', async () => {
+    const clock = { now: 1_000_000 };
+    const { url } = await console_({ login_max_failures: 3, login_lockout_s: 60 }, clock);
+    for (let i = 0; i < 3; i++) expect((await req(url, '/api/login', { body: { user: 'otto', password: 'guess' }, headers: { 'x-forwarded-for': `192.0.2.${i}` } })).status).toBe(401);
+    expect((await req(url, '/api/login', { body: { user: 'otto', password: PASSWORDS.otto }, headers: { 'x-forwarded-for': '192.0.2.77' } })).status).toBe(429);
+  });
   it('ends sessions when idle too long or too old, and when the account changes', async () => {
     const clock = { now: Date.now() };
     const { url, web } = await console_({ session_idle_min: 30, session_max_h: 1 }, clock);
