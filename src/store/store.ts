@@ -792,7 +792,7 @@ export class Store {
    * Delete a sublevel's keys as they come, 1,000 to a batch: a large prune never builds one huge
    * write. (Iterators read a snapshot, so deleting behind them is safe.)
    */
-  private async deleteKeys(sub: Sub<unknown>, keys: AsyncIterable<string>): Promise<number> {
+  private async deleteKeys(sub: Sub<unknown>, keys: AsyncIterable<string> | Iterable<string>): Promise<number> {
     let deleted = 0;
     let batch: string[] = [];
     const flush = async (): Promise<void> => {
@@ -933,11 +933,7 @@ export class Store {
    * ended is the guard's to say: the wall clock alone cannot (see domain/replay.ts).
    */
   async deleteReplay(keys: readonly string[]): Promise<number> {
-    const replay = this.replay;
-    async function* each(): AsyncGenerator<string> {
-      yield* keys;
-    }
-    return this.deleteKeys(replay as Sub<unknown>, each());
+    return this.deleteKeys(this.replay, keys);
   }
 
   /** Every persisted replay entry (a bare number: `until`, as stored by versions before 2026-12). */
