@@ -18,7 +18,7 @@ import { ALARM_EVENTS, credentialEvent, type CredentialEvent, type DoorEvent } f
 import { localTime } from './domain/localtime.js';
 import { decodeQr, encodeQrBody, signQr, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
-import { monotonicMs, type MonoClock } from './domain/clock.js';
+import { HeadAge, monotonicMs, SteadyWall, type MonoClock } from './domain/clock.js';
 import { openFingerprintModule, type FingerprintModule } from './io/fingerprint.js';
 import type { Input, InputSpec } from './io/gpio/backends.js';
 import type { Relay } from './io/relay.js';
@@ -138,6 +138,7 @@ export class Gateway {
   readonly started = Date.now();
   private server: Server | null = null;
   private replayTimer: NodeJS.Timeout | null = null;
+  private readonly outboxHead = new HeadAge(monotonicMs);
   private readonly doorLog: Logger;
 
   private constructor(
@@ -160,6 +161,7 @@ export class Gateway {
       {
         since: this.started,
         cloud: () => this.cloud,
+        outboxWaitingMs: (seq, wallAgeMs) => this.outboxHead.ageMs(seq, wallAgeMs),
         mqtt: () => (this.mqtt ? { connected: this.mqtt.link.connected$.value, down_s: this.mqtt.link.downS, readers: this.mqtt.readerIds, oversized: this.mqtt.link.oversized } : null),
         storage: () => (this.storage ? { ...this.storage.state$.value, held_in_memory: journal.pending, dropped: journal.dropped } : null),
         modeOf: (door) => pipeline.modeOf(door),
@@ -243,7 +245,7 @@ export class Gateway {
       doorEvents.subscribe((e) => gw.recordDoorEvent(e));
       pipeline.doorEvents$.subscribe((e) => gw.recordDoorEvent(e));
       gw.addEffects();
-      gw.pruneReplayEvery(60_000, replay, now);
+      gw.pruneReplayEvery(60_000, replay, now, new SteadyWall(Math.min(now(), (await store.getMeta<number>('journal.retention_clock')) ?? now()), mono));
       await gw.startStorageGuard(now);
       if (config.mqtt.enabled) {
         const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
@@ -388,7 +390,7 @@ export class Gateway {
    * Forget accepted QR codes once their validity has ended, in memory and on disk (every run);
    * drop journal entries and door events past `journal.max_age_days` (at start, then hourly).
    */
-  private pruneReplayEvery(ms: number, replay: ReplayGuard, now: () => number): void {
+  private pruneReplayEvery(ms: number, replay: ReplayGuard, now: () => number, retention: SteadyWall): void {
     let runs = 0;
     const perHour = Math.max(1, Math.round(3_600_000 / ms));
     const tick = (): void => {
@@ -399,8 +401,14 @@ export class Gateway {
       if (gone.length) this.store.deleteReplay(gone).catch((e: unknown) => this.log.warn({ err: e }, 'replay memory not pruned on disk'));
       const days = this.config.journal.max_age_days;
       if (days !== null && runs++ % perHour === 0) {
+        // Age on a clock that cannot run ahead of real time: a wall clock stepped a year forward
+        // must not delete the journal. Trusted again when the cloud confirms the time.
+        const skew = this.cloud?.state$.value.clock_skew_s;
+        if (skew !== null && skew !== undefined && Math.abs(skew) <= this.config.qr.clock_skew_s) retention.trust(now());
+        const steady = retention.now(now());
+        this.store.putMeta('journal.retention_clock', steady).catch(() => undefined);
         this.store
-          .pruneByAge(now() - days * 86_400_000)
+          .pruneByAge(steady - days * 86_400_000)
           .then((n) => n && this.log.info({ deleted: n, max_age_days: days }, 'journal entries past their retention deleted'))
           .catch((e: unknown) => this.log.warn({ err: e }, 'journal not pruned by age'));
       }

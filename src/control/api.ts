@@ -46,6 +46,11 @@ export interface Status {
   outbox_depth: number;
   /** Unix seconds of the oldest record waiting in the outbox; null when empty. */
   outbox_oldest: number | null;
+  /**
+   * How long the oldest record has waited (s), on the monotonic clock while the gateway runs (a
+   * wall-clock step neither fakes nor hides a stalled outbox); null when empty or not running.
+   */
+  outbox_waiting_s?: number | null;
   held: number;
   /** Each door's mode now, and when a timed mode ends (unix ms). */
   doors: { id: string; name: string; mode: string; until: number | null; why?: string; lock?: 'locked' | 'unlocked'; contact?: string; alarm?: string | null }[];
@@ -132,6 +137,8 @@ export function doorContext(config: Config, doorId: string): DoorContext {
 
 export interface RunningGateway {
   since: number;
+  /** How long the outbox's head record (by seq) has waited, monotonic ms (see domain/clock.ts HeadAge). */
+  outboxWaitingMs?: (seq: number | null, wallAgeMs: number) => number | null;
   /** The broker link (null: MQTT not enabled). */
   mqtt?: () => MqttStatus | null;
   cloud: () => CloudAdapter | null;
@@ -285,7 +292,11 @@ export function localApi(store: Store, config: Config, version: string, running:
         local_adjustments: store.localCount.adjustments,
         generation: store.generationNumber,
         outbox_depth: await store.outboxDepth(),
-        outbox_oldest: (await store.outboxPeek(1))[0]?.timestamp ?? null,
+        ...(await (async () => {
+          const head = (await store.outboxPeek(1))[0];
+          const waiting = running?.outboxWaitingMs?.(head ? head.seq : null, head ? Date.now() - head.timestamp * 1000 : 0);
+          return { outbox_oldest: head?.timestamp ?? null, outbox_waiting_s: waiting === undefined || waiting === null ? null : Math.round(waiting / 1000) };
+        })()),
         held: await store.heldCount(),
         doors: await Promise.all(config.doors.map(async (d) => ({ id: d.id, name: d.name ?? d.id, mode: await modeOf(store, config, running, d.id), until: running?.modeUntil?.(d.id) ?? null, ...(running?.modeWhy ? { why: running.modeWhy(d.id) } : {}), ...(running?.doorState?.(d.id) ?? {}) }))),
         uptime_s: running ? Math.round((Date.now() - running.since) / 1000) : null,

@@ -43,7 +43,7 @@ export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now
     if (down > limits.maxLinkDownS) problems.push(`cloud link ${c.link} for ${down} s (limit ${limits.maxLinkDownS} s)`);
   }
   if (s.outbox_oldest !== null) {
-    const age = Math.round(nowMs / 1000 - s.outbox_oldest);
+    const age = s.outbox_waiting_s ?? Math.round(nowMs / 1000 - s.outbox_oldest);
     if (age > limits.maxOutboxAgeS) problems.push(`outbox not draining: oldest record ${age} s old, ${s.outbox_depth} queued (limit ${limits.maxOutboxAgeS} s)`);
   }
   if (c?.clock_skew_s !== null && c?.clock_skew_s !== undefined && Math.abs(c.clock_skew_s) > limits.maxSkewS) {

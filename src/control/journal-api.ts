@@ -77,14 +77,17 @@ export function journalQuery(store: Store, config: Config) {
     if (q.decision !== undefined && q.decision !== 'grant' && q.decision !== 'deny') throw new UsageError('decision must be grant or deny');
     if (q.method !== undefined && !METHODS.includes(q.method)) throw new UsageError(`method must be one of ${METHODS.join(', ')}`);
     if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc') throw new UsageError('order must be asc or desc');
-    if (q.after !== undefined && (typeof q.after !== 'string' || !/^\d{13}!\d{12}$/.test(q.after))) throw new UsageError('after must be a cursor from a previous page');
+    // No time range given: pages follow the sequence (newest = last written, whatever the wall
+    // clock said when it was written) and the cursor is a sequence number.
+    const bySeq = q.from === undefined && q.to === undefined;
+    if (q.after !== undefined && (typeof q.after !== 'string' || !(bySeq ? /^\d{12}$/ : /^\d{13}!\d{12}$/).test(q.after))) throw new UsageError('after must be a cursor from a previous page');
     const tod = q.time_of_day !== undefined ? parseTimeOfDay(q.time_of_day) : null;
     const inWindow = (at: number, door: string): boolean => {
       if (!tod) return true;
       const m = localTime(at, zoneOf(door)).minuteOfDay;
       return tod[0] <= tod[1] ? m >= tod[0] && m < tod[1] : m >= tod[0] || m < tod[1];
     };
-    const page = { fromMs: from, toMs: to, limit, reverse: q.order !== 'asc', ...(q.after !== undefined ? { after: q.after } : {}) };
+    const page = { fromMs: from, toMs: to, limit, reverse: q.order !== 'asc', bySeq, ...(q.after !== undefined ? { after: q.after } : {}) };
     if (kind === 'door_events') {
       const r = await store.journalPage<DoorEventRecord & { seq: number }>('doorevents', page, (e) => (q.door === undefined || e.door === q.door) && (q.type === undefined || e.type === q.type) && inWindow(e.at, e.door));
       return { entries: r.entries.map((e) => ({ ...e, kind: 'door_event' as const })), next: r.next, from, to, zone };

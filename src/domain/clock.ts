@@ -28,3 +28,45 @@ export function elapsedMs(s: Stamp, now: Required<Stamp>): number {
 
 /** The monotonic clock of this process in ms; shared across processes of one boot (libuv's hrtime is CLOCK_MONOTONIC). */
 export const monotonicMs: MonoClock = () => Number(process.hrtime.bigint() / 1_000_000n);
+
+/**
+ * A wall clock that never runs ahead of the time really elapsed since it was last trusted: what
+ * "older than N days" is measured on before anything is deleted. Stepped forward a year, the wall
+ * clock would otherwise delete the whole journal; stepped back, this follows it (deleting less).
+ */
+export class SteadyWall {
+  private anchorWall: number;
+  private anchorMono: number;
+  constructor(
+    anchorWall: number,
+    private readonly mono: MonoClock,
+  ) {
+    this.anchorWall = anchorWall;
+    this.anchorMono = mono();
+  }
+
+  now(wall: number): number {
+    return Math.min(wall, this.anchorWall + (this.mono() - this.anchorMono));
+  }
+
+  /** The wall clock is known good now (e.g. confirmed by the cloud's time). */
+  trust(wall: number): void {
+    this.anchorWall = wall;
+    this.anchorMono = this.mono();
+  }
+}
+
+/**
+ * How long the item at the head of a queue has been waiting, on the monotonic clock: seen first
+ * with its wall-clock age (clamped at 0), then measured monotonically while it stays at the head.
+ */
+export class HeadAge {
+  private head: { id: number; since: number } | null = null;
+  constructor(private readonly mono: MonoClock) {}
+
+  ageMs(id: number | null, wallAgeMs: number): number | null {
+    if (id === null) return (this.head = null);
+    if (this.head?.id !== id) this.head = { id, since: this.mono() - Math.max(0, wallAgeMs) };
+    return this.mono() - this.head.since;
+  }
+}

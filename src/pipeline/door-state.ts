@@ -5,6 +5,7 @@
  * while the lock was never released is forced open. Re-locks when the door closes, if configured.
  */
 import { BehaviorSubject, Subject } from 'rxjs';
+import { monotonicMs } from '../domain/clock.js';
 import type { DoorEvent, DoorEventType } from '../domain/events.js';
 import type { DoorMode } from '../domain/types.js';
 
@@ -33,7 +34,10 @@ export interface DoorStateOptions {
   relockOnClose: boolean;
   /** End the pulse now. */
   relock: () => void;
+  /** Wall clock for event stamps. */
   now?: () => number;
+  /** What measures the grace after a re-lock (default: the monotonic clock, or `now` when a test gives only that). */
+  mono?: () => number;
 }
 
 export class DoorStateMachine {
@@ -42,6 +46,8 @@ export class DoorStateMachine {
   private lastRelease = Number.NEGATIVE_INFINITY;
   private timers: NodeJS.Timeout[] = [];
   private readonly now: () => number;
+  /** A wall clock stepped back must not make every opening look like the grace after a re-lock (no forced-open alarm for a day). */
+  private readonly mono: () => number;
 
   constructor(
     readonly door: string,
@@ -49,6 +55,7 @@ export class DoorStateMachine {
     contact: Contact = 'unknown',
   ) {
     this.now = o.now ?? Date.now;
+    this.mono = o.mono ?? o.now ?? monotonicMs;
     this.state$ = new BehaviorSubject<DoorState>({ lock: 'locked', contact, alarm: null });
   }
 
@@ -69,7 +76,7 @@ export class DoorStateMachine {
 
   /** The relay released (true) or re-locked (false). */
   lockChanged(released: boolean): void {
-    if (!released && this.state$.value.lock === 'unlocked') this.lastRelease = this.now();
+    if (!released && this.state$.value.lock === 'unlocked') this.lastRelease = this.mono();
     this.set({ lock: released ? 'unlocked' : 'locked' });
   }
 
@@ -97,7 +104,7 @@ export class DoorStateMachine {
     if (contact === 'open') {
       this.set({ contact });
       this.emit('contact_open');
-      const authorised = this.passage || cur.lock === 'unlocked' || this.now() - this.lastRelease < this.o.openGraceS * 1000;
+      const authorised = this.passage || cur.lock === 'unlocked' || this.mono() - this.lastRelease < this.o.openGraceS * 1000;
       if (!authorised) {
         this.set({ alarm: 'forced_open' });
         this.emit('forced_open');

@@ -12,6 +12,7 @@ export interface Range {
   gt?: string;
   gte?: string;
   lt?: string;
+  lte?: string;
   reverse?: boolean;
   limit?: number;
 }
@@ -19,6 +20,7 @@ export interface Range {
 export interface Sub<V> {
   getSync(key: string): V | undefined;
   get(key: string): Promise<V | undefined>;
+  getMany(keys: string[]): Promise<(V | undefined)[]>;
   put(key: string, value: V): Promise<void>;
   del(key: string): Promise<void>;
   clear(): Promise<void>;

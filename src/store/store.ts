@@ -11,6 +11,10 @@
  *   outbox/<seq>                     pass records awaiting upload
  *   held/<seq>                       pass records set aside (kept failing, or no cloud code)
  *   doorevents/<ts ms>!<seq>         door contact changes and alarms
+ *   jseq/<seq>, dseq/<seq>           → the journal / door-event key of each sequence number:
+ *                                    "newest" follows the sequence, not the wall clock, which
+ *                                    steps (entries stamped during a step forward stay "newest"
+ *                                    by time long after the clock is put right)
  *   replay/<signed body>             accepted QR codes still inside their validity (never keyed
  *                                    on the signature: ECDSA signatures are malleable)
  *   lu/<userid>                      local directory: local users (never touched by a sync)
@@ -292,7 +296,23 @@ export class Store {
     await store.loadLocalLayer();
     if (gen === undefined) await meta.put('generation', 1);
     await store.recoverInterruptedWork();
+    await store.buildSequenceIndexes();
     return store;
+  }
+
+  /** Once, for a database written before the sequence indexes existed: index what is there. */
+  private async buildSequenceIndexes(): Promise<void> {
+    if ((await this.meta.get('seq_index')) === 1) return;
+    for (const [which, index] of [['journal', 'jseq'], ['doorevents', 'dseq']] as const) {
+      let ops: Op[] = [];
+      for await (const k of this.sub<unknown>(which).keys()) {
+        ops.push({ type: 'put', key: k.slice(k.indexOf('!') + 1), value: k, sublevel: this.sub<string>(index) as Sub<never> });
+        if (ops.length >= 1000) await this.write(ops.splice(0), false);
+      }
+      if (ops.length) await this.write(ops, false);
+      ops = [];
+    }
+    await this.write([{ type: 'put', key: 'seq_index', value: 1, sublevel: this.meta as Sub<never> }], true);
   }
 
   /**
@@ -697,7 +717,9 @@ export class Store {
         const seq = next();
         const j = { ...e.decision, seq };
         out.push(j);
-        ops.push({ type: 'put', key: `${pad(j.at, 13)}!${pad(seq, 12)}`, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
+        const key = `${pad(j.at, 13)}!${pad(seq, 12)}`;
+        ops.push({ type: 'put', key, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
+        ops.push({ type: 'put', key: pad(seq, 12), value: key, sublevel: this.sub<string>('jseq') as Sub<never> });
         if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
         if (e.replay) {
           const { key, ...stored } = e.replay;
@@ -724,24 +746,25 @@ export class Store {
     });
   }
 
+  /** The newest journal entries by sequence (not by wall time: see the layout). */
   async recentJournal(limit = 50): Promise<JournalEntry[]> {
-    const out: JournalEntry[] = [];
-    for await (const v of this.journal.values({ reverse: true, limit })) out.push(v);
-    return out;
+    return (await this.journalPage<JournalEntry>('journal', { fromMs: 0, toMs: Infinity, limit, reverse: true, bySeq: true }, () => true)).entries;
   }
 
   /** Door events (contact, alarms), kept like the journal. */
   async appendDoorEvent(e: DoorEventRecord): Promise<void> {
     await this.sequenced((next) => {
       const seq = next();
-      return [{ type: 'put', key: `${pad(e.at, 13)}!${pad(seq, 12)}`, value: { ...e, seq }, sublevel: this.sub<unknown>('doorevents') as Sub<never> }];
+      const key = `${pad(e.at, 13)}!${pad(seq, 12)}`;
+      return [
+        { type: 'put', key, value: { ...e, seq }, sublevel: this.sub<unknown>('doorevents') as Sub<never> },
+        { type: 'put', key: pad(seq, 12), value: key, sublevel: this.sub<string>('dseq') as Sub<never> },
+      ];
     });
   }
 
   async recentDoorEvents(limit = 50): Promise<(DoorEventRecord & { seq: number })[]> {
-    const out: (DoorEventRecord & { seq: number })[] = [];
-    for await (const v of this.sub<DoorEventRecord & { seq: number }>('doorevents').values({ reverse: true, limit })) out.push(v);
-    return out;
+    return (await this.journalPage<DoorEventRecord & { seq: number }>('doorevents', { fromMs: 0, toMs: Infinity, limit, reverse: true, bySeq: true }, () => true)).entries;
   }
 
   /** Journal entries with fromMs ≤ at < toMs, oldest first. */
@@ -759,9 +782,10 @@ export class Store {
    */
   async journalPage<T>(
     which: 'journal' | 'doorevents',
-    q: { fromMs: number; toMs: number; after?: string | null; limit: number; scanLimit?: number; reverse?: boolean },
+    q: { fromMs: number; toMs: number; after?: string | null; limit: number; scanLimit?: number; reverse?: boolean; bySeq?: boolean },
     keep: (e: T) => boolean,
   ): Promise<{ entries: T[]; next: string | null }> {
+    if (q.bySeq) return this.pageBySeq(which, q, keep);
     const lo = `${pad(Math.max(0, q.fromMs), 13)}!`;
     const hi = `${pad(Math.min(q.toMs, 9_999_999_999_999), 13)}!`;
     const range: Range = q.reverse ? { gte: lo, lt: q.after ?? hi, reverse: true } : { gt: q.after ?? lo, lt: hi };
@@ -778,12 +802,53 @@ export class Store {
     return { entries, next: null };
   }
 
-  /** Delete journal entries and door events older than `beforeMs`; returns how many. */
+  /** journalPage in sequence order (no time range): the cursor is a sequence number. */
+  private async pageBySeq<T>(which: 'journal' | 'doorevents', q: { after?: string | null; limit: number; scanLimit?: number; reverse?: boolean }, keep: (e: T) => boolean): Promise<{ entries: T[]; next: string | null }> {
+    const index = this.sub<string>(which === 'journal' ? 'jseq' : 'dseq');
+    const sub = this.sub<T>(which);
+    const range: Range = q.reverse ? { ...(q.after ? { lt: q.after } : {}), reverse: true } : q.after ? { gt: q.after } : {};
+    const entries: T[] = [];
+    let scanned = 0;
+    let chunk: [string, string][] = [];
+    const scanLimit = q.scanLimit ?? 50_000;
+    const take = async (): Promise<string | null> => {
+      const values = await sub.getMany(chunk.map(([, ref]) => ref));
+      for (let i = 0; i < chunk.length; i++) {
+        scanned++;
+        const v = values[i];
+        if (v !== undefined && keep(v)) entries.push(v);
+        if (entries.length >= q.limit || scanned >= scanLimit) return chunk[i]![0];
+      }
+      chunk = [];
+      return null;
+    };
+    for await (const kv of index.iterator(range)) {
+      chunk.push(kv);
+      if (chunk.length >= Math.min(500, q.limit)) {
+        const stop = await take();
+        if (stop !== null) return { entries, next: stop };
+      }
+    }
+    if (chunk.length) {
+      const stop = await take();
+      if (stop !== null) return { entries, next: stop };
+    }
+    return { entries, next: null };
+  }
+
+  /** Delete journal entries and door events older than `beforeMs` (and their sequence index); returns how many. */
   async pruneByAge(beforeMs: number): Promise<number> {
     let deleted = 0;
-    for (const name of ['journal', 'doorevents']) {
+    for (const [name, index] of [['journal', 'jseq'], ['doorevents', 'dseq']] as const) {
       const sub = this.sub<unknown>(name);
-      deleted += await this.deleteKeys(sub, sub.keys({ lt: `${pad(beforeMs, 13)}!` }));
+      const keys: string[] = [];
+      deleted += await this.deleteKeys(sub, (async function* () {
+        for await (const k of sub.keys({ lt: `${pad(beforeMs, 13)}!` })) {
+          keys.push(k.slice(k.indexOf('!') + 1));
+          yield k;
+        }
+      })());
+      await this.deleteKeys(this.sub<string>(index), keys);
     }
     return deleted;
   }
@@ -800,7 +865,7 @@ export class Store {
       deleted += batch.length;
       batch = [];
     };
-    for await (const k of keys) {
+    for await (const k of keys as AsyncIterable<string>) {
       batch.push(k);
       if (batch.length >= 1000) await flush();
     }
@@ -823,18 +888,21 @@ export class Store {
     return seqs;
   }
 
-  /** Keep the newest `maxEntries` journal entries; returns how many were deleted. */
+  /** Keep the newest `maxEntries` journal entries, by sequence; returns how many were deleted. */
   async pruneJournal(maxEntries: number): Promise<number> {
     const floor = this.seq - maxEntries;
     if (floor <= 0) return 0;
-    const journal = this.journal;
-    async function* upToFloor(): AsyncGenerator<string> {
-      for await (const k of journal.keys()) {
-        if (Number(k.slice(k.indexOf('!') + 1)) > floor) return;
-        yield k;
+    const index = this.sub<string>('jseq');
+    const seqs: string[] = [];
+    const refs = (async function* () {
+      for await (const [k, ref] of index.iterator({ lte: pad(floor, 12) })) {
+        seqs.push(k);
+        yield ref;
       }
-    }
-    return this.deleteKeys(journal, upToFloor());
+    })();
+    const n = await this.deleteKeys(this.journal, refs);
+    await this.deleteKeys(index, seqs);
+    return n;
   }
 
   async outboxPeek(limit = 200): Promise<PassRecord[]> {

@@ -135,7 +135,7 @@ export class GatewayMetrics {
       g.set({ layer: 'local' }, s.local_users);
     });
     fromStatus('doorgw_outbox_depth', 'Pass records waiting for the cloud.', [], (g, s) => g.set(s.outbox_depth));
-    fromStatus('doorgw_outbox_oldest_age_seconds', 'Age of the oldest record waiting (0 when empty).', [], (g, s) => g.set(s.outbox_oldest === null ? 0 : Math.max(0, Date.now() / 1000 - s.outbox_oldest)));
+    fromStatus('doorgw_outbox_oldest_age_seconds', 'Age of the oldest record waiting (0 when empty).', [], (g, s) => g.set(s.outbox_oldest === null ? 0 : (s.outbox_waiting_s ?? Math.max(0, Date.now() / 1000 - s.outbox_oldest))));
     fromStatus('doorgw_held_records', 'Pass records held aside.', [], (g, s) => g.set(s.held));
     fromStatus('doorgw_cloud_link_up', '1 while the cloud link is online (absent without a cloud).', ['provider'], (g, s) => s.cloud && g.set({ provider: s.cloud.provider }, s.cloud.link === 'online' ? 1 : 0));
     fromStatus('doorgw_last_full_sync_timestamp_seconds', 'When the directory was last fully synced.', [], (g, s) => s.cloud?.last_full_sync && g.set(s.cloud.last_full_sync / 1000));

@@ -205,7 +205,7 @@ export class MqttLink {
    * where the broker binds ids to accounts, its account) knocks it off again and again: report it.
    */
   private sessionLost(takenOver: boolean): void {
-    const now = Date.now();
+    const now = performance.now(); // a window: monotonic, whatever the wall clock does
     this.sessionLosses = [...this.sessionLosses.filter((t) => now - t < TAKEOVER_WINDOW_MS), now];
     if (takenOver || this.sessionLosses.length >= TAKEOVER_LOSSES) {
       this.takeovers++;
