@@ -114,9 +114,10 @@ export function addJournalCommands(program: Command, d: CliDeps): void {
     .description('write a consistent backup of the data directory (directory, local layer, keys, journal, outbox, held records, replay memory, door modes, the device secret) into one file; works while the gateway runs')
     .argument('<file>', 'the backup file (written by the gateway\'s user; mode 0600: it holds the device secret)')
     .addOption(d.configOpt())
+    .option('--force', 'replace an existing file')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, o: { config: string; json?: boolean }) => {
-      const r = await d.withApi(o.config, (api) => api.backup({ file: resolve(file), by: cliActor() }));
+    .action(async (file: string, o: { config: string; json?: boolean; force?: boolean }) => {
+      const r = await d.withApi(o.config, (api) => api.backup({ file: resolve(file), by: cliActor(), ...(o.force ? { force: true } : {}) }));
       if (o.json) return d.json(r);
       d.out(`backup written: ${r.file} (${(r.bytes / 1024).toFixed(0)} KiB, ${r.entries} database entries, ${r.files} file${r.files === 1 ? '' : 's'}, sha256 ${r.sha256.slice(0, 16)}…)`);
     });

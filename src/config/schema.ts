@@ -354,6 +354,8 @@ export const configSchema = z
         memory_max_entries: z.number().int().min(100).max(1_000_000).default(50_000),
       })
       .default({ max_entries: 100_000, max_age_days: 400, durability: 'batched', memory_max_entries: 50_000 }),
+    /** Backups requested over MQTT go only here (absent: refused over MQTT; the CLI may write anywhere but the data directory). */
+    backup: z.strictObject({ dir: str().optional() }).default({}),
     /** Disk-full protection for the data directory. */
     storage: z
       .strictObject({

@@ -102,7 +102,12 @@ export interface GatewayApi extends UsersApi {
   /** Drop an OSDP reader's key (a reader replaced or reset): it must be enrolled again. */
   osdpForget(p: { reader: string; by?: string }): Promise<{ reader: string; forgotten: boolean }>;
   /** A consistent backup of the data directory into `file` (written by the gateway's user). */
-  backup(p: { file: string; by?: string }): Promise<BackupReport>;
+  /**
+   * A consistent backup of the data directory into `file` (written by the gateway's user). Never
+   * into the data directory itself; an existing file only with `force` (the CLI's --force); over
+   * MQTT only into `backup.dir`.
+   */
+  backup(p: { file: string; by?: string; force?: boolean }): Promise<BackupReport>;
   /** Door contact changes and alarms, newest first. */
   doorEvents(p: { limit?: number }): Promise<(DoorEventRecord & { seq: number })[]>;
   /** A full directory sync from the cloud (gateway running with a cloud provider). */
@@ -269,8 +274,12 @@ export function localApi(store: Store, config: Config, version: string, running:
 
     async backup(p) {
       if (typeof p.file !== 'string' || p.file.length === 0) throw new UsageError('file is required');
-      if (!(await import('node:path')).isAbsolute(p.file)) throw new UsageError('file must be an absolute path (it is written by the gateway process)');
-      const { writeBackup } = await import('../store/backup.js');
+      const { isAbsolute } = await import('node:path');
+      if (!isAbsolute(p.file)) throw new UsageError('file must be an absolute path (it is written by the gateway process)');
+      const { backupTargetProblem, writeBackup } = await import('../store/backup.js');
+      const overMqtt = validBy(p.by).startsWith('mqtt');
+      const problem = backupTargetProblem(p.file, { dataDir: config.data_dir, force: p.force === true && !overMqtt, onlyIn: overMqtt ? (config.backup.dir ?? null) : undefined });
+      if (problem) throw new UsageError(problem, 'forbidden');
       let r: BackupReport;
       try {
         r = await writeBackup(store, config.data_dir, p.file, { gateway_id: config.gateway_id, doorgw: version });

@@ -80,6 +80,7 @@ export const REQUESTS: Record<string, RequestDef> = {
   'outbox/list': { role: 'operator', call: (api, p) => api.outbox({ limit: Math.min(1000, Math.max(1, int(p, 'limit') ?? 100)) }) },
   'outbox/requeue': { role: 'admin', call: (api, p, by) => api.requeue({ ...opt('seqs', seqs(p)), by }) },
   'outbox/discard': { role: 'admin', call: (api, p, by) => api.discard({ ...opt('seqs', seqs(p)), ...opt('reason', str(p, 'reason', false)), by }) },
+  // Never forced over MQTT, and only into backup.dir (the API refuses otherwise).
   backup: { role: 'admin', call: (api, p, by) => api.backup({ file: str(p, 'file')!, by }) },
 };
 

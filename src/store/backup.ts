@@ -14,12 +14,12 @@
  * written for a bad file), then to write; a marker file makes an interrupted restore refuse to start.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, openSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { join, basename } from 'node:path';
-import { createInterface } from 'node:readline';
+import { createReadStream, createWriteStream, openSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { createGunzip, createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
+import { rawEntryProblem } from './backup-check.js';
 import { RESTORE_MARKER, Store } from './store.js';
 
 export const BACKUP_FORMAT = 'doorgw-backup';
@@ -38,6 +38,31 @@ export interface BackupReport {
   files: number;
   sha256: string;
   created: number;
+}
+
+/**
+ * Why a backup may not be written to `file` (null: it may). Never into the data directory itself
+ * (`doorgw backup <data_dir>/CURRENT` once replaced LevelDB's CURRENT, and the next start failed);
+ * never over an existing file unless forced; with `onlyIn`, only inside that directory (null: not
+ * configured, so nowhere).
+ */
+export function backupTargetProblem(file: string, o: { dataDir: string; force: boolean; onlyIn?: string | null | undefined }): string | null {
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const dir = real(dirname(resolve(file)));
+  if (dir === real(o.dataDir)) return `${file} is inside the data directory ${o.dataDir}: write backups elsewhere (e.g. a backups/ directory)`;
+  if (o.onlyIn !== undefined) {
+    if (o.onlyIn === null) return 'backups over MQTT go only into backup.dir, and none is configured';
+    const within = real(o.onlyIn);
+    if (dir !== within && !dir.startsWith(`${within}/`)) return `backups over MQTT go only into ${o.onlyIn} (backup.dir)`;
+  }
+  if (existsSync(file) && !o.force) return `${file} exists: give another name${o.onlyIn === undefined ? ', or --force to replace it' : ''}`;
+  return null;
 }
 
 export async function writeBackup(store: Store, dataDir: string, file: string, meta: { gateway_id: string; doorgw: string }): Promise<BackupReport> {
@@ -83,18 +108,39 @@ export async function writeBackup(store: Store, dataDir: string, file: string, m
 
 type Line = { format?: string; version?: number; created?: number; gateway_id?: string; k?: string; v?: string; file?: string; mode?: number; b64?: string; end?: boolean; entries?: number; files?: number; sha256?: string };
 
+/**
+ * The file's lines, each bounded while it is read: a line is never held beyond MAX_LINE bytes
+ * (readline holds a whole line first: a 900 MB line from a 917 KB gzip file crashed `restore --check`).
+ */
 async function* lines(file: string): AsyncGenerator<{ raw: string; obj: Line }> {
-  const rl = createInterface({ input: createReadStream(file).pipe(createGunzip()), crlfDelay: Infinity });
-  for await (const raw of rl) {
-    if (raw.length > MAX_LINE) throw new BackupError(`${file}: a line longer than ${MAX_LINE} bytes: not a doorgw backup`);
+  let parts: Buffer[] = [];
+  let size = 0;
+  const parse = (raw: string): { raw: string; obj: Line } => {
     let obj: Line;
     try {
       obj = JSON.parse(raw) as Line;
     } catch {
       throw new BackupError(`${file}: damaged (a line is not JSON)`);
     }
-    yield { raw, obj };
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new BackupError(`${file}: damaged (a line is not a record)`);
+    return { raw, obj };
+  };
+  const tooLong = (): BackupError => new BackupError(`${file}: a line longer than ${MAX_LINE} bytes: not a doorgw backup`);
+  for await (const chunk of createReadStream(file).pipe(createGunzip()) as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let nl = chunk.indexOf(10, from); nl !== -1; nl = chunk.indexOf(10, from)) {
+      if (size + nl - from > MAX_LINE) throw tooLong();
+      parts.push(chunk.subarray(from, nl));
+      yield parse(Buffer.concat(parts).toString('utf8'));
+      parts = [];
+      size = 0;
+      from = nl + 1;
+    }
+    size += chunk.length - from;
+    if (size > MAX_LINE) throw tooLong();
+    if (from < chunk.length) parts.push(chunk.subarray(from));
   }
+  if (size > 0) yield parse(Buffer.concat(parts).toString('utf8'));
 }
 
 export interface BackupInfo {
@@ -123,7 +169,11 @@ export async function verifyBackup(file: string): Promise<BackupInfo> {
       } else if (obj.end === true) {
         end = obj;
         continue;
-      } else if (typeof obj.k === 'string' && typeof obj.v === 'string') entries++;
+      } else if (typeof obj.k === 'string' && typeof obj.v === 'string') {
+        const why = rawEntryProblem(obj.k, obj.v);
+        if (why) throw new BackupError(`${file}: entry ${entries + 1} refused (${why}): nothing was written`);
+        entries++;
+      }
       else if (typeof obj.file === 'string' && typeof obj.b64 === 'string' && DATA_FILES.includes(obj.file)) files++;
       else throw new BackupError(`${file}: an unknown record`);
       hash.update(`${raw}\n`);

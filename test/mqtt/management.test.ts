@@ -73,7 +73,8 @@ describe('the shipped ACL and the request table', () => {
 describe('management requests over MQTT', () => {
   it('local directory, doors, journal, outbox and backup: success and failure paths, with codes', async () => {
     const dataDir = join(tmpDir(), 'data');
-    t.gw = await startMqttGateway(broker, { log, key, dataDir });
+    const backups = tmpDir();
+    t.gw = await startMqttGateway(broker, { log, key, dataDir, top: { backup: { dir: backups } } });
     const admin = await caller('admin');
     const op = await caller('operator');
 
@@ -127,10 +128,14 @@ describe('management requests over MQTT', () => {
     // Sync without a cloud, status, backup.
     expect(await op.ask('sync')).toMatchObject({ status: 'error', code: 'invalid', error: 'no cloud provider is configured (cloud.provider)' });
     expect(await op.ask('status')).toMatchObject({ status: 'ok', data: { users: 3, local_users: 2, local_adjustments: 1 } });
-    const file = join(tmpDir(), 'b.doorgw-backup');
+    const file = join(backups, 'b.doorgw-backup');
     expect(await admin.ask('backup', { file })).toMatchObject({ status: 'ok', data: { file, files: 0 } });
     expect(await admin.ask('backup', { file: 'relative.gz' })).toMatchObject({ status: 'error', code: 'invalid' });
-    expect(await admin.ask('backup', { file: '/proc/nope/b.gz' })).toMatchObject({ status: 'error', code: 'unavailable' });
+    expect(await admin.ask('backup', { file: join(backups, 'nope', 'b.gz') })).toMatchObject({ status: 'error', code: 'unavailable' });
+    // Only into backup.dir, never over a file (not even with force), never into the data directory.
+    expect(await admin.ask('backup', { file, force: true })).toMatchObject({ status: 'error', code: 'forbidden', error: `${file} exists: give another name` });
+    expect(await admin.ask('backup', { file: join(dataDir, 'CURRENT') })).toMatchObject({ status: 'error', code: 'forbidden', error: expect.stringContaining('inside the data directory') });
+    expect(await admin.ask('backup', { file: join(tmpDir(), 'elsewhere.gz') })).toMatchObject({ status: 'error', code: 'forbidden', error: `backups over MQTT go only into ${backups} (backup.dir)` });
   }, 60_000);
 
   it('an operator cannot send admin requests: the broker drops them and nothing changes', async () => {
