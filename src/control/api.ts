@@ -274,8 +274,8 @@ export function localApi(store: Store, config: Config, version: string, running:
 
     async backup(p) {
       if (typeof p.file !== 'string' || p.file.length === 0) throw new UsageError('file is required');
-      const { isAbsolute } = await import('node:path');
-      if (!isAbsolute(p.file)) throw new UsageError('file must be an absolute path (it is written by the gateway process)');
+      const path = await import('node:path');
+      if (!path.isAbsolute(p.file)) throw new UsageError('file must be an absolute path (it is written by the gateway process)');
       const { backupTargetProblem, writeBackup } = await import('../store/backup.js');
       const overMqtt = validBy(p.by).startsWith('mqtt');
       const problem = backupTargetProblem(p.file, { dataDir: config.data_dir, force: p.force === true && !overMqtt, onlyIn: overMqtt ? (config.backup.dir ?? null) : undefined });
