@@ -5,9 +5,8 @@
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
-import { config as rxjsConfig, distinctUntilChanged, merge, skip, Subject, type Observable } from 'rxjs';
+import { config as rxjsConfig, distinctUntilChanged, merge, skip, Subject, Subscription, type Observable } from 'rxjs';
 import type { CloudAdapter } from './cloud/adapter.js';
 import { CLOUD_ADAPTERS } from './cloud/registry.js';
 import { controlSocketPath } from './config/load.js';
@@ -27,6 +26,7 @@ import { AccessPipeline } from './pipeline/access.js';
 import { doorStatus, type DoorStateMachine } from './pipeline/door-state.js';
 import { buildDoor, wireInterlocks, type DoorUnit } from './pipeline/door-unit.js';
 import { JournalWriter } from './pipeline/journal-writer.js';
+import { Units, type Unit } from './pipeline/unit.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
 import type { GatewayMetrics } from './web/metrics.js';
 import type { WebServer } from './web/server.js';
@@ -136,8 +136,6 @@ export class Gateway {
   /** Every door event (contact, alarms, modes, reader and storage alarms), as journaled. */
   readonly doorEvents$ = new Subject<DoorEvent>();
   readonly started = Date.now();
-  private server: Server | null = null;
-  private replayTimer: NodeJS.Timeout | null = null;
   private readonly outboxHead = new HeadAge(monotonicMs);
   private readonly doorLog: Logger;
 
@@ -150,6 +148,7 @@ export class Gateway {
     /** The fingerprint module (of the first door that has one). */
     readonly fingerprint: FingerprintModule | null,
     private readonly log: Logger,
+    private readonly lifecycle: Units,
   ) {
     this.relays = new Map(units.map((u) => [u.id, u.relay]));
     this.doors = new Map(units.map((u) => [u.id, u.state]));
@@ -188,45 +187,50 @@ export class Gateway {
   static async start(o: GatewayOptions): Promise<Gateway> {
     const { config, log } = o;
     const now = o.now ?? Date.now;
+    const mono = o.mono ?? monotonicMs;
+    const boot = o.boot ?? bootId();
     // A subscriber that throws must never become an uncaught exception that kills the door.
     rxjsConfig.onUnhandledError = (err: unknown) => log.error({ err }, 'unhandled error in a subscriber');
     const store = await openStoreWaiting(config.data_dir, o.storeLockWaitMs ?? 10_000, log);
     store.onWorkerUnavailable = (e) => log.warn({ err: e.message }, 'no generation worker (it could not start, or died in an earlier sync): this full sync runs on the main thread, and decisions may wait on it');
-    const units: DoorUnit[] = [];
-    let fingerprint: { module: FingerprintModule; door: string } | null = null;
+    // Everything from here is a unit: a start that fails stops what had started, in reverse.
+    const units = new Units(log);
+    units.adopt('store', () => store.close());
     try {
       // Doors: each its relay, state machine, inputs and readers.
-      fingerprint = await openGatewayFingerprint(config, log);
+      const fingerprint = await openGatewayFingerprint(config, log);
+      if (fingerprint) units.adopt('fingerprint module', () => fingerprint.module.close());
       const mqttReaders = new Subject<CredentialEvent>();
       const doorEvents = new Subject<DoorEvent>();
+      const doors: DoorUnit[] = [];
+      units.adopt('relays', async () => {
+        for (const u of doors) await u.relay.close();
+      });
       for (const d of config.doors) {
-        units.push(
-          await buildDoor(d, {
-            config,
-            log,
-            store,
-            terminalInput: o.terminalInput ?? process.stdin,
-            mqttCredentials: mqttReaders,
-            fingerprint: fingerprint?.door === d.id ? fingerprint.module : null,
-            onDoorEvent: (e) => doorEvents.next(e),
-            relayFactory: o.relayFactory,
-            inputFactory: o.inputFactory,
-          }),
-        );
+        const door = await buildDoor(d, {
+          config,
+          log,
+          store,
+          terminalInput: o.terminalInput ?? process.stdin,
+          mqttCredentials: mqttReaders,
+          fingerprint: fingerprint?.door === d.id ? fingerprint.module : null,
+          onDoorEvent: (e) => doorEvents.next(e),
+          relayFactory: o.relayFactory,
+          inputFactory: o.inputFactory,
+        });
+        doors.push(door);
+        units.adopt(`door ${d.id}`, () => door.stop());
       }
-
-      wireInterlocks(config.interlocks, units);
+      wireInterlocks(config.interlocks, doors);
 
       // Pipeline: decide, record durably (journal, outbox, replay memory), then the effects.
-      const mono = o.mono ?? monotonicMs;
-      const boot = o.boot ?? bootId();
       const replay = await loadReplayGuard(store, now(), mono, boot);
-      let cloud: CloudAdapter | null = null;
-      const journal = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => cloud?.outboxChanged(), () => cloud?.uploadsRecords === true, config.journal.memory_max_entries);
-      const pipeline = new AccessPipeline({
+      const journal: JournalWriter = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => gw.cloud?.outboxChanged(), () => gw.cloud?.uploadsRecords === true, config.journal.memory_max_entries);
+      units.adopt('journal', () => journal.close());
+      const pipeline: AccessPipeline = new AccessPipeline({
         store,
-        doors: new Map(units.map((u) => [u.id, u.access])),
-        readers: new Map(units.flatMap((u) => u.trust)),
+        doors: new Map(doors.map((u) => [u.id, u.access])),
+        readers: new Map(doors.flatMap((u) => u.trust)),
         journal,
         durability: config.journal.durability,
         policy: policyOf(config),
@@ -241,27 +245,19 @@ export class Gateway {
         mono,
         boot,
       });
-      const gw = new Gateway(config, store, pipeline, journal, units, fingerprint?.module ?? null, log);
-      doorEvents.subscribe((e) => gw.recordDoorEvent(e));
-      pipeline.doorEvents$.subscribe((e) => gw.recordDoorEvent(e));
-      gw.addEffects();
-      gw.pruneReplayEvery(60_000, replay, now, new SteadyWall(Math.min(now(), (await store.getMeta<number>('journal.retention_clock')) ?? now()), mono));
-      await gw.startStorageGuard(now);
-      if (config.mqtt.enabled) {
-        const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
-        const readerEvents = merge(...units.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.events$ ? [r.events$] : []))));
-        gw.mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents });
-        gw.mqtt.credentials$.subscribe(mqttReaders);
-      }
+      const gw: Gateway = new Gateway(config, store, pipeline, journal, doors, fingerprint?.module ?? null, log, units);
+      await units.start(gw.recordingUnit(doorEvents));
+      await units.start(gw.replayPruner(replay, now, new SteadyWall(Math.min(now(), (await store.getMeta<number>('journal.retention_clock')) ?? now()), mono)));
+      await units.start(gw.storageUnit(now));
 
       // The first person at the door must not pay for first-use costs: zones, corp keys, OpenSSL.
-      for (const u of units) localTime(now(), u.access.context.timezone);
+      for (const u of doors) localTime(now(), u.access.context.timezone);
       await store.warmKeys();
       warmUpVerify();
-      pipeline.start([...(o.sources ?? []), ...units.flatMap((u) => u.sources)]);
+      await units.start({ name: 'pipeline', start: () => pipeline.start([...(o.sources ?? []), ...doors.flatMap((u) => u.sources)]), stop: () => pipeline.stop() });
 
       // Cloud, then local integrations and the control channel.
-      cloud =
+      const cloud =
         (await CLOUD_ADAPTERS[config.cloud.provider]?.({
           config,
           store,
@@ -269,28 +265,36 @@ export class Gateway {
           fingerprint: gw.fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
         })) ?? null;
-      gw.cloud = cloud;
-      await cloud?.start();
-      gw.mqtt?.start(); // never waits for the broker
+      if (cloud) {
+        gw.cloud = cloud;
+        await units.start({ name: 'cloud', start: () => cloud.start(), stop: () => cloud.stop() });
+      }
+      if (config.mqtt.enabled) {
+        const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
+        const readerEvents = merge(...doors.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.events$ ? [r.events$] : []))));
+        const mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents });
+        gw.mqtt = mqtt;
+        const sub = mqtt.credentials$.subscribe(mqttReaders);
+        await units.start({ name: 'mqtt', start: () => mqtt.start(), stop: async () => { sub.unsubscribe(); await mqtt.stop(); } }); // never waits for the broker
+      }
       // The console is a convenience: if it cannot serve (port taken, certificate unreadable), the
       // door runs without it and status says why.
       if (config.web.enabled) {
-        await gw.startWeb().catch((e: unknown) => {
+        await units.start(gw.webUnit()).catch((e: unknown) => {
           gw.webError = (e as Error).message;
           log.error({ err: (e as Error).message }, 'web console not started; the door runs without it');
         });
       }
-      if (o.controlSocket !== false) gw.server = await serveControl(o.controlSocket ?? controlSocketPath(config), gw.api, log.child({ module: 'control' }));
+      if (o.controlSocket !== false) {
+        const server = await serveControl(o.controlSocket ?? controlSocketPath(config), gw.api, log.child({ module: 'control' }));
+        units.adopt('control socket', () => new Promise<void>((r) => server.close(() => r())));
+      }
 
       log.info({ gateway_id: config.gateway_id, version: VERSION, users: await store.userCount(), doors: config.doors.map((d) => d.id), data_dir: config.data_dir }, 'gateway ready');
       return gw;
     } catch (e) {
-      for (const u of units) {
-        await u.stop().catch(() => undefined);
-        await u.relay.close().catch(() => undefined);
-      }
-      await fingerprint?.module.close().catch(() => undefined);
-      await store.close().catch(() => undefined);
+      log.error({ err: (e as Error).message, started: units.names }, 'start failed: stopping what had started, in reverse');
+      await units.stopAll();
       throw e;
     }
   }
@@ -308,7 +312,19 @@ export class Gateway {
    * The console and metrics: subscribers of decisions, door events and relay changes (after the
    * relay has moved), and an HTTP server that serves between decisions.
    */
-  private async startWeb(): Promise<void> {
+  private webUnit(): Unit {
+    const subs = new Subscription();
+    return {
+      name: 'web console',
+      start: () => this.startWeb(subs),
+      stop: async () => {
+        subs.unsubscribe();
+        await this.web?.stop();
+      },
+    };
+  }
+
+  private async startWeb(subs: Subscription): Promise<void> {
     const { config, pipeline } = this;
     const [{ WebServer }, { GatewayMetrics }] = await Promise.all([import('./web/server.js'), import('./web/metrics.js')]);
     if (config.web.metrics.enabled) {
@@ -329,22 +345,28 @@ export class Gateway {
     const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION });
     await web.start(); // first: a console that cannot listen subscribes to nothing
     const m = this.metrics;
-    pipeline.decisions$.subscribe((d) => {
-      m?.decision(d);
-      web.decision(d);
-    });
-    this.doorEvents$.subscribe((e) => {
-      m?.doorEvent(e);
-      web.doorEvent(e);
-    });
+    subs.add(
+      pipeline.decisions$.subscribe((d) => {
+        m?.decision(d);
+        web.decision(d);
+      }),
+    );
+    subs.add(
+      this.doorEvents$.subscribe((e) => {
+        m?.doorEvent(e);
+        web.doorEvent(e);
+      }),
+    );
     for (const [door, relay] of this.relays) {
-      relay.state$.pipe(distinctUntilChanged(), skip(1)).subscribe((released) => {
-        if (released) m?.relayPulse(door);
-        web.doorState(door);
-      });
+      subs.add(
+        relay.state$.pipe(distinctUntilChanged(), skip(1)).subscribe((released) => {
+          if (released) m?.relayPulse(door);
+          web.doorState(door);
+        }),
+      );
     }
-    for (const [door, sm] of this.doors) sm.state$.pipe(skip(1)).subscribe(() => web.doorState(door));
-    pipeline.modes$.subscribe(({ door }) => web.doorState(door));
+    for (const [door, sm] of this.doors) subs.add(sm.state$.pipe(skip(1)).subscribe(() => web.doorState(door)));
+    subs.add(pipeline.modes$.subscribe(({ door }) => web.doorState(door)));
     this.web = web;
   }
 
@@ -358,8 +380,24 @@ export class Gateway {
     this.store.appendDoorEvent(e).catch((err: unknown) => this.doorLog.error({ err, door: e.door }, 'door event not journaled'));
   }
 
-  /** Effects: each a subscriber; none can delay the relay, which was commanded before they run. */
-  private addEffects(): void {
+  /**
+   * Door events journaled and logged, and the effects of decisions and modes: a unit that owns its
+   * subscriptions. None can delay the relay, which was commanded before they run.
+   */
+  private recordingUnit(doorEvents: Observable<DoorEvent>): Unit {
+    const subs = new Subscription();
+    return {
+      name: 'journal of door events, effects',
+      start: () => {
+        subs.add(doorEvents.subscribe((e) => this.recordDoorEvent(e)));
+        subs.add(this.pipeline.doorEvents$.subscribe((e) => this.recordDoorEvent(e)));
+        this.addEffects(subs);
+      },
+      stop: () => subs.unsubscribe(),
+    };
+  }
+
+  private addEffects(subs: Subscription): void {
     const decisionLog = this.log.child({ module: 'access' });
     this.pipeline.addEffect('log', (d) => {
       const fields = { door: d.door, reader: d.reader, decision: d.decision, reason: d.reason, userid: d.userid, method: d.method, latency_us: Math.round(d.latency_us) };
@@ -371,13 +409,13 @@ export class Gateway {
     if (feedback.size) this.pipeline.addEffect('reader feedback', (d) => feedback.get(d.reader)?.feedback?.(d));
     // Modes: persisted (with when a timed one ends), journaled with who changed them, and passage
     // tells the door state machine not to raise held-open.
-    this.pipeline.modes$.subscribe(({ door, mode, from, until, by, auto }) => {
+    subs.add(this.pipeline.modes$.subscribe(({ door, mode, from, until, by, auto }) => {
       this.doors.get(door)?.setPassage(mode === 'passage');
       for (const r of this.units.find((u) => u.id === door)?.readers.values() ?? []) r.modeChanged?.(mode);
       this.store.putMeta(`door.${door}.mode`, { mode, until, auto }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
       const detail = `${from} → ${mode}${until !== null ? ` until ${new Date(until).toISOString()}` : ''}${by ? ` by ${by}` : ''}`;
       this.pipeline.doorEvents$.next({ type: 'mode_changed', door, at: Date.now(), detail });
-    });
+    }));
     for (const u of this.units) {
       for (const r of u.readers.values()) r.modeChanged?.(u.access.context.mode);
       if (u.access.context.mode === 'passage') u.state.setPassage(true);
@@ -390,7 +428,22 @@ export class Gateway {
    * Forget accepted QR codes once their validity has ended, in memory and on disk (every run);
    * drop journal entries and door events past `journal.max_age_days` (at start, then hourly).
    */
-  private pruneReplayEvery(ms: number, replay: ReplayGuard, now: () => number, retention: SteadyWall): void {
+  private replayPruner(replay: ReplayGuard, now: () => number, retention: SteadyWall, ms = 60_000): Unit {
+    let timer: NodeJS.Timeout | null = null;
+    return {
+      name: 'replay memory and retention pruner',
+      start: () => {
+        timer = setInterval(this.pruneTick(ms, replay, now, retention), ms);
+        timer.unref();
+      },
+      stop: () => {
+        if (timer) clearInterval(timer);
+      },
+    };
+  }
+
+  /** One pruning run (the first runs now). */
+  private pruneTick(ms: number, replay: ReplayGuard, now: () => number, retention: SteadyWall): () => void {
     let runs = 0;
     const perHour = Math.max(1, Math.round(3_600_000 / ms));
     const tick = (): void => {
@@ -413,12 +466,15 @@ export class Gateway {
           .catch((e: unknown) => this.log.warn({ err: e }, 'journal not pruned by age'));
       }
     };
-    this.replayTimer = setInterval(tick, ms);
-    this.replayTimer.unref();
     tick();
+    return tick;
   }
 
   /** Disk-full protection: reserve, free space, recovery; storage alarms on every door. */
+  private storageUnit(now: () => number): Unit {
+    return { name: 'storage guard', start: () => this.startStorageGuard(now), stop: () => this.storage?.stop() };
+  }
+
   private async startStorageGuard(now: () => number): Promise<void> {
     const { config, pipeline, journal } = this;
     this.storage = new StorageGuard({
@@ -436,19 +492,9 @@ export class Gateway {
     await this.storage.start();
   }
 
+  /** Stop every unit in reverse start order, each failure contained. */
   async stop(): Promise<void> {
-    if (this.replayTimer) clearInterval(this.replayTimer);
-    this.storage?.stop();
-    for (const u of this.units) await u.stop();
-    await this.web?.stop();
-    await this.mqtt?.stop();
-    await this.cloud?.stop();
-    this.pipeline.stop();
-    await this.journal.close();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    for (const r of this.relays.values()) await r.close();
-    await this.fingerprint?.close();
-    await this.store.close();
+    await this.lifecycle.stopAll();
     this.log.info('gateway stopped');
   }
 }

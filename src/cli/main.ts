@@ -141,6 +141,10 @@ export function buildProgram(): Command {
         gw = await Gateway.start({ config, log });
       } catch (e) {
         log.fatal({ err: e }, 'gateway failed to start');
+        // What had started was stopped; should anything still hold the process (a library's
+        // handle), it must still end, non-zero, and a signal must end it at once.
+        onSignal = () => process.exit(1);
+        setTimeout(() => process.exit(1), 3000).unref();
         throw new CliError(`gateway failed to start: ${(e as Error).message}`, 1);
       }
       let sd: Awaited<ReturnType<typeof SdNotify.fromEnv>> = null;
