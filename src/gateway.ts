@@ -201,7 +201,11 @@ export class Gateway {
       const fingerprint = await openGatewayFingerprint(config, log);
       if (fingerprint) units.adopt('fingerprint module', () => fingerprint.module.close());
       const mqttReaders = new Subject<CredentialEvent>();
+      // Door events from the moment doors are built (a door open at start says so then): held until
+      // the journal subscribes, then passed on.
       const doorEvents = new Subject<DoorEvent>();
+      let early: DoorEvent[] | null = [];
+      const onDoorEvent = (e: DoorEvent): void => void (early ? early.push(e) : doorEvents.next(e));
       const doors: DoorUnit[] = [];
       units.adopt('relays', async () => {
         for (const u of doors) await u.relay.close();
@@ -214,7 +218,7 @@ export class Gateway {
           terminalInput: o.terminalInput ?? process.stdin,
           mqttCredentials: mqttReaders,
           fingerprint: fingerprint?.door === d.id ? fingerprint.module : null,
-          onDoorEvent: (e) => doorEvents.next(e),
+          onDoorEvent,
           relayFactory: o.relayFactory,
           inputFactory: o.inputFactory,
         });
@@ -247,6 +251,8 @@ export class Gateway {
       });
       const gw: Gateway = new Gateway(config, store, pipeline, journal, doors, fingerprint?.module ?? null, log, units);
       await units.start(gw.recordingUnit(doorEvents));
+      for (const e of early) doorEvents.next(e);
+      early = null;
       await units.start(gw.replayPruner(replay, now, new SteadyWall(Math.min(now(), (await store.getMeta<number>('journal.retention_clock')) ?? now()), mono)));
       await units.start(gw.storageUnit(now));
 

@@ -97,6 +97,38 @@ export class DoorStateMachine {
     }
   }
 
+  /**
+   * The contact's level when its input was opened: a state, not an absence. A door standing open
+   * at start is open at once (its interlock partner holds, held-open is timed from now); whether it
+   * was forced cannot be known, so no forced-open alarm.
+   */
+  startContact(contact: 'open' | 'closed'): void {
+    if (this.state$.value.contact !== 'unknown') return;
+    this.set({ contact });
+    if (contact === 'closed') return;
+    this.events$.next({ type: 'contact_open', door: this.door, at: this.now(), detail: 'open when the gateway started' });
+    if (!this.passage) this.startHeldTimers();
+  }
+
+  private startHeldTimers(): void {
+    const held = this.o.heldOpenS * 1000;
+    const pre = Math.max(0, held - this.o.prealarmS * 1000);
+    if (this.o.prealarmS > 0) {
+      this.timers.push(
+        setTimeout(() => {
+          this.set({ alarm: 'held_open_prealarm' });
+          this.emit('held_open_prealarm');
+        }, pre),
+      );
+    }
+    this.timers.push(
+      setTimeout(() => {
+        this.set({ alarm: 'held_open' });
+        this.emit('held_open');
+      }, held),
+    );
+  }
+
   /** The debounced door-contact input changed. */
   contactChanged(contact: 'open' | 'closed'): void {
     const cur = this.state$.value;
@@ -111,22 +143,7 @@ export class DoorStateMachine {
         return;
       }
       if (this.passage) return;
-      const held = this.o.heldOpenS * 1000;
-      const pre = Math.max(0, held - this.o.prealarmS * 1000);
-      if (this.o.prealarmS > 0) {
-        this.timers.push(
-          setTimeout(() => {
-            this.set({ alarm: 'held_open_prealarm' });
-            this.emit('held_open_prealarm');
-          }, pre),
-        );
-      }
-      this.timers.push(
-        setTimeout(() => {
-          this.set({ alarm: 'held_open' });
-          this.emit('held_open');
-        }, held),
-      );
+      this.startHeldTimers();
       return;
     }
     // closed

@@ -80,10 +80,15 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
     if (exit) {
       const presses = new Subject<CredentialEvent>();
       sources.push(presses);
-      opened.push(await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, line: exit.line, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) }));
+      const button = await makeInput({ door: d.id, name: 'exit_button', pin: exit.pin, line: exit.line, activeLow: exit.active_low, debounceMs: exit.debounce_ms, onChange: (pressed) => pressed && presses.next(credentialEvent(d.id, 'exit_button', 'out', { type: 'exit' })) });
+      opened.push(button);
+      // Pressed at start is a state, not a press: never an opening (a stuck button would open the door at every restart).
+      if (button.active) log.warn({ door: d.id }, 'exit button reads pressed at start (held, stuck, or wired with the wrong active_low?): not taken as a request to exit; the next press is');
     }
     if (contact) {
-      opened.push(await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, line: contact.line, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => state.contactChanged(closed ? 'closed' : 'open') }));
+      const input = await makeInput({ door: d.id, name: 'door_contact', pin: contact.pin, line: contact.line, activeLow: contact.active_low, debounceMs: contact.debounce_ms, onChange: (closed) => state.contactChanged(closed ? 'closed' : 'open') });
+      opened.push(input);
+      state.startContact(input.active ? 'closed' : 'open');
     }
 
     const readers = new Map<string, ReaderSource>();

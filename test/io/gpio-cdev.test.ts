@@ -115,6 +115,23 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     }
   }, 90_000);
 
+  it('an input\'s level at start is a state: a door standing open is open at once; an exit button held at start opens nothing', async () => {
+    const g = await gateway({ FAKE_GPIO_LEVELS: '27=0,22=1' }); // button pressed (active low), contact open
+    try {
+      await until(() => g.out.some((l) => l.msg === 'door event' && l.event === 'contact_open'), 'contact open at start', 15_000);
+      expect(g.out.find((l) => l.msg === 'door event' && l.event === 'contact_open')).toMatchObject({ detail: 'open when the gateway started' });
+      expect(g.out.some((l) => l.event === 'forced_open')).toBe(false);
+      expect(g.out.find((l) => typeof l.msg === 'string' && l.msg.startsWith('exit button reads pressed at start'))).toMatchObject({ door: 'front' });
+      // Released and pressed again: that press opens (a sentinel: the start level opened nothing before it).
+      await g.send('edge 27 1');
+      await g.send('edge 27 0');
+      await until(() => g.out.some((l) => l.msg === 'access granted'), 'the real press', 15_000);
+      expect(g.out.filter((l) => l.msg === 'access granted')).toHaveLength(1);
+    } finally {
+      await g.close();
+    }
+  }, 60_000);
+
   it('debounces in user space where the chip has no debounce, and names a missing line clearly', async () => {
     const g = await gateway({ FAKE_GPIO_NO_DEBOUNCE: '1' });
     try {

@@ -18,6 +18,25 @@ afterEach(() => {
 });
 
 describe('door state machine', () => {
+  it('a door open at start is open (no forced-open), timed for held-open from the start; a closed one is closed', () => {
+    const fresh = new DoorStateMachine('side', { heldOpenS: 30, prealarmS: 10, openGraceS: 3, relockOnClose: true, relock: () => relocks++, now: () => Date.now() });
+    const seen: string[] = [];
+    fresh.events$.subscribe((e) => seen.push(e.type));
+    fresh.startContact('open');
+    expect(fresh.state$.value).toEqual({ lock: 'locked', contact: 'open', alarm: null });
+    vi.advanceTimersByTime(30_000);
+    expect(seen).toEqual(['contact_open', 'held_open_prealarm', 'held_open']);
+    fresh.contactChanged('closed');
+    expect(fresh.state$.value.alarm).toBeNull();
+    fresh.startContact('open'); // only at start: the contact is known now
+    expect(fresh.state$.value.contact).toBe('closed');
+    fresh.stop();
+    const closed = new DoorStateMachine('back', { heldOpenS: 30, prealarmS: 10, openGraceS: 3, relockOnClose: true, relock: () => undefined });
+    closed.startContact('closed');
+    expect(closed.state$.value.contact).toBe('closed');
+    closed.stop();
+  });
+
   it('a valid opening closes in time: no alarm, re-locks on close', () => {
     m.lockChanged(true);
     m.contactChanged('open');

@@ -193,12 +193,12 @@ describe('gateway pipeline', () => {
       controlSocket: false,
       inputFactory: (spec) => {
         inputs.set(spec.name, spec.onChange);
-        return Promise.resolve({ close: () => undefined });
+        return Promise.resolve({ close: () => undefined, active: spec.name === 'door_contact' }); // closed, not pressed
       },
     });
     running.push(gw);
     const door = gw.doors.get('front')!;
-    inputs.get('door_contact')!(true); // closed
+    expect(door.state$.value.contact).toBe('closed'); // read at start
     inputs.get('exit_button')!(true); // pressed
     inputs.get('exit_button')!(false);
     await vi.waitFor(() => expect(relay(gw, 'front').energised).toBe(true));
@@ -210,7 +210,7 @@ describe('gateway pipeline', () => {
     expect(door.state$.value.alarm).toBe('forced_open');
     await gw.journal.flush();
     expect((await gw.store.recentJournal()).map((j) => [j.reason, j.reader])).toEqual([['exit_request', 'exit_button']]);
-    await vi.waitFor(async () => expect((await gw.store.recentDoorEvents()).map((e) => e.type)).toEqual(['forced_open', 'contact_open', 'relocked_on_close', 'contact_closed', 'contact_open', 'contact_closed']));
+    await vi.waitFor(async () => expect((await gw.store.recentDoorEvents()).map((e) => e.type)).toEqual(['forced_open', 'contact_open', 'relocked_on_close', 'contact_closed', 'contact_open']));
   });
 
   it('waits for a command that holds the database briefly, and fails clearly if it is held too long', async () => {
@@ -264,7 +264,7 @@ describe('interlock (mantrap)', () => {
       controlSocket: false,
       inputFactory: (spec) => {
         contacts.set(spec.door, spec.onChange);
-        return Promise.resolve({ close: () => undefined });
+        return Promise.resolve({ close: () => undefined, active: true });
       },
     });
     running.push(gw);
@@ -282,6 +282,38 @@ describe('interlock (mantrap)', () => {
     expect(card('inner')).toMatchObject({ decision: 'grant' });
     expect(relay(gw, 'inner').pulses).toHaveLength(1);
     expect(relay(gw, 'outer').pulses).toHaveLength(1);
+  });
+
+  it('a door standing open when the gateway starts is open at once: its interlock partner holds, no forced-open', async () => {
+    const config = validateConfig(
+      {
+        data_dir: join(tmpDir(), 'data'),
+        policy: { debounce_ms: 0 },
+        interlocks: { mantrap: ['outer', 'inner'] },
+        doors: [
+          { id: 'outer', inputs: { door_contact: { pin: 5 } } },
+          { id: 'inner', inputs: { door_contact: { pin: 6 } } },
+        ],
+      },
+      'test',
+    );
+    const contacts = new Map<string, (closed: boolean) => void>();
+    const gw = await Gateway.start({
+      config,
+      log: silent,
+      controlSocket: false,
+      inputFactory: (spec) => {
+        contacts.set(spec.door, spec.onChange);
+        return Promise.resolve({ close: () => undefined, active: spec.door !== 'outer' }); // outer reads open
+      },
+    });
+    running.push(gw);
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    expect(gw.doors.get('outer')!.state$.value).toMatchObject({ contact: 'open', alarm: null });
+    expect(gw.pipeline.handle(credentialEvent('inner', 'r', 'in', { type: 'card', value: '1' }))).toMatchObject({ decision: 'deny', reason: 'interlock' });
+    contacts.get('outer')!(true);
+    expect(gw.pipeline.handle(credentialEvent('inner', 'r', 'in', { type: 'card', value: '1' }))).toMatchObject({ decision: 'grant' });
+    await vi.waitFor(async () => expect((await gw.store.recentDoorEvents()).map((e) => [e.type, e.detail]).reverse()).toEqual([['contact_open', 'open when the gateway started'], ['contact_closed', undefined]]));
   });
 
   it('refuses interlocks naming unknown doors or a door twice', () => {

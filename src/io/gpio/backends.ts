@@ -21,6 +21,11 @@ export interface InputSpec {
 }
 
 export interface Input {
+  /**
+   * The debounced logical level now — read when the input is opened, so the level at start is a
+   * state (a door standing open when the gateway starts is open, not "unknown" until it moves).
+   */
+  readonly active: boolean;
   close(): void;
 }
 
