@@ -133,6 +133,7 @@ export function addUserCommands(program: Command, d: CliDeps): void {
         d.out(`imported ${report.imported} entr${report.imported === 1 ? 'y' : 'ies'} into ${where}, rejected ${report.rejected.length}`);
         for (const r of report.rejected) d.out(`  rejected record ${r.index}: ${r.error}`);
         for (const w of report.warnings) d.out(`  warning: ${w}`);
+        for (const c of report.conflicts ?? []) d.out(`  conflict: ${c.kind} ${c.value} is held by ${c.userids.join(', ')} (denied until resolved: doorgw users conflicts)`);
       }
       process.exitCode = report.rejected.length ? 1 : 0;
     });

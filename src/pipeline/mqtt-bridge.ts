@@ -233,14 +233,14 @@ export class MqttBridge {
     const c = parseDoorCommand(payload);
     if (!c.ok) return void this.log.warn({ door, error: c.error }, 'invalid door command ignored');
     const cmd = c.cmd;
-    if (cmd.command === 'open') {
-      const d = this.ctx.pipeline.handle(credentialEvent(door, 'mqtt', 'unknown', { type: 'operator', source: 'mqtt' }));
-      this.log.info({ door, decision: d?.decision, reason: d?.reason }, 'open command');
-    } else if (cmd.command === 'lock') {
-      this.ctx.pipeline.relock(door);
-    } else {
-      this.ctx.pipeline.setMode(door, cmd.mode, { by: 'mqtt', ...(cmd.duration_s !== undefined ? { untilMs: Date.now() + cmd.duration_s * 1000 } : {}) });
-    }
+    // Through the API, like every other transport: the same checks and the same audit entry.
+    const done =
+      cmd.command === 'open'
+        ? this.ctx.api.open({ door, by: 'mqtt' }).then((d) => this.log.info({ door, decision: d.decision, reason: d.reason }, 'open command'))
+        : cmd.command === 'lock'
+          ? this.ctx.api.lock({ door, by: 'mqtt' })
+          : this.ctx.api.setMode({ door, mode: cmd.mode, ...(cmd.duration_s !== undefined ? { duration_s: cmd.duration_s } : {}), by: 'mqtt' });
+    done.catch((e: unknown) => this.log.warn({ door, command: cmd.command, err: (e as Error).message }, 'door command refused'));
   }
 
   private onCredential(reader: string, payload: string): void {

@@ -25,7 +25,7 @@
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
@@ -279,6 +279,9 @@ export class Store {
     // process would share the handle instead, so the store keeps its own list.
     const where = resolve(path);
     if (openInThisProcess.has(where)) throw new StoreLockedError(path);
+    // The directory holds card numbers, keys and console password hashes: the gateway's alone
+    // (LevelDB would create it 0755 outside systemd's StateDirectory).
+    mkdirSync(path, { recursive: true, mode: 0o700 });
     const db = new Level<string, Json>(path, LEVEL_OPTIONS);
     try {
       await db.open();

@@ -92,8 +92,12 @@ describe('commands', () => {
     await until(() => op.got.some((m) => m.topic.endsWith('/state') && json(m.payload).mode === 'lockdown'), 'lockdown state');
     g.pipeline.handle(credentialEvent('lobby', 't', 'in', { type: 'card', value: '1001' }));
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1 });
-    await new Promise((r) => setTimeout(r, 200));
+    // Commands go through the API: each is journaled as an operator action by the channel.
+    const actions = async () => (await g.store.recentDoorEvents(20)).filter((e) => e.type === 'operator_action').map((e) => e.detail).reverse();
+    await until(async () => (await actions()).length === 4, 'four operator actions');
+    expect(await actions()).toEqual(['mqtt: open (grant)', 'mqtt: lock', 'mqtt: mode lockdown', 'mqtt: open (deny: lockdown)']);
     expect(relay(g).pulses).toHaveLength(1);
+    await g.journal.flush();
     expect((await g.store.recentJournal(2)).map((j) => j.reason)).toEqual(['lockdown', 'lockdown']);
     await g.stop();
     t.gw = null;
