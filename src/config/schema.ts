@@ -444,6 +444,11 @@ export const configSchema = z
         trusted_proxies: z.array(str()).default([]),
         /** Live event streams at once (each a browser tab). */
         max_streams: z.number().int().min(1).max(200).default(20),
+        /** Connections at once, in all and per client address (trusted proxies are not capped per client); more are closed and logged. */
+        max_connections: z.number().int().min(8).max(10_000).default(256),
+        max_connections_per_client: z.number().int().min(2).max(10_000).default(32),
+        /** A connection with no traffic for this long is closed (live streams are pinged every 15 s). */
+        idle_timeout_s: z.number().int().min(1).max(3600).default(30),
         metrics: z
           .strictObject({
             enabled: z.boolean().default(true),
@@ -454,7 +459,7 @@ export const configSchema = z
           })
           .default({ enabled: true, public: false }),
       })
-      .default({ enabled: false, bind: '127.0.0.1', port: 8080, allow_insecure_remote: false, session_idle_min: 30, session_max_h: 12, login_max_failures: 5, login_lockout_s: 300, trusted_proxies: [], max_streams: 20, metrics: { enabled: true, public: false } }),
+      .default({ enabled: false, bind: '127.0.0.1', port: 8080, allow_insecure_remote: false, session_idle_min: 30, session_max_h: 12, login_max_failures: 5, login_lockout_s: 300, trusted_proxies: [], max_streams: 20, max_connections: 256, max_connections_per_client: 32, idle_timeout_s: 30, metrics: { enabled: true, public: false } }),
     cloud: z
       .strictObject({
         provider: z.enum(['none', 'wecom', 'feishu']).default('none'),

@@ -24,6 +24,7 @@ import { verifyPassword, type WebRole } from '../domain/password.js';
 import { redactSecrets, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { GatewayMetrics } from './metrics.js';
+import { ConnectionGuard } from './connections.js';
 import { LoginThrottle, ROLE_RANK, Sessions, type Session } from './sessions.js';
 
 /** The pages: next to the built server in a release (dist/web/assets), or the sources in development. */
@@ -169,14 +170,16 @@ export class WebServer {
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 5_000;
+    new ConnectionGuard({ maxTotal: w.max_connections, maxPerClient: w.max_connections_per_client, idleMs: w.idle_timeout_s * 1000, proxies: w.trusted_proxies }, this.ctx.log).attach(this.server);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(w.port, w.bind, () => resolve());
     });
+    // Streams are pinged well inside the idle timeout, so only sockets that carry nothing are closed.
     this.timer = setInterval(() => {
       this.sessions.sweep();
       this.hub.ping();
-    }, 15_000);
+    }, Math.min(15_000, (w.idle_timeout_s * 1000) / 2));
     this.timer.unref();
     const a = this.server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;

@@ -232,3 +232,21 @@ describe('console HTTP', () => {
     expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
   });
 });
+
+describe('console connections', () => {
+  it('closes idle sockets, caps connections per client (logged), and keeps answering /healthz', async () => {
+    const { url } = await console_({ idle_timeout_s: 1, max_connections_per_client: 8 });
+    const { connect } = await import('node:net');
+    const u = new URL(url);
+    const sockets = Array.from({ length: 12 }, () => connect(Number(u.port), u.hostname));
+    const closedAt: number[] = [];
+    const t0 = performance.now();
+    await Promise.all(sockets.map((s) => new Promise<void>((r) => s.once('close', () => (closedAt.push(performance.now() - t0), r())))));
+    closedAt.sort((a, b) => a - b);
+    // Four beyond the cap at once; the eight idle ones after the idle timeout.
+    expect(closedAt.slice(0, 4).every((ms) => ms < 900)).toBe(true);
+    expect(closedAt.slice(4).every((ms) => ms >= 900 && ms < 5000)).toBe(true);
+    expect(logged.some((l) => l.includes('console connection refused: connection cap reached'))).toBe(true);
+    expect((await req(url, '/healthz')).body).toEqual({ healthy: true });
+  });
+});
