@@ -13,6 +13,9 @@ export interface HealthLimits {
 
 /** Seconds a broker link may be down before MQTT readers make it a health problem (a reconnect or two). */
 export const MQTT_GRACE_S = 15;
+/** A supervised reader `connecting` longer than this, or restarting its session this often a minute, is a health problem. */
+export const READER_CONNECTING_S = 20;
+export const READER_RESTARTS_PER_MIN = 5;
 
 /** Why a running gateway is unhealthy (empty: healthy). */
 export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now()): string[] {
@@ -24,6 +27,10 @@ export function healthProblems(s: Status, limits: HealthLimits, nowMs = Date.now
   if (s.fingerprint_module === 'offline') problems.push('fingerprint module not answering (unplugged, unpowered, or its serial line: doorgw hw probe)');
   for (const r of s.readers ?? []) {
     if (r.state === 'offline' || r.state === 'refused' || r.state === 'install') problems.push(`reader ${r.id} ${r.state === 'install' ? 'awaits enrollment (doorgw osdp enroll ' + r.id + ')' : r.state}: ${r.detail}`);
+    // `connecting` is healthy for a moment, not for long: a reader that cannot keep a session (noise
+    // on the line, a failing handshake) reads nothing securely.
+    else if (r.state === 'connecting' && (r.state_for_s ?? 0) > READER_CONNECTING_S) problems.push(`reader ${r.id} cannot establish a session (connecting for ${r.state_for_s} s): ${r.detail}`);
+    if ((r.restarts_last_minute ?? 0) >= READER_RESTARTS_PER_MIN) problems.push(`reader ${r.id} restarted its session ${r.restarts_last_minute} times in the last minute (line noise, wiring or termination?): ${r.detail}`);
     if (r.tamper) problems.push(`reader ${r.id} reports tamper`);
     if (r.power_failure) problems.push(`reader ${r.id} reports a power failure`);
   }

@@ -32,6 +32,10 @@ export class GatewayMetrics {
   constructor(private readonly src: MetricsSource) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: 10 });
+    // prom-client names three gauges *_total (nodejs_active_handles_total …), which Prometheus
+    // reserves for counters (promtool check metrics fails them); the same counts are kept by type
+    // in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+    for (const m of r.getMetricsAsArray()) if (m.name.endsWith('_total') && (m as { type?: unknown }).type === 'gauge') r.removeSingleMetric(m.name);
     this.decisions = new Counter({ name: 'doorgw_decisions_total', help: 'Access decisions by door, decision and reason.', labelNames: ['door', 'decision', 'reason'], registers: [r] });
     this.latency = new Histogram({
       name: 'doorgw_decision_latency_seconds',
@@ -143,6 +147,9 @@ export class GatewayMetrics {
     fromStatus('doorgw_storage_writable', '1 while the database can be written.', [], (g, s) => s.storage && g.set(s.storage.writable ? 1 : 0));
     fromStatus('doorgw_reader_up', '1 while a supervised (OSDP) reader is online and, where configured, secured.', ['reader', 'door'], (g, s) => {
       for (const x of s.readers ?? []) g.set({ reader: x.id, door: x.door }, x.state === 'online' ? 1 : 0);
+    });
+    fromStatus('doorgw_reader_session_restarts_last_minute', 'Secure-channel session restarts of a supervised reader in the last minute (a reader that cannot keep a session).', ['reader', 'door'], (g, s) => {
+      for (const x of s.readers ?? []) if (x.restarts_last_minute !== undefined) g.set({ reader: x.id, door: x.door }, x.restarts_last_minute);
     });
     fromStatus('doorgw_reader_tamper', '1 while a supervised reader reports tamper.', ['reader', 'door'], (g, s) => {
       for (const x of s.readers ?? []) if (x.tamper !== null) g.set({ reader: x.id, door: x.door }, x.tamper ? 1 : 0);

@@ -37,4 +37,18 @@ describe('health', () => {
     const p = healthProblems({ ...base, outbox_depth: 42, outbox_oldest: NOW / 1000 - 1000, cloud: cloud({ clock_skew_s: -45 }) }, limits, NOW);
     expect(p).toEqual(['outbox not draining: oldest record 1000 s old, 42 queued (limit 900 s)', 'clock skew -45 s against the cloud (limit 30 s): QR validity depends on the clock']);
   });
+
+  it('a supervised reader that cannot keep a session is a problem: connecting too long, or restarting often', () => {
+    const reader = { id: 'r1', door: 'front', type: 'osdp', state: 'connecting' as const, secure: false, detail: 'a reply failed its MAC check', tamper: null, power_failure: null };
+    expect(healthProblems({ ...base, readers: [{ ...reader, state_for_s: 5, restarts_last_minute: 1 }] }, limits, NOW)).toEqual([]);
+    expect(healthProblems({ ...base, readers: [{ ...reader, state_for_s: 25, restarts_last_minute: 1 }] }, limits, NOW)).toEqual(['reader r1 cannot establish a session (connecting for 25 s): a reply failed its MAC check']);
+    expect(healthProblems({ ...base, readers: [{ ...reader, state: 'online', state_for_s: 2, restarts_last_minute: 9 }] }, limits, NOW)).toEqual([
+      'reader r1 restarted its session 9 times in the last minute (line noise, wiring or termination?): a reply failed its MAC check',
+    ]);
+  });
+
+  it('the outbox is judged by how long its head has waited on the monotonic clock when the gateway says so', () => {
+    expect(healthProblems({ ...base, outbox_depth: 1, outbox_oldest: NOW / 1000 - 90_000, outbox_waiting_s: 10 }, limits, NOW)).toEqual([]);
+    expect(healthProblems({ ...base, outbox_depth: 1, outbox_oldest: NOW / 1000 + 90_000, outbox_waiting_s: 1000 }, limits, NOW)).toEqual(['outbox not draining: oldest record 1000 s old, 1 queued (limit 900 s)']);
+  });
 });

@@ -152,9 +152,20 @@ describe('OSDP control panel on a real pty', () => {
     r.keys.ring('r1').confirm(Buffer.alloc(16, 3));
     r.pd[1]!.wrongIndicator = true;
     await until(() => r.dev[0]!.state === 'refused' && r.dev[1]!.state === 'refused', 'both refused', 5000);
-    expect(r.seen(0).secure.join()).toMatch(/does not have/);
+    expect(r.seen(0).secure.join()).toMatch(/does not have .*twice in a row/);
     expect(r.seen(1).secure.join()).toMatch(/does not have|refused/);
     expect(r.dev.every((d) => !d.trusted)).toBe(true);
+    expect(r.dev[0]!.counters.restarts).toBeGreaterThanOrEqual(1); // one more round before the verdict
+  });
+
+  it('a handshake garbled by line noise (every key "fails" once) is tried again, not taken for another key', async () => {
+    const key = Buffer.alloc(16, 7);
+    const r = await rig([{ address: 0, scbk: key, installMode: true }], [{ address: 0 }]);
+    r.keys.ring('r0').confirm(key);
+    r.pd[0]!.garbleCryptograms = 2; // the enrolled key and the default key both look wrong, once
+    await until(() => r.dev[0]!.state === 'online', 'online on its key', 8000);
+    expect(r.dev[0]!.secured).toBe(true);
+    expect(r.seen(0).secure.join()).not.toMatch(/does not have/);
   });
 
   it('a reader configured secure that offers no secure channel is refused, never polled in plaintext for cards', async () => {

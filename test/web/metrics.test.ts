@@ -44,6 +44,8 @@ function parse(text: string): { samples: Sample[]; types: Map<string, string> } 
     }
     if ((m = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line))) {
       if (types.has(m[1]!)) throw new Error(`line ${i + 1}: second TYPE for ${m[1]}`);
+      // promtool check metrics: "non-counter metrics should not have _total suffix".
+      if (m[1]!.endsWith('_total') && m[2] !== 'counter') throw new Error(`line ${i + 1}: ${m[2]} ${m[1]} ends in _total, which is for counters`);
       types.set(m[1]!, m[2]!);
       continue;
     }

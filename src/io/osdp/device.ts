@@ -106,6 +106,12 @@ export class OsdpDevice {
   private candidate: Candidate | null = null;
   private rndA: Buffer | null = null;
   private everOnline = false;
+  /** Handshake rounds in a row in which no candidate key matched. */
+  private keyMismatchRounds = 0;
+  /** When each recent session restart happened (monotonic ms): a reader that cannot keep a session is unhealthy. */
+  private restartTimes: number[] = [];
+  /** Since when (monotonic ms) the link has been in its state. */
+  private stateSince = performance.now();
   private readonly now: () => number;
 
   constructor(private readonly o: OsdpDeviceOptions) {
@@ -226,8 +232,9 @@ export class OsdpDevice {
     }
     let data = p.data;
     if (this.session && this.phase === 'poll') {
-      if (!p.scb || (p.scb.type !== SCS.replyMac && p.scb.type !== SCS.replyEnc) || !p.mac) {
-        return this.secureFail(`a ${REPLY_NAMES[p.code] ?? p.code} reply came without the secure channel inside a session: refused, session restarted`);
+      if (!p.scb || !p.mac) return this.secureFail(`a ${REPLY_NAMES[p.code] ?? p.code} reply came without the secure channel inside a session: refused, session restarted`);
+      if (p.scb.type !== SCS.replyMac && p.scb.type !== SCS.replyEnc) {
+        return this.secureFail(`a ${REPLY_NAMES[p.code] ?? p.code} reply carried a security block of type 0x${p.scb.type.toString(16)}, not a session reply's: refused, session restarted`);
       }
       if (!this.session.verify(p.macInput, p.mac, false)) {
         return this.secureFail('a reply failed its MAC check: refused, session restarted');
@@ -390,7 +397,12 @@ export class OsdpDevice {
   private nextCandidate(why: string): void {
     this.o.events.trace('key candidate refused', { why });
     const next = this.candidates.shift();
-    if (!next) return this.refuse(`the reader holds a key this gateway does not have (${why}): secure channel refused`);
+    if (!next) {
+      // One failed round is not proof of another key: line noise corrupts a handshake as well.
+      // Refused only when a second round, from scratch, fails the same way.
+      if (++this.keyMismatchRounds < 2) return this.restart(`the secure-channel handshake failed for every key (${why}); trying again: line noise, or the reader holds another key`, true);
+      return this.refuse(`the reader holds a key this gateway does not have (${why}, twice in a row): secure channel refused`);
+    }
     if (next.kind === 'default' && this.candidate?.kind === 'pending') this.o.events.trace('the KEYSET never landed');
     this.candidate = next;
     this.session = null;
@@ -401,6 +413,7 @@ export class OsdpDevice {
 
   /** Polling from now on: online, or in install mode (a session on the default key). */
   private goOnline(state: 'online' | 'install', secured: boolean, how: string): void {
+    this.keyMismatchRounds = 0;
     this.secured = secured;
     this.phase = 'poll';
     if (state === 'online') this.everOnline = true;
@@ -434,6 +447,8 @@ export class OsdpDevice {
   /** Start over from sequence 0: identify, then the handshake. */
   private restart(detail: string, asOffline: boolean): void {
     this.counters.restarts++;
+    const t = performance.now();
+    this.restartTimes = [...this.restartTimes.filter((x) => t - x < 60_000), t].slice(-100);
     this.o.events.trace('link restart', { why: detail });
     this.drop();
     if (asOffline) {
@@ -457,9 +472,21 @@ export class OsdpDevice {
     for (const q of this.queue.splice(0)) q.done?.(new Error('the link restarted before the command was sent'), true);
   }
 
+  /** Session restarts in the last minute. */
+  get restartsLastMinute(): number {
+    const t = performance.now();
+    return this.restartTimes.filter((x) => t - x < 60_000).length;
+  }
+
+  /** Seconds in the current link state. */
+  get stateForS(): number {
+    return Math.round((performance.now() - this.stateSince) / 1000);
+  }
+
   private setState(s: ReaderLinkState, detail: string): void {
     if (s === this.state) return;
     this.state = s;
+    this.stateSince = performance.now();
     this.o.events.state(s, detail);
   }
 }

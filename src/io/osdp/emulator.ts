@@ -49,6 +49,8 @@ export class EmulatedPd {
   truncateNext = 0;
   /** Answer a challenge on the other key's indicator (a misbehaving reader). */
   wrongIndicator = false;
+  /** Answer this many challenges with a garbled cryptogram (line noise that got past the check). */
+  garbleCryptograms = 0;
   /** Take a KEYSET, then fall silent before acknowledging it (the ACK lost on the wire). */
   muteAfterKeyset = false;
   /** Refuse plaintext POLLs once keyed (real readers in secure mode do). */
@@ -157,7 +159,12 @@ export class EmulatedPd {
       this.session = new SecureSession(key, p.data, randomBytes(8));
       this.scActive = false;
       const ind = this.wrongIndicator ? 1 - this.indicator : this.indicator;
-      return this.secureHandshakeReply(p.sqn, REPLY.ccrypt, SCS.ccrypt, ind, Buffer.concat([this.cuid, this.session.rndB, this.session.clientCryptogram]), crc);
+      const cryptogram = Buffer.from(this.session.clientCryptogram);
+      if (this.garbleCryptograms > 0) {
+        this.garbleCryptograms--;
+        cryptogram[0]! ^= 0xff;
+      }
+      return this.secureHandshakeReply(p.sqn, REPLY.ccrypt, SCS.ccrypt, ind, Buffer.concat([this.cuid, this.session.rndB, cryptogram]), crc);
     }
     if (p.code === CMD.scrypt && p.scb?.type === SCS.scrypt) {
       const s = this.session;

@@ -190,6 +190,8 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
     check: device.checkMode,
     enrolled: keyFile.enrolled(r.id).enrolled,
     device: device.pdId,
+    state_for_s: device.stateForS,
+    restarts_last_minute: device.restartsLastMinute,
     counters: { ...device.counters, bus_garbage: shared.bus.dropped.garbage, bus_bad_check: shared.bus.dropped.check, bus_truncated: shared.bus.dropped.truncated, bus_stray: shared.bus.stray },
   });
 

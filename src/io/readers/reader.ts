@@ -42,6 +42,9 @@ export interface ReaderStatus {
   enrolled?: boolean;
   device?: { vendor: string; model: number; serial: number; firmware: string } | null;
   counters?: Record<string, number>;
+  /** Seconds in the current state, and session restarts in the last minute (supervised readers). */
+  state_for_s?: number;
+  restarts_last_minute?: number;
 }
 
 export interface ReaderContext {
