@@ -142,7 +142,11 @@ export async function probe(config: Config): Promise<ProbeReport> {
     if (d.relay.driver === 'sim') checks.push({ what: 'relay', ok: true, detail: 'simulated (relay.driver: sim): nothing is driven' });
     for (const l of lines) {
       if (choice.backend === 'sysfs') {
-        checks.push({ what: l.what, ok: sysPresent, detail: sysPresent ? `sysfs ${config.gpio.sysfs_root}` : `${config.gpio.sysfs_root} is absent: this system has only the character device (set gpio.backend: cdev)` });
+        // Advise the character device only where there is one: with neither, no setting helps.
+        const absent = chipDevices().length
+          ? `${config.gpio.sysfs_root} is absent: this system has only the character device (set gpio.backend: cdev${addonBuilt() ? '' : ', and build its addon: sh scripts/build-native.sh'})`
+          : `this system has no GPIO at all (neither ${config.gpio.sysfs_root} nor /dev/gpiochip*): not a door controller, or its GPIO driver is not loaded; use relay.driver: sim to run without hardware`;
+        checks.push({ what: l.what, ok: sysPresent, detail: sysPresent ? `sysfs ${config.gpio.sysfs_root}` : absent });
         continue;
       }
       let where: { chip: string; offset: number }[] = [];

@@ -23,6 +23,8 @@ export interface FingerprintModule {
   readonly algorithm: string;
   /** A finger matched a loaded template. */
   readonly matches$: Subject<{ userid: string; slot: number }>;
+  /** A finger was read and matched nobody (journaled like an unknown card). */
+  readonly unmatched$?: Subject<void>;
   /** Enrol a finger for `userid`; rejects when it fails or `signal` aborts. */
   enroll(userid: string, signal: AbortSignal): Promise<EnrolResult>;
   /** Load templates synced from the cloud. */
@@ -96,6 +98,7 @@ export class SimFingerprint implements FingerprintModule {
  */
 export class RetryingFingerprint implements FingerprintModule {
   readonly matches$ = new Subject<{ userid: string; slot: number }>();
+  readonly unmatched$ = new Subject<void>();
   private inner: FingerprintModule | null = null;
   private readonly pendingLoads = new Map<string, { slot: number; template: Buffer }[] | null>();
   private readonly device: Reopener<FingerprintModule>;
@@ -127,6 +130,7 @@ export class RetryingFingerprint implements FingerprintModule {
   private async attach(m: FingerprintModule): Promise<void> {
     this.inner = m;
     m.matches$.subscribe((x) => this.matches$.next(x));
+    m.unmatched$?.subscribe(() => this.unmatched$.next());
     for (const [userid, templates] of this.pendingLoads) {
       await (templates ? m.load(userid, templates) : m.delete(userid)).catch((e: unknown) => this.log.warn({ err: (e as Error).message, userid }, 'held template change not applied'));
     }
@@ -157,6 +161,7 @@ export class RetryingFingerprint implements FingerprintModule {
   async close(): Promise<void> {
     await this.device.stop();
     this.matches$.complete();
+    this.unmatched$.complete();
   }
 }
 

@@ -104,6 +104,8 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
     }
     if (ctx.fingerprint) {
       sources.push(ctx.fingerprint.matches$.pipe(map((m) => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: m.userid, method: 'fingerprint' }))));
+      // A finger that matched nobody is decided like an unknown card: denied unknown_user, journaled.
+      if (ctx.fingerprint.unmatched$) sources.push(ctx.fingerprint.unmatched$.pipe(map(() => credentialEvent(d.id, 'fingerprint', 'in', { type: 'userid', value: '', method: 'fingerprint' }))));
     }
 
     return {

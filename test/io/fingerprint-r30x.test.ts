@@ -139,6 +139,13 @@ describe('WeCom enrolment with a serial module', () => {
     await new Promise((r) => setTimeout(r, 600));
     emu.finger = 'u1-finger';
     await until(() => (rig!.gw.relays.get('front') as SimRelay).pulses.length === 1, 'the finger opens the door', 8000);
+    // A finger in nobody's templates is journaled like an unknown card, and opens nothing.
+    emu.finger = null;
+    await new Promise((r) => setTimeout(r, 600));
+    emu.finger = 'a-stranger';
+    await until(async () => (await rig!.gw.journal.flush().then(() => rig!.gw.store.recentJournal(1)))[0]?.reason === 'unknown_user', 'the stranger journaled', 8000);
+    expect((await rig.gw.store.recentJournal(1))[0]).toMatchObject({ decision: 'deny', reason: 'unknown_user', method: 'fingerprint', userid: null });
+    expect((rig.gw.relays.get('front') as SimRelay).pulses).toHaveLength(1);
   }, 30_000);
 
   it('loads synced templates made by the module\'s algorithm into it (and refuses others), so those fingers open the door', async () => {

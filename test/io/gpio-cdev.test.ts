@@ -223,5 +223,12 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     const bad = probe({});
     expect(bad.status).toBe(1);
     expect((JSON.parse(bad.stdout) as typeof r).doors[0]!.checks.every((c) => !c.ok)).toBe(true);
+    // Neither GPIO interface (this machine): the advice is not "set gpio.backend: cdev", which would fail too.
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: sysfs, sysfs_root: ${join(dir, 'no-sysfs')} }\ndoors:\n  - id: front\n    relay: { driver: gpio, pin: 17 }\n`);
+    const none = probe({});
+    expect(none.status).toBe(1);
+    const detail = (JSON.parse(none.stdout) as typeof r).doors[0]!.checks[0]!.detail;
+    expect(detail).toMatch(/no GPIO at all/);
+    expect(detail).not.toMatch(/gpio\.backend: cdev/);
   });
 });

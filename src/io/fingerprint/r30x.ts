@@ -47,6 +47,7 @@ interface Waiter {
 export class R30xModule implements FingerprintModule {
   readonly algorithm = 'r30x';
   readonly matches$ = new Subject<{ userid: string; slot: number }>();
+  readonly unmatched$ = new Subject<void>();
   capacity = 0;
   packetSize = 128;
   private readonly decoder = new PacketDecoder();
@@ -207,8 +208,12 @@ export class R30xModule implements FingerprintModule {
               const page = r.readUInt16BE(1);
               const who = this.pages.get(page);
               if (who) this.matches$.next(who);
-              else this.o.log.warn({ page }, 'a finger matched a library page doorgw does not know; ignored');
-            }
+              else {
+                this.o.log.warn({ page }, 'a finger matched a library page doorgw does not know: denied as unknown');
+                this.unmatched$.next();
+              }
+            } else this.unmatched$.next(); // 0x09: in nobody's templates
+
           }
         }
       } catch (e) {
@@ -302,6 +307,7 @@ export class R30xModule implements FingerprintModule {
     }
     this.sub.unsubscribe();
     this.matches$.complete();
+    this.unmatched$.complete();
     await this.o.link.close();
   }
 }
