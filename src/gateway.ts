@@ -14,7 +14,7 @@ import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
 import { serveControl } from './control/socket.js';
 import { ALARM_EVENTS, credentialEvent, type CredentialEvent, type DoorEvent } from './domain/events.js';
-import { localTime } from './domain/localtime.js';
+import { localStamp, localTime } from './domain/localtime.js';
 import { decodeQr, encodeQrBody, signQr, verifyQr } from './domain/qr.js';
 import { ReplayGuard } from './domain/replay.js';
 import { HeadAge, monotonicMs, SteadyWall, type MonoClock } from './domain/clock.js';
@@ -419,7 +419,9 @@ export class Gateway {
       this.doors.get(door)?.setPassage(mode === 'passage');
       for (const r of this.units.find((u) => u.id === door)?.readers.values() ?? []) r.modeChanged?.(mode);
       this.store.putMeta(`door.${door}.mode`, { mode, until, auto }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
-      const detail = `${from} → ${mode}${until !== null ? ` until ${new Date(until).toISOString()}` : ''}${by ? ` by ${by}` : ''}`;
+      // Times an operator reads are local, with their offset (as everywhere in the journal's answers).
+      const zone = this.units.find((u) => u.id === door)?.access.context.timezone ?? this.config.timezone;
+      const detail = `${from} → ${mode}${until !== null ? ` until ${localStamp(until, zone)}` : ''}${by ? ` by ${by}` : ''}`;
       this.pipeline.doorEvents$.next({ type: 'mode_changed', door, at: Date.now(), detail });
     }));
     for (const u of this.units) {

@@ -7,7 +7,7 @@ import { UsageError } from '../control/errors.js';
 import { parseLocalInstant } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
 import { cliActor, intArg, localStamp } from './args.js';
-import { csvRow, parseCsv } from '../domain/csv.js';
+import { csvRow, csvUnescape, parseCsv } from '../domain/csv.js';
 import type { CliDeps } from './wecom.js';
 
 
@@ -46,7 +46,7 @@ export function fromCsv(text: string): Record<string, unknown>[] {
   if (!header.includes('userid')) throw new UsageError('the CSV needs a userid column');
   const list = (s: string, sep = ';'): string[] => s.split(sep).map((x) => x.trim()).filter(Boolean);
   return rows.slice(1).map((cells) => {
-    const c = Object.fromEntries(header.map((h, i) => [h, (cells[i] ?? '').replace(/^'(?=[=+\-@])/, '').trim()]));
+    const c = Object.fromEntries(header.map((h, i) => [h, csvUnescape((cells[i] ?? '').trim())]));
     const e: Record<string, unknown> = { kind: c.kind || 'local_user', userid: c.userid };
     if (c.name) e.name = c.name;
     if (c.user_type) e.user_type = c.user_type;

@@ -3,6 +3,7 @@
  * change of the local layer (local users, adjustments of cloud users, blocks). Validation lives in
  * domain/local-directory.ts; this module maps it onto the store and answers with error codes.
  */
+import { localStamp } from '../domain/localtime.js';
 import {
   applyLocalInput,
   blockActive,
@@ -349,7 +350,7 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
         if (card !== null && !f.record.cards.includes(card)) throw new UsageError(`card ${card} is not one of ${id}'s cards`, 'not_found');
       }
       for (const id of owners) await writeFields(id, (f) => (card === null ? { ...f, blocked: block, updated_at: at, updated_by: by } : { ...f, blocked_cards: { ...f.blocked_cards, [card]: block }, updated_at: at, updated_by: by }), at, by);
-      const what = (id: string): string => `users block ${card !== null ? `card ${card} of ` : ''}${id}${until !== null ? ` until ${new Date(until).toISOString()}` : ''}${reason ? ` (${reason})` : ''}`;
+      const what = (id: string): string => `users block ${card !== null ? `card ${card} of ` : ''}${id}${until !== null ? ` until ${localStamp(until, config.timezone)}` : ''}${reason ? ` (${reason})` : ''}`;
       for (const id of owners) await journalAction(by, what(id));
       return { blocked: owners.map((userid) => ({ userid, card, until })) };
     },

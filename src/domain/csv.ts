@@ -1,14 +1,23 @@
 /**
  * CSV as spreadsheets and auditors read it (RFC 4180): quoted where needed, CRLF line ends, and
- * cells that a spreadsheet would run as a formula (=, +, -, @ first) prefixed with a quote — a
- * userid or a reader's detail text comes from outside.
+ * cells that a spreadsheet would run as a formula (=, +, -, @, tab or CR first) prefixed with an
+ * apostrophe, which is what keeps a spreadsheet from running them (CSV quoting does not) — a userid
+ * or a reader's detail text comes from outside. `csvUnescape` takes exactly that prefix off again.
  */
+
+/** What the formula guard prefixes: the same set both ways, so a round trip keeps every name. */
+const FORMULA_START = /^[=+\-@\t\r]/;
 
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   let s = typeof v === 'string' ? v : Array.isArray(v) ? v.join(';') : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v);
-  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
+  if (FORMULA_START.test(s) && !/^-?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** A cell as written by csvCell, back to its value: the formula guard's apostrophe removed. */
+export function csvUnescape(cell: string): string {
+  return cell.startsWith("'") && FORMULA_START.test(cell.slice(1)) ? cell.slice(1) : cell;
 }
 
 export function csvRow(cells: readonly unknown[]): string {

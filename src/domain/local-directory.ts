@@ -15,6 +15,7 @@
  * Pure: no I/O, no clock (times are passed in).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { localStamp } from './localtime.js';
 import { parseRule, type CompiledRule } from './rules.js';
 import { normalizeCard, type UserRecord } from './user.js';
 import type { Credential, DenyReason, UserType } from './types.js';
@@ -70,14 +71,15 @@ const active = (b: Block | null | undefined, nowMs: number): b is Block => !!b &
  * Local restrictions of an identified person at a door now: the deny they lead to, or null.
  * Checked before door mode and rules: a blocked guard does not pass a lockdown either.
  */
-export function localRestriction(user: UserRecord, cred: Credential, doorId: string, nowMs: number, requirePin: boolean): { reason: DenyReason; detail: string } | null {
+export function localRestriction(user: UserRecord, cred: Credential, doorId: string, nowMs: number, requirePin: boolean, zone = 'UTC'): { reason: DenyReason; detail: string } | null {
   const f = user.local;
   if (f) {
-    const until = (b: Block): string => (b.until === null ? 'until lifted' : `until ${new Date(b.until).toISOString()}`) + (b.reason ? ` (${b.reason})` : '');
+    // Instants an operator reads are local to the door, with their offset.
+    const until = (b: Block): string => (b.until === null ? 'until lifted' : `until ${localStamp(b.until, zone)}`) + (b.reason ? ` (${b.reason})` : '');
     if (active(f.blocked, nowMs)) return { reason: 'blocked', detail: `person blocked ${until(f.blocked)}` };
     if (cred.type === 'card' && active(f.blocked_cards[cred.value], nowMs)) return { reason: 'blocked', detail: `card blocked ${until(f.blocked_cards[cred.value]!)}` };
-    if (f.valid_from !== null && nowMs < f.valid_from) return { reason: 'outside_validity', detail: `valid from ${new Date(f.valid_from).toISOString()}` };
-    if (f.valid_until !== null && nowMs >= f.valid_until) return { reason: 'outside_validity', detail: `valid until ${new Date(f.valid_until).toISOString()}` };
+    if (f.valid_from !== null && nowMs < f.valid_from) return { reason: 'outside_validity', detail: `valid from ${localStamp(f.valid_from, zone)}` };
+    if (f.valid_until !== null && nowMs >= f.valid_until) return { reason: 'outside_validity', detail: `valid until ${localStamp(f.valid_until, zone)}` };
     if (f.doors !== null && !f.doors.includes(doorId)) return { reason: 'door_not_allowed', detail: `may pass ${f.doors.join(', ') || 'no door'}` };
   }
   if (cred.type === 'card' && (cred.pin !== undefined || requirePin)) {

@@ -97,7 +97,7 @@ export function decide(input: DecideInput): Decision {
   const admit = (user: UserRecord): Decision => {
     const p = door.policy ?? NO_POLICY;
     const groups = user.local?.groups;
-    const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin) : null;
+    const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin, door.timezone) : null;
     let d: Decision;
     if (limited) {
       d = out('deny', limited.reason, user, limited.detail);

@@ -11,6 +11,7 @@ import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domai
 import { ruleMatches, type CompiledRule } from '../domain/rules.js';
 import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
+import { localStamp } from '../domain/localtime.js';
 import { monotonicMs, type MonoClock, type Stamp } from '../domain/clock.js';
 import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
@@ -118,8 +119,7 @@ export class AccessPipeline {
   /** Merge the sources and start deciding (and following passage schedules). */
   start(sources: Observable<CredentialEvent>[]): void {
     this.tickSchedules();
-    this.scheduleTimer = setInterval(() => this.tickSchedules(), 15_000);
-    this.scheduleTimer.unref();
+    this.scheduleNextTick();
     this.subs.add(
       merge(...sources)
         .pipe(
@@ -291,7 +291,7 @@ export class AccessPipeline {
     const d = this.o.doors.get(door);
     if (!d) return 'unknown door';
     const timed = this.modeTimers.get(door);
-    if (timed) return `manual until ${new Date(timed.until).toISOString()}`;
+    if (timed) return `manual until ${localStamp(timed.until, d.context.timezone)}`;
     const st = this.schedules.get(door);
     if (st?.manual) return 'manual until the schedule next changes';
     if (st?.inWindow && d.passage?.firstPersonIn && !st.started) return 'passage window open, waiting for the first person';
@@ -337,6 +337,23 @@ export class AccessPipeline {
 
   private readonly schedules = new Map<string, ScheduleState>();
   private scheduleTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  /**
+   * Passage windows and holidays change only on a minute of the wall clock: look again just after
+   * the next one (a 15 s poll once switched up to 15 s late). Never more than a minute away, so a
+   * wall-clock step is caught up within a minute.
+   */
+  private scheduleNextTick(): void {
+    if (this.stopped) return;
+    const now = this.now();
+    const wait = Math.min(60_000, 60_000 - (now % 60_000) + 5);
+    this.scheduleTimer = setTimeout(() => {
+      this.tickSchedules();
+      this.scheduleNextTick();
+    }, wait);
+    this.scheduleTimer.unref();
+  }
 
   /** The mode the door's schedule wants now: passage inside a window (once started, with first-person-in), else its configured mode. */
   private scheduledMode(door: string): DoorMode {
@@ -406,7 +423,8 @@ export class AccessPipeline {
   }
 
   stop(): void {
-    if (this.scheduleTimer) clearInterval(this.scheduleTimer);
+    this.stopped = true;
+    if (this.scheduleTimer) clearTimeout(this.scheduleTimer);
     for (const t of this.modeTimers.values()) clearTimeout(t.timer);
     this.modes$.complete();
     this.doorEvents$.complete();

@@ -377,6 +377,14 @@ describe('passage on a schedule', () => {
   }
   const card = (gw: Gateway, value: string) => gw.pipeline.handle(credentialEvent('lobby', 'r', 'in', { type: 'card', value }));
 
+  it('a window opens on its minute, not up to 15 s later: the next change is looked at just after the next minute', async () => {
+    const clock = { t: at('2026-11-02T07:59:59.800+08:00') }; // a Monday, 200 ms before the window
+    const gw = await start(join(tmpDir(), 'data'), clock, {});
+    expect(gw.pipeline.modeOf('lobby')).toBe('normal');
+    clock.t = at('2026-11-02T08:00:00.000+08:00');
+    await vi.waitFor(() => expect(gw.pipeline.modeOf('lobby')).toBe('passage'), { timeout: 1500 });
+  });
+
   it('first-person-in: the window opens the door only once an allowed person is granted in it, and closes it at its end', async () => {
     const clock = { t: at('2026-11-02T07:59:00+08:00') }; // a Monday
     const gw = await start(join(tmpDir(), 'data'), clock, { first_person_in: { groups: ['staff'] } });

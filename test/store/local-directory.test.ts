@@ -116,7 +116,7 @@ describe('local adjustments of cloud users', () => {
     expect(run({ type: 'qr', text: employeeQr(key.privateKey, '11', Math.floor(T0 / 1000)) })).toMatchObject({ decision: 'grant' });
 
     await api.usersBlock({ userid: 'bob', until: T0 + 3_600_000, reason: 'suspended' });
-    expect(run(card('200'))).toMatchObject({ decision: 'deny', reason: 'blocked', detail: expect.stringMatching(/^person blocked until 2026-11-23T03:00:00.000Z \(suspended\)$/) });
+    expect(run(card('200'))).toMatchObject({ decision: 'deny', reason: 'blocked', detail: expect.stringMatching(/^person blocked until 2026-11-23 11:00:00 \+08:00 \(suspended\)$/) });
     expect(run(card('200'), T0 + 3_600_000)).toMatchObject({ decision: 'grant' }); // the block ends by itself
 
     // A blocked guard does not pass a lockdown either.
@@ -134,7 +134,7 @@ describe('local adjustments of cloud users', () => {
     const actions = await api.journalQuery({ kind: 'door_events', type: 'operator_action', order: 'asc' });
     expect(actions.entries.map((e) => (e.kind === 'door_event' ? e.detail : ''))).toEqual([
       'guard-desk: users block card 100 of alice (lost)',
-      'api: users block bob until 2026-11-23T03:00:00.000Z (suspended)',
+      'api: users block bob until 2026-11-23 11:00:00 +08:00 (suspended)',
       'api: users block guard',
       'api: users unblock guard',
       'api: users unblock card 100 of alice',
