@@ -11,7 +11,7 @@ import type { GatewayApi } from '../control/api.js';
 import { RemoteError, UsageError } from '../control/errors.js';
 import { DOOR_MODES, type DoorMode } from '../domain/types.js';
 import { VERSION } from '../version.js';
-import { durationArg, intArg, localStamp } from './args.js';
+import { cliActor, durationArg, intArg, localStamp } from './args.js';
 import { addCloudCommands } from './wecom.js';
 import { addHidCommands } from './hid.js';
 import { addUserCommands } from './users.js';
@@ -292,7 +292,7 @@ export function buildProgram(): Command {
       if (!(DOOR_MODES as readonly string[]).includes(mode)) throw new UsageError(`mode '${mode}': normal, passage or lockdown`);
       const duration = o.for === undefined ? undefined : durationArg('--for', o.for);
       const config = await configFrom(o.config);
-      const r = await withApi(o.config, (api) => api.setMode({ door, mode: mode as DoorMode, ...(duration !== undefined ? { duration_s: duration } : {}), by: `cli (uid ${process.getuid?.() ?? '?'})` }));
+      const r = await withApi(o.config, (api) => api.setMode({ door, mode: mode as DoorMode, ...(duration !== undefined ? { duration_s: duration } : {}), by: cliActor() }));
       if (o.json) return json(r);
       const zone = config.doors.find((d) => d.id === door)?.timezone ?? config.timezone;
       out(`${r.door}: ${r.mode}${r.until !== null ? ` until ${localStamp(r.until, zone)}` : ''}`);

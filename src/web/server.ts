@@ -114,6 +114,17 @@ class EventHub {
   }
 }
 
+/**
+ * A modern TLS profile (Mozilla's "intermediate", less what no console browser needs): TLS 1.2 and
+ * 1.3 only, forward-secret AEAD suites only — Node's defaults still offer CBC with SHA-1 and CCM8.
+ * TLS 1.3's suites are fixed by Node (all AEAD).
+ */
+const TLS_PROFILE = {
+  minVersion: 'TLSv1.2',
+  ciphers: ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'].join(':'),
+  honorCipherOrder: true,
+} as const;
+
 /** An Origin header (when sent) naming this host; one that is not a URL (`null`, garbage) is not ours. */
 function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
@@ -166,7 +177,7 @@ export class WebServer {
   async start(): Promise<{ url: string }> {
     const w = this.ctx.config.web;
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
-    this.server = w.tls ? createHttps({ cert: readFileSync(w.tls.cert), key: readFileSync(w.tls.key) }, handler) : createHttp(handler);
+    this.server = w.tls ? createHttps({ cert: readFileSync(w.tls.cert), key: readFileSync(w.tls.key), ...TLS_PROFILE }, handler) : createHttp(handler);
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 5_000;

@@ -28,6 +28,23 @@ describe('WeCom: login and full sync', () => {
     expect(rig.adapter.state$.value).toMatchObject({ link: 'online', directory_version: rig.emu.permVersion, clock_skew_s: 0 });
   });
 
+  it('a full sync cut off halfway leaves no progress in status, and status says the previous directory stays in force', async () => {
+    rig = await startRig({ users: 450 });
+    await synced(rig);
+    const version = rig.adapter.state$.value.directory_version;
+    let cut = false;
+    rig.emu.onPage = (offset) => {
+      if (offset === 200 && !cut) {
+        cut = true;
+        rig!.emu.dropConnections();
+      }
+    };
+    void rig.gw.api.sync().catch(() => undefined);
+    await until(() => cut && rig!.adapter.state$.value.last_error !== null, 'the sync failed');
+    expect(rig.adapter.state$.value).toMatchObject({ sync_progress: null, directory_version: version, last_error: expect.stringContaining(`the previous complete directory, version ${version}, stays in force`) });
+    expect(await rig.gw.store.userCount()).toBe(450);
+  });
+
   it('restarts from offset 0 when the version changes mid-sync and never serves a half directory', async () => {
     rig = await startRig({ users: 10, provisioned: false });
     let changed = false;

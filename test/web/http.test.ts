@@ -230,6 +230,21 @@ describe('console HTTP', () => {
     expect(res.status).toBe(200);
     expect(String(res.headers['set-cookie'])).toMatch(/; Secure;/);
     expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
+    // A modern profile: a TLS 1.2 client offering only CBC/SHA-1 or CCM8 suites gets no handshake; GCM does.
+    const { connect } = await import('node:tls');
+    const u = new URL(url);
+    const handshake = (ciphers: string) =>
+      new Promise<string>((resolve) => {
+        const s = connect({ host: u.hostname, port: Number(u.port), rejectUnauthorized: false, maxVersion: 'TLSv1.2', ciphers }, () => {
+          const c = s.getCipher().name;
+          s.end();
+          resolve(c);
+        });
+        s.on('error', () => resolve('refused'));
+      });
+    expect(await handshake('ECDHE-ECDSA-AES128-SHA')).toBe('refused');
+    expect(await handshake('ECDHE-ECDSA-AES128-CCM8')).toBe('refused');
+    expect(await handshake('ECDHE-ECDSA-AES128-GCM-SHA256')).toBe('ECDHE-ECDSA-AES128-GCM-SHA256');
   });
 });
 

@@ -138,8 +138,11 @@ export class WecomAdapter implements CloudAdapter {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch((e: unknown) => {
       if (e instanceof WecomError && UNBOUND_CODES.has(e.errcode)) return this.unbound(e);
-      this.log.error({ err: (e as Error).message, what }, 'directory sync step failed');
-      this.patch({ last_error: `${what}: ${(e as Error).message}` });
+      // A sync that failed halfway (the link dropped, the cloud died) changed nothing: generations
+      // switch atomically. Its progress goes, and status says which directory is in force.
+      const inForce = this.state$.value.directory_version;
+      this.log.error({ err: (e as Error).message, what, directory_in_force: inForce }, 'directory sync step failed; the previous complete directory stays in force');
+      this.patch({ sync_progress: null, last_error: `${what}: ${(e as Error).message} (the previous complete directory${inForce !== null ? `, version ${inForce},` : ''} stays in force)` });
     });
     return run;
   }
