@@ -12,5 +12,7 @@ if ! command -v cc >/dev/null 2>&1 || [ ! -f "$inc/node_api.h" ]; then
   exit 0
 fi
 mkdir -p dist/io/gpio
+# Built already from this source (Node-API: one build serves every Node version).
+[ "$out" -nt src/io/gpio/native/gpio_cdev.c ] && [ "$(wc -c < "$out")" -gt 0 ] && exit 0
 cc -O2 -Wall -Wextra -Werror -shared -fPIC -pthread -I"$inc" -o "$out.tmp" src/io/gpio/native/gpio_cdev.c
 mv "$out.tmp" "$out"
