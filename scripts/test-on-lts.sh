@@ -10,6 +10,7 @@ major=${1:-26}
 arch=$(node -p process.arch)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+chmod 755 "$work" # the as-root tests run node from here as another user
 npm install --prefix "$work/node" --no-audit --no-fund --no-save --loglevel=error "node-linux-$arch@$major" >/dev/null
 lts="$work/node/node_modules/node-linux-$arch"
 mkdir "$work/tree"

@@ -14,6 +14,21 @@ export interface SerialLink {
 
 export class SerialUnavailableError extends Error {}
 
+/**
+ * Node >= 26.4 no longer runs promise continuations after a native callback that is not made
+ * through MakeCallback, and @serialport/bindings-cpp 13 delivers its poller's "readable" that way
+ * (bindings-cpp PR #239, open): a read waiting for data stalled until some other I/O happened — on
+ * Node 26 an OSDP reader or R30x module answered once, then went silent. A macrotask scheduled from
+ * each poller event makes Node run the pending continuations (reproduced on a pty pair: without
+ * it the second reply never arrives on Node 26.12; with it every reply does). Harmless elsewhere.
+ */
+function wakeOnPollerEvents(port: unknown): void {
+  const poller = (port as { port?: { poller?: { on?: (e: string, f: () => void) => void } } }).port?.poller;
+  if (typeof poller?.on !== 'function') return;
+  const wake = (): void => void setImmediate(() => undefined);
+  for (const e of ['readable', 'writable', 'disconnect']) poller.on(e, wake);
+}
+
 export async function openSerial(path: string, baudRate: number): Promise<SerialLink> {
   let SerialPort: typeof import('serialport').SerialPort;
   try {
@@ -29,6 +44,7 @@ export async function openSerial(path: string, baudRate: number): Promise<Serial
       reject(new SerialUnavailableError(code === 'EACCES' || /Permission denied/.test(e.message) ? `${path}: permission denied; the service user needs the dialout group` : `${path}: ${e.message}`));
     }),
   );
+  wakeOnPollerEvents(port);
   const data$ = new Subject<Buffer>();
   const lost$ = new Subject<Error>();
   let closing = false;
