@@ -79,6 +79,23 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     });
 
   wecom
+    .command('emulator-qr')
+    .description("sign a QR code for a user of an emulator's --state-dir, as the WeCom app would show it (development, demos)")
+    .argument('<userid>', 'a user of the emulated directory')
+    .requiredOption('--state-dir <dir>', 'the emulator\'s state directory')
+    .option('--expires <s>', 'validity in seconds (employee codes)', '300')
+    .action(async (userid: string, o: { stateDir: string; expires: string }) => {
+      const { WecomEmulator, signQrFor } = await import('../cloud/wecom/emulator.js');
+      const { loadEmulatorState } = await import('../cloud/wecom/emulator-state.js');
+      const emu = new WecomEmulator();
+      const keys = loadEmulatorState(o.stateDir, emu);
+      if (!keys) throw new UsageError(`${o.stateDir}: no emulator state (run doorgw wecom emulator --state-dir ${o.stateDir} first)`);
+      const u = emu.users.get(userid);
+      if (!u?.public_key || !keys.get(u.public_key)) throw new UsageError(`no user '${userid}' with a key in ${o.stateDir}`, 'not_found');
+      d.out(signQrFor(u, keys.get(u.public_key)!, Math.floor(Date.now() / 1000), Number(o.expires)));
+    });
+
+  wecom
     .command('emulator')
     .description('run a WeCom device-protocol emulator (development, demos)')
     .option('--port <n>', 'listen port', '8765')
@@ -87,10 +104,24 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
     .option('--templates', 'give every user two 1 KB fingerprint templates')
     .option('--provision <sn:secret>', 'pre-provision a device with this secret (benchmarks, scripts)')
     .option('--no-auto-bind', 'wait for an explicit bind instead of binding devices at registration')
-    .action(async (o: { port: string; host: string; users: string; templates?: boolean; provision?: string; autoBind: boolean }) => {
+    .option('--state-dir <dir>', 'keep the directory, corp keys, devices and versions here across runs, and append every checkin record received to received.jsonl')
+    .action(async (o: { port: string; host: string; users: string; templates?: boolean; provision?: string; autoBind: boolean; stateDir?: string }) => {
       const { WecomEmulator, generateDirectory } = await import('../cloud/wecom/emulator.js');
+      const state = o.stateDir ? await import('../cloud/wecom/emulator-state.js') : null;
       const emu = new WecomEmulator({ port: Number(o.port), host: o.host, autoBind: o.autoBind });
-      emu.seed(generateDirectory(Number(o.users), { templates: o.templates === true }).users);
+      let keys = o.stateDir ? state!.loadEmulatorState(o.stateDir, emu) : null;
+      if (!keys) {
+        const generated = generateDirectory(Number(o.users), { templates: o.templates === true });
+        emu.seed(generated.users);
+        keys = generated.keys;
+      }
+      if (o.stateDir) {
+        state!.recordReceived(o.stateDir, emu);
+        state!.saveEmulatorState(o.stateDir, emu, keys);
+        // Devices register and bind while it runs: kept every few seconds, not only at a clean stop.
+        const k = keys;
+        setInterval(() => state!.saveEmulatorState(o.stateDir!, emu, k), 5000).unref();
+      }
       if (o.provision) {
         const [sn, secret] = o.provision.split(':');
         if (!sn || !secret) throw new Error('--provision takes sn:secret');
@@ -122,6 +153,7 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
         process.once('SIGTERM', resolve);
       });
       rl?.close();
+      if (o.stateDir) state!.saveEmulatorState(o.stateDir, emu, keys);
       await emu.stop();
     });
 

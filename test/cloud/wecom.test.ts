@@ -341,3 +341,41 @@ describe('WeCom: bad frames and faults', () => {
     expect(rig.gw.pipeline.handle(credentialEvent('front', 't', 'in', { type: 'qr', text }))).toMatchObject({ decision: 'grant', userid: 'u1' });
   });
 });
+
+describe('the emulator as a development tool (--state-dir)', () => {
+  const grant = (r: Rig, userid: string) => r.gw.pipeline.handle(credentialEvent('front', 't', 'in', { type: 'userid', value: userid, method: 'face' }));
+  it('records every checkin it receives, and keeps its directory, keys and devices across runs so old codes still verify', async () => {
+    const { loadEmulatorState, recordReceived, saveEmulatorState } = await import('../../src/cloud/wecom/emulator-state.js');
+    const { WecomEmulator } = await import('../../src/cloud/wecom/emulator.js');
+    const { decodeQr, verifyQr } = await import('../../src/domain/qr.js');
+    const { createPublicKey } = await import('node:crypto');
+    const { readFileSync, statSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpDir } = await import('../helpers/tmp.js');
+    const dir = join(tmpDir(), 'emu-state');
+    rig = await startRig({ users: 10 });
+    await synced(rig);
+    recordReceived(dir, rig.emu);
+    grant(rig, 'u1');
+    grant(rig, 'u3');
+    await until(() => rig!.emu.checkins.length === 2, 'uploads');
+    const lines = readFileSync(join(dir, 'received.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { userid: string; duplicate: boolean });
+    expect(lines.map((l) => [l.userid, l.duplicate])).toEqual([['u1', false], ['u3', false]]);
+    // The state across a "restart": the same users, versions and corp keys.
+    const { generateDirectory, signQrFor } = await import('../../src/cloud/wecom/emulator.js');
+    const gen = generateDirectory(5);
+    const first = new WecomEmulator();
+    first.seed(gen.users);
+    first.permVersion = 7;
+    saveEmulatorState(dir, first, gen.keys);
+    expect(statSync(join(dir, 'state.json')).mode & 0o777).toBe(0o600);
+    const code = signQrFor(gen.users[0]!, gen.keys.get(gen.users[0]!.public_key!)!, Math.floor(Date.now() / 1000));
+    const again = new WecomEmulator();
+    const keys = loadEmulatorState(dir, again)!;
+    expect([again.users.size, again.permVersion, keys.size]).toEqual([5, 7, gen.keys.size]);
+    const u = again.users.get(gen.users[0]!.userid)!;
+    const pub = createPublicKey(keys.get(u.public_key!)!);
+    const decoded = decodeQr(code);
+    expect(decoded.ok && verifyQr(decoded.value, pub, { now: Math.floor(Date.now() / 1000), skewS: 30 }).ok).toBe(true);
+  });
+});
