@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateDirectory, signQrFor, type CloudUser } from '../../src/cloud/wecom/emulator.js';
+import { createPublicKey } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadEmulatorState, recordReceived, saveEmulatorState } from '../../src/cloud/wecom/emulator-state.js';
+import { generateDirectory, signQrFor, WecomEmulator, type CloudUser } from '../../src/cloud/wecom/emulator.js';
+import { decodeQr, verifyQr } from '../../src/domain/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
 import { readSecret, writeSecret } from '../../src/cloud/wecom/secret.js';
 import { SimFingerprint } from '../../src/io/fingerprint.js';
 import type { SimRelay } from '../../src/io/relay.js';
@@ -345,13 +351,6 @@ describe('WeCom: bad frames and faults', () => {
 describe('the emulator as a development tool (--state-dir)', () => {
   const grant = (r: Rig, userid: string) => r.gw.pipeline.handle(credentialEvent('front', 't', 'in', { type: 'userid', value: userid, method: 'face' }));
   it('records every checkin it receives, and keeps its directory, keys and devices across runs so old codes still verify', async () => {
-    const { loadEmulatorState, recordReceived, saveEmulatorState } = await import('../../src/cloud/wecom/emulator-state.js');
-    const { WecomEmulator } = await import('../../src/cloud/wecom/emulator.js');
-    const { decodeQr, verifyQr } = await import('../../src/domain/qr.js');
-    const { createPublicKey } = await import('node:crypto');
-    const { readFileSync, statSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpDir } = await import('../helpers/tmp.js');
     const dir = join(tmpDir(), 'emu-state');
     rig = await startRig({ users: 10 });
     await synced(rig);
@@ -362,7 +361,6 @@ describe('the emulator as a development tool (--state-dir)', () => {
     const lines = readFileSync(join(dir, 'received.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { userid: string; duplicate: boolean });
     expect(lines.map((l) => [l.userid, l.duplicate])).toEqual([['u1', false], ['u3', false]]);
     // The state across a "restart": the same users, versions and corp keys.
-    const { generateDirectory, signQrFor } = await import('../../src/cloud/wecom/emulator.js');
     const gen = generateDirectory(5);
     const first = new WecomEmulator();
     first.seed(gen.users);
