@@ -1,19 +1,26 @@
 /**
  * The management requests integrators send over MQTT (`<base>/<gateway>/request/<name>`), mapped
- * onto the one GatewayApi the control socket and the CLI use. Each names the broker ACL role allowed
- * to send it: the shipped ACL grants `operator` exactly the operator requests' topics and `admin`
+ * onto the one GatewayApi the control socket and the CLI use. Each names the API method it calls,
+ * whose role (roles.ts) is the broker ACL role allowed to send it: the shipped ACL grants `operator` exactly the operator requests' topics and `admin`
  * all of them (a test keeps the two in step). The broker enforces the role: an MQTT message carries
  * no trustworthy sender, so `by` in the journal is the channel, never a claimed name.
  */
 import type { GatewayApi } from './api.js';
 import { UsageError } from './errors.js';
+import { API_ROLES } from './roles.js';
 
 export type Role = 'operator' | 'admin';
 
 type Params = Record<string, unknown>;
 interface RequestDef {
-  role: Role;
+  /** The API method it calls: its role comes from the one table (roles.ts), as on every transport. */
+  method: keyof GatewayApi;
   call: (api: GatewayApi, p: Params, by: string) => Promise<unknown>;
+}
+
+/** The broker role a request needs: MQTT has no viewer, so reading is an operator's. */
+export function roleOf(def: RequestDef): Role {
+  return API_ROLES[def.method] === 'admin' ? 'admin' : 'operator';
 }
 
 const str = (p: Params, k: string, required = true): string | undefined => {
@@ -42,28 +49,28 @@ const own = (p: Params): Params => {
 const opt = <K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : ({ [k]: v } as { [P in K]: V }));
 
 export const REQUESTS: Record<string, RequestDef> = {
-  status: { role: 'operator', call: (api) => api.status() },
-  sync: { role: 'operator', call: (api) => api.sync() },
-  journal: { role: 'operator', call: (api, p) => api.journal({ limit: Math.min(500, int(p, 'limit') ?? 50) }) },
-  'journal/query': { role: 'operator', call: (api, p) => api.journalQuery(own(p)) },
-  'users/list': { role: 'operator', call: (api, p) => api.usersList(own(p)) },
+  status: { method: 'status', call: (api) => api.status() },
+  sync: { method: 'sync', call: (api) => api.sync() },
+  journal: { method: 'journal', call: (api, p) => api.journal({ limit: Math.min(500, int(p, 'limit') ?? 50) }) },
+  'journal/query': { method: 'journalQuery', call: (api, p) => api.journalQuery(own(p)) },
+  'users/list': { method: 'usersList', call: (api, p) => api.usersList(own(p)) },
   'users/show': {
-    role: 'operator',
+    method: 'usersShow',
     call: async (api, p) => {
       const u = await api.usersShow({ userid: str(p, 'userid')! });
       if (!u) throw new UsageError(`no user '${String(p.userid)}'`, 'not_found');
       return u;
     },
   },
-  'users/conflicts': { role: 'operator', call: (api) => api.usersConflicts({}) },
+  'users/conflicts': { method: 'usersConflicts', call: (api) => api.usersConflicts({}) },
   // Blocking only ever denies: a guard may block a lost card at once.
-  'users/block': { role: 'operator', call: (api, p, by) => api.usersBlock({ ...own(p), by }) },
-  'users/unblock': { role: 'admin', call: (api, p, by) => api.usersUnblock({ ...own(p), by }) },
-  'users/add': { role: 'admin', call: (api, p, by) => api.usersAdd({ ...own(p), by }) },
-  'users/set': { role: 'admin', call: (api, p, by) => api.usersSet({ ...own(p), userid: str(p, 'userid')!, by }) },
-  'users/remove': { role: 'admin', call: (api, p, by) => api.usersRemove({ userid: str(p, 'userid')!, by }) },
+  'users/block': { method: 'usersBlock', call: (api, p, by) => api.usersBlock({ ...own(p), by }) },
+  'users/unblock': { method: 'usersUnblock', call: (api, p, by) => api.usersUnblock({ ...own(p), by }) },
+  'users/add': { method: 'usersAdd', call: (api, p, by) => api.usersAdd({ ...own(p), by }) },
+  'users/set': { method: 'usersSet', call: (api, p, by) => api.usersSet({ ...own(p), userid: str(p, 'userid')!, by }) },
+  'users/remove': { method: 'usersRemove', call: (api, p, by) => api.usersRemove({ userid: str(p, 'userid')!, by }) },
   'users/import': {
-    role: 'admin',
+    method: 'usersImport',
     call: (api, p, by) => {
       if (!Array.isArray(p.records)) throw new UsageError('records must be a list');
       if (p.layer !== undefined && p.layer !== 'local' && p.layer !== 'cloud') throw new UsageError('layer must be local or cloud');
@@ -71,22 +78,22 @@ export const REQUESTS: Record<string, RequestDef> = {
       return api.usersImport({ records: p.records as unknown[], ...(layer ? { layer } : {}), by });
     },
   },
-  'users/export': { role: 'admin', call: (api) => api.usersExport({}) },
-  'door/open': { role: 'operator', call: (api, p, by) => api.open({ door: str(p, 'door')!, by }) },
+  'users/export': { method: 'usersExport', call: (api) => api.usersExport({}) },
+  'door/open': { method: 'open', call: (api, p, by) => api.open({ door: str(p, 'door')!, by }) },
   'door/mode': {
-    role: 'operator',
+    method: 'setMode',
     call: (api, p, by) => api.setMode({ door: str(p, 'door')!, mode: str(p, 'mode') as 'normal', ...opt('duration_s', int(p, 'duration_s')), by }),
   },
-  'outbox/list': { role: 'operator', call: (api, p) => api.outbox({ limit: Math.min(1000, Math.max(1, int(p, 'limit') ?? 100)) }) },
-  'outbox/requeue': { role: 'admin', call: (api, p, by) => api.requeue({ ...opt('seqs', seqs(p)), by }) },
-  'outbox/discard': { role: 'admin', call: (api, p, by) => api.discard({ ...opt('seqs', seqs(p)), ...opt('reason', str(p, 'reason', false)), by }) },
+  'outbox/list': { method: 'outbox', call: (api, p) => api.outbox({ limit: Math.min(1000, Math.max(1, int(p, 'limit') ?? 100)) }) },
+  'outbox/requeue': { method: 'requeue', call: (api, p, by) => api.requeue({ ...opt('seqs', seqs(p)), by }) },
+  'outbox/discard': { method: 'discard', call: (api, p, by) => api.discard({ ...opt('seqs', seqs(p)), ...opt('reason', str(p, 'reason', false)), by }) },
   // Never forced over MQTT, and only into backup.dir (the API refuses otherwise).
-  backup: { role: 'admin', call: (api, p, by) => api.backup({ file: str(p, 'file')!, by }) },
+  backup: { method: 'backup', call: (api, p, by) => api.backup({ file: str(p, 'file')!, by }) },
 };
 
 /** Request names a role may send (what the shipped ACL grants). */
 export function requestsFor(role: Role): string[] {
   return Object.entries(REQUESTS)
-    .filter(([, d]) => role === 'admin' || d.role === 'operator')
+    .filter(([, d]) => role === 'admin' || roleOf(d) === 'operator')
     .map(([n]) => n);
 }

@@ -9,13 +9,12 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
+import { API_METHODS } from './roles.js';
 import type { GatewayApi } from './api.js';
 import { RemoteError, UsageError, type ErrorCode } from './errors.js';
 
-const METHODS = new Set<keyof GatewayApi>([
-  'status', 'check', 'usersList', 'usersShow', 'usersImport', 'usersAdd', 'usersSet', 'usersBlock', 'usersUnblock', 'usersRemove', 'usersExport', 'usersConflicts',
-  'journal', 'journalQuery', 'doorEvents', 'sync', 'outbox', 'requeue', 'discard', 'reconcile', 'setMode', 'open', 'lock', 'forgive', 'backup', 'webUsers', 'webUserPut', 'webUserRemove', 'osdpEnroll', 'osdpForget',
-]);
+/** Every GatewayApi method (the table in roles.ts, which must name them all). */
+const METHODS = API_METHODS;
 const MAX_LINE = 64 * 1024 * 1024;
 
 interface Request {

@@ -25,6 +25,7 @@ import { redactSecrets, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { GatewayMetrics } from './metrics.js';
 import { ConnectionGuard } from './connections.js';
+import { API_ROLES } from '../control/roles.js';
 import { LoginThrottle, ROLE_RANK, Sessions, type Session } from './sessions.js';
 
 /** The pages: next to the built server in a release (dist/web/assets), or the sources in development. */
@@ -350,7 +351,9 @@ export class WebServer {
     return { user: s.user, role: s.role, csrf: s.csrf, version: this.ctx.version, gateway_id: c.gateway_id, timezone: c.timezone, doors: c.doors.map((d) => ({ id: d.id, name: d.name ?? d.id, timezone: d.timezone ?? c.timezone, readers: d.readers.map((r) => ({ id: r.id, type: r.type, direction: r.direction })) })), cloud: c.cloud.provider };
   }
 
-  private need(s: Session, role: WebRole): void {
+  /** The session's role suffices for an API method (its role from the one table, roles.ts) or a role named. */
+  private need(s: Session, what: WebRole | keyof GatewayApi): void {
+    const role: WebRole = what === 'viewer' || what === 'operator' || what === 'admin' ? what : API_ROLES[what];
     if (ROLE_RANK[s.role] < ROLE_RANK[role]) throw new HttpError(403, `this needs the ${role} role (you are ${s.role})`, 'forbidden');
   }
 
@@ -373,10 +376,11 @@ export class WebServer {
     }
     if (path === '/api/events' && get) return this.stream(req, res);
     if (door && !get) {
-      this.need(s, 'operator');
       const id = decodeURIComponent(door[1]!);
-      if (door[2] === 'open') return this.json(res, 200, await api.open({ door: id, by }));
-      if (door[2] === 'lock') return this.json(res, 200, await api.lock({ door: id, by }));
+      const method = door[2] === 'open' ? 'open' : door[2] === 'lock' ? 'lock' : 'setMode';
+      this.need(s, method);
+      if (method === 'open') return this.json(res, 200, await api.open({ door: id, by }));
+      if (method === 'lock') return this.json(res, 200, await api.lock({ door: id, by }));
       const b = await this.body(req);
       const duration = b.duration_s === undefined || b.duration_s === null ? undefined : Number(b.duration_s);
       return this.json(res, 200, await api.setMode({ door: id, mode: String(b.mode) as 'normal', ...(duration !== undefined ? { duration_s: duration } : {}), by }));
@@ -395,26 +399,26 @@ export class WebServer {
       return this.json(res, 200, { ...detail, last: last.entries });
     }
     if (path === '/api/users/block' && !get) {
-      this.need(s, 'operator');
+      this.need(s, 'usersBlock');
       return this.json(res, 200, await api.usersBlock({ ...(await this.body(req)), by }));
     }
     if (path === '/api/users/unblock' && !get) {
-      this.need(s, 'admin');
+      this.need(s, 'usersUnblock');
       return this.json(res, 200, await api.usersUnblock({ ...(await this.body(req)), by }));
     }
     if (path === '/api/outbox' && get) return this.json(res, 200, await api.outbox({ limit: 200 }));
     if (path === '/api/outbox/requeue' && !get) {
-      this.need(s, 'admin');
+      this.need(s, 'requeue');
       const b = await this.body(req);
       return this.json(res, 200, await api.requeue({ ...(b.seqs !== undefined ? { seqs: b.seqs as number[] } : {}), by }));
     }
     if (path === '/api/outbox/discard' && !get) {
-      this.need(s, 'admin');
+      this.need(s, 'discard');
       const b = await this.body(req);
       return this.json(res, 200, await api.discard({ ...(b.seqs !== undefined ? { seqs: b.seqs as number[] } : {}), ...(typeof b.reason === 'string' ? { reason: b.reason } : {}), by }));
     }
     if (path === '/api/sync' && !get) {
-      this.need(s, 'operator');
+      this.need(s, 'sync');
       return this.json(res, 200, await api.sync());
     }
     if (path === '/api/config' && get) {
