@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { config as rxjsConfig, distinctUntilChanged, merge, skip, Subject, Subscription, type Observable } from 'rxjs';
 import type { CloudAdapter } from './cloud/adapter.js';
-import { CLOUD_ADAPTERS } from './cloud/registry.js';
+import { CLOUD_ADAPTERS, UPLOADS_RECORDS } from './cloud/registry.js';
 import { controlSocketPath } from './config/load.js';
 import type { Config, DoorConfig } from './config/schema.js';
 import { localApi, policyOf, type GatewayApi } from './control/api.js';
@@ -229,9 +229,9 @@ export class Gateway {
 
       // Pipeline: decide, record durably (journal, outbox, replay memory), then the effects.
       const replay = await loadReplayGuard(store, now(), mono, boot);
-      const journal: JournalWriter = new JournalWriter(store, log.child({ module: 'journal' }), config.journal.max_entries, () => gw.cloud?.outboxChanged(), () => gw.cloud?.uploadsRecords === true, config.journal.memory_max_entries);
+      const journal = new JournalWriter({ store, log: log.child({ module: 'journal' }), maxEntries: config.journal.max_entries, maxQueued: config.journal.memory_max_entries, keepPassRecords: UPLOADS_RECORDS[config.cloud.provider] === true });
       units.adopt('journal', () => journal.close());
-      const pipeline: AccessPipeline = new AccessPipeline({
+      const pipeline = new AccessPipeline({
         store,
         doors: new Map(doors.map((u) => [u.id, u.access])),
         readers: new Map(doors.flatMap((u) => u.trust)),
@@ -273,7 +273,9 @@ export class Gateway {
         })) ?? null;
       if (cloud) {
         gw.cloud = cloud;
-        await units.start({ name: 'cloud', start: () => cloud.start(), stop: () => cloud.stop() });
+        if (cloud.uploadsRecords !== (UPLOADS_RECORDS[config.cloud.provider] === true)) throw new Error(`cloud registry: UPLOADS_RECORDS.${config.cloud.provider} disagrees with its adapter`);
+        const written = journal.written$.subscribe(() => cloud.outboxChanged()); // new records: the uploader wakes
+        await units.start({ name: 'cloud', start: () => cloud.start(), stop: async () => { written.unsubscribe(); await cloud.stop(); } });
       }
       if (config.mqtt.enabled) {
         const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');

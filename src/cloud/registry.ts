@@ -8,3 +8,6 @@ export const CLOUD_ADAPTERS: Readonly<Record<string, (ctx: CloudContext) => Prom
   wecom: async (ctx) => new (await import('./wecom/adapter.js')).WecomAdapter(ctx),
   feishu: async (ctx) => new (await import('./feishu/adapter.js')).FeishuAdapter(ctx),
 };
+
+/** Providers whose adapter uploads pass records (the journal keeps them from the first decision). */
+export const UPLOADS_RECORDS: Readonly<Record<string, boolean>> = { wecom: true, feishu: false };

@@ -6,6 +6,7 @@
  * `maxQueued` the oldest entries without a pass record go first, then the oldest of any (counted
  * and logged as errors: the bound keeps a long outage from exhausting memory).
  */
+import { Subject } from 'rxjs';
 import { Backoff } from '../domain/backoff.js';
 import type { Logger } from '../log.js';
 import type { JournalAppend, JournalEntry, PassRecord, Store } from '../store/store.js';
@@ -24,6 +25,20 @@ export function passRecordOf(d: DecisionEvent): Omit<PassRecord, 'seq'> | undefi
   };
 }
 
+export interface JournalWriterOptions {
+  store: Store;
+  log: Logger;
+  /** Journal entries kept (the oldest go beyond). */
+  maxEntries: number;
+  /** Records held in memory while the disk cannot be written. */
+  maxQueued?: number;
+  /**
+   * Keep pass records for upload: known from the configuration (the provider uploads records), so
+   * a grant decided before the cloud adapter has started keeps its record too.
+   */
+  keepPassRecords: boolean;
+}
+
 export class JournalWriter {
   private queue: JournalAppend[] = [];
   private writing: Promise<void> | null = null;
@@ -37,22 +52,28 @@ export class JournalWriter {
   private inFlight = new Set<JournalAppend>();
   private wake: (() => void) | null = null;
 
-  constructor(
-    private readonly store: Store,
-    private readonly log: Logger,
-    private readonly maxEntries: number,
-    private readonly onWritten?: (entries: JournalEntry[]) => void,
-    /** Keep pass records for upload (only when a cloud that takes them is configured). */
-    private readonly keepPassRecords: () => boolean = () => true,
-    private readonly maxQueued = 50_000,
-  ) {}
+  /** Entries as they reach the disk (the cloud's uploader wakes on them). */
+  readonly written$ = new Subject<JournalEntry[]>();
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly maxEntries: number;
+  private readonly maxQueued: number;
+  private readonly keepPassRecords: boolean;
+
+  constructor(o: JournalWriterOptions) {
+    this.store = o.store;
+    this.log = o.log;
+    this.maxEntries = o.maxEntries;
+    this.maxQueued = o.maxQueued ?? 50_000;
+    this.keepPassRecords = o.keepPassRecords;
+  }
 
   get pending(): number {
     return this.queue.length;
   }
 
   enqueue(d: DecisionEvent): void {
-    const pass = this.keepPassRecords() ? passRecordOf(d) : undefined;
+    const pass = this.keepPassRecords ? passRecordOf(d) : undefined;
     const { replay, ...decision } = d;
     const e: JournalAppend = { decision };
     if (pass) e.pass = pass;
@@ -98,7 +119,7 @@ export class JournalWriter {
         this.queue = this.queue.filter((q) => !done.has(q));
         this.waiters = this.waiters.filter((w) => (done.has(w.upTo) ? (w.resolve(), false) : true));
         this.retry.reset();
-        this.onWritten?.(written);
+        this.written$.next(written);
         this.sincePrune += written.length;
         if (this.sincePrune >= 1000) {
           this.sincePrune = 0;
