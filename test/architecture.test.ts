@@ -26,12 +26,35 @@ describe('architecture', () => {
     for (const f of files(SRC)) {
       const from = layerOf(f);
       expect(LAYERS, `unknown layer of ${relative(SRC, f)}`).toContain(from);
-      for (const m of readFileSync(f, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.[^']+)'/gm)) {
+      // Static imports and exports, and dynamic import() (lazy loads obey the layers too).
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:^(?:import|export)[^'"]*from |\bimport\()'(\.[^']+)'/gm)) {
         const to = layerOf(resolve(dirname(f), m[1]!.replace(/\.js$/, '.ts')));
         if (LAYERS.indexOf(to) > LAYERS.indexOf(from)) upward.push(`${relative(SRC, f)} → ${m[1]}`);
       }
     }
     expect(upward).toEqual([]);
+  });
+
+  it('has one importer per hardware or network library (style.md §4)', () => {
+    const OWNERS: Record<string, string[]> = {
+      level: ['store/store.ts', 'store/generation-worker.ts'], // the worker shares the store's handle
+      mqtt: ['io/mqtt/client.ts'],
+      onoff: ['io/gpio/onoff.ts'],
+      'node-hid': ['io/hid/device.ts'],
+      serialport: ['io/serial.ts'],
+      ws: ['cloud/wecom/session.ts', 'cloud/wecom/emulator.ts'], // the client, and the emulator's server
+      'prom-client': ['web/metrics.ts'],
+      'unix-dgram': ['io/sd-notify.ts'],
+      pino: ['log.ts'],
+    };
+    const found: Record<string, string[]> = {};
+    for (const f of files(SRC)) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:^(?:import|export)[^'"]*from |\bimport\()'([^.'][^']*)'/gm)) {
+        const lib = m[1]!.startsWith('@') ? m[1]!.split('/').slice(0, 2).join('/') : m[1]!.split('/')[0]!;
+        if (lib in OWNERS) (found[lib] ??= []).push(relative(SRC, f));
+      }
+    }
+    for (const [lib, owners] of Object.entries(OWNERS)) expect([...new Set(found[lib] ?? [])].sort(), lib).toEqual([...owners].sort());
   });
 
   it('keeps the domain free of I/O', () => {
