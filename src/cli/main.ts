@@ -19,6 +19,7 @@ import { addJournalCommands } from './journal.js';
 import { addWebCommands } from './web.js';
 import { addHwCommands } from './hw.js';
 import { addOsdpCommands, readerLine } from './osdp.js';
+import { addSiteCommands } from './site.js';
 
 // Everything else is imported by the command that needs it: `doorgw --help` and the health check
 // must not pay for the gateway, MQTT, the clouds and LevelDB (a Pi is several times slower).
@@ -348,6 +349,7 @@ export function buildProgram(): Command {
   addWebCommands(program, deps);
   addHwCommands(program, deps);
   addOsdpCommands(program, deps);
+  addSiteCommands(program, deps);
   addHidCommands(program, out, json);
 
   const demo = program.command('demo').description('try the gateway without a cloud');

@@ -1,0 +1,26 @@
+/** `doorgw site key new`, the built command. */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { keyIdOf } from '../../src/domain/site-envelope.js';
+import { doorgwAsync } from '../helpers/cli.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+describe('doorgw site key new', () => {
+  it('writes the private key 0600 and prints only its id and public key; never overwrites a key', async () => {
+    const file = join(tmpDir(), 'desk.pem');
+    const r = await doorgwAsync(['site', 'key', 'new', file, '--name', 'guard-desk', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { kid: string; name: string; public_key: string };
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const pem = readFileSync(file, 'utf8');
+    expect(r.stdout + r.stderr).not.toContain(pem.split('\n')[1]!);
+    expect(out.kid).toBe(keyIdOf(createPublicKey(createPrivateKey(pem))));
+    expect(out).toMatchObject({ name: 'guard-desk', public_key: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/) });
+    const again = await doorgwAsync(['site', 'key', 'new', file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/exists: a key is never overwritten/);
+    expect(readFileSync(file, 'utf8')).toBe(pem);
+  });
+});
