@@ -61,6 +61,7 @@ try {
   const button = sysfsNumber(22, { root });
   const input = await GpioInput.open({ name: 'exit', number: button, activeLow: true, debounceMs: 30, onChange: (a) => changes.push(a), log, pollMs: 5 });
   out.inputMode = input.mode;
+  out.activeAtOpen = input.active; // the level at start is a state: read when the input is opened
   writeFileSync(join(root, `gpio${button}`, 'value'), '1'); // idle: pulled up (active low)
   await sleep(60);
   for (const v of ['0', '1', '0', '1', '0']) {

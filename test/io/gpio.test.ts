@@ -48,6 +48,7 @@ describe.skipIf(!namespaces)('onoff adapter on an emulated sysfs tree', () => {
     // line at 0 (reads as pressed on an active-low input; the initial level is no event), the
     // pull-up then idles it (released), the bouncing press is one press, then the release.
     expect(out.inputMode).toBe('poll');
+    expect(out.activeAtOpen).toBe(true); // the line reads 0 at export: pressed on an active-low input, known at once
     expect(out.inputChanges).toEqual([false, true, false]);
   });
 });
