@@ -394,6 +394,27 @@ export const configSchema = z
      */
     interlocks: z.record(id(), z.array(id()).min(2)).default({}),
     /**
+     * The site (issue 23, first piece): signed site commands over the broker. Every message is an
+     * Ed25519 envelope from a trusted key (`doorgw site key new`) whose roles may state it.
+     */
+    site: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Site topics: commands arrive on `<base_topic>/command` (bridged from the site broker). */
+        base_topic: topicSegment().default('doorgw-site'),
+        /** Site areas this gateway's doors are in (besides its anti-passback area names). */
+        areas: z.array(id()).default([]),
+        /** Trusted keys: id, holder, raw public key (base64) and roles. */
+        keys: z
+          .array(z.strictObject({ kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site key new prints it')), name: str(), public_key: str(), roles: z.array(id()).min(1) }))
+          .default([]),
+        /** Which roles may state which subject types. */
+        permissions: z.record(id(), z.array(id())).default({ open: ['guard', 'admin'], lock: ['guard', 'admin'], mode: ['guard', 'admin'] }),
+        /** Accepted clock difference between a signer and this door (s). */
+        clock_skew_s: z.number().int().min(0).max(600).default(30),
+      })
+      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], permissions: { open: ['guard', 'admin'], lock: ['guard', 'admin'], mode: ['guard', 'admin'] }, clock_skew_s: 30 }),
+    /**
      * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
      * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.
      */

@@ -62,10 +62,12 @@ export type DoorEventType =
   /** Wrong key, failed MAC, a reader that offers no secure channel or answers only on the default key. */
   | 'reader_secure_channel_failure'
   /** The reader was given a new secure-channel key. */
-  | 'reader_enrolled';
+  | 'reader_enrolled'
+  /** A site message was refused (no or bad signature, unknown key, role, scope, expired, replayed…): the reason in the detail. */
+  | 'site_refused';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'site_refused']);
 
 export interface DoorEvent {
   type: DoorEventType;

@@ -21,6 +21,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
 import { doorStatus, type DoorStateMachine } from './door-state.js';
+import { SiteCommands } from './site-commands.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
 
 export interface MqttBridgeContext {
@@ -54,6 +55,8 @@ export class MqttBridge {
   /** Wiegand frames that were not a card or a key (parity, length), per reader: dropped, never guessed. */
   readonly badFrames = new Map<string, number>();
   private readonly log: Logger;
+  /** Signed site commands (site.enabled). */
+  private site: SiteCommands | null = null;
 
   constructor(private readonly ctx: MqttBridgeContext) {
     const m = ctx.config.mqtt;
@@ -74,6 +77,10 @@ export class MqttBridge {
     );
     const subscriptions = this.topics.subscriptions();
     if (m.home_assistant.enabled) subscriptions.push(`${m.home_assistant.prefix}/status`);
+    if (ctx.config.site.enabled) {
+      this.site = new SiteCommands({ config: ctx.config, api: ctx.api, log: this.log.child({ module: 'site' }), doorEvent: (e) => ctx.pipeline.doorEvents$.next(e) });
+      subscriptions.push(this.site.topic);
+    }
     this.link = new MqttLink({
       url: m.url,
       protocolVersion: m.protocol_version,
@@ -217,6 +224,8 @@ export class MqttBridge {
       if (m.payload === 'online') void this.publishDiscovery();
       return;
     }
+    // Site messages are trusted by their signature alone (the broker account that sent them proves nothing).
+    if (this.site && m.topic === this.site.topic) return void this.site.onMessage(m.payload, m.retain);
     const t = this.topics.parse(m.topic);
     if (!t) return void this.log.warn({ topic: m.topic }, 'message on a topic this gateway does not own ignored');
     if (m.retain) {

@@ -1,0 +1,103 @@
+/**
+ * Signed site commands (issue 23, first piece): `open/<door>`, `lock/<door>` and `mode/<door>`
+ * (`{mode, duration_s?}`) from the site bus, verified before anything is believed
+ * (domain/site-envelope.ts) and carried out through the API like every other transport, journaled
+ * with the signer's name — never with a broker account. A refusal is journaled with its reason on
+ * every door of the gateway; a flood of bad envelopes is bounded: at most 10 refusals a minute per
+ * reason are journaled, the rest counted into one summary, and the replay memory is bounded too.
+ */
+import type { Config } from '../config/schema.js';
+import type { GatewayApi } from '../control/api.js';
+import { monotonicMs } from '../domain/clock.js';
+import type { DoorEvent } from '../domain/events.js';
+import { ed25519PublicKey, MAX_COMMAND_LIFE_MS, verifyEnvelope, type Refusal, type TrustedKey } from '../domain/site-envelope.js';
+import type { DoorMode } from '../domain/types.js';
+import type { Logger } from '../log.js';
+
+const JOURNALED_PER_MINUTE = 10;
+const SEEN_MAX = 10_000;
+
+export class SiteCommands {
+  private readonly keys: Map<string, TrustedKey>;
+  /** Envelope ids seen, with when (monotonic ms) they may be forgotten: after a command's whole life. */
+  private readonly seen = new Map<string, number>();
+  private readonly refusals = new Map<Refusal, { window: number; journaled: number; more: number }>();
+  private readonly areas: string[];
+
+  constructor(
+    private readonly o: { config: Config; api: GatewayApi; log: Logger; doorEvent: (e: DoorEvent) => void; now?: () => number },
+  ) {
+    const site = o.config.site;
+    this.keys = new Map(site.keys.map((k) => [k.kid, { key: ed25519PublicKey(k.public_key), name: k.name, roles: new Set(k.roles) }]));
+    const mine = new Set(o.config.doors.map((d) => d.id));
+    this.areas = [...site.areas, ...Object.entries(o.config.areas).filter(([, a]) => a.doors.some((d) => mine.has(d))).map(([n]) => n)];
+  }
+
+  /** The command topic this gateway subscribes to. */
+  get topic(): string {
+    return `${this.o.config.site.base_topic}/command`;
+  }
+
+  async onMessage(payload: string, retained: boolean): Promise<void> {
+    if (retained) return this.refuse('replayed', 'a retained site command (the past, replayed by the broker)');
+    const now = (this.o.now ?? Date.now)();
+    const mono = monotonicMs();
+    for (const [id, until] of this.seen) {
+      if (until > mono) break; // insertion order is age order
+      this.seen.delete(id);
+    }
+    const c = this.o.config;
+    const r = verifyEnvelope(payload, {
+      nowMs: now,
+      gateway: c.gateway_id,
+      doors: c.doors.map((d) => d.id),
+      areas: this.areas,
+      keys: this.keys,
+      permissions: c.site.permissions,
+      seen: (id) => this.seen.has(id),
+      versionOf: () => undefined,
+      skewMs: c.site.clock_skew_s * 1000,
+    });
+    if (!r.ok) return this.refuse(r.reason, r.detail);
+    const e = r.envelope;
+    if (e.kind !== 'command') return this.refuse('malformed', `a ${e.kind} on the command topic`);
+    // Remembered for longer than it could be accepted (its life plus the skew), bounded.
+    if (this.seen.size >= SEEN_MAX) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(e.id, mono + MAX_COMMAND_LIFE_MS + 2 * c.site.clock_skew_s * 1000);
+    const [type, door] = [e.subject.slice(0, e.subject.indexOf('/')), e.subject.slice(e.subject.indexOf('/') + 1)];
+    if (!c.doors.some((d) => d.id === door)) return this.refuse('out_of_scope', `${e.subject}: no door '${door}' at this gateway`);
+    const by = `site:${r.signer.name}`;
+    try {
+      if (type === 'open') {
+        const d = await this.o.api.open({ door, by });
+        this.o.log.info({ door, by, decision: d.decision, reason: d.reason, envelope: e.id }, 'site command: open');
+      } else if (type === 'lock') await this.o.api.lock({ door, by });
+      else if (type === 'mode') {
+        const b = (e.body ?? {}) as { mode?: unknown; duration_s?: unknown };
+        await this.o.api.setMode({ door, mode: String(b.mode) as DoorMode, ...(typeof b.duration_s === 'number' ? { duration_s: b.duration_s } : {}), by });
+      } else return this.refuse('malformed', `unknown command ${type}`);
+    } catch (err) {
+      this.o.log.warn({ door, by, err: (err as Error).message, envelope: e.id }, 'site command refused by the door');
+    }
+  }
+
+  /** Logged and journaled on every door, at most JOURNALED_PER_MINUTE a minute per reason. */
+  private refuse(reason: Refusal, detail: string): void {
+    const mono = monotonicMs();
+    let r = this.refusals.get(reason);
+    if (!r || mono - r.window >= 60_000) {
+      if (r?.more) this.journal(`${r.more} more ${reason} in the minute before (not journaled one by one)`);
+      r = { window: mono, journaled: 0, more: 0 };
+      this.refusals.set(reason, r);
+    }
+    if (r.journaled >= JOURNALED_PER_MINUTE) return void r.more++;
+    r.journaled++;
+    this.o.log.warn({ reason, detail }, 'site message refused');
+    this.journal(`${reason}: ${detail}`);
+  }
+
+  private journal(detail: string): void {
+    const at = (this.o.now ?? Date.now)();
+    for (const d of this.o.config.doors) this.o.doorEvent({ type: 'site_refused', door: d.id, at, detail });
+  }
+}
