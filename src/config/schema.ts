@@ -10,6 +10,7 @@ import { parseRule } from '../domain/rules.js';
 import { CARD_FORMATS } from '../domain/cards.js';
 import { DOOR_MODES } from '../domain/types.js';
 import { isValidTimeZone } from '../domain/localtime.js';
+import { ed25519PublicKey, keyIdOf } from '../domain/site-envelope.js';
 import { DEFAULT_DATA_DIR, DEFAULT_QR_CLOCK_SKEW_S } from './errors.js';
 
 /** Strings that may arrive as numbers or booleans from YAML or env overrides (passwords, ids). */
@@ -406,7 +407,20 @@ export const configSchema = z
         areas: z.array(id()).default([]),
         /** Trusted keys: id, holder, raw public key (base64) and roles. */
         keys: z
-          .array(z.strictObject({ kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site key new prints it')), name: str(), public_key: str(), roles: z.array(id()).min(1) }))
+          .array(
+            z
+              .strictObject({ kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site key new prints it')), name: str(), public_key: str(), roles: z.array(id()).min(1) })
+              .superRefine((k, ctx) => {
+                // A key id that is not its key's would make every message from it unknown_key, silently.
+                let kid: string;
+                try {
+                  kid = keyIdOf(ed25519PublicKey(k.public_key));
+                } catch (e) {
+                  return void ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['public_key'] });
+                }
+                if (kid !== k.kid) ctx.addIssue({ code: 'custom', message: `is not this public key's id (${kid})`, path: ['kid'] });
+              }),
+          )
           .default([]),
         /** Which roles may state which subject types. */
         permissions: z.record(id(), z.array(id())).default({ open: ['guard', 'admin'], lock: ['guard', 'admin'], mode: ['guard', 'admin'] }),

@@ -6,6 +6,12 @@
  * publishes every one of them.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyIdOf, signEnvelope, type SiteEnvelope } from '../../src/domain/site-envelope.js';
 import { createLogger } from '../../src/log.js';
@@ -77,5 +83,42 @@ describe('signed site commands', () => {
     await until(() => simRelay(g).pulses.length === 1, 'the good open after the flood');
     const journaled = (await g.store.recentDoorEvents(1000)).filter((e) => e.type === 'site_refused' && e.door === 'lobby' && e.detail!.startsWith('unknown_key'));
     expect(journaled.length).toBe(10); // 10 a minute per reason; the rest are counted into one summary
+  }, 30_000);
+});
+
+describe('site commands over a real bridge', () => {
+  it('a command published at the site broker reaches a door behind its own Mosquitto bridged as the role configures it', async () => {
+    // The site broker: anonymous here (its own accounts and ACL are the site's to set).
+    const dir = mkdtempSync(join(tmpdir(), 'doorgw-site-broker-'));
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    writeFileSync(join(dir, 'site.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+    const siteBroker = spawn(existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto', ['-c', join(dir, 'site.conf')], { stdio: 'ignore' });
+    t.closers.push(() => Promise.resolve(void siteBroker.kill('SIGKILL')));
+    // The door's broker: the shipped listener plus the bridge lines mosquitto-doorgw.conf.j2 renders with the site on.
+    const local = new Broker(null, `connection doorgw-gw1\naddress 127.0.0.1:${port}\nremote_clientid doorgw-bridge-gw1\nbridge_protocol_version mqttv50\ncleansession false\ntopic doorgw-site/command in 1\n`);
+    await local.start();
+    t.closers.push(() => local.stop());
+    const g = await startMqttGateway(local, { log, key: qrKey, top: { site } });
+    t.gw = g;
+    const publisher = await new Promise<mqtt.MqttClient>((resolve, reject) => {
+      const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, reconnectPeriod: 200 });
+      c.once('connect', () => resolve(c));
+      c.once('error', reject);
+    });
+    t.closers.push(() => publisher.endAsync());
+    // Until the bridge has subscribed, a publish at the site broker reaches nobody: send fresh
+    // envelopes (each its own id) until one opens.
+    for (let i = 0; i < 100 && simRelay(g).pulses.length === 0; i++) {
+      await publisher.publishAsync('doorgw-site/command', JSON.stringify(open(guard)), { qos: 1 });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(simRelay(g).pulses.length).toBeGreaterThanOrEqual(1);
+    await until(async () => (await g.store.recentDoorEvents(50)).some((e) => e.detail === 'site:guard-desk: open (grant)'), 'journaled with the signer');
+    expect((await g.store.recentDoorEvents(200)).filter((e) => e.type === 'site_refused')).toEqual([]);
   }, 30_000);
 });

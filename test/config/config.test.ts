@@ -192,3 +192,14 @@ describe('logging', () => {
     expect(JSON.stringify(redactSecrets(config))).not.toMatch(/hunter2|pa%24|quoted/);
   });
 });
+
+describe('site keys', () => {
+  it('refuse a key id that is not its public key\'s, and a public key that is not 32 bytes', async () => {
+    const { validateConfig } = await import('../../src/config/load.js');
+    const base = { doors: [{ id: 'front' }] };
+    const key = { kid: 'a832b374a7bfe68229292295778bee96', name: 'desk', public_key: 'SUtwl3knq5xXOnDPxdGCsFWTM1qj2rc3mBU9ilw0AwU=', roles: ['guard'] };
+    expect(() => validateConfig({ ...base, site: { enabled: true, keys: [key] } }, 't')).not.toThrow();
+    expect(() => validateConfig({ ...base, site: { enabled: true, keys: [{ ...key, kid: '0'.repeat(32) }] } }, 't')).toThrow(/site\.keys\[0\]\.kid: is not this public key's id \(a832b374a7bfe68229292295778bee96\)/);
+    expect(() => validateConfig({ ...base, site: { enabled: true, keys: [{ ...key, public_key: 'AAAA' }] } }, 't')).toThrow(/site\.keys\[0\]\.public_key: an Ed25519 public key is 32 bytes/);
+  });
+});

@@ -34,7 +34,11 @@ export class Broker {
   private dir = '';
 
   /** `extra`: accounts beyond the shipped ones (name → password) and their ACL lines (benchmarks). */
-  constructor(private readonly extra: { users: Record<string, string>; acl: string } | null = null) {}
+  /** `conf`: lines appended to the broker's configuration (a bridge, as the role renders one). */
+  constructor(
+    private readonly extra: { users: Record<string, string>; acl: string } | null = null,
+    private readonly conf = '',
+  ) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
@@ -56,7 +60,7 @@ export class Broker {
       .replace(/^listener .*$/m, `listener ${this.port} 127.0.0.1`)
       .replace(/^password_file .*$/m, `password_file ${join(this.dir, 'passwd')}`)
       .replace(/^acl_file .*$/m, `acl_file ${join(this.dir, 'acl')}`);
-    writeFileSync(conf, `user root\npersistence false\nlog_type error\n${shipped}`);
+    writeFileSync(conf, `user root\npersistence false\nlog_type error\n${shipped}\n${typeof this.conf === 'string' ? this.conf : ''}\n`);
     this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     this.proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
