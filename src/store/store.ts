@@ -40,6 +40,12 @@ import type { ReplayEntry } from '../domain/replay.js';
 import type { KeyObject } from 'node:crypto';
 
 
+/** Each time-keyed sublevel and its sequence index (see the layout). */
+const SEQ_INDEX = { journal: 'jseq', doorevents: 'dseq' } as const;
+type Timed = keyof typeof SEQ_INDEX;
+/** `<ts ms>!<seq>` → the sequence part (the index's key). */
+const seqPart = (timedKey: string): string => timedKey.slice(timedKey.indexOf('!') + 1);
+
 /** A write refused because an earlier write failed (disk full, I/O error) and the store awaits reopen(). */
 export class StoreUnwritableError extends Error {
   constructor(readonly failure: Error) {
@@ -306,14 +312,13 @@ export class Store {
   /** Once, for a database written before the sequence indexes existed: index what is there. */
   private async buildSequenceIndexes(): Promise<void> {
     if ((await this.meta.get('seq_index')) === 1) return;
-    for (const [which, index] of [['journal', 'jseq'], ['doorevents', 'dseq']] as const) {
-      let ops: Op[] = [];
+    for (const [which, index] of Object.entries(SEQ_INDEX) as [Timed, string][]) {
+      const ops: Op[] = [];
       for await (const k of this.sub<unknown>(which).keys()) {
-        ops.push({ type: 'put', key: k.slice(k.indexOf('!') + 1), value: k, sublevel: this.sub<string>(index) as Sub<never> });
+        ops.push({ type: 'put', key: seqPart(k), value: k, sublevel: this.sub<string>(index) as Sub<never> });
         if (ops.length >= 1000) await this.write(ops.splice(0), false);
       }
       if (ops.length) await this.write(ops, false);
-      ops = [];
     }
     await this.write([{ type: 'put', key: 'seq_index', value: 1, sublevel: this.meta as Sub<never> }], true);
   }
@@ -720,9 +725,7 @@ export class Store {
         const seq = next();
         const j = { ...e.decision, seq };
         out.push(j);
-        const key = `${pad(j.at, 13)}!${pad(seq, 12)}`;
-        ops.push({ type: 'put', key, value: j as unknown as Json, sublevel: this.journal as Sub<never> });
-        ops.push({ type: 'put', key: pad(seq, 12), value: key, sublevel: this.sub<string>('jseq') as Sub<never> });
+        ops.push(...this.timedPut('journal', j.at, seq, j));
         if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
         if (e.replay) {
           const { key, ...stored } = e.replay;
@@ -749,25 +752,30 @@ export class Store {
     });
   }
 
+  /** An entry of a time-keyed sublevel and its sequence index, in one batch. */
+  private timedPut(which: Timed, at: number, seq: number, value: Json): Op[] {
+    const key = `${pad(at, 13)}!${pad(seq, 12)}`;
+    return [
+      { type: 'put', key, value, sublevel: this.sub<unknown>(which) as Sub<never> },
+      { type: 'put', key: pad(seq, 12), value: key, sublevel: this.sub<string>(SEQ_INDEX[which]) as Sub<never> },
+    ];
+  }
+
   /** The newest journal entries by sequence (not by wall time: see the layout). */
   async recentJournal(limit = 50): Promise<JournalEntry[]> {
-    return (await this.journalPage<JournalEntry>('journal', { fromMs: 0, toMs: Infinity, limit, reverse: true, bySeq: true }, () => true)).entries;
+    return (await this.pageBySeq<JournalEntry>('journal', { limit, reverse: true }, () => true)).entries;
   }
 
   /** Door events (contact, alarms), kept like the journal. */
   async appendDoorEvent(e: DoorEventRecord): Promise<void> {
     await this.sequenced((next) => {
       const seq = next();
-      const key = `${pad(e.at, 13)}!${pad(seq, 12)}`;
-      return [
-        { type: 'put', key, value: { ...e, seq }, sublevel: this.sub<unknown>('doorevents') as Sub<never> },
-        { type: 'put', key: pad(seq, 12), value: key, sublevel: this.sub<string>('dseq') as Sub<never> },
-      ];
+      return this.timedPut('doorevents', e.at, seq, { ...e, seq });
     });
   }
 
   async recentDoorEvents(limit = 50): Promise<(DoorEventRecord & { seq: number })[]> {
-    return (await this.journalPage<DoorEventRecord & { seq: number }>('doorevents', { fromMs: 0, toMs: Infinity, limit, reverse: true, bySeq: true }, () => true)).entries;
+    return (await this.pageBySeq<DoorEventRecord & { seq: number }>('doorevents', { limit, reverse: true }, () => true)).entries;
   }
 
   /** Journal entries with fromMs ≤ at < toMs, oldest first. */
@@ -784,7 +792,7 @@ export class Store {
    * cursor to continue from (null: the range is done). Memory is bounded by the page.
    */
   async journalPage<T>(
-    which: 'journal' | 'doorevents',
+    which: Timed,
     q: { fromMs: number; toMs: number; after?: string | null; limit: number; scanLimit?: number; reverse?: boolean; bySeq?: boolean },
     keep: (e: T) => boolean,
   ): Promise<{ entries: T[]; next: string | null }> {
@@ -806,8 +814,8 @@ export class Store {
   }
 
   /** journalPage in sequence order (no time range): the cursor is a sequence number. */
-  private async pageBySeq<T>(which: 'journal' | 'doorevents', q: { after?: string | null; limit: number; scanLimit?: number; reverse?: boolean }, keep: (e: T) => boolean): Promise<{ entries: T[]; next: string | null }> {
-    const index = this.sub<string>(which === 'journal' ? 'jseq' : 'dseq');
+  private async pageBySeq<T>(which: Timed, q: { after?: string | null; limit: number; scanLimit?: number; reverse?: boolean }, keep: (e: T) => boolean): Promise<{ entries: T[]; next: string | null }> {
+    const index = this.sub<string>(SEQ_INDEX[which]);
     const sub = this.sub<T>(which);
     const range: Range = q.reverse ? { ...(q.after ? { lt: q.after } : {}), reverse: true } : q.after ? { gt: q.after } : {};
     const entries: T[] = [];
@@ -842,12 +850,12 @@ export class Store {
   /** Delete journal entries and door events older than `beforeMs` (and their sequence index); returns how many. */
   async pruneByAge(beforeMs: number): Promise<number> {
     let deleted = 0;
-    for (const [name, index] of [['journal', 'jseq'], ['doorevents', 'dseq']] as const) {
+    for (const [name, index] of Object.entries(SEQ_INDEX) as [Timed, string][]) {
       const sub = this.sub<unknown>(name);
       const keys: string[] = [];
       deleted += await this.deleteKeys(sub, (async function* () {
         for await (const k of sub.keys({ lt: `${pad(beforeMs, 13)}!` })) {
-          keys.push(k.slice(k.indexOf('!') + 1));
+          keys.push(seqPart(k));
           yield k;
         }
       })());
@@ -895,7 +903,7 @@ export class Store {
   async pruneJournal(maxEntries: number): Promise<number> {
     const floor = this.seq - maxEntries;
     if (floor <= 0) return 0;
-    const index = this.sub<string>('jseq');
+    const index = this.sub<string>(SEQ_INDEX.journal);
     const seqs: string[] = [];
     const refs = (async function* () {
       for await (const [k, ref] of index.iterator({ lte: pad(floor, 12) })) {
