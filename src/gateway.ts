@@ -110,13 +110,11 @@ function bootId(): string {
   }
 }
 
-/** Replay memory as persisted: the codes accepted before this start whose window has not ended. */
+/** Replay memory as persisted (the pruner's first run, at start, lets go of what has ended). */
 async function loadReplayGuard(store: Store, nowMs: number, mono: MonoClock, boot: string): Promise<ReplayGuard> {
   const replay = new ReplayGuard({ limit: 100_000, mono, boot });
   const nowS = Math.floor(nowMs / 1000);
   for (const [k, v] of await store.loadReplay()) replay.restore(k, v, nowS);
-  // Best effort: on a full disk the start must go on; ended entries are ignored anyway.
-  await store.deleteReplay(replay.prune(nowS)).catch(() => undefined);
   return replay;
 }
 

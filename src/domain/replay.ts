@@ -24,7 +24,6 @@ export interface ReplayEntry {
 
 interface Live {
   until: number;
-  windowS: number;
   monoUntil: number;
 }
 
@@ -59,7 +58,7 @@ export class ReplayGuard {
     // Insertion order is age order: evict the oldest entry when full.
     if (this.seen.size >= (this.o.limit ?? 100_000)) this.seen.delete(this.seen.keys().next().value!);
     const windowS = Math.max(0, untilS - nowS);
-    const e: Live = { until: untilS, windowS, monoUntil: this.mono() + windowS * 1000 };
+    const e: Live = { until: untilS, monoUntil: this.mono() + windowS * 1000 };
     this.seen.set(key, e);
     return { key, until: untilS, window_s: windowS, mono_until: e.monoUntil, boot: this.o.boot ?? '' };
   }
@@ -77,7 +76,7 @@ export class ReplayGuard {
     const until = typeof v === 'number' ? v : v.until;
     const windowS = typeof v === 'number' ? Math.max(0, until - nowS) : v.window_s;
     const monoUntil = typeof v !== 'number' && v.boot === (this.o.boot ?? '') ? v.mono_until : this.mono() + windowS * 1000;
-    this.seen.set(key, { until, windowS, monoUntil });
+    this.seen.set(key, { until, monoUntil });
   }
 
   /** Drop entries whose window ended on both clocks; returns the keys dropped (to delete on disk too). */

@@ -17,7 +17,6 @@ export class Topics {
   readerCredential = (reader: string): string => `${this.base}/reader/${reader}/credential`;
   request = (name: string): string => `${this.base}/request/${name}`;
   /** A response topic of an account: `<base>/response/<account>/<anything>` (the ACL lets only that account read it). */
-  response = (account: string, name: string): string => `${this.base}/response/${account}/${name}`;
   isResponseTopic = (t: string): boolean => {
     if (!t.startsWith(`${this.base}/response/`)) return false;
     const rest = t.slice(this.base.length + '/response/'.length).split('/');
