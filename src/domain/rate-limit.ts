@@ -23,3 +23,29 @@ export class TokenBucket {
     return true;
   }
 }
+
+/**
+ * Events within the last `windowMs` (a session lost, a secure channel restarted), counted. Pure:
+ * time is an argument — give it the monotonic clock. Holds at most `max` times (the newest).
+ */
+export class SlidingWindow {
+  private times: number[] = [];
+  constructor(
+    private readonly windowMs: number,
+    private readonly max = 1000,
+  ) {}
+
+  /** Record an event at `nowMs`; returns how many fall in the window now. */
+  add(nowMs: number): number {
+    this.times = [...this.times.filter((t) => nowMs - t < this.windowMs), nowMs].slice(-this.max);
+    return this.times.length;
+  }
+
+  count(nowMs: number): number {
+    return this.times.filter((t) => nowMs - t < this.windowMs).length;
+  }
+
+  clear(): void {
+    this.times = [];
+  }
+}

@@ -7,6 +7,9 @@
 import type { Server } from 'node:net';
 import type { Logger } from '../log.js';
 
+/** An address as compared with configured ones: IPv4-mapped IPv6 (`::ffff:10.0.0.1`) as plain IPv4. */
+export const bareAddress = (a: string): string => (a.startsWith('::ffff:') ? a.slice(7) : a);
+
 export interface ConnectionLimits {
   maxTotal: number;
   maxPerClient: number;
@@ -29,7 +32,7 @@ export class ConnectionGuard {
 
   attach(server: Server): void {
     server.on('connection', (socket) => {
-      const peer = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+      const peer = bareAddress(socket.remoteAddress ?? '?');
       const mine = this.perClient.get(peer) ?? 0;
       const overClient = !this.o.proxies.includes(peer) && mine >= this.o.maxPerClient;
       if (this.total >= this.o.maxTotal || overClient) {

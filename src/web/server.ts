@@ -24,7 +24,7 @@ import { verifyPassword, type WebRole } from '../domain/password.js';
 import { redactSecrets, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { GatewayMetrics } from './metrics.js';
-import { ConnectionGuard } from './connections.js';
+import { bareAddress, ConnectionGuard } from './connections.js';
 import { API_ROLES } from '../control/roles.js';
 import { LoginThrottle, ROLE_RANK, Sessions, type Session } from './sessions.js';
 
@@ -137,18 +137,16 @@ function sameOrigin(req: IncomingMessage): boolean {
   }
 }
 
-const bare = (a: string): string => (a.startsWith('::ffff:') ? a.slice(7) : a);
-
 /**
  * The client's address: the socket's, or — only when the socket is a configured trusted proxy —
  * the rightmost X-Forwarded-For entry that is not itself a trusted proxy (what a client can forge
  * lies to the left of what its proxy appended).
  */
 export function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
-  const peer = bare(req.socket.remoteAddress ?? '?');
+  const peer = bareAddress(req.socket.remoteAddress ?? '?');
   if (!trusted.includes(peer)) return peer;
   const xff = req.headers['x-forwarded-for'];
-  const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((h) => bare(h.trim())).filter(Boolean);
+  const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((h) => bareAddress(h.trim())).filter(Boolean);
   for (let i = hops.length - 1; i >= 0; i--) if (!trusted.includes(hops[i]!)) return hops[i]!;
   return peer;
 }

@@ -159,3 +159,17 @@ describe('console sessions and login throttling', () => {
     expect(s.get(session.id)).toBeNull();
   });
 });
+
+describe('sliding windows', () => {
+  it('count the events of the last window only, and hold at most the newest', async () => {
+    const { SlidingWindow } = await import('../../src/domain/rate-limit.js');
+    const w = new SlidingWindow(60_000, 3);
+    expect([w.add(0), w.add(10_000), w.add(59_999)]).toEqual([1, 2, 3]);
+    expect(w.add(60_000)).toBe(3); // the first has left the window
+    expect(w.count(125_000)).toBe(0);
+    for (let i = 0; i < 5; i++) w.add(200_000 + i);
+    expect(w.count(200_010)).toBe(3);
+    w.clear();
+    expect(w.count(200_010)).toBe(0);
+  });
+});

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { BehaviorSubject, Subject } from 'rxjs';
 import { backoffDelay } from '../../domain/backoff.js';
+import { SlidingWindow } from '../../domain/rate-limit.js';
 import { redactUrl, type Logger } from '../../log.js';
 import { assertPublishable } from './topics.js';
 
@@ -75,7 +76,7 @@ export class MqttLink {
   dropped = 0;
   /** Times another client took this gateway's session over (or it was lost right after connecting repeatedly). */
   takeovers = 0;
-  private sessionLosses: number[] = [];
+  private readonly sessionLosses = new SlidingWindow(TAKEOVER_WINDOW_MS);
   private outage: { since: number; attempts: number; error: string | null } | null = null;
   private client: MqttClient | null = null;
   private readonly retained = new Map<string, string>();
@@ -205,15 +206,14 @@ export class MqttLink {
    * where the broker binds ids to accounts, its account) knocks it off again and again: report it.
    */
   private sessionLost(takenOver: boolean): void {
-    const now = performance.now(); // a window: monotonic, whatever the wall clock does
-    this.sessionLosses = [...this.sessionLosses.filter((t) => now - t < TAKEOVER_WINDOW_MS), now];
-    if (takenOver || this.sessionLosses.length >= TAKEOVER_LOSSES) {
+    const losses = this.sessionLosses.add(performance.now()); // a window: monotonic, whatever the wall clock does
+    if (takenOver || losses >= TAKEOVER_LOSSES) {
       this.takeovers++;
       this.o.log.error(
-        { client_id: this.o.clientId, losses_in_window: this.sessionLosses.length, taken_over: takenOver },
+        { client_id: this.o.clientId, losses_in_window: losses, taken_over: takenOver },
         'mqtt session taken over: another client is connecting with this gateway\'s client id or account; check the broker accounts (use_username_as_clientid) and the gateway password',
       );
-      this.sessionLosses = [];
+      this.sessionLosses.clear();
     }
   }
 

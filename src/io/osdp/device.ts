@@ -16,6 +16,7 @@
  * - retries count consecutive failures only: any good reply clears them.
  */
 import { randomBytes } from 'node:crypto';
+import { SlidingWindow } from '../../domain/rate-limit.js';
 import { encodePacket, SCS, type Packet } from './packet.js';
 import { CMD, CODE_NAMES, encodeKeyset, MessageError, NAK, NAK_WORDS, parseCapabilities, parseCcrypt, parseFormattedCard, parseKeypad, parseLocalStatus, parsePdId, parseRawCard, REPLY, REPLY_NAMES, type Capabilities, type PdId } from './messages.js';
 import { SCBK_DEFAULT, SecureSession } from './secure-channel.js';
@@ -109,7 +110,7 @@ export class OsdpDevice {
   /** Handshake rounds in a row in which no candidate key matched. */
   private keyMismatchRounds = 0;
   /** When each recent session restart happened (monotonic ms): a reader that cannot keep a session is unhealthy. */
-  private restartTimes: number[] = [];
+  private readonly restartTimes = new SlidingWindow(60_000, 100);
   /** Since when (monotonic ms) the link has been in its state. */
   private stateSince = performance.now();
   private readonly now: () => number;
@@ -447,8 +448,7 @@ export class OsdpDevice {
   /** Start over from sequence 0: identify, then the handshake. */
   private restart(detail: string, asOffline: boolean): void {
     this.counters.restarts++;
-    const t = performance.now();
-    this.restartTimes = [...this.restartTimes.filter((x) => t - x < 60_000), t].slice(-100);
+    this.restartTimes.add(performance.now());
     this.o.events.trace('link restart', { why: detail });
     this.drop();
     if (asOffline) {
@@ -474,8 +474,7 @@ export class OsdpDevice {
 
   /** Session restarts in the last minute. */
   get restartsLastMinute(): number {
-    const t = performance.now();
-    return this.restartTimes.filter((x) => t - x < 60_000).length;
+    return this.restartTimes.count(performance.now());
   }
 
   /** Seconds in the current link state. */
