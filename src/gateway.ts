@@ -416,11 +416,12 @@ export class Gateway {
     // Modes: persisted (with when a timed one ends), journaled with who changed them, and passage
     // tells the door state machine not to raise held-open.
     subs.add(this.pipeline.modes$.subscribe(({ door, mode, from, until, by, auto }) => {
+      const unit = this.units.find((u) => u.id === door);
       this.doors.get(door)?.setPassage(mode === 'passage');
-      for (const r of this.units.find((u) => u.id === door)?.readers.values() ?? []) r.modeChanged?.(mode);
+      for (const r of unit?.readers.values() ?? []) r.modeChanged?.(mode);
       this.store.putMeta(`door.${door}.mode`, { mode, until, auto }).catch((e: unknown) => this.log.error({ err: e, door }, 'door mode not persisted'));
       // Times an operator reads are local, with their offset (as everywhere in the journal's answers).
-      const zone = this.units.find((u) => u.id === door)?.access.context.timezone ?? this.config.timezone;
+      const zone = unit?.access.context.timezone ?? this.config.timezone;
       const detail = `${from} → ${mode}${until !== null ? ` until ${localStamp(until, zone)}` : ''}${by ? ` by ${by}` : ''}`;
       this.pipeline.doorEvents$.next({ type: 'mode_changed', door, at: Date.now(), detail });
     }));

@@ -230,9 +230,7 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
         }
         if (store.localCount.users + ids.size > MAX_LOCAL_USERS) throw new UsageError(`the local layer holds at most ${MAX_LOCAL_USERS} people (it holds ${store.localCount.users}; this import would add ${ids.size}): nothing was imported`, 'conflict');
       }
-      let index = -1;
-      for (const raw of p.records) {
-        index++;
+      for (const [index, raw] of p.records.entries()) {
         // Decisions run between rows: an import never holds the door for long.
         if (index % 200 === 199) await new Promise<void>((r) => setImmediate(r));
         importOne(raw, index);

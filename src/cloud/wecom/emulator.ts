@@ -88,7 +88,7 @@ export class WecomEmulator {
   fault: (cmd: string, body: Record<string, unknown>, n: number) => Fault = () => undefined;
   /** Called before each get_userinfo_by_page answer (e.g. to change the directory mid-sync). */
   onPage: (offset: number) => void = () => undefined;
-  /** Called for every checkin record received (`duplicate`: one the cloud had already taken). */
+  /** Called for every checkin record received, as `received` has them (`duplicate`: one the cloud had already taken). */
   onCheckin: (r: Checkin, duplicate: boolean) => void = () => undefined;
   private readonly conns = new Set<Conn>();
   private wss: WebSocketServer | null = null;
@@ -377,18 +377,18 @@ export class WecomEmulator {
         if (!Array.isArray(data) || data.length > 200) return err(600099, 'checkin_data must be an array of at most 200');
         const fail_list: { userid: string; user_type: number; timestamp: number }[] = [];
         for (const r of data) {
-          this.received.push({ userid: r.userid, user_type: r.user_type, timestamp: r.timestamp, pass_type: r.pass_type, pass_method: r.pass_method });
+          const rec: Checkin = { userid: r.userid, user_type: r.user_type, timestamp: r.timestamp, pass_type: r.pass_type, pass_method: r.pass_method };
+          const key = `${r.userid}|${r.timestamp}|${r.pass_type}|${r.pass_method}`;
+          this.received.push(rec);
+          this.onCheckin(rec, this.checkinKeys.has(key));
           if (this.failUserids.has(r.userid)) {
             fail_list.push({ userid: r.userid, user_type: r.user_type, timestamp: r.timestamp });
             continue;
           }
           if (r.timestamp < 1_514_764_800) continue; // before 2018: silently ignored, as the vendor says
-          const key = `${r.userid}|${r.timestamp}|${r.pass_type}|${r.pass_method}`;
-          const rec = { userid: r.userid, user_type: r.user_type, timestamp: r.timestamp, pass_type: r.pass_type, pass_method: r.pass_method };
-          this.onCheckin(rec, this.checkinKeys.has(key));
           if (this.checkinKeys.has(key)) continue; // the cloud de-duplicates resends
           this.checkinKeys.add(key);
-          this.checkins.push({ userid: r.userid, user_type: r.user_type, timestamp: r.timestamp, pass_type: r.pass_type, pass_method: r.pass_method });
+          this.checkins.push(rec);
         }
         return ok({ fail_list });
       }
