@@ -3,11 +3,10 @@
  * takeover, oversized publishes, QoS 1 bursts, a flooding reader, a reader claiming an identity,
  * and who may read raw credentials.
  */
-import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/log.js';
+import { capturedLog } from '../helpers/log.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
@@ -18,15 +17,9 @@ const key = makeKey();
 beforeAll(() => broker.start());
 afterAll(() => broker.stop());
 
-let lines: string[] = [];
-const sink = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toString()); cb(); } });
-const log = createLogger({ level: 'info', pretty: false, destination: sink });
-const logged = (msg: string) => lines.filter((l) => l.includes(msg));
+const { log, lines, logged } = capturedLog();
 
 const t = cleanup();
-afterEach(() => {
-  lines = [];
-});
 
 async function start(o: { doors?: unknown[]; extra?: Record<string, unknown> } = {}): Promise<Gateway> {
   t.gw = await startMqttGateway(broker, { log, key, ...o });
@@ -78,7 +71,7 @@ describe('broker outage', () => {
   it('backs off and logs an outage once, then once more with its length when it ends', async () => {
     const g = await start({ extra: {} });
     const port = broker.port;
-    lines = [];
+    lines.splice(0);
     await broker.stop();
     try {
       await until(() => !g.mqtt!.link.connected$.value, 'disconnected');

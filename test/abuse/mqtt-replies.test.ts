@@ -4,11 +4,10 @@
  * (and MQTT readers with it, while health said fine); every account read every reply, an admin's
  * users/export included.
  */
-import { Writable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { healthProblems } from '../../src/control/health.js';
 import { publishPacketSize } from '../../src/io/mqtt/client.js';
-import { createLogger } from '../../src/log.js';
+import { capturedLog } from '../helpers/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
@@ -20,13 +19,8 @@ const key = makeKey();
 beforeAll(() => broker.start());
 afterAll(() => broker.stop());
 
-let lines: string[] = [];
-const sink = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toString()); cb(); } });
-const log = createLogger({ level: 'info', pretty: false, destination: sink });
+const { log, lines } = capturedLog();
 const t = cleanup();
-afterEach(() => {
-  lines = [];
-});
 
 type Reply = { status: string; code?: string; error?: string; transaction?: unknown; data?: unknown };
 const json = (s: string) => JSON.parse(s) as Reply;

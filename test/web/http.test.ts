@@ -2,18 +2,16 @@
 import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { localApi } from '../../src/control/api.js';
 import { hashPassword } from '../../src/domain/password.js';
-import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { WebServer } from '../../src/web/server.js';
+import { capturedLog } from '../helpers/log.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const logged: string[] = [];
-const log = createLogger({ level: 'info', pretty: false, destination: new Writable({ write(c: Buffer, _e, cb) { logged.push(c.toString()); cb(); } }) });
+const { log, lines: logged } = capturedLog();
 const PASSWORDS = { ada: 'ada-viewer-pw', otto: 'otto-operator-pw', root: 'root-admin-pw-1' } as const;
 let hashes: Record<string, string>;
 beforeAll(async () => {
