@@ -28,6 +28,7 @@ import { buildDoor, wireInterlocks, type DoorUnit } from './pipeline/door-unit.j
 import { JournalWriter } from './pipeline/journal-writer.js';
 import { Units, type Unit } from './pipeline/unit.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
+import type { SiteFacts } from './pipeline/site-facts.js';
 import type { GatewayMetrics } from './web/metrics.js';
 import type { WebServer } from './web/server.js';
 import { releaseReserve, StorageGuard } from './store/storage-guard.js';
@@ -126,6 +127,8 @@ export class Gateway {
   cloud: CloudAdapter | null = null;
   storage: StorageGuard | null = null;
   mqtt: MqttBridge | null = null;
+  /** The site's facts (site.enabled). */
+  site: SiteFacts | null = null;
   /** The web console and metrics (web.enabled). */
   web: WebServer | null = null;
   metrics: GatewayMetrics | null = null;
@@ -166,6 +169,8 @@ export class Gateway {
         modeWhy: (door) => pipeline.modeWhy(door),
         forgive: (userid, area) => pipeline.forgive(userid, area),
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
+        heldBy: (door) => pipeline.heldBy(door),
+        site: () => this.site?.status() ?? null,
         open: (door, by) => pipeline.handle(credentialEvent(door, 'operator', 'unknown', { type: 'operator', source: by })),
         lock: (door) => pipeline.relock(door),
         accountChanged: (name) => this.web?.accountChanged(name),
@@ -258,6 +263,13 @@ export class Gateway {
       for (const u of doors) localTime(now(), u.access.context.timezone);
       await store.warmKeys();
       warmUpVerify();
+      // Site facts before the first decision: a site block holds from the first credential.
+      if (config.site.enabled) {
+        const { SiteFacts } = await import('./pipeline/site-facts.js');
+        const site = new SiteFacts({ config, store, pipeline, log: log.child({ module: 'site' }), doorEvent: (e) => pipeline.doorEvents$.next(e), now });
+        gw.site = site;
+        await units.start({ name: 'site facts', start: () => site.load(), stop: () => site.stop() });
+      }
       await units.start({ name: 'pipeline', start: () => pipeline.start([...(o.sources ?? []), ...doors.flatMap((u) => u.sources)]), stop: () => pipeline.stop() });
 
       // Cloud, then local integrations and the control channel.
@@ -278,7 +290,7 @@ export class Gateway {
       if (config.mqtt.enabled) {
         const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
         const readerEvents = merge(...doors.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.events$ ? [r.events$] : []))));
-        const mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents });
+        const mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents, siteFacts: gw.site });
         gw.mqtt = mqtt;
         const sub = mqtt.credentials$.subscribe(mqttReaders);
         await units.start({ name: 'mqtt', start: () => mqtt.start(), stop: async () => { sub.unsubscribe(); await mqtt.stop(); } }); // never waits for the broker

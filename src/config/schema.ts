@@ -182,6 +182,24 @@ const doorPolicy = z.strictObject({
     })
     .optional(),
 });
+/** Who may state what on the site bus by default: guards open and set levels, admins change the directory. */
+const SITE_PERMISSIONS: Record<string, string[]> = {
+  open: ['guard', 'admin'],
+  lock: ['guard', 'admin'],
+  mode: ['guard', 'admin'],
+  threat_level: ['guard', 'admin'],
+  block: ['guard', 'admin'],
+  user: ['admin'],
+  door_mode: ['admin'],
+  manifest: ['guard', 'admin'],
+};
+const SITE_LEVELS = [
+  { name: 'normal', deny_groups: [], override_groups: [], doors: {} },
+  { name: 'elevated', deny_groups: [], override_groups: [], doors: {} },
+  { name: 'lockdown', mode: 'lockdown' as const, deny_groups: [], override_groups: [], doors: {} },
+  { name: 'fire', mode: 'passage' as const, deny_groups: [], override_groups: [], doors: {} },
+];
+
 const NO_DOOR_POLICY = { holidays: [], closed_on_holidays: false, holiday_exempt_groups: [], lockdown_override_groups: [], card_and_pin: false };
 
 const door = z.strictObject({
@@ -422,12 +440,32 @@ export const configSchema = z
               }),
           )
           .default([]),
-        /** Which roles may state which subject types. */
-        permissions: z.record(id(), z.array(id())).default({ open: ['guard', 'admin'], lock: ['guard', 'admin'], mode: ['guard', 'admin'] }),
+        /** Which roles may state which subject types (commands: open, lock, mode; facts: threat_level, block, user, door_mode, manifest). */
+        permissions: z.record(id(), z.array(id())).default(SITE_PERMISSIONS),
+        /**
+         * Threat levels, least severe first: what each does at a door while it holds (the most
+         * severe of the site's level and its areas' levels holds). A level nobody configured holds as
+         * a lockdown: an unknown level never relaxes a door.
+         */
+        levels: z
+          .array(
+            z.strictObject({
+              name: id(),
+              mode: z.enum(DOOR_MODES).optional(),
+              deny_groups: z.array(id()).default([]),
+              override_groups: z.array(id()).default([]),
+              doors: z.record(id(), z.strictObject({ mode: z.enum([...DOOR_MODES, 'none']) })).default({}),
+            }),
+          )
+          .min(1)
+          .default(SITE_LEVELS)
+          .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'level names must differ'),
+        /** How often this door re-publishes its convergence report (s; also after every change). */
+        report_interval_s: z.number().int().min(5).max(3600).default(60),
         /** Accepted clock difference between a signer and this door (s). */
         clock_skew_s: z.number().int().min(0).max(600).default(30),
       })
-      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], permissions: { open: ['guard', 'admin'], lock: ['guard', 'admin'], mode: ['guard', 'admin'] }, clock_skew_s: 30 }),
+      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, report_interval_s: 60, clock_skew_s: 30 }),
     /**
      * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
      * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.

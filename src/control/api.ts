@@ -11,6 +11,7 @@ import { journalQuery, type JournalPage, type JournalQuery } from './journal-api
 import { DOOR_MODES, type Credential, type Decision, type DoorMode } from '../domain/types.js';
 import type { StorageState } from '../store/storage-guard.js';
 import type { Config } from '../config/schema.js';
+import type { SiteStatus } from '../domain/site-facts.js';
 
 type WecomAppConfig = NonNullable<Config['cloud']['wecom_app']>;
 import type { DoorEventRecord, HeldRecord, JournalEntry, PassRecord, Store } from '../store/store.js';
@@ -68,6 +69,8 @@ export interface Status {
   timezone?: string;
   /** The broker link (running gateway with MQTT enabled): how long it has been down, and the MQTT readers that depend on it. */
   mqtt?: MqttStatus | null;
+  /** The site (running gateway with site.enabled): facts held, complete or not, threat levels. */
+  site?: SiteStatus | null;
 }
 
 export interface MqttStatus {
@@ -157,6 +160,10 @@ export interface RunningGateway {
   modeWhy?: (door: string) => string;
   forgive?: (userid: string, area?: string) => number;
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
+  /** Who holds the door in its mode (the site's threat level), or null. */
+  heldBy?: (door: string) => string | null;
+  /** The site's facts at this door (null: site off). */
+  site?: () => SiteStatus | null;
   /** Open a door as an operator; the decision (denied in lockdown). */
   open?: (door: string, by: string) => Decision | null;
   /** End a pulse in progress now. */
@@ -316,6 +323,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         readers: running?.readers?.() ?? [],
         timezone: config.timezone,
         mqtt: running?.mqtt?.() ?? null,
+        site: running?.site?.() ?? null,
       };
     },
 
@@ -371,6 +379,8 @@ export function localApi(store: Store, config: Config, version: string, running:
       if (!config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${p.door}' (doors: ${config.doors.map((d) => d.id).join(', ')})`);
       if (!(DOOR_MODES as readonly string[]).includes(p.mode)) throw new UsageError(`mode '${String(p.mode)}': normal, passage or lockdown`);
       if (p.duration_s !== undefined && !(Number.isInteger(p.duration_s) && p.duration_s >= 1 && p.duration_s <= 30 * 86_400)) throw new UsageError('the duration must be 1 s to 30 days');
+      const held = running.heldBy?.(p.door);
+      if (held) throw new UsageError(`door '${p.door}' is held in its mode by the site's threat level (${held}): change the level, not the door`, 'conflict');
       const untilMs = p.duration_s !== undefined ? Date.now() + p.duration_s * 1000 : undefined;
       running.setMode(p.door, p.mode, { ...(untilMs !== undefined ? { untilMs } : {}), by: p.by ?? 'cli' });
       await journalAction(validBy(p.by), `mode ${p.mode}${untilMs !== undefined ? ` for ${p.duration_s} s` : ''}`, p.door);

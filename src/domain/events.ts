@@ -64,7 +64,11 @@ export type DoorEventType =
   /** The reader was given a new secure-channel key. */
   | 'reader_enrolled'
   /** A site message was refused (no or bad signature, unknown key, role, scope, expired, replayed…): the reason in the detail. */
-  | 'site_refused';
+  | 'site_refused'
+  /** Site facts this door took (a block, a site user, a door mode …), summed up per second. */
+  | 'site_changed'
+  /** The site's threat level in force at this door changed. */
+  | 'threat_level';
 
 /** Door events that are alarms (logged as warnings, shown as such). */
 export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'site_refused']);

@@ -33,6 +33,19 @@ export interface DoorContext {
   timezone: string;
   /** Holidays, lockdown override, extended unlock (none by default). */
   policy?: DoorPolicy;
+  /** The site's threat level in force here (site facts), if any. */
+  level?: DoorLevel | null;
+}
+
+/** What a threat level does to decisions at a door (its mode is the door's mode while it holds). */
+export interface DoorLevel {
+  name: string;
+  /** Members (configured groups' userids) and group names denied `threat_level`. */
+  denyUsers: ReadonlySet<string>;
+  denyGroups: ReadonlySet<string>;
+  /** Members and group names that pass a lockdown the level imposes. */
+  overrideUsers: ReadonlySet<string>;
+  overrideGroups: ReadonlySet<string>;
 }
 
 export function methodOf(c: Credential): Method {
@@ -99,10 +112,14 @@ export function decide(input: DecideInput): Decision {
     const groups = user.local?.groups;
     const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin, door.timezone) : null;
     let d: Decision;
+    const level = door.level;
     if (limited) {
       d = out('deny', limited.reason, user, limited.detail);
+    } else if (level && inPolicyList(level.denyUsers, level.denyGroups, user.userid, groups)) {
+      d = out('deny', 'threat_level', user, `denied while the site is at threat level ${level.name}`);
     } else if (door.mode === 'lockdown') {
-      d = inPolicyList(p.lockdownOverride, p.lockdownOverrideGroups, user.userid, groups) ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, 'door is in lockdown');
+      const override = inPolicyList(p.lockdownOverride, p.lockdownOverrideGroups, user.userid, groups) || (level !== undefined && level !== null && inPolicyList(level.overrideUsers, level.overrideGroups, user.userid, groups));
+      d = override ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, level ? `door is in lockdown (threat level ${level.name})` : 'door is in lockdown');
     } else if (p.closedOnHolidays && isHoliday(p, nowMs, door.timezone) && !inPolicyList(p.holidayExempt, p.holidayExemptGroups, user.userid, groups)) {
       d = out('deny', 'holiday', user, 'door closed on holidays');
     } else {

@@ -58,6 +58,11 @@ export interface VerifyContext {
   versionOf: (subject: string) => FactStamp | undefined;
   /** Accepted clock difference between signer and door (ms). */
   skewMs?: number;
+  /**
+   * Facts: hold one whose scope leaves this door out instead of refusing it (a door counts every
+   * site fact for completeness; it applies only those in its scope).
+   */
+  holdOutOfScope?: boolean;
 }
 
 /** An envelope larger than this is refused before it is parsed. */
@@ -137,7 +142,7 @@ function shape(v: unknown): SiteEnvelope | null {
  * believed), role, scope, time, replay, version. Returns the envelope with its signer, or the
  * first reason it is refused.
  */
-export function verifyEnvelope(text: string, ctx: VerifyContext): { ok: true; envelope: SiteEnvelope; signer: TrustedKey } | { ok: false; reason: Refusal; detail: string } {
+export function verifyEnvelope(text: string, ctx: VerifyContext): { ok: true; envelope: SiteEnvelope; signer: TrustedKey; inScope: boolean } | { ok: false; reason: Refusal; detail: string } {
   const no = (reason: Refusal, detail: string) => ({ ok: false as const, reason, detail });
   if (Buffer.byteLength(text) > MAX_ENVELOPE_BYTES) return no('too_large', `${Buffer.byteLength(text)} bytes (at most ${MAX_ENVELOPE_BYTES})`);
   let parsed: unknown;
@@ -164,7 +169,7 @@ export function verifyEnvelope(text: string, ctx: VerifyContext): { ok: true; en
   if (![...signer.roles].some((r) => allowed.includes(r))) return no('role_not_allowed', `${signer.name} (${[...signer.roles].join(', ') || 'no role'}) may not state ${type} (needs ${allowed.join(' or ') || 'a role no key has'})`);
   const sc = e.scope;
   const inScope = 'site' in sc || ('doors' in sc && sc.doors.some((d) => ctx.doors.includes(d) || d === ctx.gateway)) || ('areas' in sc && sc.areas.some((a) => ctx.areas.includes(a)));
-  if (!inScope) return no('out_of_scope', `scope ${canonicalJson(sc)} does not include this door`);
+  if (!inScope && !(ctx.holdOutOfScope && e.kind === 'fact')) return no('out_of_scope', `scope ${canonicalJson(sc)} does not include this door`);
   const skew = ctx.skewMs ?? 30_000;
   if (e.iat > ctx.nowMs + skew) return no('not_yet_valid', `issued ${e.iat - ctx.nowMs} ms in the future`);
   if (e.kind === 'command' && ctx.nowMs > e.exp! + skew) return no('expired', `expired ${ctx.nowMs - e.exp!} ms ago`);
@@ -173,5 +178,5 @@ export function verifyEnvelope(text: string, ctx: VerifyContext): { ok: true; en
     const held = ctx.versionOf(e.subject);
     if (held !== undefined && !newerFact({ version: e.version!, iat: e.iat, id: e.id }, held)) return no('older_version', `version ${e.version} of ${e.subject}; this door holds ${held.version} (issued ${held.iat}, ${held.id})`);
   }
-  return { ok: true, envelope: e, signer };
+  return { ok: true, envelope: e, signer, inScope };
 }

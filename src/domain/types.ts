@@ -63,7 +63,9 @@ export type DenyReason =
   | 'door_not_allowed'
   /** Card and PIN: the PIN is missing (or none is set for the person). */
   | 'pin_required'
-  | 'wrong_pin';
+  | 'wrong_pin'
+  /** The site's threat level denies this person's group (site facts). */
+  | 'threat_level';
 
 /**
  * A person's own passage (their credential granted), as opposed to an exit request, an operator's

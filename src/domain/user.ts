@@ -8,7 +8,7 @@ import { toUint64String } from './json.js';
 import type { UserType } from './types.js';
 import type { LocalFields } from './local-directory.js';
 
-export type UserSource = 'wecom' | 'feishu' | 'import' | 'local';
+export type UserSource = 'wecom' | 'feishu' | 'import' | 'local' | 'site';
 
 export interface InvalidRule {
   id: number | string;

@@ -7,7 +7,7 @@ import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, t
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
 import { applyAreaPassback, type AreaPolicy, type Presence, type PresenceMap } from '../domain/area-passback.js';
 import { isHoliday } from '../domain/door-policy.js';
-import { decide, methodOf, type DoorContext, type PolicyOptions } from '../domain/policy.js';
+import { decide, methodOf, type DoorContext, type DoorLevel, type PolicyOptions } from '../domain/policy.js';
 import { ruleMatches, type CompiledRule } from '../domain/rules.js';
 import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
@@ -309,9 +309,11 @@ export class AccessPipeline {
    * passage holds the lock released; leaving passage re-locks. With `untilMs` the door returns to
    * its configured mode then (a manual mode wins until it expires or is changed).
    */
-  setMode(door: string, mode: DoorMode, o: { untilMs?: number | undefined; by?: string; auto?: boolean } = {}): boolean {
+  setMode(door: string, mode: DoorMode, o: { untilMs?: number | undefined; by?: string; auto?: boolean; hold?: boolean } = {}): boolean {
     const d = this.o.doors.get(door);
     if (!d) return false;
+    // A threat level holds the door: schedules, timers and operators wait until it lets go.
+    if (this.holds.has(door) && !o.hold) return false;
     const sched = this.schedules.get(door);
     if (sched) sched.manual = !o.auto && o.untilMs === undefined;
     const prev = this.modeTimers.get(door);
@@ -335,6 +337,30 @@ export class AccessPipeline {
     return true;
   }
 
+  /** Doors a threat level holds in a mode, and who set the level. */
+  private readonly holds = new Map<string, string>();
+
+  /** Who holds the door in its mode (a threat level), or null. */
+  heldBy(door: string): string | null {
+    return this.holds.get(door) ?? null;
+  }
+
+  /**
+   * The site's threat level at a door: its decision rules now, and the mode it imposes (null: the
+   * door's own). When a level lets go, the door takes `release` (what it would be without it).
+   */
+  applyLevel(door: string, level: DoorLevel | null, mode: DoorMode | null, by: string, release: DoorMode): void {
+    const d = this.o.doors.get(door);
+    if (!d) return;
+    d.context.level = level;
+    if (mode !== null) {
+      this.holds.set(door, by);
+      this.setMode(door, mode, { by, hold: true });
+    } else if (this.holds.delete(door)) {
+      this.setMode(door, release, { by, auto: true });
+    }
+  }
+
   private readonly schedules = new Map<string, ScheduleState>();
   private scheduleTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -356,7 +382,7 @@ export class AccessPipeline {
   }
 
   /** The mode the door's schedule wants now: passage inside a window (once started, with first-person-in), else its configured mode. */
-  private scheduledMode(door: string): DoorMode {
+  scheduledMode(door: string): DoorMode {
     const d = this.o.doors.get(door);
     const st = this.schedules.get(door);
     const base = d?.baseMode ?? 'normal';

@@ -22,6 +22,7 @@ import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
 import { doorStatus, type DoorStateMachine } from './door-state.js';
 import { SiteCommands } from './site-commands.js';
+import type { SiteFacts } from './site-facts.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
 
 export interface MqttBridgeContext {
@@ -37,6 +38,8 @@ export interface MqttBridgeContext {
   started: number;
   /** Supervised readers' events (online/offline, tamper, power, secure channel): published, and the state with them. */
   readerEvents?: Observable<DoorEvent>;
+  /** The site's facts (site.enabled): their topics are subscribed here and routed to it. */
+  siteFacts?: SiteFacts | null;
 }
 
 interface MqttReader {
@@ -78,8 +81,10 @@ export class MqttBridge {
     const subscriptions = this.topics.subscriptions();
     if (m.home_assistant.enabled) subscriptions.push(`${m.home_assistant.prefix}/status`);
     if (ctx.config.site.enabled) {
-      this.site = new SiteCommands({ config: ctx.config, api: ctx.api, log: this.log.child({ module: 'site' }), doorEvent: (e) => ctx.pipeline.doorEvents$.next(e) });
+      const facts = ctx.siteFacts ?? null;
+      this.site = new SiteCommands({ config: ctx.config, api: ctx.api, log: this.log.child({ module: 'site' }), doorEvent: (e) => ctx.pipeline.doorEvents$.next(e), ...(facts ? { refusals: facts.refusals } : {}) });
       subscriptions.push(this.site.topic);
+      if (facts) subscriptions.push(facts.factFilter, facts.manifestTopic);
     }
     this.link = new MqttLink({
       url: m.url,
@@ -133,6 +138,7 @@ export class MqttBridge {
     this.subs.add(interval(60_000).subscribe(() => void this.publishState()));
     this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && void this.publishState()));
     if (ctx.config.mqtt.home_assistant.enabled) void this.publishDiscovery();
+    ctx.siteFacts?.attach(this.link);
     this.link.start();
   }
 
@@ -226,6 +232,8 @@ export class MqttBridge {
     }
     // Site messages are trusted by their signature alone (the broker account that sent them proves nothing).
     if (this.site && m.topic === this.site.topic) return void this.site.onMessage(m.payload, m.retain);
+    const facts = this.ctx.siteFacts;
+    if (facts && (m.topic === facts.manifestTopic || m.topic.startsWith(facts.factFilter.slice(0, -1)))) return facts.onMessage(m.topic, m.payload, m.retain);
     const t = this.topics.parse(m.topic);
     if (!t) return void this.log.warn({ topic: m.topic }, 'message on a topic this gateway does not own ignored');
     if (m.retain) {

@@ -10,27 +10,24 @@ import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
 import { monotonicMs } from '../domain/clock.js';
 import type { DoorEvent } from '../domain/events.js';
-import { ed25519PublicKey, MAX_COMMAND_LIFE_MS, verifyEnvelope, type Refusal, type TrustedKey } from '../domain/site-envelope.js';
+import { MAX_COMMAND_LIFE_MS, verifyEnvelope } from '../domain/site-envelope.js';
 import type { DoorMode } from '../domain/types.js';
 import type { Logger } from '../log.js';
+import { SiteRefusals, SiteTrust } from './site-trust.js';
 
-const JOURNALED_PER_MINUTE = 10;
 const SEEN_MAX = 10_000;
 
 export class SiteCommands {
-  private readonly keys: Map<string, TrustedKey>;
   /** Envelope ids seen, with when (monotonic ms) they may be forgotten: after a command's whole life. */
   private readonly seen = new Map<string, number>();
-  private readonly refusals = new Map<Refusal, { window: number; journaled: number; more: number }>();
-  private readonly areas: string[];
+  private readonly trust: SiteTrust;
+  readonly refusals: SiteRefusals;
 
   constructor(
-    private readonly o: { config: Config; api: GatewayApi; log: Logger; doorEvent: (e: DoorEvent) => void; now?: () => number },
+    private readonly o: { config: Config; api: GatewayApi; log: Logger; doorEvent: (e: DoorEvent) => void; now?: () => number; trust?: SiteTrust; refusals?: SiteRefusals },
   ) {
-    const site = o.config.site;
-    this.keys = new Map(site.keys.map((k) => [k.kid, { key: ed25519PublicKey(k.public_key), name: k.name, roles: new Set(k.roles) }]));
-    const mine = new Set(o.config.doors.map((d) => d.id));
-    this.areas = [...site.areas, ...Object.entries(o.config.areas).filter(([, a]) => a.doors.some((d) => mine.has(d))).map(([n]) => n)];
+    this.trust = o.trust ?? new SiteTrust(o.config);
+    this.refusals = o.refusals ?? new SiteRefusals(o);
   }
 
   /** The command topic this gateway subscribes to. */
@@ -47,17 +44,7 @@ export class SiteCommands {
       this.seen.delete(id);
     }
     const c = this.o.config;
-    const r = verifyEnvelope(payload, {
-      nowMs: now,
-      gateway: c.gateway_id,
-      doors: c.doors.map((d) => d.id),
-      areas: this.areas,
-      keys: this.keys,
-      permissions: c.site.permissions,
-      seen: (id) => this.seen.has(id),
-      versionOf: () => undefined,
-      skewMs: c.site.clock_skew_s * 1000,
-    });
+    const r = verifyEnvelope(payload, this.trust.context({ nowMs: now, seen: (id) => this.seen.has(id), versionOf: () => undefined }));
     if (!r.ok) return this.refuse(r.reason, r.detail);
     const e = r.envelope;
     if (e.kind !== 'command') return this.refuse('malformed', `a ${e.kind} on the command topic`);
@@ -81,23 +68,7 @@ export class SiteCommands {
     }
   }
 
-  /** Logged and journaled on every door, at most JOURNALED_PER_MINUTE a minute per reason. */
-  private refuse(reason: Refusal, detail: string): void {
-    const mono = monotonicMs();
-    let r = this.refusals.get(reason);
-    if (!r || mono - r.window >= 60_000) {
-      if (r?.more) this.journal(`${r.more} more ${reason} in the minute before (not journaled one by one)`);
-      r = { window: mono, journaled: 0, more: 0 };
-      this.refusals.set(reason, r);
-    }
-    if (r.journaled >= JOURNALED_PER_MINUTE) return void r.more++;
-    r.journaled++;
-    this.o.log.warn({ reason, detail }, 'site message refused');
-    this.journal(`${reason}: ${detail}`);
-  }
-
-  private journal(detail: string): void {
-    const at = (this.o.now ?? Date.now)();
-    for (const d of this.o.config.doors) this.o.doorEvent({ type: 'site_refused', door: d.id, at, detail });
+  private refuse(reason: Parameters<SiteRefusals['refuse']>[0], detail: string): void {
+    this.refusals.refuse(reason, detail);
   }
 }

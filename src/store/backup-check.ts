@@ -61,6 +61,7 @@ const CHECKS: Record<string, Check> = {
   held: (k, v) => (SEQ.test(k) && isObj(v) && num(v.seq) && num(v.timestamp) ? null : 'a held record without seq and timestamp'),
   replay: (_k, v) => (num(v) || (isObj(v) && num(v.until) && num(v.window_s) && num(v.mono_until) && typeof v.boot === 'string') ? null : 'a replay entry of the wrong form'),
   presence: (_k, v) => (isObj(v) && (v.where === 'in' || v.where === 'out') && num(v.at) ? null : 'a presence entry of the wrong form'),
+  sf: (k, v) => (isObj(v) && v.v === 1 && v.kind === 'fact' && v.subject === k && typeof v.sig === 'string' && typeof v.kid === 'string' ? null : 'a site fact that is not a signed envelope of its subject'),
   webaccounts: (k, v) => (isObj(v) && v.name === k && (v.role === 'viewer' || v.role === 'operator' || v.role === 'admin') && typeof v.hash === 'string' && v.hash.startsWith('scrypt') ? null : 'a console account of the wrong form'),
 };
 

@@ -20,6 +20,7 @@
  *   lu/<userid>                      local directory: local users (never touched by a sync)
  *   la/<userid>                      local directory: adjustments of cloud users (blocks, cards…)
  *   lk/<key id>                      local directory: local users' public keys
+ *   sf/<subject>                     site facts: the newest signed envelope of each subject held
  *   webaccounts/<name>               console accounts (role, scrypt hash)
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
@@ -34,6 +35,8 @@ import type { Directory } from '../domain/policy.js';
 import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
 import { withLocalFields, type LocalFields } from '../domain/local-directory.js';
 import { LocalLayer, type DirectoryConflict } from './local-layer.js';
+import { SiteLayer } from './site-layer.js';
+import type { SiteEnvelope } from '../domain/site-envelope.js';
 import { GenerationBuilder, WorkerLostError } from './generation-builder.js';
 import type { Decision, Direction, Method } from '../domain/types.js';
 import type { ReplayEntry } from '../domain/replay.js';
@@ -146,6 +149,8 @@ export class Store {
   readonly directory: Directory;
   /** The local directory layer, whole in memory (see local-layer.ts). */
   private readonly local = new LocalLayer();
+  /** The site's facts, whole in memory (see site-layer.ts); filled by the site unit before decisions start. */
+  readonly site = new SiteLayer();
 
   /** The first write that failed; every later write is refused until reopen() (see guarded). */
   private writeFailure: Error | null = null;
@@ -167,16 +172,28 @@ export class Store {
     this.sub = jsonSublevels(db);
     this.gen = this.generation(gen);
     this.seq = seq;
+    // Precedence: a local user, then a site user, then the cloud's (with local adjustments); site
+    // blocks apply to whoever it is. Each layer costs nothing while it is empty.
+    const base = (id: string): UserRecord | undefined => {
+      const l = this.local.users.get(id);
+      if (l) return l;
+      const s = this.site.users.get(id);
+      if (s) return s;
+      const c = this.gen.users.getSync(id);
+      const a = c && this.local.adjustments.get(id);
+      return a ? withLocalFields(c, a) : c;
+    };
+    const cards = (card: string): string[] | undefined => {
+      const cloud = this.site.empty ? this.gen.card.getSync(card) : this.site.cardOwners(card, this.gen.card.getSync(card));
+      return this.local.empty ? cloud : this.local.owners('card', card, cloud);
+    };
     this.directory = {
       user: (id) => {
-        const l = this.local.users.get(id);
-        if (l) return l;
-        const c = this.gen.users.getSync(id);
-        const a = c && this.local.adjustments.get(id);
-        return a ? withLocalFields(c, a) : c;
+        const u = base(id);
+        return u && !this.site.empty ? this.site.adjust(u) : u;
       },
       useridByOpenvid: (ov) => (this.local.empty ? single(this.gen.openvid.getSync(ov)) : single(this.local.owners('openvid', ov, this.gen.openvid.getSync(ov)))),
-      useridByCard: (card) => (this.local.empty ? single(this.gen.card.getSync(card)) : single(this.local.owners('card', card, this.gen.card.getSync(card)))),
+      useridByCard: (card) => single(cards(card)),
       publicKey: (id): KeyObject | null | undefined =>
         this.keyCache.get(id, () => {
           const b64 = this.local.keys.get(id) ?? this.gen.keys.getSync(id);
@@ -671,6 +688,23 @@ export class Store {
     }
     for (const [kid, b64] of keys) this.local.keys.set(kid, b64);
     this.local.reindex();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Site facts (envelopes as verified when received; the site unit keeps SiteLayer in step)
+
+  async *siteFacts(): AsyncGenerator<SiteEnvelope> {
+    for await (const e of this.sub<SiteEnvelope>('sf').values()) yield e;
+  }
+
+  /** Write facts (the newest envelope of each subject) in one synced batch. */
+  async putSiteFacts(facts: readonly SiteEnvelope[]): Promise<void> {
+    const sf = this.sub<SiteEnvelope>('sf') as Sub<never>;
+    await this.batch(facts.map((e) => ({ type: 'put' as const, key: e.subject, value: e as never, sublevel: sf })), true);
+  }
+
+  siteFact(subject: string): Promise<SiteEnvelope | undefined> {
+    return this.sub<SiteEnvelope>('sf').get(subject);
   }
 
   /** Cards and openvids claimed twice, userids in both layers, adjustments of users gone from the cloud. */

@@ -229,6 +229,22 @@ export class MqttLink {
     this.live?.publish(topic, payload, { qos: 1, retain: true });
   }
 
+  /** Publish now if connected, remembering nothing (a site repair): false when not sent. */
+  publishNow(topic: string, payload: string, retain: boolean): boolean {
+    assertPublishable(topic);
+    const c = this.live;
+    if (!c || this.tooLarge(topic, payload)) return false;
+    c.publish(topic, payload, { qos: 1, retain });
+    return true;
+  }
+
+  /** Subscribe to a filter again: the broker sends its retained messages once more (MQTT 3.1.8.4). */
+  resubscribe(filter: string): void {
+    this.live?.subscribe(filter, { qos: 1, ...(this.o.protocolVersion === 5 ? { rap: true } : {}) }, (err) => {
+      if (err) this.o.log.error({ err: err.message, filter }, 'mqtt subscribe failed');
+    });
+  }
+
   /** Remove a retained message (e.g. a stale discovery config). */
   clearRetained(topic: string): void {
     assertPublishable(topic);
@@ -284,3 +300,72 @@ export class MqttLink {
   }
 }
 
+
+/**
+ * A short-lived client for a tool (doorgw site …): connect, read what the broker holds retained
+ * under some filters, publish and wait for the broker's acknowledgement, leave. Unlike MqttLink it
+ * waits for the broker — a person is waiting for the answer — but never longer than `timeoutMs`.
+ */
+export class ToolClient {
+  private constructor(private readonly c: MqttClient, private readonly timeoutMs: number) {}
+
+  static async connect(o: { url: string; username?: string | undefined; password?: string | undefined; ca?: string | undefined; clientId: string; timeoutMs?: number }): Promise<ToolClient> {
+    const timeoutMs = o.timeoutMs ?? 10_000;
+    const opts: IClientOptions = { clientId: o.clientId, protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs };
+    if (o.username !== undefined) opts.username = o.username;
+    if (o.password !== undefined) opts.password = o.password;
+    if (o.ca) opts.ca = readFileSync(o.ca);
+    const c = mqtt.connect(o.url, opts);
+    await new Promise<void>((resolve, reject) => {
+      c.once('connect', () => resolve());
+      c.once('error', (e) => reject(new Error(`broker ${redactUrl(o.url)}: ${e.message}`)));
+      c.once('close', () => reject(new Error(`broker ${redactUrl(o.url)}: connection closed (refused, or unreachable)`)));
+    });
+    c.removeAllListeners('error');
+    c.on('error', () => undefined);
+    return new ToolClient(c, timeoutMs);
+  }
+
+  /**
+   * Every retained message under the filters, as the broker holds them now. The end of the
+   * retained flood is marked by a message of our own published after the subscription was
+   * acknowledged: the broker delivers in order on one session, so it arrives after them.
+   */
+  async retained(filters: string[], marker: string): Promise<MqttMessage[]> {
+    const out: MqttMessage[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`the broker did not deliver its retained messages within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const on = (topic: string, payload: Buffer, packet: { retain: boolean }): void => {
+        if (topic === marker) {
+          clearTimeout(t);
+          this.c.removeListener('message', on);
+          return resolve();
+        }
+        if (payload.length > 0) out.push({ topic, payload: payload.toString('utf8'), retain: packet.retain });
+      };
+      this.c.on('message', on);
+    });
+    done.catch(() => undefined); // awaited below; a failed subscribe must not leave it unhandled
+    await this.c.subscribeAsync([...filters, marker], { qos: 1 });
+    await this.c.publishAsync(marker, 'end', { qos: 1 });
+    await done;
+    await this.c.unsubscribeAsync([...filters, marker]);
+    return out;
+  }
+
+  /** Publish and wait for the broker to take it (QoS 1). */
+  async publish(topic: string, payload: string, retain: boolean): Promise<void> {
+    assertPublishable(topic);
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`the broker did not acknowledge ${topic} within ${this.timeoutMs} ms`)), this.timeoutMs)));
+    try {
+      await Promise.race([this.c.publishAsync(topic, payload, { qos: 1, retain }), timeout]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  end(): Promise<void> {
+    return this.c.endAsync();
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Site facts through a real Mosquitto with the shipped ACL (issue 23): the operator's tool states
+ * blocks, site users, threat levels and door modes, signed; a gateway takes them within a
+ * delivery, holds them across a restart without the broker, refuses older and misplaced versions
+ * (and repairs the broker's retained copy), and reports itself complete against the manifest.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SiteTool } from '../../src/cli/site-tool.js';
+import { credentialEvent } from '../../src/domain/events.js';
+import { keyIdOf, signEnvelope } from '../../src/domain/site-envelope.js';
+import type { Credential } from '../../src/domain/types.js';
+import type { Gateway } from '../../src/gateway.js';
+import { ToolClient } from '../../src/io/mqtt/client.js';
+import { createLogger } from '../../src/log.js';
+import { Broker, client, USERS } from '../helpers/mosquitto.js';
+import { cleanup, mqttConfig, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { makeKey } from '../helpers/qr.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wecom.js';
+
+// Each test its own broker, so the retained facts of one never reach the next.
+let broker = new Broker();
+const qrKey = makeKey();
+beforeEach(async () => {
+  broker = new Broker();
+  await broker.start();
+});
+afterEach(() => broker.stop());
+const log = createLogger({ level: 'silent', pretty: false });
+const t = cleanup();
+
+const admin = generateKeyPairSync('ed25519');
+const guard = generateKeyPairSync('ed25519');
+const raw = (k: KeyObject) => k.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
+const siteOf = () => ({
+  enabled: true,
+  base_topic: 'doorgw-site',
+  keys: [
+    { kid: keyIdOf(admin.publicKey), name: 'site-admin', public_key: raw(admin.publicKey), roles: ['admin'] },
+    { kid: keyIdOf(guard.publicKey), name: 'guard-desk', public_key: raw(guard.publicKey), roles: ['guard'] },
+  ],
+  areas: ['hq'],
+  levels: [{ name: 'normal' }, { name: 'elevated', deny_groups: ['contractors'] }, { name: 'lockdown', mode: 'lockdown', override_groups: ['security'] }],
+});
+
+/** A tool on the broker; each its own account (the client id is the account: a second session would take over the first). */
+async function tool(site: ReturnType<typeof siteOf>, who: { privateKey: KeyObject; publicKey: KeyObject } = admin, account: 'operator' | 'admin' = who === admin ? 'admin' : 'operator'): Promise<SiteTool> {
+  const c = await ToolClient.connect({ url: broker.url, username: account, password: USERS[account], clientId: account });
+  t.closers.push(() => c.end());
+  const config = mqttConfig(broker, join(tmpDir(), 'tool'), {}, undefined, { site, groups: { contractors: ['bob'], security: ['sam'] } });
+  return new SiteTool(c, config, { privateKey: who.privateKey, kid: keyIdOf(who.publicKey) });
+}
+
+const decide = (g: Gateway, cred: Credential, door = 'lobby') => g.pipeline.handle(credentialEvent(door, 'test', 'in', cred))!;
+const card = (n: number): Credential => ({ type: 'card', value: String(n) });
+
+describe('site facts', () => {
+  it('blocks, site users, levels and door modes apply at once, are journaled with the signer, and are undone by deletion', async () => {
+    const site = siteOf();
+    const g = await startMqttGateway(broker, { log, key: qrKey, top: { site, groups: { contractors: ['bob'], security: ['sam'] } } });
+    t.gw = g;
+    const op = await tool(site);
+    const desk = await tool(site, guard);
+    expect(decide(g, card(1001)).decision).toBe('grant'); // alice, a cloud user
+
+    await desk.state('block/card:1001', { site: true }, { reason: 'lost' });
+    await until(() => decide(g, card(1001)).reason === 'blocked', 'the site block applies');
+    expect(decide(g, card(1001)).detail).toContain('lost');
+
+    await op.state('user/bob', { site: true }, { name: 'Bob', cards: ['2002'], groups: ['contractors'] });
+    await until(() => decide(g, card(2002)).decision === 'grant', 'the site user passes');
+    expect(decide(g, card(2002)).userid).toBe('bob');
+    await op.state('user/sam', { areas: ['hq'] }, { name: 'Sam', cards: ['3003'] });
+    await until(() => decide(g, card(3003)).decision === 'grant', 'a user of this area passes');
+    await op.state('user/zed', { areas: ['elsewhere'] }, { name: 'Zed', cards: ['4004'] });
+    await until(() => g.site!.status().facts === 4, 'an out-of-scope fact is held (it counts for completeness)');
+    expect(decide(g, card(4004)).reason).toBe('unknown_user');
+
+    // elevated denies the contractors' group; lockdown holds the door and lets security through.
+    await desk.state('threat_level/site', { site: true }, { level: 'elevated', reason: 'drill' });
+    await until(() => decide(g, card(2002)).reason === 'threat_level', 'elevated denies contractors');
+    await desk.state('threat_level/hq', { areas: ['hq'] }, { level: 'lockdown' });
+    await until(() => g.pipeline.modeOf('lobby') === 'lockdown' && g.pipeline.modeOf('back') === 'lockdown', 'lockdown of the area reaches both doors');
+    expect(decide(g, card(2002)).reason).toBe('lockdown');
+    expect(decide(g, card(3003)).reason).toBe('lockdown_override'); // sam is in the level's override group
+    await expect(g.api.setMode({ door: 'lobby', mode: 'normal', by: 'cli' })).rejects.toThrow(/held in its mode by the site's threat level/);
+    const st = await g.api.status();
+    expect(st.site!.levels[0]).toMatchObject({ door: 'lobby', level: 'lockdown', from: 'hq', by: 'guard-desk', mode: 'lockdown' });
+    await desk.state('threat_level/hq', { areas: ['hq'] }, null);
+    await until(() => g.pipeline.modeOf('lobby') === 'normal', 'the area lockdown ends: back to the site level');
+    expect(g.site!.status().levels[0]!.level).toBe('elevated');
+    await desk.state('threat_level/site', { site: true }, { level: 'normal' });
+    await until(() => decide(g, card(2002)).decision === 'grant', 'normal again');
+
+    await op.state('door_mode/lobby', { doors: ['lobby'] }, { mode: 'passage' });
+    await until(() => g.pipeline.modeOf('lobby') === 'passage', 'a site door mode');
+    await op.state('door_mode/lobby', { doors: ['lobby'] }, null);
+    await until(() => g.pipeline.modeOf('lobby') === 'normal', 'cleared');
+
+    await desk.state('block/card:1001', { site: true }, null);
+    await until(() => decide(g, card(1001)).decision === 'grant', 'unblocked by a deletion');
+
+    // A guard may not change the directory: the tool will not sign it, and a door refuses it by role.
+    await expect(desk.state('user/mallory', { site: true }, { cards: ['6666'] })).rejects.toThrow(/do not trust key .* to state user/);
+    const raw = await client(broker, 'operator'); // takes the desk's session over: the desk is done
+    t.closers.push(() => raw.c.endAsync());
+    const mallory = signEnvelope({ v: 1, kid: keyIdOf(guard.publicKey), iat: Date.now(), id: 'mallory-0001', kind: 'fact', subject: 'user/mallory', scope: { site: true }, version: 1, body: { cards: ['6666'] } }, guard.privateKey);
+    await raw.c.publishAsync('doorgw-site/fact/user/mallory', JSON.stringify(mallory), { qos: 1, retain: true });
+    await until(async () => (await g.store.recentDoorEvents(100)).some((e) => e.type === 'site_refused' && e.detail!.startsWith('role_not_allowed')), 'refused by role');
+    expect(decide(g, card(6666)).reason).toBe('unknown_user');
+
+    const events = await g.store.recentDoorEvents(300);
+    expect(events.some((e) => e.type === 'threat_level' && e.door === 'lobby' && e.detail === 'lockdown (hq) set by guard-desk; door lockdown')).toBe(true);
+    expect(events.some((e) => e.type === 'site_changed' && e.detail!.includes('block/card:1001 v1 by guard-desk'))).toBe(true);
+    await until(() => g.site!.status().complete === true, 'complete against the manifest');
+  }, 60_000);
+
+  it('holds its facts across a restart without the broker, and decides at once', async () => {
+    const site = siteOf();
+    const dataDir = join(tmpDir(), 'data');
+    let g = await startMqttGateway(broker, { log, key: qrKey, dataDir, top: { site } });
+    t.gw = g;
+    const op = await tool(site);
+    await op.state('block/user:alice', { site: true }, { reason: 'left' });
+    await until(() => decide(g, card(1001)).reason === 'blocked', 'blocked');
+    await g.stop();
+    t.gw = null;
+    // Nowhere to connect: the block must come from the disk.
+    const { Gateway } = await import('../../src/gateway.js');
+    const config = mqttConfig(broker, dataDir, { url: 'mqtt://127.0.0.1:1' }, undefined, { site });
+    g = await Gateway.start({ config, log, controlSocket: false });
+    t.gw = g;
+    expect(decide(g, card(1001)).reason).toBe('blocked');
+    expect(g.site!.status()).toMatchObject({ facts: 1, complete: true });
+  }, 30_000);
+
+  it('an older or misplaced version is refused, journaled, and the broker\'s copy repaired', async () => {
+    const site = siteOf();
+    const g = await startMqttGateway(broker, { log, key: qrKey, top: { site } });
+    t.gw = g;
+    const op = await tool(site);
+    const v1 = (await op.state('block/card:5005', { site: true }, {})).fact;
+    await op.state('block/card:5005', { site: true }, { reason: 'v2' });
+    await until(() => g.store.site.held.get('block/card:5005')?.stamp.version === 2, 'v2 held');
+    const pub = await client(broker, 'operator'); // an account that may publish there, with no key that counts
+    t.closers.push(() => pub.c.endAsync());
+    // v1 put back as the retained copy (a stale tool, a replay by a broker account).
+    await pub.c.publishAsync(`${site.base_topic}/fact/block/card:5005`, JSON.stringify(v1), { qos: 1, retain: true });
+    await until(async () => (await g.store.recentDoorEvents(50)).some((e) => e.type === 'site_refused' && e.detail!.startsWith('older_version')), 'older version refused');
+    // v1 on the slot of another subject.
+    await pub.c.publishAsync(`${site.base_topic}/fact/block/card:7007`, JSON.stringify(v1), { qos: 1, retain: true });
+    await until(async () => (await g.store.recentDoorEvents(50)).some((e) => e.type === 'site_refused' && e.detail!.includes('carries a fact of block/card:5005')), 'misplaced refused');
+    // The repair: the broker's retained copy is v2 again.
+    await until(async () => (await op.snapshot()).facts.get('block/card:5005')?.version === 2, 'the retained copy repaired');
+    // Forged: a v3 with a bad signature changes nothing.
+    const forged = { ...signEnvelope({ v: 1, kid: keyIdOf(admin.publicKey), iat: Date.now(), id: 'forged-000001', kind: 'fact', subject: 'block/card:5005', scope: { site: true }, version: 3, body: null }, guard.privateKey) };
+    await pub.c.publishAsync(`${site.base_topic}/fact/block/card:5005`, JSON.stringify(forged), { qos: 1, retain: false });
+    await until(async () => (await g.store.recentDoorEvents(50)).some((e) => e.type === 'site_refused' && e.detail!.startsWith('bad_signature')), 'forged refused');
+    expect(g.store.site.held.get('block/card:5005')?.stamp.version).toBe(2);
+    expect(decide(g, { type: 'card', value: '5005' }).reason).toBe('unknown_user');
+  }, 30_000);
+});
