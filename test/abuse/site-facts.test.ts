@@ -5,6 +5,7 @@
  * (and repairs the broker's retained copy), and reports itself complete against the manifest.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SiteTool } from '../../src/cli/site-tool.js';
@@ -161,4 +162,58 @@ describe('site facts', () => {
     expect(g.store.site.held.get('block/card:5005')?.stamp.version).toBe(2);
     expect(decide(g, { type: 'card', value: '5005' }).reason).toBe('unknown_user');
   }, 30_000);
+});
+
+describe('a site of doors behind their own brokers, bridged as the role configures them', () => {
+  it('a lockdown reaches every door; a door cut off during a block and a deletion converges when it heals; a new door joins complete', async () => {
+    const site = siteOf();
+    // The site broker with the shipped site ACL: each door's bridge logs in as its gateway id.
+    await broker.stop();
+    broker = new Broker({ users: { gw1: 'b1', gw2: 'b2', gw3: 'b3', gw4: 'b4' }, acl: readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8') });
+    await broker.start();
+    const doors: { id: string; local: Broker; g: Gateway }[] = [];
+    const bridged = (id: string) => new Broker(null, `connection doorgw-${id}\naddress 127.0.0.1:${broker.port}\nremote_clientid ${id}\nremote_username ${id}\nremote_password b${id.slice(2)}\nbridge_protocol_version mqttv50\ncleansession false\ntopic doorgw-site/command in 1\ntopic doorgw-site/manifest in 1\ntopic doorgw-site/fact/# both 1\ntopic doorgw-site/door/${id} out 1\n`);
+    const join_ = async (id: string) => {
+      const local = bridged(id);
+      await local.start();
+      t.closers.push(() => local.stop());
+      const g = await startMqttGateway(local, { log, key: qrKey, top: { site, gateway_id: id } });
+      t.closers.push(() => g.stop());
+      doors.push({ id, local, g });
+      return doors.at(-1)!;
+    };
+    for (const id of ['gw1', 'gw2', 'gw3']) await join_(id);
+    const op = await tool(site);
+
+    await op.state('user/bob', { site: true }, { name: 'Bob', cards: ['2002'] });
+    await until(() => doors.every((d) => decide(d.g, card(2002)).decision === 'grant'), 'bob known everywhere', 15_000);
+    await op.state('threat_level/site', { site: true }, { level: 'lockdown' });
+    await until(() => doors.every((d) => d.g.pipeline.modeOf('lobby') === 'lockdown'), 'lockdown at every door');
+    await op.state('threat_level/site', { site: true }, { level: 'normal' });
+    await until(() => doors.every((d) => d.g.pipeline.modeOf('lobby') === 'normal'), 'normal at every door');
+
+    // gw3 cut off: its broker (and with it the bridge) gone.
+    const cut = doors[2]!;
+    await cut.local.stop();
+    await op.state('block/card:1001', { site: true }, { reason: 'lost' });
+    await op.state('user/bob', { site: true }, null);
+    await until(() => doors.slice(0, 2).every((d) => decide(d.g, card(1001)).reason === 'blocked' && decide(d.g, card(2002)).reason === 'unknown_user'), 'the connected doors take both');
+    expect(decide(cut.g, card(1001)).decision).toBe('grant'); // it decides alone, on what it holds
+    expect(decide(cut.g, card(2002)).decision).toBe('grant');
+    await cut.local.start(cut.local.port);
+    await until(() => decide(cut.g, card(1001)).reason === 'blocked' && decide(cut.g, card(2002)).reason === 'unknown_user', 'healed: the block and the deletion', 15_000);
+    await until(() => cut.g.site!.status().complete === true, 'complete after healing');
+
+    // A new door, with nothing on disk.
+    const late = await join_('gw4');
+    await until(() => late.g.site!.status().complete === true, 'the late door is complete', 15_000);
+    expect(decide(late.g, card(1001)).reason).toBe('blocked');
+    expect(decide(late.g, card(2002)).reason).toBe('unknown_user');
+
+    // The convergence view: every door reports, each confirmed.
+    await until(async () => {
+      const s = await op.status();
+      return s.doors.length === 4 && s.unconfirmed.length === 0 ? s : null;
+    }, 'site status: all four confirmed', 15_000);
+  }, 90_000);
 });
