@@ -41,6 +41,8 @@ export interface SiteLink {
 }
 
 
+/** Facts a door holds at most (every size from outside has a limit): 100,000 ≈ 60 MB on disk. */
+export const MAX_SITE_FACTS = 100_000;
 const WRITE_BATCH_MS = 20;
 const JOURNAL_MS = 1000;
 const JOURNAL_NAMED = 5;
@@ -192,6 +194,7 @@ export class SiteFacts {
     const f = parseFact(subject, e.body);
     if (!f.ok) return this.refusals.refuse('malformed', f.detail);
     const before = this.layer.held.get(subject);
+    if (!before && this.layer.held.size >= MAX_SITE_FACTS) return this.refusals.refuse('too_large', `${subject}: this door holds ${MAX_SITE_FACTS} site facts already (the most it takes)`);
     this.hold(e, r.signer.name, r.inScope ? this.doorsOf(e.scope) : [], f.fact);
     this.persist(e);
     this.lastFactMono = monotonicMs();

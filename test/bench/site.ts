@@ -72,7 +72,7 @@ const waitFor = async (fn: () => boolean, ms = 60_000) => {
   return performance.now() - t0;
 };
 
-const doors = [];
+const doors: { g: Gateway; dir: string }[] = [];
 for (let i = 1; i <= N; i++) doors.push(await startDoor(i));
 const client = await ToolClient.connect({ url: broker.url, username: 'bench-tool', password: 'tool', clientId: 'bench-tool' });
 const tool = new SiteTool(client, configOf(0, mkdtempSync(join(tmpdir(), 'doorgw-bench-site-tool-'))), { privateKey: admin.privateKey, kid: keyIdOf(admin.publicKey) });
