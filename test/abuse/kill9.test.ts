@@ -116,7 +116,9 @@ describe('kill -9 under load', () => {
       pulses = await grantsOnDisk(dataDir); // count from what survived
     }
     process.stdout.write(`kill -9 batched: grants lost per kill ${JSON.stringify(losses)}\n`);
-    // One group commit holds what arrived during one fsync: a few scans at one a millisecond.
-    for (const l of losses) expect(l).toBeLessThanOrEqual(25);
+    // One group commit holds what arrived during one fsync, at one scan a millisecond: 2-20 ms on
+    // this disk, more while other tests write (a CI run lost 27). 50 is two slow fsyncs' worth —
+    // still a bound, where losing the queue would lose hundreds.
+    for (const l of losses) expect(l).toBeLessThanOrEqual(50);
   }, 120_000);
 });
