@@ -43,7 +43,9 @@ export async function scanBus(path: string, o: ScanOptions = {}): Promise<FoundR
           if (p.code === REPLY.nak && p.data[0] === NAK.check) continue;
           if (p.code !== REPLY.pdid) return null;
           const at = p.addr;
-          const cap = await ask(at, crc, CMD.cap, 1);
+          // It answered: a missed capabilities reply (a busy host, a noisy line) is asked once more,
+          // with the same sequence number (a repeat, as OSDP retries are).
+          const cap = (await ask(at, crc, CMD.cap, 1)) ?? (await ask(at, crc, CMD.cap, 1));
           let caps: Capabilities | null = null;
           try {
             caps = cap?.code === REPLY.pdcap ? parseCapabilities(cap.data) : null;
