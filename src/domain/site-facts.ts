@@ -13,7 +13,7 @@
  * Pure: no I/O, no clock.
  */
 import { createHash } from 'node:crypto';
-import { checkCards, checkInstant, checkRules, checkUserid, LocalInputError, validPin, type Block, type LocalFields } from './local-directory.js';
+import { checkCards, checkInstant, checkRules, checkUserid, LocalInputError, type Block, type LocalFields } from './local-directory.js';
 import type { FactStamp, SiteEnvelope } from './site-envelope.js';
 import { DOOR_MODES, type DoorMode, type UserType } from './types.js';
 import type { UserRecord } from './user.js';
@@ -252,4 +252,3 @@ export function siteBlock(f: { until: number | null; reason: string | null }, at
   return { until: f.until, reason: f.reason, at, by };
 }
 
-export { validPin };

@@ -36,7 +36,7 @@ export class SiteCommands {
   }
 
   async onMessage(payload: string, retained: boolean): Promise<void> {
-    if (retained) return this.refuse('replayed', 'a retained site command (the past, replayed by the broker)');
+    if (retained) return this.refusals.refuse('replayed', 'a retained site command (the past, replayed by the broker)');
     const now = (this.o.now ?? Date.now)();
     const mono = monotonicMs();
     for (const [id, until] of this.seen) {
@@ -45,14 +45,14 @@ export class SiteCommands {
     }
     const c = this.o.config;
     const r = verifyEnvelope(payload, this.trust.context({ nowMs: now, seen: (id) => this.seen.has(id), versionOf: () => undefined }));
-    if (!r.ok) return this.refuse(r.reason, r.detail);
+    if (!r.ok) return this.refusals.refuse(r.reason, r.detail);
     const e = r.envelope;
-    if (e.kind !== 'command') return this.refuse('malformed', `a ${e.kind} on the command topic`);
+    if (e.kind !== 'command') return this.refusals.refuse('malformed', `a ${e.kind} on the command topic`);
     // Remembered for longer than it could be accepted (its life plus the skew), bounded.
     if (this.seen.size >= SEEN_MAX) this.seen.delete(this.seen.keys().next().value!);
     this.seen.set(e.id, mono + MAX_COMMAND_LIFE_MS + 2 * c.site.clock_skew_s * 1000);
     const [type, door] = [e.subject.slice(0, e.subject.indexOf('/')), e.subject.slice(e.subject.indexOf('/') + 1)];
-    if (!c.doors.some((d) => d.id === door)) return this.refuse('out_of_scope', `${e.subject}: no door '${door}' at this gateway`);
+    if (!c.doors.some((d) => d.id === door)) return this.refusals.refuse('out_of_scope', `${e.subject}: no door '${door}' at this gateway`);
     const by = `site:${r.signer.name}`;
     try {
       if (type === 'open') {
@@ -62,13 +62,9 @@ export class SiteCommands {
       else if (type === 'mode') {
         const b = (e.body ?? {}) as { mode?: unknown; duration_s?: unknown };
         await this.o.api.setMode({ door, mode: String(b.mode) as DoorMode, ...(typeof b.duration_s === 'number' ? { duration_s: b.duration_s } : {}), by });
-      } else return this.refuse('malformed', `unknown command ${type}`);
+      } else return this.refusals.refuse('malformed', `unknown command ${type}`);
     } catch (err) {
       this.o.log.warn({ door, by, err: (err as Error).message, envelope: e.id }, 'site command refused by the door');
     }
-  }
-
-  private refuse(reason: Parameters<SiteRefusals['refuse']>[0], detail: string): void {
-    this.refusals.refuse(reason, detail);
   }
 }

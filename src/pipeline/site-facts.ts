@@ -26,7 +26,7 @@ import { levelAt, levelModeAt, MANIFEST_SUBJECT, parseFact, parseManifest, stamp
 export type { SiteStatus } from '../domain/site-facts.js';
 import type { DoorMode } from '../domain/types.js';
 import type { Logger } from '../log.js';
-import type { HeldFact } from '../store/site-layer.js';
+import { appliesHere, type HeldFact } from '../store/site-layer.js';
 import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
 import { SiteRefusals, SiteTrust } from './site-trust.js';
@@ -216,13 +216,12 @@ export class SiteFacts {
 
   private hold(e: SiteEnvelope, by: string, doors: string[] | null, fact: HeldFact['fact']): void {
     const prev = this.layer.held.get(e.subject);
-    const applies = (d: string[] | null) => d === null || d.length > 0;
-    if (prev && applies(prev.doors)) this.inScope--;
-    if (applies(doors)) this.inScope++;
+    if (prev && appliesHere(prev.doors)) this.inScope--;
+    if (appliesHere(doors)) this.inScope++;
     this.layer.set(e.subject, { stamp: stampOf(e), sig: e.sig!, kid: e.kid, by, scope: e.scope, doors, fact });
     this.levels.delete(e.subject);
     if (prev?.fact.type === 'door_mode') this.doorModes.delete(prev.fact.door);
-    if (!applies(doors)) return;
+    if (!appliesHere(doors)) return;
     if (fact.type === 'threat_level') this.levels.set(e.subject, { scope: fact.scope, level: fact.level, by, at: e.iat, reason: fact.reason, doors });
     if (fact.type === 'door_mode') this.doorModes.set(fact.door, { mode: fact.mode, by });
   }

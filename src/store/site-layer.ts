@@ -22,6 +22,9 @@ export interface HeldFact {
   fact: SiteFact;
 }
 
+/** Does a fact held with these doors apply at this gateway (null: all its doors; []: none)? */
+export const appliesHere = (doors: string[] | null): boolean => doors === null || doors.length > 0;
+
 export class SiteLayer {
   readonly held = new Map<string, HeldFact>();
   readonly digest = new FactDigest();
@@ -48,7 +51,7 @@ export class SiteLayer {
   }
 
   private apply(h: HeldFact): void {
-    if (h.doors !== null && h.doors.length === 0) return;
+    if (!appliesHere(h.doors)) return;
     const f = h.fact;
     if (f.type === 'user') {
       const rec = siteUserRecord(f.userid, f.user, h.stamp.iat, h.by);
