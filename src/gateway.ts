@@ -28,6 +28,7 @@ import { buildDoor, wireInterlocks, type DoorUnit } from './pipeline/door-unit.j
 import { JournalWriter } from './pipeline/journal-writer.js';
 import { Units, type Unit } from './pipeline/unit.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
+import { GatewayIo } from './pipeline/gateway-io.js';
 import type { SiteFacts } from './pipeline/site-facts.js';
 import type { GatewayMetrics } from './web/metrics.js';
 import type { WebServer } from './web/server.js';
@@ -127,6 +128,8 @@ export class Gateway {
   cloud: CloudAdapter | null = null;
   storage: StorageGuard | null = null;
   mqtt: MqttBridge | null = null;
+  /** The gateway's named inputs and outputs, fire release and linkage rules. */
+  io: GatewayIo | null = null;
   /** The site's facts (site.enabled). */
   site: SiteFacts | null = null;
   /** The web console and metrics (web.enabled). */
@@ -171,6 +174,8 @@ export class Gateway {
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
         heldBy: (door) => pipeline.heldBy(door),
         site: () => this.site?.status() ?? null,
+        io: () => this.io?.status() ?? null,
+        fireReset: (doors, by) => this.io?.fire.reset(doors, by) ?? { reset: [], refused: [] },
         open: (door, by) => pipeline.handle(credentialEvent(door, 'operator', 'unknown', { type: 'operator', source: by })),
         lock: (door) => pipeline.relock(door),
         accountChanged: (name) => this.web?.accountChanged(name),
@@ -211,7 +216,7 @@ export class Gateway {
       const onDoorEvent = (e: DoorEvent): void => void (early ? early.push(e) : doorEvents.next(e));
       const doors: DoorUnit[] = [];
       units.adopt('relays', async () => {
-        for (const u of doors) await u.relay.close();
+        for (const u of doors) await u.safety.close();
       });
       for (const d of config.doors) {
         const door = await buildDoor(d, {
@@ -258,6 +263,20 @@ export class Gateway {
       early = null;
       await units.start(gw.replayPruner(replay, now, new SteadyWall(Math.min(now(), (await store.getMeta<number>('journal.retention_clock')) ?? now()), mono)));
       await units.start(gw.storageUnit(now));
+      // Inputs and outputs before the first decision: a fire panel in alarm releases at once.
+      const io = new GatewayIo({ config, log, doors, pipeline, meta: { get: (k) => store.getMeta(k), put: (k, v) => store.putMeta(k, v) }, doorEvent: (e) => pipeline.doorEvents$.next(e), inputFactory: o.inputFactory, now });
+      gw.io = io;
+      await units.start({
+        name: 'inputs, outputs, fire release, linkage',
+        start: async () => {
+          await io.open().catch(async (e: unknown) => {
+            await io.close();
+            throw e;
+          });
+          io.startLinkage(gw.doorEvents$);
+        },
+        stop: () => io.close(),
+      });
 
       // The first person at the door must not pay for first-use costs: zones, corp keys, OpenSSL.
       for (const u of doors) localTime(now(), u.access.context.timezone);
@@ -266,7 +285,7 @@ export class Gateway {
       // Site facts before the first decision: a site block holds from the first credential.
       if (config.site.enabled) {
         const { SiteFacts } = await import('./pipeline/site-facts.js');
-        const site = new SiteFacts({ config, store, pipeline, log: log.child({ module: 'site' }), doorEvent: (e) => pipeline.doorEvents$.next(e), now });
+        const site = new SiteFacts({ config, store, pipeline, log: log.child({ module: 'site' }), doorEvent: (e) => pipeline.doorEvents$.next(e), now, fire: (door, on, cause) => io.fire.source('site', [door], on, { latch: config.io.site_fire_latch, cause }) });
         gw.site = site;
         await units.start({ name: 'site facts', start: () => site.load(), stop: () => site.stop() });
       }

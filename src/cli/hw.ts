@@ -115,31 +115,11 @@ export async function probe(config: Config): Promise<ProbeReport> {
     hid = { error: (e as Error).message };
   }
 
-  // Each door: can its lines be had? (Busy because the gateway runs is reported as such.)
-  const doors: ProbeReport['doors'] = [];
-  for (const d of config.doors) {
+  // Each door, and the gateway's named inputs and outputs: can their lines be had? (Busy because
+  // the gateway runs is reported as such.)
+  type Line = { what: string; pins: (number | string)[]; output: boolean; idle: 0 | 1 };
+  const lineChecks = (lines: Line[]): Check[] => {
     const checks: Check[] = [];
-    const lines: { what: string; pins: (number | string)[]; output: boolean }[] = [];
-    if (d.relay.driver === 'gpio') lines.push({ what: `relay (line ${d.relay.line ?? d.relay.pin})`, pins: [d.relay.line ?? d.relay.pin!], output: true });
-    for (const [name, i] of Object.entries(d.inputs ?? {})) if (i) lines.push({ what: `${name} (line ${i.line ?? i.pin})`, pins: [i.line ?? i.pin!], output: false });
-    for (const r of d.readers) {
-      if (r.type === 'wiegand') lines.push({ what: `reader ${r.id} (D0 ${r.d0}, D1 ${r.d1})`, pins: [r.d0!, r.d1!], output: false });
-      if (r.type === 'osdp') {
-        const present = existsSync(r.path!);
-        checks.push({ what: `reader ${r.id} (OSDP on ${r.path}, address ${r.address}, ${r.baud_rate} baud)`, ok: present && rw(r.path!), detail: !present ? 'no such serial port (the RS-485 adapter plugged in? `ls /dev/serial/by-id`)' : rw(r.path!) ? 'serial port present, read/write (doorgw osdp scan finds the readers on it)' : 'no access: the service user needs the dialout group' });
-      }
-      if (r.type === 'hid') {
-        const want = `${(r.vendor_id ?? 0).toString(16).padStart(4, '0')}:${(r.product_id ?? 0).toString(16).padStart(4, '0')}`;
-        const found = Array.isArray(hid) && hid.some((h) => h.id === want || (r.path !== undefined && h.path === r.path));
-        checks.push({ what: `reader ${r.id} (HID ${want})`, ok: found, detail: found ? 'present' : Array.isArray(hid) ? 'not plugged in, or no permission on /dev/hidraw*' : `HID unavailable: ${hid.error}` });
-      }
-    }
-    const f = d.fingerprint;
-    if (f?.driver === 'r30x') {
-      const present = existsSync(f.path!);
-      checks.push({ what: `fingerprint module (r30x on ${f.path})`, ok: present && rw(f.path!), detail: !present ? 'no such serial port (plugged in? `ls /dev/ttyUSB*`)' : rw(f.path!) ? 'serial port present, read/write' : 'no access: the service user needs the dialout group' });
-    }
-    if (d.relay.driver === 'sim') checks.push({ what: 'relay', ok: true, detail: 'simulated (relay.driver: sim): nothing is driven' });
     for (const l of lines) {
       if (choice.backend === 'sysfs') {
         // Advise the character device only where there is one: with neither, no setting helps.
@@ -154,8 +134,7 @@ export async function probe(config: Config): Promise<ProbeReport> {
         const b = cdevBinding();
         where = l.pins.map((p) => resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, typeof p === 'number' ? p : undefined, typeof p === 'string' ? p : undefined));
         const chip = where[0]!.chip;
-        const { idle } = relayLevels(d.relay.active_low, d.relay.lock_type);
-        const fd = b.request(chip, 'doorgw-probe', where.map((w) => w.offset), l.output ? { output: true, values: [idle] } : { output: false, edges: 'none' });
+        const fd = b.request(chip, 'doorgw-probe', where.map((w) => w.offset), l.output ? { output: true, values: [l.idle] } : { output: false, edges: 'none' });
         b.close(fd);
         checks.push({ what: l.what, ok: true, detail: `${chip} line ${where.map((w) => w.offset).join(', ')}: can be requested` });
       } catch (e) {
@@ -176,8 +155,42 @@ export async function probe(config: Config): Promise<ProbeReport> {
         checks.push({ what: l.what, ok: ours, detail: ours ? `held by the running gateway (${consumers.join(', ')})` : `in use by ${consumers.join(', ')}: another program holds the line` });
       }
     }
+    return checks;
+  };
+  const doors: ProbeReport['doors'] = [];
+  for (const d of config.doors) {
+    const checks: Check[] = [];
+    const lines: Line[] = [];
+    if (d.relay.driver === 'gpio') lines.push({ what: `relay (line ${d.relay.line ?? d.relay.pin})`, pins: [d.relay.line ?? d.relay.pin!], output: true, idle: relayLevels(d.relay.active_low, d.relay.lock_type).idle });
+    for (const [name, i] of Object.entries(d.inputs ?? {})) if (i) lines.push({ what: `${name} (line ${i.line ?? i.pin})`, pins: [i.line ?? i.pin!], output: false, idle: 0 });
+    for (const r of d.readers) {
+      if (r.type === 'wiegand') lines.push({ what: `reader ${r.id} (D0 ${r.d0}, D1 ${r.d1})`, pins: [r.d0!, r.d1!], output: false, idle: 0 });
+      if (r.type === 'osdp') {
+        const present = existsSync(r.path!);
+        checks.push({ what: `reader ${r.id} (OSDP on ${r.path}, address ${r.address}, ${r.baud_rate} baud)`, ok: present && rw(r.path!), detail: !present ? 'no such serial port (the RS-485 adapter plugged in? `ls /dev/serial/by-id`)' : rw(r.path!) ? 'serial port present, read/write (doorgw osdp scan finds the readers on it)' : 'no access: the service user needs the dialout group' });
+      }
+      if (r.type === 'hid') {
+        const want = `${(r.vendor_id ?? 0).toString(16).padStart(4, '0')}:${(r.product_id ?? 0).toString(16).padStart(4, '0')}`;
+        const found = Array.isArray(hid) && hid.some((h) => h.id === want || (r.path !== undefined && h.path === r.path));
+        checks.push({ what: `reader ${r.id} (HID ${want})`, ok: found, detail: found ? 'present' : Array.isArray(hid) ? 'not plugged in, or no permission on /dev/hidraw*' : `HID unavailable: ${hid.error}` });
+      }
+    }
+    const f = d.fingerprint;
+    if (f?.driver === 'r30x') {
+      const present = existsSync(f.path!);
+      checks.push({ what: `fingerprint module (r30x on ${f.path})`, ok: present && rw(f.path!), detail: !present ? 'no such serial port (plugged in? `ls /dev/ttyUSB*`)' : rw(f.path!) ? 'serial port present, read/write' : 'no access: the service user needs the dialout group' });
+    }
+    if (d.relay.driver === 'sim') checks.push({ what: 'relay', ok: true, detail: 'simulated (relay.driver: sim): nothing is driven' });
+    checks.push(...lineChecks(lines));
     doors.push({ door: d.id, checks });
   }
+  // The gateway's own inputs and outputs (fire panel, tamper, siren …), listed as the door `io`.
+  const io = config.io;
+  const ioLines: Line[] = [
+    ...Object.entries(io.inputs).map(([name, i]) => ({ what: `input ${name} (line ${i.line ?? i.pin})`, pins: [i.line ?? i.pin!], output: false, idle: 0 as const })),
+    ...Object.entries(io.outputs).filter(([, o]) => o.driver === 'gpio').map(([name, o]) => ({ what: `output ${name} (line ${o.line ?? o.pin})`, pins: [o.line ?? o.pin!], output: true, idle: relayLevels(o.active_low, 'fail_secure').idle })),
+  ];
+  if (ioLines.length) doors.push({ door: 'io', checks: lineChecks(ioLines) });
   const gpiochips = devices.filter((p) => existsSync(p)).map((path) => {
     const st = statSync(path);
     return { path, mode: (st.mode & 0o777).toString(8), group: groupOf(st.gid), rw: rw(path) };

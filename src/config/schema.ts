@@ -9,6 +9,8 @@ import { parseHoliday } from '../domain/door-policy.js';
 import { parseRule } from '../domain/rules.js';
 import { CARD_FORMATS } from '../domain/cards.js';
 import { DOOR_MODES } from '../domain/types.js';
+import { LINKABLE_EVENTS } from '../domain/events.js';
+import { linkageLoop } from '../domain/linkage.js';
 import { isValidTimeZone } from '../domain/localtime.js';
 import { ed25519PublicKey, keyIdOf } from '../domain/site-envelope.js';
 import { DEFAULT_DATA_DIR, DEFAULT_QR_CLOCK_SKEW_S } from './errors.js';
@@ -40,6 +42,76 @@ const input = z.strictObject({
   active_low: z.boolean().default(true),
   debounce_ms: z.number().int().min(0).max(5000).default(50),
 }).refine((x) => x.pin !== undefined || x.line !== undefined, { message: 'an input needs a pin (or a line name)', path: ['pin'] });
+
+/** What a named input means when it is active: an alarm of that kind (journaled, on MQTT), or nothing of itself (`none`: for linkage rules). */
+export const INPUT_ALARMS = ['none', 'tamper', 'ups_battery', 'power_fail', 'panic', 'alarm'] as const;
+
+const namedInput = z
+  .strictObject({
+    pin: z.number().int().min(0).max(53).optional(),
+    line: str().optional(),
+    /** The logical level is active when the line reads 0 (a contact to ground with the pull-up). */
+    active_low: z.boolean().default(true),
+    debounce_ms: z.number().int().min(0).max(5000).default(50),
+    alarm: z.enum(INPUT_ALARMS).default('none'),
+    /** A human name for logs, the console and Home Assistant. */
+    name: str().optional(),
+  })
+  .refine((x) => x.pin !== undefined || x.line !== undefined, { message: 'an input needs a pin (or a line name)', path: ['pin'] });
+
+const namedOutput = z
+  .strictObject({
+    /** gpio drives the line (sysfs or the character device, as gpio.backend says); sim records in memory. */
+    driver: z.enum(['gpio', 'sim']).default('gpio'),
+    pin: z.number().int().min(0).max(53).optional(),
+    line: str().optional(),
+    /** On is the line at 0 (relay boards that switch on a low input). */
+    active_low: z.boolean().default(false),
+    name: str().optional(),
+  })
+  .refine((x) => x.driver === 'sim' || x.pin !== undefined || x.line !== undefined, { message: 'a gpio output needs a pin (or a line name)', path: ['pin'] });
+
+const linkAction = z.union([
+  z.strictObject({ output: id(), pulse_s: z.number().min(0.1).max(86_400) }),
+  z.strictObject({ output: id(), while_active: z.literal(true) }),
+  z.strictObject({ doors: z.array(id()).min(1).optional(), mode: z.enum(DOOR_MODES), duration_s: z.number().int().min(1).max(30 * 86_400).optional() }),
+  z.strictObject({ alarm: str().pipe(z.string().min(1).max(200)) }),
+]);
+
+const linkRule = z.strictObject({
+  name: id(),
+  on: z.union([
+    z.strictObject({ input: id(), state: z.enum(['active', 'inactive']).default('active') }),
+    z.strictObject({ event: z.enum(LINKABLE_EVENTS), door: id().optional() }),
+  ]),
+  do: z.array(linkAction).min(1).max(16),
+});
+
+/**
+ * The gateway's own inputs and outputs beyond each door's relay, exit button and contact; fire
+ * release; linkage rules.
+ */
+const io = z.strictObject({
+  inputs: z.record(id(), namedInput).default({}),
+  outputs: z.record(id(), namedOutput).default({}),
+  /**
+   * Fire release: while the input is active, the doors (default: every door of the gateway) are
+   * released, whatever their mode; latched (default) they stay released after it clears, until
+   * an operator resets (`doorgw fire reset`).
+   */
+  fire: z
+    .array(
+      z.strictObject({
+        input: id(),
+        doors: z.array(id()).min(1).optional(),
+        latch: z.boolean().default(true),
+      }),
+    )
+    .default([]),
+  /** A release by the site's fire threat level latches too (it is reset like an input's). */
+  site_fire_latch: z.boolean().default(true),
+  linkage: z.array(linkRule).max(200).default([]),
+});
 
 /**
  * Accounts of the shipped broker ACL (a reader logs in under its id and would get their rights),
@@ -412,6 +484,7 @@ export const configSchema = z
      * released at a time; a grant at one while another is open or released is denied `interlock`.
      */
     interlocks: z.record(id(), z.array(id()).min(2)).default({}),
+    io: io.default({ inputs: {}, outputs: {}, fire: [], site_fire_latch: true, linkage: [] }),
     /**
      * The site (issue 23, first piece): signed site commands over the broker. Every message is an
      * Ed25519 envelope from a trusted key (`doorgw site key new`) whose roles may state it.
@@ -455,6 +528,8 @@ export const configSchema = z
               deny_groups: z.array(id()).default([]),
               override_groups: z.array(id()).default([]),
               doors: z.record(id(), z.strictObject({ mode: z.enum([...DOOR_MODES, 'none']) })).default({}),
+              /** A fire release at every door it holds (io.site_fire_latch says whether it latches); default: true for the level named fire. */
+              fire_release: z.boolean().optional(),
             }),
           )
           .min(1)
@@ -590,6 +665,7 @@ export const configSchema = z
         inInterlock.set(m, name);
       });
     }
+    checkIo(c, seen, ctx);
     const inArea = new Map<string, string>();
     for (const [name, a] of Object.entries(c.areas)) {
       a.doors.forEach((m, j) => {
@@ -622,6 +698,35 @@ export const configSchema = z
       }),
     );
   });
+
+/** Names an io section refers to exist; what a rule does could not trigger itself. */
+function checkIo(c: { io: z.output<typeof io>; doors: { id: string }[] }, doors: Set<string>, ctx: z.RefinementCtx): void {
+  const { inputs, outputs, fire, linkage } = c.io;
+  const inputNames = Object.keys(inputs).join(', ') || 'none';
+  fire.forEach((f, i) => {
+    if (!(f.input in inputs)) ctx.addIssue({ code: 'custom', message: `no input '${f.input}' (io.inputs: ${inputNames})`, path: ['io', 'fire', i, 'input'] });
+    f.doors?.forEach((d, j) => {
+      if (!doors.has(d)) ctx.addIssue({ code: 'custom', message: `no door '${d}'`, path: ['io', 'fire', i, 'doors', j] });
+    });
+  });
+  const names = new Set<string>();
+  linkage.forEach((r, i) => {
+    if (names.has(r.name)) ctx.addIssue({ code: 'custom', message: `duplicate rule name '${r.name}'`, path: ['io', 'linkage', i, 'name'] });
+    names.add(r.name);
+    if ('input' in r.on && !(r.on.input in inputs)) ctx.addIssue({ code: 'custom', message: `no input '${r.on.input}' (io.inputs: ${inputNames})`, path: ['io', 'linkage', i, 'on', 'input'] });
+    if ('event' in r.on && r.on.door !== undefined && r.on.door !== 'gateway' && !doors.has(r.on.door)) ctx.addIssue({ code: 'custom', message: `no door '${r.on.door}'`, path: ['io', 'linkage', i, 'on', 'door'] });
+    r.do.forEach((a, j) => {
+      const at = ['io', 'linkage', i, 'do', j];
+      if ('output' in a && !(a.output in outputs)) ctx.addIssue({ code: 'custom', message: `no output '${a.output}' (io.outputs: ${Object.keys(outputs).join(', ') || 'none'})`, path: [...at, 'output'] });
+      if ('while_active' in a && !('input' in r.on)) ctx.addIssue({ code: 'custom', message: 'while_active follows an input: the rule must be on an input', path: [...at, 'while_active'] });
+      if ('mode' in a) a.doors?.forEach((d, k) => {
+        if (!doors.has(d)) ctx.addIssue({ code: 'custom', message: `no door '${d}'`, path: [...at, 'doors', k] });
+      });
+    });
+  });
+  const loop = linkageLoop(linkage, c.doors.map((d) => d.id));
+  if (loop) ctx.addIssue({ code: 'custom', message: `linkage rules would trigger themselves: ${loop.join(' → ')} (an action raises the event the next rule is on)`, path: ['io', 'linkage'] });
+}
 
 export type Config = z.output<typeof configSchema>;
 export type DoorConfig = Config['doors'][number];

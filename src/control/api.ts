@@ -11,6 +11,7 @@ import { journalQuery, type JournalPage, type JournalQuery } from './journal-api
 import { DOOR_MODES, type Credential, type Decision, type DoorMode } from '../domain/types.js';
 import type { StorageState } from '../store/storage-guard.js';
 import type { Config } from '../config/schema.js';
+import type { FireResetReport, IoStatus } from '../domain/io-status.js';
 import type { SiteStatus } from '../domain/site-facts.js';
 
 type WecomAppConfig = NonNullable<Config['cloud']['wecom_app']>;
@@ -71,6 +72,8 @@ export interface Status {
   mqtt?: MqttStatus | null;
   /** The site (running gateway with site.enabled): facts held, complete or not, threat levels. */
   site?: SiteStatus | null;
+  /** The gateway's named inputs and outputs, and fire release (null: not running). */
+  io?: IoStatus | null;
 }
 
 export interface MqttStatus {
@@ -120,6 +123,8 @@ export interface GatewayApi extends UsersApi {
   requeue(p: { seqs?: number[]; by?: string }): Promise<{ requeued: number }>;
   /** Set a door's mode now, for `duration_s` or until changed (running gateway only). */
   setMode(p: { door: string; mode: DoorMode; duration_s?: number; by?: string }): Promise<{ door: string; mode: DoorMode; until: number | null }>;
+  /** End a latched fire release (every released door, or one): refused per door while its fire alarm is still active. */
+  fireReset(p: { door?: string; by?: string }): Promise<FireResetReport>;
   /** Forgive a person's area anti-passback (all areas, or one): their next passage is allowed either way. */
   forgive(p: { userid: string; area?: string }): Promise<{ forgiven: number }>;
   /** Give up on held records the cloud will never take (the journal keeps the passes). */
@@ -164,6 +169,8 @@ export interface RunningGateway {
   heldBy?: (door: string) => string | null;
   /** The site's facts at this door (null: site off). */
   site?: () => SiteStatus | null;
+  io?: () => IoStatus | null;
+  fireReset?: (doors: string[] | undefined, by: string) => FireResetReport;
   /** Open a door as an operator; the decision (denied in lockdown). */
   open?: (door: string, by: string) => Decision | null;
   /** End a pulse in progress now. */
@@ -271,6 +278,15 @@ export function localApi(store: Store, config: Config, version: string, running:
       return { reader: p.reader, forgotten };
     },
 
+    async fireReset(p) {
+      if (!running?.fireReset) throw new UsageError('the gateway is not running: a fire release is reset on the running gateway', 'unavailable');
+      if (p.door !== undefined && (typeof p.door !== 'string' || !config.doors.some((d) => d.id === p.door))) throw new UsageError(`no door '${String(p.door)}' (doors: ${config.doors.map((d) => d.id).join(', ')})`, 'not_found');
+      const by = validBy(p.by);
+      const r = running.fireReset(p.door === undefined ? undefined : [p.door], by);
+      if (r.reset.length || r.refused.length) await journalAction(by, `fire reset: ${r.reset.length ? `reset ${r.reset.join(', ')}` : 'nothing reset'}${r.refused.length ? `; refused ${r.refused.map((x) => x.door).join(', ')}: ${r.refused[0]!.reason}` : ''}`, p.door);
+      return r;
+    },
+
     async lock(p) {
       if (!running?.lock) throw new UsageError('the gateway is not running: doors are locked by a running gateway', 'unavailable');
       if (typeof p.door !== 'string' || !config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${String(p.door)}' (doors: ${config.doors.map((d) => d.id).join(', ')})`, 'not_found');
@@ -324,6 +340,7 @@ export function localApi(store: Store, config: Config, version: string, running:
         timezone: config.timezone,
         mqtt: running?.mqtt?.() ?? null,
         site: running?.site?.() ?? null,
+        io: running?.io?.() ?? null,
       };
     },
 

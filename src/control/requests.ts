@@ -84,6 +84,7 @@ export const REQUESTS: Record<string, RequestDef> = {
     method: 'setMode',
     call: (api, p, by) => api.setMode({ door: str(p, 'door')!, mode: str(p, 'mode') as 'normal', ...opt('duration_s', int(p, 'duration_s')), by }),
   },
+  'fire/reset': { method: 'fireReset', call: (api, p, by) => api.fireReset({ ...opt('door', str(p, 'door', false)), by }) },
   'outbox/list': { method: 'outbox', call: (api, p) => api.outbox({ limit: Math.min(1000, Math.max(1, int(p, 'limit') ?? 100)) }) },
   'outbox/requeue': { method: 'requeue', call: (api, p, by) => api.requeue({ ...opt('seqs', seqs(p)), by }) },
   'outbox/discard': { method: 'discard', call: (api, p, by) => api.discard({ ...opt('seqs', seqs(p)), ...opt('reason', str(p, 'reason', false)), by }) },

@@ -27,6 +27,8 @@ export const API_ROLES: Record<keyof GatewayApi, ApiRole> = {
   sync: 'operator',
   usersBlock: 'operator',
   forgive: 'operator',
+  // Ends a fire release only once the alarm has cleared (refused while it is active).
+  fireReset: 'operator',
   // Changing who may pass, records, keys and accounts.
   usersUnblock: 'admin',
   usersAdd: 'admin',

@@ -68,10 +68,26 @@ export type DoorEventType =
   /** Site facts this door took (a block, a site user, a door mode …), summed up per second. */
   | 'site_changed'
   /** The site's threat level in force at this door changed. */
-  | 'threat_level';
+  | 'threat_level'
+  /** A fire alarm released the door (fire wins over every mode and policy); its source in the detail. */
+  | 'fire_release'
+  /** The fire source cleared; the door stays released until an operator resets (latched). */
+  | 'fire_cleared'
+  /** The fire release ended (reset, or the alarm cleared when not latched): the door's mode applies again. */
+  | 'fire_reset'
+  /** A named input configured as an alarm (enclosure tamper, UPS on battery, power failure, panic…) went active, and back. */
+  | 'io_alarm'
+  | 'io_alarm_cleared'
+  /** A linkage rule acted (which rule, on what, doing what, in the detail). */
+  | 'linkage'
+  /** An alarm a linkage rule raised. */
+  | 'linkage_alarm';
+
+/** Door events a linkage rule may be `on` (the ones a rule raises included: chains are checked for loops). */
+export const LINKABLE_EVENTS = ['forced_open', 'held_open', 'held_open_prealarm', 'alarm_cleared', 'contact_open', 'contact_closed', 'duress', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'site_refused', 'threat_level', 'mode_changed', 'fire_release', 'fire_reset', 'io_alarm', 'io_alarm_cleared', 'linkage_alarm'] as const satisfies readonly DoorEventType[];
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'site_refused']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'site_refused', 'fire_release', 'io_alarm', 'linkage_alarm']);
 
 export interface DoorEvent {
   type: DoorEventType;

@@ -441,6 +441,12 @@ export class AccessPipeline {
     for (const d of this.o.doors.values()) if (d.context.mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
   }
 
+  /** The door's mode applied to its relay again (after a safety release let go: passage holds it again). */
+  reassertMode(door: string): void {
+    const d = this.o.doors.get(door);
+    if (d?.context.mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
+  }
+
   /** Re-lock a door now (ends a pulse in progress). */
   relock(door: string): boolean {
     const d = this.o.doors.get(door);

@@ -80,14 +80,28 @@ export class DoorStateMachine {
     this.set({ lock: released ? 'unlocked' : 'locked' });
   }
 
-  private passage = false;
+  /** Why the door may stand open now (passage, a fire release): no held-open, no forced-open alarm. */
+  private readonly openBy = new Set<'passage' | 'fire'>();
+  private get passage(): boolean {
+    return this.openBy.size > 0;
+  }
 
   /**
    * Passage: the door may stand open (no held-open alarm). Ending it while the door is open leaves
    * the re-lock to its closing (the relay is re-locked by the mode change; a door held open just closes).
    */
   setPassage(on: boolean): void {
-    this.passage = on;
+    this.standOpen('passage', on);
+  }
+
+  /** A fire release: as passage, whatever the mode (the door is an escape route now). */
+  setFire(on: boolean): void {
+    this.standOpen('fire', on);
+  }
+
+  private standOpen(why: 'passage' | 'fire', on: boolean): void {
+    if (on) this.openBy.add(why);
+    else this.openBy.delete(why);
     if (on) {
       this.clearTimers();
       if (this.state$.value.alarm === 'held_open' || this.state$.value.alarm === 'held_open_prealarm') {

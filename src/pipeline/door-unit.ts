@@ -20,6 +20,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { AccessDoor, PassageSchedule } from './access.js';
 import { DoorStateMachine } from './door-state.js';
+import { SafetyRelay } from './safety-relay.js';
 import type { ReaderTrust } from './reader-gate.js';
 
 export interface DoorUnitContext {
@@ -40,6 +41,8 @@ export interface DoorUnitContext {
 export interface DoorUnit {
   readonly id: string;
   readonly relay: Relay;
+  /** The relay as the door logic drives it: a fire release holds it released over everything. */
+  readonly safety: SafetyRelay;
   readonly state: DoorStateMachine;
   /** What the access pipeline needs of it (mode, zone, relay, pulse). */
   readonly access: AccessDoor;
@@ -58,6 +61,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
   const { config, log } = ctx;
   const opened: { close(): void | Promise<void> }[] = [];
   const relay = ctx.relayFactory ? ctx.relayFactory(d, log) : await openRelay(d, config, log);
+  const safety = new SafetyRelay(relay);
   try {
     // A mode set at run time (MQTT, CLI) outlives a restart: a door locked down stays locked down,
     // until its timed mode ends (then back to the configured mode).
@@ -68,7 +72,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
       prealarmS: d.alarms.prealarm_s,
       openGraceS: d.alarms.open_grace_s,
       relockOnClose: d.alarms.relock_on_close,
-      relock: () => relay.relock(),
+      relock: () => safety.relock(),
     });
     opened.push({ close: () => state.stop() });
     relay.state$.subscribe((released) => state.lockChanged(released));
@@ -111,10 +115,11 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
     return {
       id: d.id,
       relay,
+      safety,
       state,
       access: {
         context: { id: d.id, mode, timezone: d.timezone ?? config.timezone, policy: compileDoorPolicy(d.policy, config.groups, config.holidays) },
-        relay,
+        relay: safety,
         pulseMs: d.relay.pulse_ms,
         baseMode: d.mode,
         ...(d.policy.passage ? { passage: passageSchedule(d.policy.passage, config.groups) } : {}),

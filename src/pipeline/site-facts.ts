@@ -63,7 +63,7 @@ export class SiteFacts {
   private readonly doorModes = new Map<string, { mode: DoorMode; by: string }>();
   /** What was applied per door (level and mode), so a re-delivery changes nothing. */
   private readonly applied = new Map<string, string>();
-  private readonly inForce = new Map<string, { level: LevelInForce | null; mode: DoorMode | null; siteMode: DoorMode | null }>();
+  private readonly inForce = new Map<string, { level: LevelInForce | null; mode: DoorMode | null; siteMode: DoorMode | null; fire?: boolean }>();
   private pendingWrites = new Map<string, SiteEnvelope>();
   private writeTimer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
@@ -80,7 +80,20 @@ export class SiteFacts {
   private inScope = 0;
   private stopped = false;
 
-  constructor(private readonly o: { config: Config; store: Store; pipeline: AccessPipeline; log: Logger; doorEvent: (e: DoorEvent) => void; now?: () => number; trust?: SiteTrust; refusals?: SiteRefusals }) {
+  constructor(
+    private readonly o: {
+      config: Config;
+      store: Store;
+      pipeline: AccessPipeline;
+      log: Logger;
+      doorEvent: (e: DoorEvent) => void;
+      now?: () => number;
+      trust?: SiteTrust;
+      refusals?: SiteRefusals;
+      /** A level that releases for fire (`fire_release`, or the level named fire) began (true) or ended at a door. */
+      fire?: (door: string, on: boolean, cause: string) => void;
+    },
+  ) {
     this.trust = o.trust ?? new SiteTrust(o.config);
     this.refusals = o.refusals ?? new SiteRefusals(o);
   }
@@ -242,6 +255,10 @@ export class SiteFacts {
       this.inForce.set(d.id, { level, mode, siteMode: siteMode?.mode ?? null });
       const release = siteMode?.mode ?? this.o.pipeline.scheduledMode(d.id);
       const by = level ? `site:${level.by} (threat level ${level.name}${level.from === 'site' ? '' : ` in ${level.from}`})` : `site (threat level ended)`;
+      // Fire first (the relay is held released over every mode), then the level's mode and rules.
+      const fire = level !== null && this.firesAt(level.name);
+      if (fire !== (was?.fire ?? false)) this.o.fire?.(d.id, fire, fire ? by : `site fire level ended (${by})`);
+      this.inForce.get(d.id)!.fire = fire;
       this.o.pipeline.applyLevel(d.id, level ? this.doorLevel(level) : null, mode, by, release);
       if (mode === null && siteMode && this.o.pipeline.modeOf(d.id) !== siteMode.mode) this.o.pipeline.setMode(d.id, siteMode.mode, { by: `site:${siteMode.by}` });
       else if (mode === null && !siteMode && was?.siteMode && !was.mode) this.o.pipeline.setMode(d.id, this.o.pipeline.scheduledMode(d.id), { by: 'site (door mode cleared)', auto: true });
@@ -252,6 +269,12 @@ export class SiteFacts {
         }
       }
     }
+  }
+
+  /** Whether a level releases doors for fire: `fire_release` as configured, else the level named `fire` does. */
+  private firesAt(level: string): boolean {
+    const l = this.o.config.site.levels.find((x) => x.name === level);
+    return l?.fire_release ?? level === 'fire';
   }
 
   /** A level's decision rules at a door: members of its groups from the configured group lists. */

@@ -9,8 +9,10 @@ import { SimRelay, type Relay } from '../relay.js';
 import { GpioUnavailableError, sysfsNumber } from './sysfs.js';
 
 export interface InputSpec {
+  /** The door it belongs to; `io` for the gateway's named inputs (io.inputs). */
   door: string;
-  name: 'exit_button' | 'door_contact';
+  /** exit_button, door_contact, or the named input's name. */
+  name: string;
   /** BCM number, or `line`: the line's name (character device only). */
   pin?: number | undefined;
   line?: string | undefined;
@@ -56,7 +58,24 @@ export async function openRelay(door: DoorConfig, config: Config, log: Logger): 
   return GpioRelay.open({ door: door.id, number: sysfs(config, door.relay.pin), activeLow: door.relay.active_low, lockType: door.relay.lock_type, log: rlog });
 }
 
-/** A door input (exit button, door contact) on GPIO. */
+/**
+ * A named output (siren, strobe, auxiliary relay): a relay whose energised level is "on", idle
+ * (off) from the moment it is opened.
+ */
+export async function openOutput(name: string, o: Config['io']['outputs'][string], config: Config, log: Logger): Promise<Relay> {
+  const olog = log.child({ module: 'output', output: name });
+  if (o.driver === 'sim') return new SimRelay(name, olog);
+  if ((await gpioBackend(config)).backend === 'cdev') {
+    const { CdevRelay, resolveLine } = await import('./cdev.js');
+    const { chip, offset } = resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, o.pin, o.line);
+    return CdevRelay.open({ door: `io.${name}`, chip, offset, activeLow: o.active_low, lockType: 'fail_secure', log: olog });
+  }
+  if (o.pin === undefined) throw new GpioUnavailableError(`output '${name}': line ${o.line}: line names need the character device (gpio.backend: cdev); with sysfs give the BCM pin`);
+  const { GpioRelay } = await import('./onoff.js');
+  return GpioRelay.open({ door: `io.${name}`, number: sysfs(config, o.pin), activeLow: o.active_low, lockType: 'fail_secure', log: olog });
+}
+
+/** A door input (exit button, door contact) or a named input on GPIO. */
 export async function openInput(spec: InputSpec, config: Config, log: Logger): Promise<Input> {
   if ((await gpioBackend(config)).backend === 'cdev') {
     const { CdevInput, resolveLine } = await import('./cdev.js');

@@ -1,0 +1,60 @@
+/**
+ * A door's relay as the door logic drives it, with a safety release on top: while a release is held
+ * (fire), the relay stays at its released level whatever the lock type, and nothing the door logic
+ * does moves it — a grant's pulse (which would end the hold when it runs out), a re-lock on close,
+ * lockdown, leaving passage, an operator's lock. When the release ends, the relay re-locks and the
+ * door's mode is applied again by whoever ended it (passage holds it again).
+ */
+import type { BehaviorSubject } from 'rxjs';
+import type { Relay } from '../io/relay.js';
+
+/** The longest pulse a timer allows (~24.8 days); renewed daily while the release holds. */
+const HOLD_MS = 2 ** 31 - 1;
+const RENEW_MS = 86_400_000;
+
+export class SafetyRelay implements Relay {
+  private renew: NodeJS.Timeout | null = null;
+
+  constructor(readonly inner: Relay) {}
+
+  get state$(): BehaviorSubject<boolean> {
+    return this.inner.state$;
+  }
+
+  get energised(): boolean {
+    return this.inner.energised;
+  }
+
+  /** A safety release holds the relay now. */
+  get held(): boolean {
+    return this.renew !== null;
+  }
+
+  pulse(ms: number): void {
+    if (!this.held) this.inner.pulse(ms);
+  }
+
+  relock(): void {
+    if (!this.held) this.inner.relock();
+  }
+
+  /** Hold the relay released (true), or let it go and re-lock (false). Synchronous. */
+  hold(on: boolean): void {
+    if (on === this.held) return;
+    if (on) {
+      this.inner.pulse(HOLD_MS);
+      this.renew = setInterval(() => this.inner.pulse(HOLD_MS), RENEW_MS);
+      this.renew.unref();
+      return;
+    }
+    clearInterval(this.renew!);
+    this.renew = null;
+    this.inner.relock();
+  }
+
+  close(): Promise<void> {
+    if (this.renew) clearInterval(this.renew);
+    this.renew = null;
+    return this.inner.close();
+  }
+}
