@@ -738,8 +738,9 @@ export class Store {
   async getMeta<T extends Json>(key: string): Promise<T | undefined> {
     return (await this.meta.get(key)) as T | undefined;
   }
+  /** Null deletes the key (LevelDB's JSON encoding cannot hold a null value: a put would fail as a write error). */
   async putMeta(key: string, value: Json): Promise<void> {
-    await this.batch([{ type: 'put', key, value, sublevel: this.meta as Sub<never> }]);
+    await this.batch([value === null ? { type: 'del', key, sublevel: this.meta as Sub<never> } : { type: 'put', key, value, sublevel: this.meta as Sub<never> }]);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -130,4 +130,26 @@ describe('door state machine', () => {
     expect(m.state$.value.alarm).toBeNull();
     expect(events.at(-1)).toBe('alarm_cleared');
   });
+
+  it('a fire release clears held-open and suppresses it and forced-open, independently of passage ending', () => {
+    m.lockChanged(true);
+    m.contactChanged('open');
+    vi.advanceTimersByTime(31_000);
+    expect(m.state$.value.alarm).toBe('held_open');
+    m.setFire(true);
+    expect(m.state$.value.alarm).toBeNull();
+    m.setPassage(true);
+    m.setPassage(false); // passage ends during the fire: the fire still holds the door open
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(m.state$.value.alarm).toBeNull();
+    m.lockChanged(false); // even a lock reading locked: an opening during fire is no forced-open
+    m.contactChanged('closed');
+    m.contactChanged('open');
+    expect(m.state$.value.alarm).toBeNull();
+    m.setFire(false);
+    m.contactChanged('closed');
+    vi.advanceTimersByTime(4000); // past the grace after the re-lock
+    m.contactChanged('open');
+    expect(m.state$.value.alarm).toBe('forced_open'); // alarms are back after the release
+  });
 });

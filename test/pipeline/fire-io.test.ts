@@ -1,0 +1,201 @@
+/**
+ * Fire release, named inputs and outputs, and linkage rules, through the real composition root on
+ * the simulated relays and inputs (the character-device backend is tested in test/io/gpio-cdev.test.ts).
+ */
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+import { SimRelay } from '../../src/io/relay.js';
+import type { InputSpec } from '../../src/io/gpio/backends.js';
+import { createLogger } from '../../src/log.js';
+import { credentialEvent } from '../../src/domain/events.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { user } from '../helpers/users.js';
+
+const silent = createLogger({ level: 'silent', pretty: false });
+const running: Gateway[] = [];
+afterEach(async () => {
+  for (const g of running.splice(0)) await g.stop().catch(() => undefined);
+});
+
+const HOLD = 2 ** 31 - 1;
+
+/** A gateway whose GPIO inputs the test drives: `set('io.panel', true)`, `set('front.door_contact', false)`. */
+async function rig(o: { dir?: string; io?: Record<string, unknown>; levels?: Record<string, boolean>; doors?: unknown[]; extra?: Record<string, unknown> } = {}) {
+  const dir = o.dir ?? join(tmpDir(), 'data');
+  const inputs = new Map<string, InputSpec>();
+  const config = validateConfig(
+    {
+      data_dir: dir,
+      policy: { debounce_ms: 0 },
+      interlocks: { mantrap: ['front', 'side'] },
+      doors: o.doors ?? [
+        { id: 'front', relay: { pulse_ms: 1000 }, inputs: { door_contact: { pin: 22 } }, alarms: { open_grace_s: 0 } },
+        { id: 'back', mode: 'lockdown', relay: { lock_type: 'fail_safe' } },
+        { id: 'side' },
+        { id: 'lobby' },
+      ],
+      io: o.io ?? { inputs: { panel: { pin: 5, active_low: false } }, fire: [{ input: 'panel', doors: ['front', 'back', 'side'] }] },
+      ...o.extra,
+    },
+    'test',
+  );
+  const gw = await Gateway.start({
+    config,
+    log: silent,
+    controlSocket: false,
+    inputFactory: (spec) => {
+      inputs.set(`${spec.door}.${spec.name}`, spec);
+      const key = `${spec.door}.${spec.name}`;
+      return Promise.resolve({ close: () => undefined, active: o.levels?.[key] ?? (spec.name === 'door_contact') });
+    },
+  });
+  running.push(gw);
+  const set = (key: string, active: boolean): void => inputs.get(key)!.onChange(active);
+  const relay = (door: string) => gw.relays.get(door) as SimRelay;
+  const events = async (type?: string) => (await gw.store.recentDoorEvents(200)).filter((e) => type === undefined || e.type === type).reverse();
+  return { gw, set, relay, events, dir };
+}
+
+describe('fire release', () => {
+  it('releases every governed door over grants, lockdown, interlock and operators; latched until reset; then modes apply again', async () => {
+    const { gw, set, relay, events } = await rig();
+    await gw.store.upsertUsers([user({ userid: 'a', cards: [1] })]);
+    const card = (door: string) => gw.pipeline.handle(credentialEvent(door, 'r', 'in', { type: 'card', value: '1' }));
+    expect(card('front')).toMatchObject({ decision: 'grant' }); // a grant in progress when the alarm comes
+    expect(relay('front').pulses.map((p) => p.ms)).toEqual([1000]);
+
+    set('io.panel', true);
+    // Every governed door released at once, the fail-safe one included (the relay's released level is the lock type's).
+    for (const d of ['front', 'back', 'side']) expect(relay(d).energised, d).toBe(true);
+    expect(relay('front').pulses.at(-1)).toMatchObject({ ms: HOLD, extended: true });
+    expect(relay('lobby').energised).toBe(false); // not governed
+    // Nothing moves them now: lockdown, an operator's lock, a grant's pulse, a re-lock on close.
+    expect(gw.pipeline.setMode('front', 'lockdown', { by: 'test' })).toBe(true);
+    expect(gw.pipeline.relock('side')).toBe(true);
+    expect(card('front')).toMatchObject({ decision: 'deny', reason: 'lockdown' }); // decided and journaled as always
+    expect(card('side')).toMatchObject({ decision: 'deny', reason: 'interlock' }); // the interlock denies; fire holds it open anyway
+    set('front.door_contact', false); // people leave
+    expect(gw.doors.get('front')!.state$.value).toMatchObject({ contact: 'open', alarm: null }); // no forced-open
+    set('front.door_contact', true); // closes: relock_on_close would re-lock
+    for (const d of ['front', 'back', 'side']) expect(relay(d).energised, d).toBe(true);
+    expect(relay('front').pulses.filter((p) => p.ms !== HOLD)).toHaveLength(1); // no pulse shortened the hold
+    const st = await gw.api.status();
+    expect(st.io?.fire.released).toEqual(['front', 'back', 'side']);
+    expect(st.doors.map((d) => [d.id, d.lock])).toEqual([['front', 'unlocked'], ['back', 'unlocked'], ['side', 'unlocked'], ['lobby', 'locked']]);
+
+    // A reset while the panel is still in alarm is refused, per door, saying why.
+    await expect(gw.api.fireReset({ by: 'guard' })).resolves.toEqual({ reset: [], refused: ['front', 'back', 'side'].map((door) => ({ door, reason: 'the fire alarm is still active (fire input panel)' })) });
+    set('io.panel', false);
+    expect(relay('front').energised).toBe(true); // latched
+    expect((await gw.api.status()).io?.fire.doors[0]).toMatchObject({ door: 'front', released: true, active: [], latched: { cause: 'fire input panel' } });
+
+    const r = await gw.api.fireReset({ by: 'guard' });
+    expect(r).toEqual({ reset: ['front', 'back', 'side'], refused: [] });
+    // Modes apply again: front and back in lockdown re-lock; side (normal) re-locks.
+    for (const d of ['front', 'back', 'side']) expect(relay(d).energised, d).toBe(false);
+    await vi.waitFor(async () => expect((await events()).filter((e) => e.type.startsWith('fire')).map((e) => [e.type, e.door])).toEqual([
+      ['fire_release', 'front'], ['fire_release', 'back'], ['fire_release', 'side'],
+      ['fire_cleared', 'front'], ['fire_cleared', 'back'], ['fire_cleared', 'side'],
+      ['fire_reset', 'front'], ['fire_reset', 'back'], ['fire_reset', 'side'],
+    ]));
+    expect((await events('fire_release'))[0]!.detail).toBe('fire input panel (latched until reset)');
+    expect((await events('operator_action')).map((e) => e.detail)).toEqual(['guard: fire reset: nothing reset; refused front, back, side: the fire alarm is still active (fire input panel)', 'guard: fire reset: reset front, back, side']);
+  });
+
+  it('a passage door is held again after the reset; a door open during the release raises no held-open', async () => {
+    const { gw, set, relay } = await rig({ doors: [{ id: 'front', mode: 'passage', inputs: { door_contact: { pin: 22 } } }, { id: 'side' }], io: { inputs: { panel: { pin: 5, active_low: false } }, fire: [{ input: 'panel', latch: false }] }, extra: { interlocks: {} } });
+    expect(relay('front').energised).toBe(true);
+    set('io.panel', true);
+    expect(relay('side').energised).toBe(true); // default: every door
+    set('io.panel', false); // not latched: ends with the input
+    expect(relay('side').energised).toBe(false);
+    expect(relay('front').energised).toBe(true); // passage holds it again
+    expect(relay('front').pulses.at(-1)!.ms).toBe(HOLD);
+    expect(gw.doors.get('front')!.state$.value.alarm).toBeNull();
+  });
+
+  it('a latched release outlives a restart; a panel in alarm at start releases before the first decision', async () => {
+    const dir = join(tmpDir(), 'data');
+    const a = await rig({ dir });
+    a.set('io.panel', true);
+    a.set('io.panel', false);
+    await vi.waitFor(async () => expect(await a.gw.store.getMeta('door.front.fire')).toMatchObject({ cause: 'fire input panel' }));
+    await a.gw.stop();
+    running.splice(0);
+    const b = await rig({ dir });
+    expect(b.relay('front').energised).toBe(true);
+    expect(b.relay('side').energised).toBe(true);
+    expect(b.relay('lobby').energised).toBe(false);
+    expect((await b.gw.api.status()).io?.fire.released).toEqual(['front', 'back', 'side']);
+    expect((await b.gw.api.fireReset({ door: 'front', by: 'guard' })).reset).toEqual(['front']);
+    await vi.waitFor(async () => expect(await b.gw.store.getMeta('door.front.fire')).toBeUndefined()); // null deletes
+    expect(b.relay('front').energised).toBe(false);
+    expect(b.relay('side').energised).toBe(true);
+    await b.gw.stop();
+    running.splice(0);
+    // The panel reads in alarm when the gateway starts: a state, released at once.
+    const c = await rig({ dir, levels: { 'io.panel': true } });
+    expect(c.relay('front').energised).toBe(true);
+    await vi.waitFor(async () => expect((await c.events('fire_release')).some((e) => e.door === 'front' && e.detail === 'fire input panel (active when the gateway started) (latched until reset)')).toBe(true));
+    await expect(c.gw.api.fireReset({ door: 'nope' })).rejects.toThrow(/no door 'nope'/);
+  });
+});
+
+describe('named inputs, outputs and linkage', () => {
+  const io = {
+    inputs: { tamper: { pin: 6, alarm: 'tamper', name: 'enclosure' }, bell: { pin: 16 }, panic: { pin: 12 }, mains: { pin: 13, active_low: false } },
+    outputs: { siren: { driver: 'sim' }, strobe: { driver: 'sim' }, front2: { driver: 'sim', name: 'front second relay' } },
+    linkage: [
+      { name: 'forced-siren', on: { event: 'forced_open', door: 'front' }, do: [{ output: 'siren', pulse_s: 30 }, { alarm: 'front forced: siren on' }] },
+      { name: 'bell-relay', on: { input: 'bell' }, do: [{ output: 'front2', pulse_s: 2 }] },
+      { name: 'panic-strobe', on: { input: 'panic' }, do: [{ output: 'strobe', while_active: true }] },
+      { name: 'mains-lost', on: { input: 'mains', state: 'inactive' }, do: [{ doors: ['back'], mode: 'passage', duration_s: 600 }] },
+    ],
+  };
+  it('an event drives a siren and raises an alarm; an input drives a second relay; a hold follows its input; each action journaled with its cause', async () => {
+    const { gw, set, events } = await rig({ io, levels: { 'io.mains': true } });
+    const out = (n: string) => gw.io!.outputs.get(n) as SimRelay;
+    expect(out('siren').energised).toBe(false); // idle from the start
+
+    set('front.door_contact', false); // forced
+    expect(out('siren').pulses.map((p) => p.ms)).toEqual([30_000]);
+    set('io.bell', true);
+    expect(out('front2').pulses.map((p) => p.ms)).toEqual([2000]);
+    set('io.bell', false);
+    set('io.panic', true);
+    expect(out('strobe').energised).toBe(true);
+    set('io.panic', false);
+    expect(out('strobe').energised).toBe(false);
+    set('io.mains', false); // power lost
+    expect(gw.pipeline.modeOf('back')).toBe('passage');
+    expect(gw.pipeline.modeOf('front')).toBe('normal');
+
+    set('io.tamper', true);
+    set('io.tamper', false);
+    await vi.waitFor(async () => expect((await events('linkage')).map((e) => e.detail)).toEqual([
+      'rule forced-siren on forced_open at front: output siren on for 30 s',
+      'rule forced-siren on forced_open at front: alarm: front forced: siren on',
+      'rule bell-relay on input bell active: output front2 on for 2 s',
+      'rule panic-strobe on input panic active: output strobe on while the input is active',
+      'rule panic-strobe on input panic inactive: output strobe off',
+      expect.stringMatching(/^rule mains-lost on input mains inactive: door back passage until \d{4}-\d\d-\d\d \d\d:\d\d/),
+    ]));
+    expect((await events('linkage_alarm')).map((e) => [e.door, e.detail])).toEqual([['gateway', 'front forced: siren on (rule forced-siren: forced_open at front)']]);
+    expect((await events()).filter((e) => e.type.startsWith('io_alarm')).map((e) => [e.type, e.door, e.detail])).toEqual([
+      ['io_alarm', 'gateway', 'enclosure (tamper)'],
+      ['io_alarm_cleared', 'gateway', 'enclosure (tamper) back to normal'],
+    ]);
+    expect((await events('mode_changed')).map((e) => e.detail)).toEqual([expect.stringMatching(/^lockdown → passage until .* by linkage:mains-lost$/)]);
+    const st = await gw.api.status();
+    expect(st.io?.inputs.find((i) => i.name === 'tamper')).toEqual({ name: 'tamper', label: 'enclosure', alarm: 'tamper', active: false });
+    expect(st.io?.outputs.find((i) => i.name === 'front2')).toEqual({ name: 'front2', label: 'front second relay', on: true });
+  });
+
+  it('an alarm input active at start is an alarm at start; a rule on an input active at start acts at start', async () => {
+    const { gw, events } = await rig({ io, levels: { 'io.tamper': true, 'io.panic': true, 'io.mains': true } });
+    expect((gw.io!.outputs.get('strobe') as SimRelay).energised).toBe(true);
+    await vi.waitFor(async () => expect((await events('io_alarm')).map((e) => e.detail)).toEqual(['enclosure (tamper) active when the gateway started']));
+  });
+});
