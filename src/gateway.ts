@@ -309,7 +309,7 @@ export class Gateway {
       if (config.mqtt.enabled) {
         const { MqttBridge } = await import('./pipeline/mqtt-bridge.js');
         const readerEvents = merge(...doors.flatMap((u) => [...u.readers.values()].flatMap((r) => (r.events$ ? [r.events$] : []))));
-        const mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents, siteFacts: gw.site });
+        const mqtt = new MqttBridge({ config, version: VERSION, store, pipeline, relays: gw.relays, doors: gw.doors, api: gw.api, cloud: () => gw.cloud, log, started: gw.started, readerEvents, siteFacts: gw.site, io: gw.io });
         gw.mqtt = mqtt;
         const sub = mqtt.credentials$.subscribe(mqttReaders);
         await units.start({ name: 'mqtt', start: () => mqtt.start(), stop: async () => { sub.unsubscribe(); await mqtt.stop(); } }); // never waits for the broker

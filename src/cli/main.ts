@@ -299,6 +299,39 @@ export function buildProgram(): Command {
       out(`${r.door}: ${r.mode}${r.until !== null ? ` until ${localStamp(r.until, zone)}` : ''}`);
     });
 
+  const fire = program.command('fire').description('fire release (io.fire, the site\'s fire level)');
+  fire
+    .command('reset')
+    .description('end a latched fire release on the running gateway (every released door, or one): refused while the fire alarm is still active; doors return to their modes')
+    .option('--door <id>', 'only this door')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { door?: string; config: string; json?: boolean }) => {
+      const r = await withApi(o.config, (api) => api.fireReset({ ...(o.door !== undefined ? { door: o.door } : {}), by: cliActor() }));
+      if (o.json) return json(r);
+      if (r.reset.length) out(`reset: ${r.reset.join(', ')} (back to their modes)`);
+      for (const x of r.refused) out(`refused: ${x.door}: ${x.reason}`);
+      if (!r.reset.length && !r.refused.length) out('no door is released by fire');
+      process.exitCode = r.refused.length ? 1 : 0;
+    });
+  fire
+    .command('status')
+    .description('which doors a fire alarm holds released, by which source, latched or not; the named inputs')
+    .addOption(configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const config = await configFrom(o.config);
+      const st = await withApi(o.config, (api) => api.status());
+      if (!st.io) throw new UsageError('the gateway is not running: fire status is the running gateway\'s', 'unavailable');
+      if (o.json) return json(st.io);
+      if (!st.io.fire.released.length) out('no door is released by fire');
+      for (const d of st.io.fire.doors.filter((x) => x.released)) {
+        const why = [...d.active.map((a) => `${a.cause} since ${localStamp(a.since, config.timezone)}`), ...(d.latched && !d.active.length ? [`latched (${d.latched.cause} since ${localStamp(d.latched.since, config.timezone)}): doorgw fire reset`] : [])];
+        out(`${d.door}: RELEASED — ${why.join('; ')}`);
+      }
+      for (const i of st.io.inputs) out(`input ${i.name}${i.label !== i.name ? ` (${i.label})` : ''}: ${i.active ? 'ACTIVE' : 'inactive'}${i.alarm !== 'none' ? ` [${i.alarm}]` : ''}`);
+    });
+
   program
     .command('apb')
     .description('area anti-passback')
@@ -337,6 +370,7 @@ export function buildProgram(): Command {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);
         }
+        if (s.io?.fire.released.length) out(`FIRE RELEASE: ${s.io.fire.released.join(', ')} released (doorgw fire status)`);
         for (const r of s.readers ?? []) out(readerLine(r));
         out(problems.length ? `UNHEALTHY: ${problems.join('; ')}` : 'healthy');
       }

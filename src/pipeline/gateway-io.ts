@@ -7,7 +7,7 @@
  */
 import { Subject, Subscription, type Observable } from 'rxjs';
 import type { Config } from '../config/schema.js';
-import { GATEWAY_DOOR, linkageSteps, type Happening, type LinkRule, type LinkStep } from '../domain/linkage.js';
+import { GATEWAY_DOOR, linkageSteps, type Happening, type LinkStep } from '../domain/linkage.js';
 import type { DoorEvent } from '../domain/events.js';
 import { localStamp } from '../domain/localtime.js';
 import { openInput, openOutput, type Input, type InputSpec } from '../io/gpio/backends.js';
@@ -107,7 +107,7 @@ export class GatewayIo {
   /** Carry out the steps of one happening, each journaled with its rule and cause. */
   private link(h: Happening): void {
     const doors = this.c.doors.map((u) => u.id);
-    const steps = linkageSteps(this.c.config.io.linkage as readonly LinkRule[], h, this.now(), doors);
+    const steps = linkageSteps(this.c.config.io.linkage, h, this.now(), doors);
     for (const s of steps) {
       try {
         this.carryOut(s);

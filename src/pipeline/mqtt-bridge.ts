@@ -4,7 +4,7 @@
  * retained credentials are ignored (a retained OPEN would open the door at every restart); every
  * payload is validated; nothing here can delay the relay.
  */
-import { Subject, Subscription, distinctUntilChanged, interval, map, merge, type Observable } from 'rxjs';
+import { Subject, Subscription, distinctUntilChanged, interval, map, merge, skip, type Observable } from 'rxjs';
 import type { CloudAdapter } from '../cloud/adapter.js';
 import type { Config } from '../config/schema.js';
 import type { GatewayApi } from '../control/api.js';
@@ -23,6 +23,7 @@ import type { AccessPipeline } from './access.js';
 import { doorStatus, type DoorStateMachine } from './door-state.js';
 import { SiteCommands } from './site-commands.js';
 import type { SiteFacts } from './site-facts.js';
+import type { GatewayIo } from './gateway-io.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
 
 export interface MqttBridgeContext {
@@ -40,6 +41,8 @@ export interface MqttBridgeContext {
   readerEvents?: Observable<DoorEvent>;
   /** The site's facts (site.enabled): their topics are subscribed here and routed to it. */
   siteFacts?: SiteFacts | null;
+  /** Named inputs, outputs and fire release. */
+  io?: GatewayIo | null;
 }
 
 interface MqttReader {
@@ -135,6 +138,14 @@ export class MqttBridge {
     if (cloud) {
       this.subs.add(cloud.state$.pipe(map((s) => `${s.link}|${s.directory_version}|${s.last_error}`), distinctUntilChanged()).subscribe(() => void this.publishState()));
     }
+    const io = ctx.io;
+    if (io) {
+      this.subs.add(io.fire.changed$.subscribe(({ door }) => {
+        this.publishDoorState(door);
+        void this.publishState();
+      }));
+      this.subs.add(merge(io.inputs$, ...[...io.outputs.values()].map((o) => o.state$.pipe(skip(1)))).subscribe(() => void this.publishState()));
+    }
     this.subs.add(interval(60_000).subscribe(() => void this.publishState()));
     this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && void this.publishState()));
     if (ctx.config.mqtt.home_assistant.enabled) void this.publishDiscovery();
@@ -180,7 +191,7 @@ export class MqttBridge {
 
   private publishDoorState(door: string): void {
     const d = doorStatus(this.ctx.relays.get(door), this.ctx.doors.get(door), this.ctx.pipeline.modeOf(door));
-    const s: DoorStatePayload = { door, lock: d.lock, contact: d.contact, mode: d.mode, alarm: d.alarm };
+    const s: DoorStatePayload = { door, lock: d.lock, contact: d.contact, mode: d.mode, alarm: d.alarm, fire: this.ctx.io?.fire.released(door) ?? false };
     this.link.publishRetained(this.topics.doorState(door), JSON.stringify(s));
   }
 
@@ -200,6 +211,9 @@ export class MqttBridge {
         cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error, last_full_sync: c.last_full_sync === null ? null : new Date(c.last_full_sync).toISOString() } : null,
         storage: st.storage ? { writable: st.storage.writable, free_bytes: st.storage.free_bytes, held_in_memory: st.storage.held_in_memory } : null,
         ...(st.readers?.length ? { readers: Object.fromEntries(st.readers.map((r) => [r.id, { door: r.door, state: r.state, secure: r.secure, tamper: r.tamper, power_failure: r.power_failure }])) } : {}),
+        ...(st.io ? { fire: { released: st.io.fire.released, latched: st.io.fire.doors.filter((d) => d.latched).map((d) => d.door) } } : {}),
+        ...(st.io?.inputs.length ? { inputs: Object.fromEntries(st.io.inputs.map((i) => [i.name, i.active])) } : {}),
+        ...(st.io?.outputs.length ? { outputs: Object.fromEntries(st.io.outputs.map((i) => [i.name, i.on])) } : {}),
       };
       this.link.publishRetained(this.topics.state(), JSON.stringify(p));
     } catch (e) {
@@ -211,7 +225,11 @@ export class MqttBridge {
   private async publishDiscovery(): Promise<void> {
     const { config, version, store } = this.ctx;
     const readers = config.doors.flatMap((d) => d.readers.filter((r) => r.type === 'osdp').map((r) => ({ id: r.id, door: d.name ?? d.id })));
-    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none', readers });
+    const all = config.doors.map((d) => d.id);
+    const governed = new Set(config.site.enabled ? all : config.io.fire.flatMap((f) => f.doors ?? all));
+    const fireDoors = all.filter((d) => governed.has(d));
+    const inputs = Object.entries(config.io.inputs).map(([name, i]) => ({ name, label: i.name ?? name, alarm: i.alarm }));
+    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none', readers, fireDoors, inputs });
     const before = (await store.getMeta<string[]>('mqtt.discovery_topics')) ?? [];
     for (const stale of before.filter((t) => !configs.has(t))) {
       this.log.info({ topic: stale }, 'removing a stale Home Assistant entity');

@@ -154,6 +154,15 @@ export class GatewayMetrics {
     fromStatus('doorgw_reader_tamper', '1 while a supervised reader reports tamper.', ['reader', 'door'], (g, s) => {
       for (const x of s.readers ?? []) if (x.tamper !== null) g.set({ reader: x.id, door: x.door }, x.tamper ? 1 : 0);
     });
+    fromStatus('doorgw_fire_release', '1 while a fire alarm holds the door released (latched included).', ['door'], (g, s) => {
+      for (const d of s.io?.fire.doors ?? []) g.set({ door: d.door }, d.released ? 1 : 0);
+    });
+    fromStatus('doorgw_input_active', '1 while a named input (io.inputs) is active.', ['input', 'alarm'], (g, s) => {
+      for (const i of s.io?.inputs ?? []) g.set({ input: i.name, alarm: i.alarm }, i.active ? 1 : 0);
+    });
+    fromStatus('doorgw_output_on', '1 while a named output (io.outputs) is on.', ['output'], (g, s) => {
+      for (const o of s.io?.outputs ?? []) g.set({ output: o.name }, o.on ? 1 : 0);
+    });
     fromStatus('doorgw_storage_free_bytes', 'Free space on the data directory\'s disk.', [], (g, s) => typeof s.storage?.free_bytes === 'number' && g.set(s.storage.free_bytes));
   }
 

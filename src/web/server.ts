@@ -415,6 +415,11 @@ export class WebServer {
       const b = await this.body(req);
       return this.json(res, 200, await api.discard({ ...(b.seqs !== undefined ? { seqs: b.seqs as number[] } : {}), ...(typeof b.reason === 'string' ? { reason: b.reason } : {}), by }));
     }
+    if (path === '/api/fire/reset' && !get) {
+      this.need(s, 'fireReset');
+      const b = await this.body(req);
+      return this.json(res, 200, await api.fireReset({ ...(typeof b.door === 'string' ? { door: b.door } : {}), by }));
+    }
     if (path === '/api/sync' && !get) {
       this.need(s, 'sync');
       return this.json(res, 200, await api.sync());

@@ -151,7 +151,7 @@ describe('state, availability and requests', () => {
     await until(() => op.got.some((m) => m.topic.endsWith('/state') && m.topic.includes('/door/back/')), 'retained states');
     expect(op.got.find((m) => m.topic.endsWith('/availability'))).toMatchObject({ payload: 'online', retain: true });
     expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/state')!.payload)).toMatchObject({ gateway_id: 'gw1', users: 1, outbox_depth: 0, cloud: null });
-    expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/door/lobby/state')!.payload)).toEqual({ door: 'lobby', lock: 'locked', contact: 'unknown', mode: 'normal', alarm: null });
+    expect(json(op.got.find((m) => m.topic === 'doorgw/gw1/door/lobby/state')!.payload)).toEqual({ door: 'lobby', lock: 'locked', contact: 'unknown', mode: 'normal', alarm: null, fire: false });
     const to = (name: string) => ({ qos: 1 as const, properties: { responseTopic: `doorgw/gw1/response/operator/${name}` } });
     await op.c.publishAsync('doorgw/gw1/request/users/show', JSON.stringify({ userid: 'alice', transaction: 't-1' }), to('users/show'));
     // MQTT 3.1.1 has no response-topic property: the payload may name it.

@@ -8,7 +8,7 @@ import { DOOR_MODES } from '../../domain/types.js';
 import type { Topics } from './topics.js';
 
 /** Event types on `…/door/<door>/event`: decisions, then door events from the contact. */
-export const ACCESS_EVENT_TYPES = ['granted', 'denied', 'contact_open', 'contact_closed', 'forced_open', 'held_open_prealarm', 'held_open', 'alarm_cleared', 'relocked_on_close', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'disk_ok', 'duress', 'mode_changed', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'reader_enrolled'] as const;
+export const ACCESS_EVENT_TYPES = ['granted', 'denied', 'contact_open', 'contact_closed', 'forced_open', 'held_open_prealarm', 'held_open', 'alarm_cleared', 'relocked_on_close', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'disk_ok', 'duress', 'mode_changed', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'reader_enrolled', 'fire_release', 'fire_cleared', 'fire_reset', 'linkage', 'threat_level'] as const;
 
 export interface DiscoveryInput {
   prefix: string;
@@ -20,7 +20,14 @@ export interface DiscoveryInput {
   cloud: boolean;
   /** Supervised (OSDP) readers: each a connectivity and a tamper sensor. */
   readers?: { id: string; door: string }[];
+  /** Doors a fire source governs (io.fire, the site's fire level): each a safety sensor; a reset button. */
+  fireDoors?: string[];
+  /** Named inputs (io.inputs): each a binary sensor of the kind its alarm says. */
+  inputs?: { name: string; label: string; alarm: string }[];
 }
+
+/** Home Assistant's binary-sensor class for a named input's alarm kind (ON = the input active). */
+const INPUT_CLASS: Record<string, string | undefined> = { tamper: 'tamper', ups_battery: 'problem', power_fail: 'problem', panic: 'safety', alarm: 'problem', none: undefined };
 
 /** Discovery topic → config payload. */
 export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, unknown>> {
@@ -107,6 +114,42 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
       entity_category: 'diagnostic',
       state_topic: o.topics.state(),
       value_template: `{{ 'ON' if ${field('tamper')} else 'OFF' }}`,
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+  }
+  for (const door of o.fireDoors ?? []) {
+    const name = o.doors.find((d) => d.id === door)?.name ?? door;
+    add('binary_sensor', `${door}_fire`, {
+      name: `${name} fire release`,
+      device_class: 'safety',
+      state_topic: o.topics.doorState(door),
+      value_template: "{{ 'ON' if value_json.fire else 'OFF' }}",
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+  }
+  if (o.fireDoors?.length) {
+    add('binary_sensor', 'fire_release', {
+      name: 'Fire release',
+      device_class: 'safety',
+      state_topic: o.topics.state(),
+      value_template: "{{ 'ON' if value_json.fire is defined and value_json.fire.released | length > 0 else 'OFF' }}",
+      json_attributes_topic: o.topics.state(),
+      json_attributes_template: '{{ (value_json.fire if value_json.fire is defined else {}) | tojson }}',
+      payload_on: 'ON',
+      payload_off: 'OFF',
+    });
+    // Refused by the gateway while the alarm is active (the reply says so); journaled as by mqtt.
+    add('button', 'fire_reset', { name: 'Reset fire release', command_topic: o.topics.request('fire/reset'), payload_press: '{}', entity_category: 'config', icon: 'mdi:fire-alert', retain: false });
+  }
+  for (const i of o.inputs ?? []) {
+    const cls = INPUT_CLASS[i.alarm];
+    add('binary_sensor', `input_${i.name}`, {
+      name: i.label,
+      ...(cls ? { device_class: cls } : {}),
+      state_topic: o.topics.state(),
+      value_template: `{{ 'ON' if value_json.inputs is defined and value_json.inputs['${i.name}'] else 'OFF' }}`,
       payload_on: 'ON',
       payload_off: 'OFF',
     });

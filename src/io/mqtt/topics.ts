@@ -60,6 +60,11 @@ export interface GatewayStatePayload {
   storage?: { writable: boolean; free_bytes: number | null; held_in_memory: number } | null;
   /** Supervised (OSDP) readers by id: their link, security, tamper and power. */
   readers?: Record<string, { door: string; state: string; secure: boolean; tamper: boolean | null; power_failure: boolean | null }>;
+  /** Fire release: the doors released now, and per door its sources and latch (when io.fire or the site is configured). */
+  fire?: { released: string[]; latched: string[] };
+  /** Named inputs (active or not) and outputs (on or not), by name. */
+  inputs?: Record<string, boolean>;
+  outputs?: Record<string, boolean>;
 }
 
 /** `…/door/<door>/state` (retained). */
@@ -71,6 +76,8 @@ export interface DoorStatePayload {
   mode: DoorMode;
   /** forced_open, held_open_prealarm, held_open, or null. */
   alarm: string | null;
+  /** Released by a fire alarm now (whatever the mode says). */
+  fire?: boolean;
 }
 
 /** `…/door/<door>/event` (not retained). */

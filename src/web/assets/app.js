@@ -153,6 +153,7 @@ function show(tab) {
 async function showDoors() {
   const [st, recent] = await Promise.all([call('/api/status'), call('/api/journal?limit=30')]);
   const canOperate = session.role !== 'viewer';
+  fireBanner(st.io?.fire, canOperate);
   const container = $('#doors');
   for (const d of st.doors) {
     // A card is built once and then updated in place: a mode being chosen is not reset by an event.
@@ -174,6 +175,26 @@ async function showDoors() {
     const mine = recent.entries.filter((e) => e.door === d.id).slice(0, 5);
     card.querySelector('.recent').replaceChildren(...(mine.length ? mine.map(decisionItem) : [h('li', {}, t('none'))]));
   }
+}
+
+/** Fire release: on every page, above the doors, until it is reset (refused while the alarm is active). */
+function fireBanner(fire, canOperate) {
+  const released = fire?.released ?? [];
+  $('#fire-banner').hidden = released.length === 0;
+  if (!released.length) return;
+  const latched = fire.doors.filter((d) => d.released && d.active.length === 0).map((d) => d.door);
+  $('#fire-doors').textContent = `${released.join(', ')}${latched.length === released.length ? ` (${t('fire_latched')})` : ''}`;
+  const btn = $('#fire-reset');
+  btn.disabled = !canOperate;
+  btn.onclick = async () => {
+    try {
+      const r = await call('/api/fire/reset', { method: 'POST', body: {} });
+      flash(r.refused.length ? `${t('fire_refused')}: ${r.refused[0].reason}` : t('done'), r.refused.length > 0);
+    } catch (e) {
+      flash(e.message, true);
+    }
+    setTimeout(showDoors, 150);
+  };
 }
 
 function doorCard(d, canOperate) {

@@ -2,6 +2,7 @@
 export const STRINGS = {
   en: {
     login_title: 'Log in to the door', user: 'User', password: 'Password', login: 'Log in', logout: 'Log out',
+    fire_banner: 'Fire alarm: doors released', fire_reset: 'Reset fire release', fire_latched: 'latched: the alarm has cleared, reset to lock again', fire_refused: 'not reset',
     tab_dashboard: 'Doors', tab_live: 'Live', tab_journal: 'Journal', tab_users: 'People', tab_cloud: 'Cloud', tab_system: 'System',
     live_hint: 'Decisions and alarms as they happen.', from: 'From', to: 'To', person: 'Person', door: 'Door', decision: 'Decision', reason: 'Reason',
     any: 'any', granted: 'granted', denied: 'denied', search: 'Search', csv: 'Download CSV', time: 'Time', more: 'More',
@@ -20,6 +21,7 @@ export const STRINGS = {
   },
   zh: {
     login_title: '登录门禁', user: '用户', password: '密码', login: '登录', logout: '退出',
+    fire_banner: '火警：门已释放', fire_reset: '复位火警释放', fire_latched: '已锁存：火警信号已解除，复位后重新上锁', fire_refused: '未复位',
     tab_dashboard: '门', tab_live: '实时', tab_journal: '记录', tab_users: '人员', tab_cloud: '云端', tab_system: '系统',
     live_hint: '实时显示通行决定和报警。', from: '开始', to: '结束', person: '人员', door: '门', decision: '结果', reason: '原因',
     any: '全部', granted: '允许', denied: '拒绝', search: '查询', csv: '下载 CSV', time: '时间', more: '更多',
@@ -71,6 +73,7 @@ export const EVENTS = {
     mode_changed: 'mode changed', anti_passback_violation: 'anti-passback violation', operator_action: 'operator action',
     reader_offline: 'reader offline', reader_online: 'reader back online', reader_tamper: 'reader tampered', reader_tamper_cleared: 'reader tamper cleared',
     reader_power_failure: 'reader power failure', reader_power_restored: 'reader power restored', reader_secure_channel_failure: 'reader secure channel failure', reader_enrolled: 'reader key enrolled',
+    fire_release: 'FIRE: door released', fire_cleared: 'fire alarm cleared (still released)', fire_reset: 'fire release reset', io_alarm: 'input alarm', io_alarm_cleared: 'input alarm cleared', linkage: 'linkage rule acted', linkage_alarm: 'linkage alarm',
   },
   zh: {
     contact_open: '门已打开', contact_closed: '门已关闭', forced_open: '门被强行打开', held_open_prealarm: '门开太久（预警）', held_open: '门长时间未关',
@@ -79,5 +82,6 @@ export const EVENTS = {
     mode_changed: '模式已更改', anti_passback_violation: '反潜回违规', operator_action: '操作记录',
     reader_offline: '读头离线', reader_online: '读头恢复在线', reader_tamper: '读头被拆', reader_tamper_cleared: '读头防拆恢复',
     reader_power_failure: '读头电源故障', reader_power_restored: '读头电源恢复', reader_secure_channel_failure: '读头安全通道故障', reader_enrolled: '读头密钥已配置',
+    fire_release: '火警：门已释放', fire_cleared: '火警信号解除（仍保持释放）', fire_reset: '火警释放已复位', io_alarm: '输入报警', io_alarm_cleared: '输入报警解除', linkage: '联动规则执行', linkage_alarm: '联动报警',
   },
 };
