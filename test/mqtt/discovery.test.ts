@@ -10,6 +10,7 @@ import { cleanup } from '../helpers/mqtt-gateway.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
+import type { InputSpec } from '../../src/io/gpio/backends.js';
 
 /**
  * The keys Home Assistant documents for MQTT discovery of each component used here
@@ -50,7 +51,7 @@ function validate(topic: string, cfg: Record<string, unknown>): string[] {
   for (const k of Object.keys(origin ?? {})) if (!ORIGIN_KEYS.includes(k)) problems.push(`${topic}: undocumented origin key ${k}`);
   const av = cfg.availability as { topic?: unknown }[] | undefined;
   if (!Array.isArray(av) || av.some((a) => typeof a.topic !== 'string')) problems.push(`${topic}: availability must be a list of {topic}`);
-  if (component === 'binary_sensor' && !BINARY_SENSOR_CLASSES.includes(String(cfg.device_class))) problems.push(`${topic}: device_class`);
+  if (component === 'binary_sensor' && cfg.device_class !== undefined && !BINARY_SENSOR_CLASSES.includes(cfg.device_class as string)) problems.push(`${topic}: device_class`);
   if (component === 'event' && !(Array.isArray(cfg.event_types) && cfg.event_types.every((t) => typeof t === 'string'))) problems.push(`${topic}: event_types must be strings`);
   if (cfg.entity_category !== undefined && !(typeof cfg.entity_category === 'string' && ['config', 'diagnostic'].includes(cfg.entity_category))) problems.push(`${topic}: entity_category`);
   for (const k of ['value_template', 'json_attributes_template']) {
@@ -169,5 +170,55 @@ describe('Home Assistant discovery', () => {
       'homeassistant/select/gw-ha3/back_mode/config',
       'homeassistant/sensor/gw-ha3/back_last_access/config',
     ]);
+  });
+
+  it('fire release: a safety sensor per governed door and one for the gateway, a reset button, a sensor per named input; state follows the panel', async () => {
+    const inputs = new Map<string, InputSpec>();
+    const cfg = validateConfig(
+      {
+        gateway_id: 'gw-ha5',
+        data_dir: join(tmpDir(), 'data'),
+        doors: [{ id: 'front' }, { id: 'back' }, { id: 'yard' }],
+        io: { inputs: { panel: { pin: 5, active_low: false, alarm: 'alarm', name: 'Fire panel' }, bell: { pin: 6 } }, fire: [{ input: 'panel', doors: ['front', 'back'] }] },
+        mqtt: { enabled: true, url: broker.url, username: 'doorgw', password: USERS.doorgw },
+      },
+      't',
+    );
+    const ha = await client(broker, 'homeassistant', ['homeassistant/+/gw-ha5/+/config', 'doorgw/gw-ha5/door/+/state', 'doorgw/gw-ha5/state']);
+    t.closers.push(() => ha.c.endAsync());
+    t.gw = await Gateway.start({ config: cfg, log, controlSocket: false, inputFactory: (spec) => (inputs.set(spec.name, spec), Promise.resolve({ active: false, close: () => undefined })) });
+    const configs = () => new Map(ha.got.filter((m) => m.topic.startsWith('homeassistant/')).map((m) => [m.topic, JSON.parse(m.payload) as Record<string, unknown>]));
+    await until(() => configs().has('homeassistant/binary_sensor/gw-ha5/input_bell/config'), 'io discovery');
+    const c = configs();
+    for (const [topic, x] of c) expect(validate(topic, x)).toEqual([]);
+    expect([...c.keys()].filter((k) => /fire|input_/.test(k)).sort()).toEqual([
+      'homeassistant/binary_sensor/gw-ha5/back_fire/config',
+      'homeassistant/binary_sensor/gw-ha5/fire_release/config',
+      'homeassistant/binary_sensor/gw-ha5/front_fire/config',
+      'homeassistant/binary_sensor/gw-ha5/input_bell/config',
+      'homeassistant/binary_sensor/gw-ha5/input_panel/config',
+      'homeassistant/button/gw-ha5/fire_reset/config',
+    ]); // yard is not governed: no fire sensor
+    expect(c.get('homeassistant/binary_sensor/gw-ha5/input_panel/config')).toMatchObject({ name: 'Fire panel', device_class: 'problem' });
+    expect(c.get('homeassistant/binary_sensor/gw-ha5/input_bell/config')!.device_class).toBeUndefined();
+    const last = (topic: string) => JSON.parse(ha.got.filter((m) => m.topic === topic).at(-1)?.payload ?? '{}') as Record<string, unknown>;
+    await until(() => t.gw!.mqtt!.link.connected$.value, 'connected');
+
+    inputs.get('panel')!.onChange(true);
+    await until(() => last('doorgw/gw-ha5/door/front/state').fire === true && last('doorgw/gw-ha5/door/front/state').lock === 'unlocked', 'front released on MQTT');
+    await until(() => JSON.stringify(last('doorgw/gw-ha5/state').fire) === JSON.stringify({ released: ['front', 'back'], latched: ['front', 'back'] }), 'gateway state: fire');
+    expect(last('doorgw/gw-ha5/state').inputs).toEqual({ panel: true, bell: false });
+    expect(last('doorgw/gw-ha5/door/yard/state').fire).toBe(false);
+    // The reset button while the panel is in alarm: refused, nothing changes.
+    const button = c.get('homeassistant/button/gw-ha5/fire_reset/config') as { command_topic: string; payload_press: string };
+    await ha.c.publishAsync(button.command_topic, button.payload_press, { qos: 1 });
+    inputs.get('panel')!.onChange(false);
+    await until(() => (last('doorgw/gw-ha5/state').inputs as Record<string, boolean>).panel === false, 'panel cleared on MQTT');
+    expect(t.gw.io!.fire.released('front')).toBe(true); // latched
+    await ha.c.publishAsync(button.command_topic, button.payload_press, { qos: 1 });
+    await until(() => last('doorgw/gw-ha5/door/front/state').fire === false && last('doorgw/gw-ha5/door/front/state').lock === 'locked', 'reset over MQTT');
+    const actions = async () => (await t.gw!.store.recentDoorEvents(50)).filter((e) => e.type === 'operator_action').map((e) => e.detail).reverse();
+    await until(async () => (await actions()).length === 2, 'both resets journaled');
+    expect(await actions()).toEqual([expect.stringMatching(/^mqtt.*: fire reset: nothing reset; refused front, back: the fire alarm is still active/), expect.stringMatching(/^mqtt.*: fire reset: reset front, back$/)]);
   });
 });
