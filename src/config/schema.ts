@@ -53,6 +53,11 @@ const namedInput = z
     /** The logical level is active when the line reads 0 (a contact to ground with the pull-up). */
     active_low: z.boolean().default(true),
     debounce_ms: z.number().int().min(0).max(5000).default(50),
+    /**
+     * The line's pull resistor, set by the character device (with sysfs: in config.txt, e.g.
+     * `gpio=5=ip,pu`). A supervised fire input needs the pull-up: see docs/hardware.md.
+     */
+    bias: z.enum(['as_is', 'pull_up', 'pull_down', 'disabled']).default('as_is'),
     alarm: z.enum(INPUT_ALARMS).default('none'),
     /** A human name for logs, the console and Home Assistant. */
     name: str().optional(),

@@ -246,7 +246,8 @@ static int line_request(struct gpio_v2_line_request *r) {
     strncat(offs, one, sizeof offs - strlen(offs) - 1);
     if (out) levels[r->offsets[i] & 255] = (values >> i) & 1;
   }
-  logf_("request offsets=%s output=%d values=%llu edges=%s debounce=%u consumer=%s t=%llu\n", offs, out, values, edges, debounce, r->consumer, now_ns());
+  const char *bias = (r->config.flags & GPIO_V2_LINE_FLAG_BIAS_PULL_UP) ? "pull-up" : (r->config.flags & GPIO_V2_LINE_FLAG_BIAS_PULL_DOWN) ? "pull-down" : (r->config.flags & GPIO_V2_LINE_FLAG_BIAS_DISABLED) ? "disabled" : "as-is";
+  logf_("request offsets=%s output=%d values=%llu edges=%s debounce=%u consumer=%s bias=%s t=%llu\n", offs, out, values, edges, debounce, r->consumer, bias, now_ns());
   pthread_mutex_lock(&mu);
   kind[sv[0]] = LINE;
   reqs[sv[0]] = q;

@@ -73,6 +73,7 @@ async function gateway(env: Record<string, string> = {}, extraReaders = '', befo
     child,
     out,
     lines,
+    config,
     send: (cmd: string) => fifo.write(`${cmd}\n`),
     close: () => fifo.close(),
   };
@@ -207,6 +208,55 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
       await g.close();
     }
   }, 90_000);
+
+  it('fire panel on a supervised line: a cut wire releases every door, either lock type, past a grant; a rule drives a second relay; latched until reset; the reset is refused while in alarm', async () => {
+    // Normal: the panel's normally-closed contact pulls line 5 to ground. Alarm, or a cut wire: the pull-up reads 1.
+    const io = `  - id: back\n    relay: { driver: gpio, pin: 18, lock_type: fail_safe }\n` +
+      `io:\n  inputs:\n    panel: { pin: 5, active_low: false, bias: pull_up, debounce_ms: 20 }\n` +
+      `  outputs:\n    strobe: { pin: 19 }\n  fire:\n    - { input: panel }\n` +
+      `  linkage:\n    - { name: fire-strobe, on: { input: panel }, do: [{ output: strobe, while_active: true }] }\n`;
+    const g = await gateway({ FAKE_GPIO_LEVELS: '27=1,22=0,5=0' }, io);
+    try {
+      expect(g.lines()).toContainEqual(expect.stringMatching(/^request offsets=5 output=0 values=0 edges=both debounce=20000 consumer=doorgw-io\.panel bias=pull-up /));
+      expect(g.lines()).toContainEqual(expect.stringMatching(/^request offsets=18 output=1 values=1 /)); // the maglock held (idle = energised)
+      expect(g.out.some((l) => typeof l.msg === 'string' && l.msg.startsWith('fire input not supervised'))).toBe(false);
+      await g.send('edge 27 0'); // an exit in progress
+      await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'exit pulse', 15_000);
+      await g.send('edge 5 1'); // the wire is cut (or the panel opens its contact)
+      await until(() => g.lines().some((l) => l.startsWith('set 18=0')), 'maglock released', 15_000);
+      await until(() => g.lines().some((l) => l.startsWith('set 19=1')), 'strobe on by rule', 15_000);
+      await until(() => g.out.some((l) => l.msg === 'fire release: door released' && l.door === 'front'), 'front released', 15_000);
+      await until(() => g.out.some((l) => l.msg === 'fire release: door released' && l.door === 'back'), 'back released', 15_000);
+      const cli = (...a: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), ...a, '-c', g.config], { encoding: 'utf8', timeout: 20_000 });
+      const refused = cli('fire', 'reset');
+      expect(refused.status).toBe(1);
+      expect(refused.stdout).toMatch(/refused: front: the fire alarm is still active \(fire input panel\)/);
+      await g.send('edge 5 0'); // panel back to normal
+      await until(() => g.lines().some((l) => l.startsWith('set 19=0')), 'strobe off with the input', 15_000);
+      // Latched; and the exit's 300 ms pulse, long over by now (two CLI runs later), did not re-lock the strike.
+      expect(g.lines().filter((l) => /^set 1[78]=/.test(l)).map((l) => l.slice(0, 8))).toEqual(['set 17=1', 'set 18=0']);
+      const status = cli('fire', 'status');
+      expect(status.stdout).toMatch(/front: RELEASED — latched \(fire input panel since /);
+      const reset = cli('fire', 'reset');
+      expect(reset.stdout).toBe('reset: front, back (back to their modes)\n');
+      await until(() => g.lines().some((l) => l.startsWith('set 18=1')), 'maglock holds again', 15_000);
+      expect(g.lines().filter((l) => /^set 1[78]=/.test(l)).map((l) => l.slice(0, 8))).toEqual(['set 17=1', 'set 18=0', 'set 17=0', 'set 18=1']);
+    } finally {
+      await g.close();
+    }
+  }, 90_000);
+
+  it('a fire panel already in alarm (or its wire cut) when the gateway starts releases at once; an unsupervised fire input is said so', async () => {
+    const io = `io:\n  inputs:\n    panel: { pin: 5, active_low: true }\n  fire:\n    - { input: panel }\n`;
+    const g = await gateway({ FAKE_GPIO_LEVELS: '27=1,22=0,5=0' }, io); // active low, reading 0: in alarm
+    try {
+      await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'released at start', 15_000);
+      expect(g.out.find((l) => l.msg === 'fire release: door released')).toMatchObject({ door: 'front', cause: 'fire input panel (active when the gateway started)' });
+      expect(g.out.find((l) => typeof l.msg === 'string' && l.msg.startsWith('fire input not supervised'))).toMatchObject({ input: 'panel', active_low: true, bias: 'as_is' });
+    } finally {
+      await g.close();
+    }
+  }, 60_000);
 
   it('hw probe: the chip and its lines, which backend and why, and whether each door\'s lines can be had', () => {
     const dir = tmpDir();

@@ -18,6 +18,8 @@ export interface InputSpec {
   line?: string | undefined;
   activeLow: boolean;
   debounceMs: number;
+  /** The pull resistor (character device only; absent: as the line is). */
+  bias?: 'pull_up' | 'pull_down' | 'disabled' | undefined;
   /** Debounced logical level: exit button pressed / door contact closed. */
   onChange: (active: boolean) => void;
 }
@@ -80,8 +82,9 @@ export async function openInput(spec: InputSpec, config: Config, log: Logger): P
   if ((await gpioBackend(config)).backend === 'cdev') {
     const { CdevInput, resolveLine } = await import('./cdev.js');
     const { chip, offset } = resolveLine({ chip: config.gpio.chip, chipLabel: config.gpio.chip_label }, spec.pin, spec.line);
-    return CdevInput.open({ name: `${spec.door}.${spec.name}`, chip, offset, activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
+    return CdevInput.open({ name: `${spec.door}.${spec.name}`, chip, offset, activeLow: spec.activeLow, debounceMs: spec.debounceMs, bias: spec.bias, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });
   }
+  if (spec.bias) log.warn({ input: `${spec.door}.${spec.name}`, bias: spec.bias }, 'sysfs cannot set a pull resistor: set it in config.txt (e.g. gpio=5=ip,pu), or the line floats');
   if (spec.pin === undefined) throw new GpioUnavailableError(`door '${spec.door}': ${spec.name} line ${spec.line}: line names need the character device (gpio.backend: cdev); with sysfs give the BCM pin`);
   const { GpioInput } = await import('./onoff.js');
   return GpioInput.open({ name: `${spec.door}.${spec.name}`, number: sysfs(config, spec.pin), activeLow: spec.activeLow, debounceMs: spec.debounceMs, onChange: spec.onChange, log: log.child({ module: 'input', door: spec.door }) });

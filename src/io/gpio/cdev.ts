@@ -138,6 +138,7 @@ export interface CdevInputOptions {
   offset: number;
   activeLow: boolean;
   debounceMs: number;
+  bias?: 'pull_up' | 'pull_down' | 'disabled' | undefined;
   onChange: (active: boolean) => void;
   log: Logger;
   binding?: CdevBinding;
@@ -157,14 +158,15 @@ export class CdevInput {
     const consumer = `doorgw-${o.name}`.slice(0, 31);
     let fd: number;
     let debounce: 'kernel' | 'user' = 'kernel';
+    const bias = o.bias ? { bias: o.bias.replace('_', '-') } : {};
     try {
       try {
-        fd = b.request(o.chip, consumer, [o.offset], { output: false, edges: 'both', ...(o.debounceMs > 0 ? { debounceUs: o.debounceMs * 1000 } : {}) });
+        fd = b.request(o.chip, consumer, [o.offset], { output: false, edges: 'both', ...bias, ...(o.debounceMs > 0 ? { debounceUs: o.debounceMs * 1000 } : {}) });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (o.debounceMs <= 0 || (code !== 'EINVAL' && code !== 'ENOTSUP')) throw e;
         // A chip without hardware or kernel debounce: the same debounce, in user space.
-        fd = b.request(o.chip, consumer, [o.offset], { output: false, edges: 'both' });
+        fd = b.request(o.chip, consumer, [o.offset], { output: false, edges: 'both', ...bias });
         debounce = 'user';
       }
     } catch (e) {
@@ -173,7 +175,7 @@ export class CdevInput {
     const logical = (physical: number): number => (o.activeLow ? 1 - physical : physical);
     const level = new DebouncedLevel(debounce === 'kernel' ? 0 : o.debounceMs, (v) => o.onChange(v === 1), logical(b.getValues(fd, 1)[0]!));
     const handle = b.watch(fd, (_offset, rising) => level.sample(logical(rising ? 1 : 0)));
-    o.log.info({ input: o.name, chip: o.chip, line: o.offset, debounce, active_low: o.activeLow, backend: 'cdev' }, 'input on GPIO ready');
+    o.log.info({ input: o.name, chip: o.chip, line: o.offset, debounce, active_low: o.activeLow, bias: o.bias ?? 'as_is', backend: 'cdev' }, 'input on GPIO ready');
     return new CdevInput(b, fd, handle, level, debounce);
   }
 
