@@ -264,7 +264,9 @@ export class Gateway {
       await units.start(gw.replayPruner(replay, now, new SteadyWall(Math.min(now(), (await store.getMeta<number>('journal.retention_clock')) ?? now()), mono)));
       await units.start(gw.storageUnit(now));
       // Inputs and outputs before the first decision: a fire panel in alarm releases at once.
-      const io = new GatewayIo({ config, log, doors, pipeline, meta: { get: (k) => store.getMeta(k), put: (k, v) => store.putMeta(k, v) }, doorEvent: (e) => pipeline.doorEvents$.next(e), inputFactory: o.inputFactory, now });
+      const members = new Map(Object.entries(config.groups).map(([g, ids]) => [g, new Set(ids)]));
+      const memberOf = (userid: string, group: string): boolean => members.get(group)?.has(userid) === true || store.directory.user(userid)?.local?.groups.includes(group) === true;
+      const io = new GatewayIo({ config, log, doors, pipeline, meta: { get: (k) => store.getMeta(k), put: (k, v) => store.putMeta(k, v) }, doorEvent: (e) => pipeline.doorEvents$.next(e), inputFactory: o.inputFactory, memberOf, now });
       gw.io = io;
       await units.start({
         name: 'inputs, outputs, fire release, linkage',
@@ -274,6 +276,7 @@ export class Gateway {
             throw e;
           });
           io.startLinkage(gw.doorEvents$);
+          io.startLifts(pipeline.decisions$);
         },
         stop: () => io.close(),
       });

@@ -303,6 +303,28 @@ const door = z.strictObject({
     })
     .refine((f) => f.driver !== 'r30x' || f.path !== undefined, { message: 'an r30x module needs path (its serial port, e.g. /dev/ttyUSB0)', path: ['path'] })
     .optional(),
+  /**
+   * A lift car: its readers' grants enable the floors the person may select, each floor an output
+   * (io.outputs: the car's floor-enable relays), for `enable_s`.
+   */
+  lift: z
+    .strictObject({
+      /**
+       * The floors, bottom to top: each its name and the output that enables its button. A list,
+       * not a map: floors named 1, 2, 3 would lose their order as keys of a map.
+       */
+      floors: z.array(z.strictObject({ floor: str().pipe(z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'a floor name is 1-16 letters, digits, _ or -')), output: id() })).min(1).max(256),
+      /** Group (config `groups`) → floors its members may select. */
+      groups: z.record(id(), z.array(str())).default({}),
+      /** Floors every granted person may select. */
+      everyone: z.array(str()).default([]),
+      enable_s: z.number().int().min(1).max(600).default(10),
+      /** Floors on free access by schedule (rules as for passage, e.g. 8:00-18:00 * * 1-5 *). */
+      free_access: z.array(z.strictObject({ floors: z.array(str()).min(1), schedule: z.array(str().refine((r) => parseRule(r).ok, { message: 'not a valid rule (e.g. 8:00-18:00 * * 1-5 *)' })).min(1) })).default([]),
+      /** What a fire release of this car opens: every floor (default), none, or these floors (the lift's own fire recall is its controller's). */
+      fire: z.union([z.enum(['all', 'none']), z.array(str())]).default('all'),
+    })
+    .optional(),
   /** Door-contact alarms (need inputs.door_contact). */
   alarms: z
     .strictObject({
@@ -705,7 +727,7 @@ export const configSchema = z
   });
 
 /** Names an io section refers to exist; what a rule does could not trigger itself. */
-function checkIo(c: { io: z.output<typeof io>; doors: { id: string }[] }, doors: Set<string>, ctx: z.RefinementCtx): void {
+function checkIo(c: { io: z.output<typeof io>; doors: z.output<typeof door>[]; groups: Record<string, string[]> }, doors: Set<string>, ctx: z.RefinementCtx): void {
   const { inputs, outputs, fire, linkage } = c.io;
   const inputNames = Object.keys(inputs).join(', ') || 'none';
   fire.forEach((f, i) => {
@@ -728,6 +750,26 @@ function checkIo(c: { io: z.output<typeof io>; doors: { id: string }[] }, doors:
         if (!doors.has(d)) ctx.addIssue({ code: 'custom', message: `no door '${d}'`, path: [...at, 'doors', k] });
       });
     });
+  });
+  c.doors.forEach((d, i) => {
+    const l = d.lift;
+    if (!l) return;
+    const at = ['doors', i, 'lift'];
+    const floors = new Set<string>();
+    const used = new Map<string, string>();
+    l.floors.forEach(({ floor, output }, j) => {
+      if (floors.has(floor)) ctx.addIssue({ code: 'custom', message: `duplicate floor '${floor}'`, path: [...at, 'floors', j, 'floor'] });
+      floors.add(floor);
+      if (!(output in outputs)) ctx.addIssue({ code: 'custom', message: `no output '${output}' (io.outputs: ${Object.keys(outputs).join(', ') || 'none'})`, path: [...at, 'floors', j, 'output'] });
+      const other = used.get(output);
+      if (other !== undefined) ctx.addIssue({ code: 'custom', message: `output '${output}' already enables floor '${other}'`, path: [...at, 'floors', j, 'output'] });
+      used.set(output, floor);
+    });
+    const floorRefs: [(string | number)[], readonly string[]][] = [[['everyone'], l.everyone], ...Object.entries(l.groups).map(([g, f]): [(string | number)[], string[]] => [['groups', g], f]), ...l.free_access.map((w, j): [(string | number)[], string[]] => [['free_access', j, 'floors'], w.floors]), ...(Array.isArray(l.fire) ? [[['fire'], l.fire] as [(string | number)[], string[]]] : [])];
+    for (const [path, list] of floorRefs) list.forEach((f, k) => {
+      if (!floors.has(f)) ctx.addIssue({ code: 'custom', message: `no floor '${f}' (floors: ${[...floors].join(', ')})`, path: [...at, ...path, k] });
+    });
+    for (const g of Object.keys(l.groups)) if (!(g in c.groups)) ctx.addIssue({ code: 'custom', message: `no group '${g}' (groups: ${Object.keys(c.groups).join(', ') || 'none'})`, path: [...at, 'groups', g] });
   });
   const loop = linkageLoop(linkage, c.doors.map((d) => d.id));
   if (loop) ctx.addIssue({ code: 'custom', message: `linkage rules would trigger themselves: ${loop.join(' → ')} (an action raises the event the next rule is on)`, path: ['io', 'linkage'] });

@@ -18,10 +18,17 @@ export interface FireStatus {
   doors: FireDoorStatus[];
 }
 
+export interface LiftStatus {
+  door: string;
+  /** Each floor: enabled now, and what holds it (grant, free access, fire). */
+  floors: { floor: string; on: boolean; why: string[] }[];
+}
+
 export interface IoStatus {
   inputs: { name: string; label: string; alarm: string; active: boolean }[];
   outputs: { name: string; label: string; on: boolean }[];
   fire: FireStatus;
+  lifts: LiftStatus[];
 }
 
 export interface FireResetReport {

@@ -17,6 +17,8 @@ import type { AccessPipeline } from './access.js';
 import type { DoorUnit } from './door-unit.js';
 import type { IoStatus } from '../domain/io-status.js';
 import { FireRelease } from './fire-release.js';
+import { LiftFloors, liftPolicy } from './lift.js';
+import type { DecisionEvent } from '../domain/events.js';
 
 /** An output held on by `while_active` stays on this long at most before the hold is renewed. */
 const HOLD_MS = 2 ** 31 - 1;
@@ -32,6 +34,8 @@ export interface GatewayIoContext {
   /** Journal and log a door event (a gateway-wide one carries door `gateway`). */
   doorEvent: (e: DoorEvent) => void;
   inputFactory?: ((spec: InputSpec) => Promise<Input>) | undefined;
+  /** Whether a person is in a group (configured lists, or their local or site record): lift floors. */
+  memberOf: (userid: string, group: string) => boolean;
   now?: () => number;
 }
 
@@ -40,6 +44,8 @@ export class GatewayIo {
   /** A named input changed (debounced, logical level). */
   readonly inputs$ = new Subject<{ name: string; active: boolean }>();
   readonly outputs = new Map<string, Relay>();
+  /** Lift cars by door id. */
+  readonly lifts = new Map<string, LiftFloors>();
   private readonly inputs = new Map<string, Input>();
   private readonly levels = new Map<string, boolean>();
   private readonly subs = new Subscription();
@@ -64,6 +70,13 @@ export class GatewayIo {
   async open(): Promise<void> {
     const { config } = this.c;
     for (const [name, o] of Object.entries(config.io.outputs)) this.outputs.set(name, await openOutput(name, o, config, this.c.log));
+    for (const d of config.doors) {
+      if (!d.lift) continue;
+      const outputs = new Map(d.lift.floors.map(({ floor, output }) => [floor, this.outputs.get(output)!]));
+      this.lifts.set(d.id, new LiftFloors({ door: d.id, policy: liftPolicy(d.lift, d.timezone ?? config.timezone), outputs, enableMs: d.lift.enable_s * 1000, memberOf: this.c.memberOf, doorEvent: this.c.doorEvent, log: this.log, now: this.now }));
+    }
+    // A fire release of a car opens its fire floors (restored latches included).
+    this.subs.add(this.fire.changed$.subscribe(({ door, released }) => this.lifts.get(door)?.fire(released)));
     await this.fire.restore();
     const make = this.c.inputFactory ?? ((spec: InputSpec) => openInput(spec, config, this.c.log));
     for (const [name, i] of Object.entries(config.io.inputs)) {
@@ -75,6 +88,13 @@ export class GatewayIo {
       this.levels.set(name, false);
       this.changed(name, input.active, true);
     }
+  }
+
+  /** Lift cars follow grants at their readers, and their free-access schedules. */
+  startLifts(decisions$: Observable<DecisionEvent>): void {
+    if (!this.lifts.size) return;
+    this.subs.add(decisions$.subscribe((d) => d.decision === 'grant' && this.lifts.get(d.door)?.granted(d)));
+    for (const l of this.lifts.values()) l.start();
   }
 
   /** Linkage rules from now on: on named inputs and on every journaled door event. */
@@ -158,11 +178,13 @@ export class GatewayIo {
       inputs: Object.entries(inputs).map(([name, i]) => ({ name, label: i.name ?? name, alarm: i.alarm, active: this.levels.get(name) ?? false })),
       outputs: Object.entries(outputs).map(([name, o]) => ({ name, label: o.name ?? name, on: this.outputs.get(name)?.state$.value ?? false })),
       fire: this.fire.status(),
+      lifts: [...this.lifts.values()].map((l) => l.status()),
     };
   }
 
   async close(): Promise<void> {
     this.subs.unsubscribe();
+    for (const l of this.lifts.values()) l.stop();
     for (const i of this.inputs.values()) i.close();
     for (const o of this.outputs.values()) await o.close();
     this.fire.stop();

@@ -22,7 +22,7 @@ afterEach(async () => {
 const HOLD = 2 ** 31 - 1;
 
 /** A gateway whose GPIO inputs the test drives: `set('io.panel', true)`, `set('front.door_contact', false)`. */
-async function rig(o: { dir?: string; io?: Record<string, unknown>; levels?: Record<string, boolean>; doors?: unknown[]; extra?: Record<string, unknown> } = {}) {
+async function rig(o: { dir?: string; io?: Record<string, unknown>; levels?: Record<string, boolean>; doors?: unknown[]; extra?: Record<string, unknown>; now?: () => number } = {}) {
   const dir = o.dir ?? join(tmpDir(), 'data');
   const inputs = new Map<string, InputSpec>();
   const config = validateConfig(
@@ -45,6 +45,7 @@ async function rig(o: { dir?: string; io?: Record<string, unknown>; levels?: Rec
     config,
     log: silent,
     controlSocket: false,
+    ...(o.now ? { now: o.now } : {}),
     inputFactory: (spec) => {
       inputs.set(`${spec.door}.${spec.name}`, spec);
       const key = `${spec.door}.${spec.name}`;
@@ -197,5 +198,52 @@ describe('named inputs, outputs and linkage', () => {
     const { gw, events } = await rig({ io, levels: { 'io.tamper': true, 'io.panic': true, 'io.mains': true } });
     expect((gw.io!.outputs.get('strobe') as SimRelay).energised).toBe(true);
     await vi.waitFor(async () => expect((await events('io_alarm')).map((e) => e.detail)).toEqual(['enclosure (tamper) active when the gateway started']));
+  });
+});
+
+describe('lift floors', () => {
+  const floors: [string, string][] = [['G', 'fg'], ['1', 'f1'], ['2', 'f2'], ['3', 'f3']];
+  const lift = (extra: Record<string, unknown> = {}) => ({
+    doors: [{ id: 'car', lift: { floors: floors.map(([floor, output]) => ({ floor, output })), groups: { staff: ['1', '2'], execs: ['3'] }, everyone: ['G'], enable_s: 1, ...extra } }],
+    io: { inputs: { panel: { pin: 5, active_low: false } }, outputs: Object.fromEntries(floors.map(([, o]) => [o, { driver: 'sim' }])), fire: [{ input: 'panel', latch: false }] },
+    extra: { interlocks: {}, groups: { staff: ['li', 'wang'], execs: ['wang'] } },
+  });
+  const on = (gw: Gateway) => floors.filter(([, o]) => (gw.io!.outputs.get(o) as SimRelay).energised).map(([f]) => f);
+
+  it('a grant enables exactly the person\'s floors (groups from the configuration and from their local record) and closes them after enable_s', async () => {
+    const { gw, events } = await rig(lift());
+    await gw.store.upsertUsers([user({ userid: 'li', cards: [1] }), user({ userid: 'wang', cards: [2] }), user({ userid: 'zhao', cards: [3] })]);
+    await gw.api.usersSet({ userid: 'zhao', groups: ['execs'], by: 'test' }); // a local record names the group
+    const card = (n: number) => gw.pipeline.handle(credentialEvent('car', 'r', 'in', { type: 'card', value: String(n) }));
+    expect(card(1)).toMatchObject({ decision: 'grant', userid: 'li' });
+    expect(on(gw)).toEqual(['G', '1', '2']);
+    await vi.waitFor(() => expect(on(gw)).toEqual([]), { timeout: 3000 }); // closed after 1 s
+    expect(card(3)).toMatchObject({ decision: 'grant', userid: 'zhao' });
+    expect(on(gw)).toEqual(['G', '3']);
+    expect(card(2)).toMatchObject({ decision: 'grant', userid: 'wang' });
+    expect(on(gw)).toEqual(['G', '1', '2', '3']);
+    expect(card(9)).toMatchObject({ decision: 'deny' }); // unknown: nothing more
+    await vi.waitFor(async () => expect((await events('lift_floors')).map((e) => e.detail)).toEqual(['floors G, 1, 2 enabled for 1 s: li', 'floors G, 3 enabled for 1 s: zhao', 'floors G, 1, 2, 3 enabled for 1 s: wang']));
+    expect((await gw.api.status()).io?.lifts[0]!.floors.filter((f) => f.on).map((f) => [f.floor, f.why])).toEqual([['G', ['grant']], ['1', ['grant']], ['2', ['grant']], ['3', ['grant']]]);
+  });
+
+  it('free access by schedule holds floors inside the window; a fire release opens every floor until it ends', async () => {
+    // 10:00 on a weekday in Shanghai: inside 8:00-18:00.
+    const { gw, set, events } = await rig({ ...lift({ free_access: [{ floors: ['G', '1'], schedule: ['8:00-18:00 * * * *'] }] }), now: () => Date.parse('2026-12-02T10:00:00+08:00') });
+    expect(on(gw)).toEqual(['G', '1']);
+    set('io.panel', true);
+    expect(on(gw)).toEqual(['G', '1', '2', '3']);
+    set('io.panel', false);
+    expect(on(gw)).toEqual(['G', '1']); // free access still holds its floors
+    await vi.waitFor(async () => expect((await events('lift_floors')).map((e) => e.detail)).toEqual(['free access (schedule): floors G, 1', 'fire release: floors G, 1, 2, 3', 'fire release ended: floors G, 1, 2, 3']));
+  });
+
+  it('refuses a lift naming floors, outputs or groups that do not exist', () => {
+    const bad = (l: Record<string, unknown>) => () => validateConfig({ data_dir: '/tmp/x', groups: { staff: [] }, io: { outputs: { fg: { driver: 'sim' } } }, doors: [{ id: 'car', lift: { floors: [{ floor: 'G', output: 'fg' }], ...l } }] }, 'test');
+    expect(bad({ floors: [{ floor: 'G', output: 'nope' }] })).toThrow(/doors\[0\]\.lift\.floors\[0\]\.output: no output 'nope'/);
+    expect(bad({ floors: [{ floor: 'G', output: 'fg' }, { floor: '1', output: 'fg' }] })).toThrow(/output 'fg' already enables floor 'G'/);
+    expect(bad({ everyone: ['9'] })).toThrow(/lift\.everyone\[0\]: no floor '9' \(floors: G\)/);
+    expect(bad({ groups: { cleaners: ['G'] } })).toThrow(/lift\.groups\.cleaners: no group 'cleaners'/);
+    expect(bad({ fire: ['7'] })).toThrow(/lift\.fire\[0\]: no floor '7'/);
   });
 });
