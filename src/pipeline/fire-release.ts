@@ -60,7 +60,7 @@ export class FireRelease {
     return isReleased(this.state(door));
   }
 
-  /** A source went active or cleared at these doors. The relays move before this returns. */
+  /** A source went active or cleared at these doors (`cause` says which, for the journal). The relays move before this returns. */
   source(key: string, doors: readonly string[], active: boolean, o: { latch: boolean; cause: string }): void {
     const at = this.now();
     const moved: { door: string; before: FireDoorState; after: FireDoorState }[] = [];
@@ -83,9 +83,9 @@ export class FireRelease {
         this.after(door, true, `${o.cause}${after.latched ? ' (latched until reset)' : ''}`);
       } else if (was && !is) {
         this.o.log.warn({ door, source: key }, 'fire alarm cleared (not latched): door back to its mode');
-        this.after(door, false, `${o.cause} cleared (not latched)`);
+        this.after(door, false, `${o.cause} (not latched)`);
       } else if (!active && is) {
-        this.o.doorEvent({ type: 'fire_cleared', door, at, detail: after.active.size ? `${o.cause} cleared; still active: ${[...after.active.values()].map((a) => a.cause).join(', ')}` : `${o.cause} cleared; released until an operator resets` });
+        this.o.doorEvent({ type: 'fire_cleared', door, at, detail: after.active.size ? `${o.cause}; still active: ${[...after.active.values()].map((a) => a.cause).join(', ')}` : `${o.cause}; released until an operator resets` });
       }
       if (after.latched && !before.latched) this.persist(door, after.latched);
     }

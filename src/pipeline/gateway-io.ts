@@ -114,7 +114,7 @@ export class GatewayIo {
     for (const f of cfg.fire) {
       if (f.input !== name) continue;
       if (atStart && !active) continue;
-      this.fire.source(`input:${name}`, f.doors ?? this.c.doors.map((u) => u.id), active, { latch: f.latch, cause: `fire input ${name}${atStart ? ' (active when the gateway started)' : ''}` });
+      this.fire.source(`input:${name}`, f.doors ?? this.c.doors.map((u) => u.id), active, { latch: f.latch, cause: active ? `fire input ${name}${atStart ? ' (active when the gateway started)' : ''}` : `fire input ${name} back to normal` });
     }
     const i = cfg.inputs[name]!;
     if (i.alarm !== 'none' && (active || !atStart)) {

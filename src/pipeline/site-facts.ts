@@ -257,7 +257,7 @@ export class SiteFacts {
       const by = level ? `site:${level.by} (threat level ${level.name}${level.from === 'site' ? '' : ` in ${level.from}`})` : `site (threat level ended)`;
       // Fire first (the relay is held released over every mode), then the level's mode and rules.
       const fire = level !== null && this.firesAt(level.name);
-      if (fire !== (was?.fire ?? false)) this.o.fire?.(d.id, fire, fire ? by : `site fire level ended (${by})`);
+      if (fire !== (was?.fire ?? false)) this.o.fire?.(d.id, fire, fire ? by : 'site fire level ended');
       this.inForce.get(d.id)!.fire = fire;
       this.o.pipeline.applyLevel(d.id, level ? this.doorLevel(level) : null, mode, by, release);
       if (mode === null && siteMode && this.o.pipeline.modeOf(d.id) !== siteMode.mode) this.o.pipeline.setMode(d.id, siteMode.mode, { by: `site:${siteMode.by}` });

@@ -16,7 +16,7 @@ import type { Gateway } from '../../src/gateway.js';
 import { ToolClient } from '../../src/io/mqtt/client.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
-import { cleanup, mqttConfig, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { cleanup, mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -58,6 +58,29 @@ const decide = (g: Gateway, cred: Credential, door = 'lobby') => g.pipeline.hand
 const card = (n: number): Credential => ({ type: 'card', value: String(n) });
 
 describe('site facts', () => {
+  it('the site fire level releases the doors it holds over their modes, latched past its end until a local reset', async () => {
+    const site = { ...siteOf(), levels: [...siteOf().levels, { name: 'fire', mode: 'passage' as const }] };
+    const g = await startMqttGateway(broker, { log, key: qrKey, top: { site, groups: { contractors: ['bob'], security: ['sam'] } } });
+    t.gw = g;
+    const desk = await tool(site, guard);
+    expect(g.pipeline.setMode('lobby', 'lockdown', { by: 'test' })).toBe(true);
+    await desk.state('threat_level/site', { site: true }, { level: 'fire', reason: 'panel zone 3' });
+    await until(() => g.io!.fire.released('lobby'), 'released by the site fire level');
+    expect(simRelay(g).energised).toBe(true);
+    await desk.state('threat_level/site', { site: true }, { level: 'normal' });
+    await until(() => g.pipeline.heldBy('lobby') === null && g.pipeline.modeOf('lobby') !== 'passage', 'the level let go');
+    expect(g.io!.fire.released('lobby')).toBe(true); // latched (io.site_fire_latch)
+    expect(simRelay(g).energised).toBe(true);
+    expect(await g.api.fireReset({ by: 'guard' })).toEqual({ reset: ['lobby', 'back'], refused: [] });
+    expect(simRelay(g).energised).toBe(false);
+    const events = (await g.store.recentDoorEvents(100)).filter((e) => e.type.startsWith('fire') && e.door === 'lobby').reverse();
+    expect(events.map((e) => [e.type, e.detail])).toEqual([
+      ['fire_release', 'site:guard-desk (threat level fire) (latched until reset)'],
+      ['fire_cleared', 'site fire level ended; released until an operator resets'],
+      ['fire_reset', 'reset by guard'],
+    ]);
+  });
+
   it('blocks, site users, levels and door modes apply at once, are journaled with the signer, and are undone by deletion', async () => {
     const site = siteOf();
     const g = await startMqttGateway(broker, { log, key: qrKey, top: { site, groups: { contractors: ['bob'], security: ['sam'] } } });
