@@ -184,6 +184,16 @@ export function addSiteCommands(program: Command, d: CliDeps): void {
       });
     });
 
+  busCommand(site, 'fire-reset', d, 'end a latched fire release at a door, by a signed command (refused by the door while its fire alarm is still active)')
+    .argument('<door>')
+    .action(async (door: string, o: BusOpts) =>
+      withTool(d, o, true, async (tool) => {
+        const e = await tool.command(`fire_reset/${door}`, { doors: [door] }, {}, 10);
+        if (o.json) return d.json({ id: e.id, exp: e.exp });
+        d.out(`fire reset of ${door} sent; the door journals it with your key's name (doorgw status there shows whether it took)`);
+      }),
+    );
+
   busCommand(site, 'manifest', d, 'publish the manifest again from the facts the broker holds (after concurrent changes left doors "differs")').action(async (o: BusOpts) =>
     withTool(d, o, true, async (tool) => {
       const m = await tool.publishManifest(await tool.snapshot());

@@ -264,6 +264,7 @@ const SITE_PERMISSIONS: Record<string, string[]> = {
   open: ['guard', 'admin'],
   lock: ['guard', 'admin'],
   mode: ['guard', 'admin'],
+  fire_reset: ['guard', 'admin'],
   threat_level: ['guard', 'admin'],
   block: ['guard', 'admin'],
   user: ['admin'],

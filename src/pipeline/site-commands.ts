@@ -1,6 +1,6 @@
 /**
- * Signed site commands (issue 23, first piece): `open/<door>`, `lock/<door>` and `mode/<door>`
- * (`{mode, duration_s?}`) from the site bus, verified before anything is believed
+ * Signed site commands (issue 23, first piece): `open/<door>`, `lock/<door>`, `mode/<door>`
+ * (`{mode, duration_s?}`) and `fire_reset/<door>` from the site bus, verified before anything is believed
  * (domain/site-envelope.ts) and carried out through the API like every other transport, journaled
  * with the signer's name — never with a broker account. A refusal is journaled with its reason on
  * every door of the gateway; a flood of bad envelopes is bounded: at most 10 refusals a minute per
@@ -62,6 +62,9 @@ export class SiteCommands {
       else if (type === 'mode') {
         const b = (e.body ?? {}) as { mode?: unknown; duration_s?: unknown };
         await this.o.api.setMode({ door, mode: String(b.mode) as DoorMode, ...(typeof b.duration_s === 'number' ? { duration_s: b.duration_s } : {}), by });
+      } else if (type === 'fire_reset') {
+        const r = await this.o.api.fireReset({ door, by });
+        this.o.log.warn({ door, by, reset: r.reset, refused: r.refused, envelope: e.id }, 'site command: fire reset');
       } else return this.refusals.refuse('malformed', `unknown command ${type}`);
     } catch (err) {
       this.o.log.warn({ door, by, err: (err as Error).message, envelope: e.id }, 'site command refused by the door');

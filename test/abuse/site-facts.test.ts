@@ -62,7 +62,7 @@ describe('site facts', () => {
     const site = { ...siteOf(), levels: [...siteOf().levels, { name: 'fire', mode: 'passage' as const }] };
     const g = await startMqttGateway(broker, { log, key: qrKey, top: { site, groups: { contractors: ['bob'], security: ['sam'] } } });
     t.gw = g;
-    const desk = await tool(site, guard);
+    const desk = await tool(site as ReturnType<typeof siteOf>, guard);
     expect(g.pipeline.setMode('lobby', 'lockdown', { by: 'test' })).toBe(true);
     await desk.state('threat_level/site', { site: true }, { level: 'fire', reason: 'panel zone 3' });
     await until(() => g.io!.fire.released('lobby'), 'released by the site fire level');
@@ -71,13 +71,16 @@ describe('site facts', () => {
     await until(() => g.pipeline.heldBy('lobby') === null && g.pipeline.modeOf('lobby') !== 'passage', 'the level let go');
     expect(g.io!.fire.released('lobby')).toBe(true); // latched (io.site_fire_latch)
     expect(simRelay(g).energised).toBe(true);
-    expect(await g.api.fireReset({ by: 'guard' })).toEqual({ reset: ['lobby', 'back'], refused: [] });
+    // The reset by a signed site command (the guard desk's key), journaled with its name.
+    await desk.command('fire_reset/lobby', { doors: ['lobby'] }, {});
+    await until(() => !g.io!.fire.released('lobby'), 'reset by the signed command');
     expect(simRelay(g).energised).toBe(false);
+    expect(g.io!.fire.released('back')).toBe(true); // only the door it named
     const events = (await g.store.recentDoorEvents(100)).filter((e) => e.type.startsWith('fire') && e.door === 'lobby').reverse();
     expect(events.map((e) => [e.type, e.detail])).toEqual([
       ['fire_release', 'site:guard-desk (threat level fire) (latched until reset)'],
       ['fire_cleared', 'site fire level ended; released until an operator resets'],
-      ['fire_reset', 'reset by guard'],
+      ['fire_reset', 'reset by site:guard-desk'],
     ]);
   });
 
