@@ -57,7 +57,7 @@ const namedInput = z
      * The line's pull resistor, set by the character device (with sysfs: in config.txt, e.g.
      * `gpio=5=ip,pu`). A supervised fire input needs the pull-up: see docs/hardware.md.
      */
-    bias: z.enum(['as_is', 'pull_up', 'pull_down', 'disabled']).default('as_is'),
+    bias: z.enum(['as-is', 'pull-up', 'pull-down', 'disabled']).default('as-is'),
     alarm: z.enum(INPUT_ALARMS).default('none'),
     /** A human name for logs, the console and Home Assistant. */
     name: str().optional(),

@@ -81,9 +81,9 @@ export class GatewayIo {
     const make = this.c.inputFactory ?? ((spec: InputSpec) => openInput(spec, config, this.c.log));
     for (const [name, i] of Object.entries(config.io.inputs)) {
       // A digital input sees two levels: only a cut wire that reads as the alarm is supervised.
-      const supervised = (!i.active_low && i.bias === 'pull_up') || (i.active_low && i.bias === 'pull_down');
-      if (config.io.fire.some((f) => f.input === name) && !supervised) this.log.warn({ input: name, active_low: i.active_low, bias: i.bias }, 'fire input not supervised: a cut wire would read as no alarm. Wire the panel\'s normally-closed contact to ground with active_low: false and bias: pull_up (docs/hardware.md)');
-      const input = await make({ door: 'io', name, pin: i.pin, line: i.line, activeLow: i.active_low, debounceMs: i.debounce_ms, bias: i.bias === 'as_is' ? undefined : i.bias, onChange: (active) => this.changed(name, active, false) });
+      const supervised = (!i.active_low && i.bias === 'pull-up') || (i.active_low && i.bias === 'pull-down');
+      if (config.io.fire.some((f) => f.input === name) && !supervised) this.log.warn({ input: name, active_low: i.active_low, bias: i.bias }, 'fire input not supervised: a cut wire would read as no alarm. Wire the panel\'s normally-closed contact to ground with active_low: false and bias: pull-up (docs/hardware.md)');
+      const input = await make({ door: 'io', name, pin: i.pin, line: i.line, activeLow: i.active_low, debounceMs: i.debounce_ms, bias: i.bias === 'as-is' ? undefined : i.bias, onChange: (active) => this.changed(name, active, false) });
       this.inputs.set(name, input);
       this.levels.set(name, false);
       this.changed(name, input.active, true);

@@ -36,7 +36,7 @@ const doors = Array.from({ length: DOORS }, (_, i) => `  - id: d${i}\n    relay:
 writeFileSync(
   config,
   `data_dir: ${join(dir, 'data')}\nlog: { level: warn, pretty: false }\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\n` +
-    `doors:\n${doors}io:\n  inputs:\n    panel: { pin: ${PANEL}, active_low: false, bias: pull_up, debounce_ms: 0 }\n  fire:\n    - { input: panel, latch: false }\n`,
+    `doors:\n${doors}io:\n  inputs:\n    panel: { pin: ${PANEL}, active_low: false, bias: pull-up, debounce_ms: 0 }\n  fire:\n    - { input: panel, latch: false }\n`,
 );
 const released = (i: number): string => `set ${relayLine(i)}=${i % 2 ? 0 : 1}`;
 const idle = (i: number): string => `set ${relayLine(i)}=${i % 2 ? 1 : 0}`;

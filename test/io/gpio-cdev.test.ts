@@ -212,7 +212,7 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
   it('fire panel on a supervised line: a cut wire releases every door, either lock type, past a grant; a rule drives a second relay; latched until reset; the reset is refused while in alarm', async () => {
     // Normal: the panel's normally-closed contact pulls line 5 to ground. Alarm, or a cut wire: the pull-up reads 1.
     const io = `  - id: back\n    relay: { driver: gpio, pin: 18, lock_type: fail_safe }\n` +
-      `io:\n  inputs:\n    panel: { pin: 5, active_low: false, bias: pull_up, debounce_ms: 20 }\n` +
+      `io:\n  inputs:\n    panel: { pin: 5, active_low: false, bias: pull-up, debounce_ms: 20 }\n` +
       `  outputs:\n    strobe: { pin: 19 }\n  fire:\n    - { input: panel }\n` +
       `  linkage:\n    - { name: fire-strobe, on: { input: panel }, do: [{ output: strobe, while_active: true }] }\n`;
     const g = await gateway({ FAKE_GPIO_LEVELS: '27=1,22=0,5=0' }, io);
@@ -252,7 +252,7 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     try {
       await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'released at start', 15_000);
       expect(g.out.find((l) => l.msg === 'fire release: door released')).toMatchObject({ door: 'front', cause: 'fire input panel (active when the gateway started)' });
-      expect(g.out.find((l) => typeof l.msg === 'string' && l.msg.startsWith('fire input not supervised'))).toMatchObject({ input: 'panel', active_low: true, bias: 'as_is' });
+      expect(g.out.find((l) => typeof l.msg === 'string' && l.msg.startsWith('fire input not supervised'))).toMatchObject({ input: 'panel', active_low: true, bias: 'as-is' });
     } finally {
       await g.close();
     }

@@ -19,7 +19,7 @@ export interface InputSpec {
   activeLow: boolean;
   debounceMs: number;
   /** The pull resistor (character device only; absent: as the line is). */
-  bias?: 'pull_up' | 'pull_down' | 'disabled' | undefined;
+  bias?: 'pull-up' | 'pull-down' | 'disabled' | undefined;
   /** Debounced logical level: exit button pressed / door contact closed. */
   onChange: (active: boolean) => void;
 }

@@ -138,7 +138,7 @@ export interface CdevInputOptions {
   offset: number;
   activeLow: boolean;
   debounceMs: number;
-  bias?: 'pull_up' | 'pull_down' | 'disabled' | undefined;
+  bias?: 'pull-up' | 'pull-down' | 'disabled' | undefined;
   onChange: (active: boolean) => void;
   log: Logger;
   binding?: CdevBinding;
@@ -158,7 +158,7 @@ export class CdevInput {
     const consumer = `doorgw-${o.name}`.slice(0, 31);
     let fd: number;
     let debounce: 'kernel' | 'user' = 'kernel';
-    const bias = o.bias ? { bias: o.bias.replace('_', '-') } : {};
+    const bias = o.bias ? { bias: o.bias } : {};
     try {
       try {
         fd = b.request(o.chip, consumer, [o.offset], { output: false, edges: 'both', ...bias, ...(o.debounceMs > 0 ? { debounceUs: o.debounceMs * 1000 } : {}) });
@@ -175,7 +175,7 @@ export class CdevInput {
     const logical = (physical: number): number => (o.activeLow ? 1 - physical : physical);
     const level = new DebouncedLevel(debounce === 'kernel' ? 0 : o.debounceMs, (v) => o.onChange(v === 1), logical(b.getValues(fd, 1)[0]!));
     const handle = b.watch(fd, (_offset, rising) => level.sample(logical(rising ? 1 : 0)));
-    o.log.info({ input: o.name, chip: o.chip, line: o.offset, debounce, active_low: o.activeLow, bias: o.bias ?? 'as_is', backend: 'cdev' }, 'input on GPIO ready');
+    o.log.info({ input: o.name, chip: o.chip, line: o.offset, debounce, active_low: o.activeLow, bias: o.bias ?? 'as-is', backend: 'cdev' }, 'input on GPIO ready');
     return new CdevInput(b, fd, handle, level, debounce);
   }
 
