@@ -51,6 +51,7 @@ describe('Ansible role', () => {
     expect(readFileSync(at('etc/doorgw/secrets.env'), 'utf8')).toContain('DOORGW_WEB__METRICS__TOKEN="s3cret-metrics"');
     // The console: on, loopback only (nothing opened to the network by default).
     expect(readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8')).toMatch(/^web:\n {2}enabled: true\n {2}bind: 127\.0\.0\.1\n {2}port: 8080$/m);
+    expect(readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8')).toMatch(/^io:\n {2}inputs:\n {4}fire_panel:\n/m); // the io section as given
     expect(statSync(at('etc/doorgw/web-users.sha256')).mode & 0o777).toBe(0o600);
     // no secret anywhere else the role wrote
     const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'releases' ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : []));
