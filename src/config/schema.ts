@@ -81,6 +81,7 @@ const linkAction = z.union([
   z.strictObject({ output: id(), while_active: z.literal(true) }),
   z.strictObject({ doors: z.array(id()).min(1).optional(), mode: z.enum(DOOR_MODES), duration_s: z.number().int().min(1).max(30 * 86_400).optional() }),
   z.strictObject({ alarm: str().pipe(z.string().min(1).max(200)) }),
+  z.strictObject({ deny_groups: z.array(id()).min(1), doors: z.array(id()).min(1).optional() }),
 ]);
 
 const linkRule = z.strictObject({
@@ -747,7 +748,13 @@ function checkIo(c: { io: z.output<typeof io>; doors: z.output<typeof door>[]; g
       const at = ['io', 'linkage', i, 'do', j];
       if ('output' in a && !(a.output in outputs)) ctx.addIssue({ code: 'custom', message: `no output '${a.output}' (io.outputs: ${Object.keys(outputs).join(', ') || 'none'})`, path: [...at, 'output'] });
       if ('while_active' in a && !('input' in r.on)) ctx.addIssue({ code: 'custom', message: 'while_active follows an input: the rule must be on an input', path: [...at, 'while_active'] });
-      if ('mode' in a) a.doors?.forEach((d, k) => {
+      if ('deny_groups' in a) {
+        if (!('input' in r.on)) ctx.addIssue({ code: 'custom', message: 'deny_groups holds while an input is active: the rule must be on an input', path: [...at, 'deny_groups'] });
+        a.deny_groups.forEach((g, k) => {
+          if (!(g in c.groups)) ctx.addIssue({ code: 'custom', message: `no group '${g}' (groups: ${Object.keys(c.groups).join(', ') || 'none'})`, path: [...at, 'deny_groups', k] });
+        });
+      }
+      if ('mode' in a || 'deny_groups' in a) a.doors?.forEach((d, k) => {
         if (!doors.has(d)) ctx.addIssue({ code: 'custom', message: `no door '${d}'`, path: [...at, 'doors', k] });
       });
     });

@@ -1,6 +1,7 @@
 /**
  * Linkage rules as data: `on` an input changing or a door event, `do` actions — pulse an output,
- * hold it while the input is active, set door modes, raise an alarm. Pure: a trigger and the time
+ * hold it while the input is active, set door modes, raise an alarm, deny groups while the input
+ * is active (holds follow their input both ways). Pure: a trigger and the time
  * in, the commands out (the I/O layer carries them out and journals each with its cause). A set of
  * rules in which an action could trigger, through other rules, the rule itself is refused when the
  * configuration is read (`linkageLoop`), so a running gateway never chases its own tail.
@@ -13,7 +14,9 @@ export type LinkAction =
   | { output: string; pulse_s: number }
   | { output: string; while_active: true }
   | { doors?: string[] | undefined; mode: DoorMode; duration_s?: number | undefined }
-  | { alarm: string };
+  | { alarm: string }
+  /** Deny these groups at these doors (default: every door) while the rule's input is active. */
+  | { deny_groups: string[]; doors?: string[] | undefined };
 
 export interface LinkRule {
   name: string;
@@ -28,7 +31,8 @@ export type LinkCommand =
   | { kind: 'pulse'; output: string; ms: number }
   | { kind: 'hold'; output: string; on: boolean }
   | { kind: 'mode'; door: string; mode: DoorMode; untilMs: number | undefined }
-  | { kind: 'alarm'; text: string };
+  | { kind: 'alarm'; text: string }
+  | { kind: 'deny'; door: string; groups: readonly string[]; on: boolean };
 
 export interface LinkStep {
   rule: string;
@@ -61,11 +65,14 @@ export function linkageSteps(rules: readonly LinkRule[], h: Happening, nowMs: nu
   for (const r of rules) {
     const holdsFollow = h.kind === 'input' && 'input' in r.on && r.on.input === h.name;
     if (holdsFollow) {
-      for (const a of r.do) if ('while_active' in a) out.push({ rule: r.name, cause, command: { kind: 'hold', output: a.output, on: h.active } });
+      for (const a of r.do) {
+        if ('while_active' in a) out.push({ rule: r.name, cause, command: { kind: 'hold', output: a.output, on: h.active } });
+        if ('deny_groups' in a) for (const door of a.doors ?? doors) out.push({ rule: r.name, cause, command: { kind: 'deny', door, groups: a.deny_groups, on: h.active } });
+      }
     }
     if (!matches(r.on, h)) continue;
     for (const a of r.do) {
-      if ('while_active' in a) continue;
+      if ('while_active' in a || 'deny_groups' in a) continue;
       if ('pulse_s' in a) out.push({ rule: r.name, cause, command: { kind: 'pulse', output: a.output, ms: a.pulse_s * 1000 } });
       else if ('mode' in a) for (const door of a.doors ?? doors) out.push({ rule: r.name, cause, command: { kind: 'mode', door, mode: a.mode, untilMs: a.duration_s === undefined ? undefined : nowMs + a.duration_s * 1000 } });
       else out.push({ rule: r.name, cause, command: { kind: 'alarm', text: a.alarm } });

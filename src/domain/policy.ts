@@ -35,6 +35,16 @@ export interface DoorContext {
   policy?: DoorPolicy;
   /** The site's threat level in force here (site facts), if any. */
   level?: DoorLevel | null;
+  /** Groups denied while a linkage rule's input is active, by rule (io.linkage `deny_groups`). */
+  denies?: ReadonlyMap<string, InputDeny>;
+}
+
+/** Who a linkage rule denies while its input is active. */
+export interface InputDeny {
+  users: ReadonlySet<string>;
+  groups: ReadonlySet<string>;
+  /** For the decision's detail: `input alarm_armed active (rule armed-deny)`. */
+  why: string;
 }
 
 /** What a threat level does to decisions at a door (its mode is the door's mode while it holds). */
@@ -117,6 +127,9 @@ export function decide(input: DecideInput): Decision {
       d = out('deny', limited.reason, user, limited.detail);
     } else if (level && inPolicyList(level.denyUsers, level.denyGroups, user.userid, groups)) {
       d = out('deny', 'threat_level', user, `denied while the site is at threat level ${level.name}`);
+    } else if (door.denies?.size && [...door.denies.values()].some((x) => inPolicyList(x.users, x.groups, user.userid, groups))) {
+      const x = [...door.denies.values()].find((y) => inPolicyList(y.users, y.groups, user.userid, groups))!;
+      d = out('deny', 'input_deny', user, `denied while ${x.why}`);
     } else if (door.mode === 'lockdown') {
       const override = inPolicyList(p.lockdownOverride, p.lockdownOverrideGroups, user.userid, groups) || (level !== undefined && level !== null && inPolicyList(level.overrideUsers, level.overrideGroups, user.userid, groups));
       d = override ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, level ? `door is in lockdown (threat level ${level.name})` : 'door is in lockdown');

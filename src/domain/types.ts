@@ -65,7 +65,9 @@ export type DenyReason =
   | 'pin_required'
   | 'wrong_pin'
   /** The site's threat level denies this person's group (site facts). */
-  | 'threat_level';
+  | 'threat_level'
+  /** A linkage rule denies this person's group while its input is active (io.linkage deny_groups). */
+  | 'input_deny';
 
 /**
  * A person's own passage (their credential granted), as opposed to an exit request, an operator's

@@ -7,7 +7,7 @@ import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, t
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
 import { applyAreaPassback, type AreaPolicy, type Presence, type PresenceMap } from '../domain/area-passback.js';
 import { isHoliday } from '../domain/door-policy.js';
-import { decide, methodOf, type DoorContext, type DoorLevel, type PolicyOptions } from '../domain/policy.js';
+import { decide, methodOf, type DoorContext, type DoorLevel, type InputDeny, type PolicyOptions } from '../domain/policy.js';
 import { ruleMatches, type CompiledRule } from '../domain/rules.js';
 import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
@@ -335,6 +335,19 @@ export class AccessPipeline {
     this.o.log.warn({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null }, 'door mode changed');
     this.modes$.next({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null, auto: o.auto === true });
     return true;
+  }
+
+  /**
+   * A linkage rule's deny at a door: these groups are denied `input_deny` from the next decision
+   * on (null: the rule lets go).
+   */
+  setDeny(door: string, rule: string, deny: InputDeny | null): void {
+    const d = this.o.doors.get(door);
+    if (!d) return;
+    const m = new Map(d.context.denies ?? []);
+    if (deny) m.set(rule, deny);
+    else m.delete(rule);
+    d.context.denies = m;
   }
 
   /** Doors a threat level holds in a mode, and who set the level. */

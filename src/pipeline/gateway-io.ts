@@ -150,6 +150,9 @@ export class GatewayIo {
       else out?.relock();
     } else if (c.kind === 'mode') {
       if (!this.c.pipeline.setMode(c.door, c.mode, { untilMs: c.untilMs, by: `linkage:${s.rule}` })) this.log.warn({ rule: s.rule, door: c.door, mode: c.mode, held_by: this.c.pipeline.heldBy(c.door) }, 'linkage: door mode not changed (a threat level holds the door)');
+    } else if (c.kind === 'deny') {
+      const users = new Set(c.groups.flatMap((g) => this.c.config.groups[g] ?? []));
+      this.c.pipeline.setDeny(c.door, s.rule, c.on ? { users, groups: new Set(c.groups), why: `${s.cause} (rule ${s.rule})` } : null);
     } else this.c.doorEvent({ type: 'linkage_alarm', door: GATEWAY_DOOR, at: this.now(), detail: `${c.text} (rule ${s.rule}: ${s.cause})` });
   }
 
@@ -163,8 +166,8 @@ export class GatewayIo {
     if (j.n++ >= JOURNAL_PER_MIN) return void j.dropped++;
     const c = s.command;
     const zone = this.c.config.timezone;
-    const what = c.kind === 'pulse' ? `output ${c.output} on for ${c.ms / 1000} s` : c.kind === 'hold' ? `output ${c.output} ${c.on ? 'on while the input is active' : 'off'}` : c.kind === 'mode' ? `door ${c.door} ${c.mode}${c.untilMs !== undefined ? ` until ${localStamp(c.untilMs, zone)}` : ''}` : `alarm: ${c.text}`;
-    this.c.doorEvent({ type: 'linkage', door: c.kind === 'mode' ? c.door : GATEWAY_DOOR, at: this.now(), detail: `rule ${s.rule} on ${s.cause}: ${what}` });
+    const what = c.kind === 'pulse' ? `output ${c.output} on for ${c.ms / 1000} s` : c.kind === 'hold' ? `output ${c.output} ${c.on ? 'on while the input is active' : 'off'}` : c.kind === 'mode' ? `door ${c.door} ${c.mode}${c.untilMs !== undefined ? ` until ${localStamp(c.untilMs, zone)}` : ''}` : c.kind === 'deny' ? `${c.on ? 'deny' : 'no longer deny'} ${c.groups.join(', ')} at ${c.door}` : `alarm: ${c.text}`;
+    this.c.doorEvent({ type: 'linkage', door: c.kind === 'mode' || c.kind === 'deny' ? c.door : GATEWAY_DOOR, at: this.now(), detail: `rule ${s.rule} on ${s.cause}: ${what}` });
   }
 
   /** A named input's level now (undefined: no such input). */

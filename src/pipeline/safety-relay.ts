@@ -52,9 +52,17 @@ export class SafetyRelay implements Relay {
     this.inner.relock();
   }
 
+  /**
+   * Stopping during a release leaves the line at its released level: a gateway restarted (an
+   * upgrade, a crash) during a fire must not lock the escape route until it is back. What the line
+   * does after the process exits is the GPIO driver's: sysfs keeps the value; a character-device
+   * line released by the exit is the driver's to choose. The next start releases again before its
+   * first decision (the input's level, or the persisted latch).
+   */
   close(): Promise<void> {
-    if (this.renew) clearInterval(this.renew);
+    if (!this.renew) return this.inner.close();
+    clearInterval(this.renew);
     this.renew = null;
-    return this.inner.close();
+    return Promise.resolve();
   }
 }

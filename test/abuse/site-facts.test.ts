@@ -76,8 +76,9 @@ describe('site facts', () => {
     await until(() => !g.io!.fire.released('lobby'), 'reset by the signed command');
     expect(simRelay(g).energised).toBe(false);
     expect(g.io!.fire.released('back')).toBe(true); // only the door it named
-    const events = (await g.store.recentDoorEvents(100)).filter((e) => e.type.startsWith('fire') && e.door === 'lobby').reverse();
-    expect(events.map((e) => [e.type, e.detail])).toEqual([
+    const events = async () => (await g.store.recentDoorEvents(100)).filter((e) => e.type.startsWith('fire') && e.door === 'lobby').reverse();
+    await until(async () => (await events()).length === 3, 'the reset journaled');
+    expect((await events()).map((e) => [e.type, e.detail])).toEqual([
       ['fire_release', 'site:guard-desk (threat level fire) (latched until reset)'],
       ['fire_cleared', 'site fire level ended; released until an operator resets'],
       ['fire_reset', 'reset by site:guard-desk'],

@@ -47,6 +47,7 @@ describe('linkage rules', () => {
     { name: 'panic-strobe', on: { input: 'panic', state: 'active' }, do: [{ output: 'strobe', while_active: true }, { output: 'siren', pulse_s: 5 }] },
     { name: 'mains-lost', on: { input: 'mains', state: 'inactive' }, do: [{ mode: 'passage' }] },
     { name: 'any-tamper', on: { event: 'reader_tamper' }, do: [{ alarm: 'reader opened' }] },
+    { name: 'armed-deny', on: { input: 'armed', state: 'active' }, do: [{ deny_groups: ['cleaners'], doors: ['back'] }] },
   ];
   const doors = ['front', 'back'];
   const cases: { what: string; h: Parameters<typeof linkageSteps>[1]; want: unknown[] }[] = [
@@ -79,6 +80,8 @@ describe('linkage rules', () => {
       ],
     },
     { what: 'mains back: nothing', h: { kind: 'input', name: 'mains', active: true }, want: [] },
+    { what: 'a deny follows its input: on', h: { kind: 'input', name: 'armed', active: true }, want: [{ rule: 'armed-deny', cause: 'input armed active', command: { kind: 'deny', door: 'back', groups: ['cleaners'], on: true } }] },
+    { what: 'and off', h: { kind: 'input', name: 'armed', active: false }, want: [{ rule: 'armed-deny', cause: 'input armed inactive', command: { kind: 'deny', door: 'back', groups: ['cleaners'], on: false } }] },
   ];
   for (const c of cases) it(c.what, () => expect(linkageSteps(rules, c.h, 1_000, doors)).toEqual(c.want));
 
@@ -103,6 +106,7 @@ describe('linkage rules', () => {
     expect(() => validateConfig({ ...base, io: { inputs: { p: { pin: 5 } }, linkage: [{ name: 'x', on: { input: 'p' }, do: [{ output: 'siren', pulse_s: 3 }] }] } }, 'test')).toThrow(/io\.linkage\[0\]\.do\[0\]\.output: no output 'siren'/);
     expect(() => validateConfig({ ...base, io: { outputs: { s: { driver: 'sim' } }, linkage: [{ name: 'x', on: { event: 'forced_open' }, do: [{ output: 's', while_active: true }] }] } }, 'test')).toThrow(/while_active follows an input/);
     expect(() => validateConfig({ ...base, io: { fire: [{ input: 'p', doors: ['side'] }], inputs: { p: { pin: 5 } } } }, 'test')).toThrow(/io\.fire\[0\]\.doors\[0\]: no door 'side'/);
+    expect(() => validateConfig({ ...base, io: { linkage: [{ name: 'x', on: { event: 'forced_open' }, do: [{ deny_groups: ['g'] }] }] } }, 'test')).toThrow(/deny_groups holds while an input is active[\s\S]*no group 'g'/);
     expect(() => validateConfig({ ...base, io: { linkage: [{ name: 'x', on: { event: 'no_such_event' }, do: [{ alarm: 'x' }] }] } }, 'test')).toThrow(/io\.linkage\[0\]\.on/);
     const ok = validateConfig({ ...base, io: { inputs: { panel: { pin: 5, active_low: false } }, fire: [{ input: 'panel' }] } }, 'test');
     expect(ok.io.fire).toEqual([{ input: 'panel', latch: true }]);

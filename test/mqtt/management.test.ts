@@ -65,7 +65,7 @@ describe('the shipped ACL and the request table', () => {
     };
     expect(section('operator').sort()).toEqual(requestsFor('operator').sort());
     expect(section('admin')).toEqual(['#']);
-    expect(section('homeassistant')).toEqual(['sync']);
+    expect(section('homeassistant')).toEqual(['sync', 'fire/reset']); // its sync and reset-fire-release buttons
     expect(requestsFor('admin').sort()).toEqual(Object.keys(REQUESTS).sort());
   });
 });

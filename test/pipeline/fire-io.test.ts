@@ -125,6 +125,8 @@ describe('fire release', () => {
     await vi.waitFor(async () => expect(await a.gw.store.getMeta('door.front.fire')).toMatchObject({ cause: 'fire input panel' }));
     await a.gw.stop();
     running.splice(0);
+    expect(a.relay('front').energised).toBe(true); // stopped during the release: left released, not locked
+    expect(a.relay('lobby').energised).toBe(false);
     const b = await rig({ dir });
     expect(b.relay('front').energised).toBe(true);
     expect(b.relay('side').energised).toBe(true);
@@ -146,17 +148,35 @@ describe('fire release', () => {
 
 describe('named inputs, outputs and linkage', () => {
   const io = {
-    inputs: { tamper: { pin: 6, alarm: 'tamper', name: 'enclosure' }, bell: { pin: 16 }, panic: { pin: 12 }, mains: { pin: 13, active_low: false } },
+    inputs: { tamper: { pin: 6, alarm: 'tamper', name: 'enclosure' }, bell: { pin: 16 }, panic: { pin: 12 }, mains: { pin: 13, active_low: false }, armed: { pin: 17 } },
     outputs: { siren: { driver: 'sim' }, strobe: { driver: 'sim' }, front2: { driver: 'sim', name: 'front second relay' } },
     linkage: [
       { name: 'forced-siren', on: { event: 'forced_open', door: 'front' }, do: [{ output: 'siren', pulse_s: 30 }, { alarm: 'front forced: siren on' }] },
       { name: 'bell-relay', on: { input: 'bell' }, do: [{ output: 'front2', pulse_s: 2 }] },
       { name: 'panic-strobe', on: { input: 'panic' }, do: [{ output: 'strobe', while_active: true }] },
       { name: 'mains-lost', on: { input: 'mains', state: 'inactive' }, do: [{ doors: ['back'], mode: 'passage', duration_s: 600 }] },
+      { name: 'armed-deny', on: { input: 'armed' }, do: [{ deny_groups: ['cleaners'], doors: ['front'] }] },
     ],
   };
+
+  it('a rule denies a group at a door while its input is active (the alarm panel armed), and lets go with it', async () => {
+    const { gw, set, events } = await rig({ io, levels: { 'io.mains': true }, extra: { interlocks: {}, groups: { cleaners: ['ana'] } } });
+    await gw.store.upsertUsers([user({ userid: 'ana', cards: [7] }), user({ userid: 'li', cards: [8] })]);
+    const card = (door: string, n: number) => gw.pipeline.handle(credentialEvent(door, 'r', 'in', { type: 'card', value: String(n) }))!;
+    expect(card('front', 7).decision).toBe('grant');
+    set('io.armed', true);
+    expect(card('front', 7)).toMatchObject({ decision: 'deny', reason: 'input_deny', detail: 'denied while input armed active (rule armed-deny)' });
+    expect(card('front', 8).decision).toBe('grant'); // not a cleaner
+    expect(card('side', 7).decision).toBe('grant'); // another door
+    set('io.armed', false);
+    expect(card('front', 7).decision).toBe('grant');
+    await vi.waitFor(async () => expect((await events('linkage')).map((e) => [e.door, e.detail])).toEqual([
+      ['front', 'rule armed-deny on input armed active: deny cleaners at front'],
+      ['front', 'rule armed-deny on input armed inactive: no longer deny cleaners at front'],
+    ]));
+  });
   it('an event drives a siren and raises an alarm; an input drives a second relay; a hold follows its input; each action journaled with its cause', async () => {
-    const { gw, set, events } = await rig({ io, levels: { 'io.mains': true } });
+    const { gw, set, events } = await rig({ io, levels: { 'io.mains': true }, extra: { interlocks: { mantrap: ['front', 'side'] }, groups: { cleaners: [] } } });
     const out = (n: string) => gw.io!.outputs.get(n) as SimRelay;
     expect(out('siren').energised).toBe(false); // idle from the start
 
@@ -195,7 +215,7 @@ describe('named inputs, outputs and linkage', () => {
   });
 
   it('an alarm input active at start is an alarm at start; a rule on an input active at start acts at start', async () => {
-    const { gw, events } = await rig({ io, levels: { 'io.tamper': true, 'io.panic': true, 'io.mains': true } });
+    const { gw, events } = await rig({ io, levels: { 'io.tamper': true, 'io.panic': true, 'io.mains': true }, extra: { groups: { cleaners: [] } } });
     expect((gw.io!.outputs.get('strobe') as SimRelay).energised).toBe(true);
     await vi.waitFor(async () => expect((await events('io_alarm')).map((e) => e.detail)).toEqual(['enclosure (tamper) active when the gateway started']));
   });
