@@ -407,6 +407,7 @@ export class Gateway {
     }
     for (const [door, sm] of this.doors) subs.add(sm.state$.pipe(skip(1)).subscribe(() => web.doorState(door)));
     subs.add(pipeline.modes$.subscribe(({ door }) => web.doorState(door)));
+    if (this.io) subs.add(this.io.fire.changed$.subscribe(({ door }) => web.doorState(door)));
     this.web = web;
   }
 

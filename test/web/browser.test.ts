@@ -175,4 +175,31 @@ describe('the console in Chromium', () => {
     expect(forged).toBe(403);
     expect(simRelay(t.gw!).pulses).toHaveLength(0);
   }, 60_000);
+
+  it('a fire release shows a banner over every tab; its reset is refused while the alarm is active, then ends it', async () => {
+    const url = await consoleGateway();
+    const page = await browser.newPage();
+    await logIn(page, url);
+    expect(await page.$eval('#fire-banner', (b) => (b as HTMLElement).hidden)).toBe(true);
+    // The fire controller as an input drives it (the input side is tested in test/pipeline/fire-io.test.ts).
+    const fire = t.gw!.io!.fire;
+    fire.source('input:panel', ['lobby'], true, { latch: true, cause: 'fire input panel' });
+    await page.waitForSelector('#fire-banner:not([hidden])', { timeout: 5000 });
+    expect(await text(page, '#fire-doors')).toBe('lobby');
+    await page.waitForSelector('.door[data-door="lobby"] .badge.fire', { timeout: 5000 });
+    expect(await page.$('.door[data-door="back"] .badge.fire')).toBeNull();
+    await page.click('nav button[data-tab="journal"]');
+    expect(await page.$eval('#fire-banner', (b) => getComputedStyle(b).display)).not.toBe('none'); // on every tab
+    await page.click('nav button[data-tab="dashboard"]');
+    await page.click('#fire-reset');
+    await page.waitForFunction(() => document.querySelector('#flash')?.textContent?.startsWith('not reset: the fire alarm is still active'), { timeout: 5000 });
+    expect(simRelay(t.gw!).energised).toBe(true);
+    fire.source('input:panel', ['lobby'], false, { latch: true, cause: 'fire input panel back to normal' });
+    await page.waitForFunction(() => document.querySelector('#fire-doors')?.textContent?.includes('latched'), { timeout: 5000 });
+    await page.screenshot({ path: join(SHOTS, 'fire-banner.png') });
+    await page.click('#fire-reset');
+    await page.waitForSelector('#fire-banner[hidden]', { timeout: 5000 });
+    expect(simRelay(t.gw!).energised).toBe(false);
+    await until(async () => (await t.gw!.store.recentDoorEvents(20)).some((e) => e.type === 'operator_action' && e.detail === 'web:guard: fire reset: reset lobby'), 'journaled with the account');
+  }, 60_000);
 });

@@ -167,6 +167,7 @@ async function showDoors() {
       h('span', { class: 'badge contact' }, t(`contact_${d.contact ?? 'unknown'}`)),
       h('span', { class: `badge mode ${d.mode === 'lockdown' ? 'bad' : d.mode === 'passage' ? 'warn' : ''}` }, t(`mode_${d.mode}`) + (d.until ? ` → ${stamp(d.until, zoneOf(d.id))}` : '')),
       ...(d.alarm ? [h('span', { class: 'badge bad alarm' }, `${t('alarm')}: ${eventText(d.alarm)}`)] : []),
+      ...(st.io?.fire.released.includes(d.id) ? [h('span', { class: 'badge bad fire' }, t('fire_badge'))] : []),
       // Supervised (OSDP) readers: their link, with the reason as a tooltip.
       ...(st.readers ?? [])
         .filter((r) => r.door === d.id)
