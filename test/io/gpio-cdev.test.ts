@@ -261,7 +261,7 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
   it('hw probe: the chip and its lines, which backend and why, and whether each door\'s lines can be had', () => {
     const dir = tmpDir();
     const config = join(dir, 'c.yaml');
-    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\ndoors:\n  - id: front\n    relay: { driver: gpio, pin: 17 }\n    inputs: { exit_button: { line: GPIO27 } }\n    readers: [{ id: wg, type: wiegand, d0: 5, d1: 6 }]\n`);
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\ngpio: { backend: cdev, chip: /dev/gpiochip0 }\ndoors:\n  - id: front\n    relay: { driver: gpio, pin: 17 }\n    inputs: { exit_button: { line: GPIO27 } }\n    readers: [{ id: wg, type: wiegand, d0: 5, d1: 6 }]\nio:\n  inputs: { panel: { pin: 12, active_low: false, bias: pull-up } }\n  outputs: { siren: { line: GPIO19 }, sim_one: { driver: sim } }\n`);
     const probe = (env: Record<string, string>) => spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'hw', 'probe', '--json', '-c', config], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
     const ok = probe({ LD_PRELOAD: fake, FAKE_GPIO_LABEL: 'pinctrl-rp1', FAKE_GPIO_LINES: '54' });
     expect(ok.status).toBe(0);
@@ -269,6 +269,8 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
     expect(r.gpio).toMatchObject({ backend: 'cdev', why: 'gpio.backend: cdev', chips: [{ path: '/dev/gpiochip0', label: 'pinctrl-rp1', lines: 54 }] });
     expect(r.doors[0]!.checks.map((c) => [c.what, c.ok])).toEqual([['relay (line 17)', true], ['exit_button (line GPIO27)', true], ['reader wg (D0 5, D1 6)', true]]);
     expect(r.doors[0]!.checks[1]!.detail).toBe('/dev/gpiochip0 line 27: can be requested'); // found by its name
+    // The gateway's named lines, under `io` (a simulated output has no line).
+    expect(r.doors[1]).toEqual({ door: 'io', checks: [{ what: 'input panel (line 12)', ok: true, detail: '/dev/gpiochip0 line 12: can be requested' }, { what: 'output siren (line GPIO19)', ok: true, detail: '/dev/gpiochip0 line 19: can be requested' }] });
     // Without the (fake) device: every line fails, exit 1, saying why.
     const bad = probe({});
     expect(bad.status).toBe(1);

@@ -105,6 +105,15 @@ describe('fire release', () => {
     expect((await events('operator_action')).map((e) => e.detail)).toEqual(['guard: fire reset: nothing reset; refused front, back, side: the fire alarm is still active (fire input panel)', 'guard: fire reset: reset front, back, side']);
   });
 
+  it('metrics: the release per door, the inputs and the outputs', async () => {
+    const { gw, set } = await rig({ extra: { web: { enabled: true, port: 0 } } });
+    set('io.panel', true);
+    const a = gw.web!.address!;
+    const text = await (await fetch(`http://127.0.0.1:${a.port}/metrics`)).text();
+    const lines = text.split('\n').filter((l) => /^doorgw_(fire_release|input_active)\{/.test(l));
+    expect(lines).toEqual(['doorgw_fire_release{door="front"} 1', 'doorgw_fire_release{door="back"} 1', 'doorgw_fire_release{door="side"} 1', 'doorgw_fire_release{door="lobby"} 0', 'doorgw_input_active{input="panel",alarm="none"} 1']);
+  });
+
   it('a passage door is held again after the reset; a door open during the release raises no held-open', async () => {
     const { gw, set, relay } = await rig({ doors: [{ id: 'front', mode: 'passage', inputs: { door_contact: { pin: 22 } } }, { id: 'side' }], io: { inputs: { panel: { pin: 5, active_low: false } }, fire: [{ input: 'panel', latch: false }] }, extra: { interlocks: {} } });
     expect(relay('front').energised).toBe(true);
