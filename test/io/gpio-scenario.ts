@@ -74,6 +74,27 @@ try {
   out.inputChanges = changes;
   input.close();
   await sleep(20);
+  // The gateway's named lines through the same backends (io.outputs, io.inputs), as the gateway opens them.
+  const { validateConfig } = await import('../../src/config/load.js');
+  const { openInput, openOutput } = await import('../../src/io/gpio/backends.js');
+  const config = validateConfig({ data_dir: '/tmp/unused', gpio: { backend: 'sysfs', sysfs_root: root }, doors: [{ id: 'x' }], io: { outputs: { siren: { pin: 19, active_low: true } } } }, 'scenario');
+  const siren = await openOutput('siren', config.io.outputs.siren!, config, log);
+  const sirenLine = sysfsNumber(19, { root });
+  await sleep(30);
+  const sirenIdle = read(sirenLine, 'value');
+  siren.pulse(100_000);
+  const sirenOn = read(sirenLine, 'value');
+  siren.relock();
+  out.siren = { idle: sirenIdle, on: sirenOn, off: read(sirenLine, 'value') };
+  await siren.close();
+  const panelLine = sysfsNumber(12, { root });
+  const seen: boolean[] = [];
+  const panel = await openInput({ door: 'io', name: 'panel', pin: 12, activeLow: false, debounceMs: 0, onChange: (a) => seen.push(a) }, config, log);
+  const atOpen = panel.active; // exported at 0: normal (active high)
+  writeFileSync(join(root, `gpio${panelLine}`, 'value'), '1'); // alarm (or a cut wire with the pull-up)
+  await sleep(60);
+  out.panel = { atOpen, changes: seen, now: panel.active };
+  panel.close();
   out.valueLog = readFileSync(join(root, '..', 'value-log'), 'utf8').trim().split('\n');
 } catch (e) {
   out.error = (e as Error).stack;

@@ -50,5 +50,8 @@ describe.skipIf(!namespaces)('onoff adapter on an emulated sysfs tree', () => {
     expect(out.inputMode).toBe('poll');
     expect(out.activeAtOpen).toBe(true); // the line reads 0 at export: pressed on an active-low input, known at once
     expect(out.inputChanges).toEqual([false, true, false]);
+    // A named output (active low: on is 0) and a named input on sysfs, opened as the gateway opens them.
+    expect(out.siren).toEqual({ idle: '1', on: '0', off: '1' });
+    expect(out.panel).toEqual({ atOpen: false, changes: [true], now: true });
   });
 });
