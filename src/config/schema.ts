@@ -338,6 +338,8 @@ const door = z.strictObject({
       open_grace_s: z.number().int().min(0).max(60).default(3),
       /** End the pulse as soon as the door closes again. */
       relock_on_close: z.boolean().default(true),
+      /** `count` denials within `within_s` at this door raise deny_burst (absent: off). */
+      deny_burst: z.strictObject({ count: z.number().int().min(2).max(1000), within_s: z.number().int().min(1).max(3600) }).optional(),
     })
     .default({ held_open_s: 30, prealarm_s: 10, open_grace_s: 3, relock_on_close: true }),
 });

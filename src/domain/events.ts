@@ -82,14 +82,16 @@ export type DoorEventType =
   | 'linkage'
   /** An alarm a linkage rule raised. */
   | 'linkage_alarm'
+  /** `alarms.deny_burst`: that many denials at the door within the window (someone trying cards). */
+  | 'deny_burst'
   /** A lift car's floors enabled (for whom, which, how long) or put on or off free access. */
   | 'lift_floors';
 
 /** Door events a linkage rule may be `on` (the ones a rule raises included: chains are checked for loops). */
-export const LINKABLE_EVENTS = ['forced_open', 'held_open', 'held_open_prealarm', 'alarm_cleared', 'contact_open', 'contact_closed', 'duress', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'site_refused', 'threat_level', 'mode_changed', 'fire_release', 'fire_reset', 'io_alarm', 'io_alarm_cleared', 'linkage_alarm'] as const satisfies readonly DoorEventType[];
+export const LINKABLE_EVENTS = ['forced_open', 'held_open', 'held_open_prealarm', 'alarm_cleared', 'contact_open', 'contact_closed', 'duress', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'site_refused', 'threat_level', 'mode_changed', 'fire_release', 'fire_reset', 'io_alarm', 'io_alarm_cleared', 'linkage_alarm', 'deny_burst'] as const satisfies readonly DoorEventType[];
 
 /** Door events that are alarms (logged as warnings, shown as such). */
-export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'site_refused', 'fire_release', 'io_alarm', 'linkage_alarm']);
+export const ALARM_EVENTS: ReadonlySet<DoorEventType> = new Set(['forced_open', 'held_open', 'held_open_prealarm', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'disk_low', 'duress', 'anti_passback_violation', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'site_refused', 'fire_release', 'io_alarm', 'linkage_alarm', 'deny_burst']);
 
 export interface DoorEvent {
   type: DoorEventType;

@@ -5,6 +5,7 @@
  */
 import { Subject, Subscription, concatMap, from, groupBy, merge, mergeMap, of, type Observable } from 'rxjs';
 import { applySequence, newSequenceState, type SequencePolicy, type SequenceState } from '../domain/door-sequence.js';
+import { denyBurst, NO_BURST, type DenyBurstState } from '../domain/deny-burst.js';
 import { applyAreaPassback, type AreaPolicy, type Presence, type PresenceMap } from '../domain/area-passback.js';
 import { isHoliday } from '../domain/door-policy.js';
 import { decide, methodOf, type DoorContext, type DoorLevel, type InputDeny, type PolicyOptions } from '../domain/policy.js';
@@ -52,6 +53,8 @@ export interface AccessDoor {
   passage?: PassageSchedule;
   /** The anti-passback area the door belongs to (absent: none). */
   area?: AreaPolicy;
+  /** Denials that raise deny_burst (absent: off). */
+  denyBurst?: { count: number; withinMs: number };
 }
 
 export interface PassageSchedule {
@@ -218,6 +221,7 @@ export class AccessPipeline {
     // In passage the lock is already held released: a pulse would end the hold when it runs out.
     if (d.decision === 'grant' && door.context.mode !== 'passage') pulse();
     this.maybeFirstPersonIn(e.door, door, d);
+    if (d.decision === 'deny' && door.denyBurst) this.countDenial(e, door.denyBurst, monoMs, nowMs);
     const ev: DecisionEvent = { ...d, reader: e.reader, direction: e.direction, latency_us: Number(process.hrtime.bigint() - e.hr) / 1000 };
     try {
       journal?.enqueue(ev);
@@ -242,6 +246,13 @@ export class AccessPipeline {
         }
       }),
     );
+  }
+
+  private readonly bursts = new Map<string, DenyBurstState>();
+  private countDenial(e: CredentialEvent, o: { count: number; withinMs: number }, monoMs: number, nowMs: number): void {
+    const r = denyBurst(this.bursts.get(e.door) ?? NO_BURST, monoMs, o);
+    this.bursts.set(e.door, r.state);
+    if (r.alarm) this.doorEvents$.next({ type: 'deny_burst', door: e.door, at: nowMs, reader: e.reader, detail: `${o.count} denials within ${o.withinMs / 1000} s` });
   }
 
   private readonly sequences = new Map<string, SequenceState>();

@@ -124,6 +124,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
         baseMode: d.mode,
         ...(d.policy.passage ? { passage: passageSchedule(d.policy.passage, config.groups) } : {}),
         ...areaOf(d, config),
+        ...(d.alarms.deny_burst ? { denyBurst: { count: d.alarms.deny_burst.count, withinMs: d.alarms.deny_burst.within_s * 1000 } } : {}),
         ...(d.policy.anti_passback_s !== undefined || d.policy.two_person_s !== undefined ? { sequence: { antiPassbackS: d.policy.anti_passback_s ?? null, twoPersonS: d.policy.two_person_s ?? null } } : {}),
       },
       sources,

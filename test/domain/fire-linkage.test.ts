@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FIRE_IDLE, fireReset, fireSource, isReleased, parseSavedLatch, type FireDoorState } from '../../src/domain/fire.js';
 import { linkageLoop, linkageSteps, type LinkRule } from '../../src/domain/linkage.js';
 import { validateConfig } from '../../src/config/load.js';
+import { denyBurst, NO_BURST, type DenyBurstState } from '../../src/domain/deny-burst.js';
 
 describe('fire release reducer', () => {
   const on = (s: FireDoorState, key: string, latch = true, at = 1000) => fireSource(s, key, true, { latch, at, cause: key });
@@ -112,3 +113,23 @@ describe('linkage rules', () => {
     expect(ok.io.fire).toEqual([{ input: 'panel', latch: true }]);
   });
 });
+
+describe('deny burst', () => {
+  it('three denials within 10 s raise one alarm; more in the same burst none; a quiet window ends it', () => {
+    const o = { count: 3, withinMs: 10_000 };
+    let s: DenyBurstState = NO_BURST;
+    const at = (t: number) => {
+      const r = denyBurst(s, t, o);
+      s = r.state;
+      return r.alarm;
+    };
+    expect([at(0), at(4000), at(9000)]).toEqual([false, false, true]);
+    expect([at(12_000), at(15_000)]).toEqual([false, false]); // the same burst goes on
+    expect(at(30_000)).toBe(false); // quiet for a window: over, and this denial starts a new count
+    expect([at(31_000), at(32_000)]).toEqual([false, true]);
+    // Spread out: never.
+    s = NO_BURST;
+    expect([at(0), at(6000), at(12_000), at(18_000)]).toEqual([false, false, false, false]);
+  });
+});
+

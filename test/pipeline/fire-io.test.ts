@@ -168,6 +168,18 @@ describe('named inputs, outputs and linkage', () => {
     ],
   };
 
+  it('a deny burst at a door is an alarm a rule can sound the siren on', async () => {
+    const doors = [{ id: 'front', alarms: { deny_burst: { count: 3, within_s: 60 } } }, { id: 'side' }];
+    const { gw, events } = await rig({ doors, extra: { interlocks: {} }, io: { outputs: { siren: { driver: 'sim' } }, linkage: [{ name: 'probe', on: { event: 'deny_burst' }, do: [{ output: 'siren', pulse_s: 10 }] }] } });
+    const unknown = (door: string, n: number) => gw.pipeline.handle(credentialEvent(door, 'r', 'in', { type: 'card', value: String(n) }))!;
+    for (const n of [91, 92]) expect(unknown('front', n).reason).toBe('unknown_user');
+    for (const n of [93, 94, 95]) unknown('side', n); // another door, no burst configured
+    expect((gw.io!.outputs.get('siren') as SimRelay).pulses).toHaveLength(0);
+    unknown('front', 96);
+    expect((gw.io!.outputs.get('siren') as SimRelay).pulses.map((p) => p.ms)).toEqual([10_000]);
+    await vi.waitFor(async () => expect((await events('deny_burst')).map((e) => [e.door, e.reader, e.detail])).toEqual([['front', 'r', '3 denials within 60 s']]));
+  });
+
   it('a rule denies a group at a door while its input is active (the alarm panel armed), and lets go with it', async () => {
     const { gw, set, events } = await rig({ io, levels: { 'io.mains': true }, extra: { interlocks: {}, groups: { cleaners: ['ana'] } } });
     await gw.store.upsertUsers([user({ userid: 'ana', cards: [7] }), user({ userid: 'li', cards: [8] })]);

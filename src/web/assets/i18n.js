@@ -73,7 +73,7 @@ export const EVENTS = {
     mode_changed: 'mode changed', anti_passback_violation: 'anti-passback violation', operator_action: 'operator action',
     reader_offline: 'reader offline', reader_online: 'reader back online', reader_tamper: 'reader tampered', reader_tamper_cleared: 'reader tamper cleared',
     reader_power_failure: 'reader power failure', reader_power_restored: 'reader power restored', reader_secure_channel_failure: 'reader secure channel failure', reader_enrolled: 'reader key enrolled',
-    fire_release: 'FIRE: door released', fire_cleared: 'fire alarm cleared (still released)', fire_reset: 'fire release reset', io_alarm: 'input alarm', io_alarm_cleared: 'input alarm cleared', linkage: 'linkage rule acted', linkage_alarm: 'linkage alarm',
+    fire_release: 'FIRE: door released', fire_cleared: 'fire alarm cleared (still released)', fire_reset: 'fire release reset', io_alarm: 'input alarm', io_alarm_cleared: 'input alarm cleared', linkage: 'linkage rule acted', linkage_alarm: 'linkage alarm', deny_burst: 'many denials (someone trying cards?)', lift_floors: 'lift floors',
   },
   zh: {
     contact_open: '门已打开', contact_closed: '门已关闭', forced_open: '门被强行打开', held_open_prealarm: '门开太久（预警）', held_open: '门长时间未关',
@@ -82,6 +82,6 @@ export const EVENTS = {
     mode_changed: '模式已更改', anti_passback_violation: '反潜回违规', operator_action: '操作记录',
     reader_offline: '读头离线', reader_online: '读头恢复在线', reader_tamper: '读头被拆', reader_tamper_cleared: '读头防拆恢复',
     reader_power_failure: '读头电源故障', reader_power_restored: '读头电源恢复', reader_secure_channel_failure: '读头安全通道故障', reader_enrolled: '读头密钥已配置',
-    fire_release: '火警：门已释放', fire_cleared: '火警信号解除（仍保持释放）', fire_reset: '火警释放已复位', io_alarm: '输入报警', io_alarm_cleared: '输入报警解除', linkage: '联动规则执行', linkage_alarm: '联动报警',
+    fire_release: '火警：门已释放', fire_cleared: '火警信号解除（仍保持释放）', fire_reset: '火警释放已复位', io_alarm: '输入报警', io_alarm_cleared: '输入报警解除', linkage: '联动规则执行', linkage_alarm: '联动报警', deny_burst: '连续多次拒绝（有人试卡？）', lift_floors: '电梯楼层',
   },
 };
