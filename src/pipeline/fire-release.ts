@@ -34,6 +34,8 @@ export class FireRelease {
   /** A door's release began (true) or ended (false). */
   readonly changed$ = new Subject<{ door: string; released: boolean }>();
   private readonly states = new Map<string, FireDoorState>();
+  /** Doors whose release already journaled a source clearing (until the release ends). */
+  private readonly clearedOnce = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly o: FireReleaseOptions) {
@@ -84,7 +86,9 @@ export class FireRelease {
       } else if (was && !is) {
         this.o.log.warn({ door, source: key }, 'fire alarm cleared (not latched): door back to its mode');
         this.after(door, false, `${o.cause} (not latched)`);
-      } else if (!active && is) {
+      } else if (!active && is && !this.clearedOnce.has(door)) {
+        // Once per release: a flapping panel line (a loose terminal) must not flood the journal.
+        this.clearedOnce.add(door);
         this.o.doorEvent({ type: 'fire_cleared', door, at, detail: after.active.size ? `${o.cause}; still active: ${[...after.active.values()].map((a) => a.cause).join(', ')}` : `${o.cause}; released until an operator resets` });
       }
       if (after.latched && !before.latched) this.persist(door, after.latched);
@@ -116,6 +120,7 @@ export class FireRelease {
 
   /** After the relay moved: the door state machine, the door's mode, the journal, subscribers. */
   private after(door: string, released: boolean, detail: string): void {
+    if (!released) this.clearedOnce.delete(door);
     this.o.doors.get(door)!.state.setFire(released);
     if (!released) this.o.reapply(door);
     this.o.doorEvent({ type: released ? 'fire_release' : 'fire_reset', door, at: this.now(), detail });

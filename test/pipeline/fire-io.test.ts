@@ -90,6 +90,8 @@ describe('fire release', () => {
     await expect(gw.api.fireReset({ by: 'guard' })).resolves.toEqual({ reset: [], refused: ['front', 'back', 'side'].map((door) => ({ door, reason: 'the fire alarm is still active (fire input panel)' })) });
     set('io.panel', false);
     expect(relay('front').energised).toBe(true); // latched
+    set('io.panel', true); // a loose terminal flaps: no more journal entries, still released
+    set('io.panel', false);
     expect((await gw.api.status()).io?.fire.doors[0]).toMatchObject({ door: 'front', released: true, active: [], latched: { cause: 'fire input panel' } });
 
     const r = await gw.api.fireReset({ by: 'guard' });
