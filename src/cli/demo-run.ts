@@ -105,7 +105,7 @@ export async function runDemo(o: { users: number; pauseMs: number; out: (s: stri
     out(bold('\nrecords:'));
     out(`  ${decisions.length} decisions journaled; ${emu.checkins.length} pass records uploaded with checkin; outbox now ${await gw.store.outboxDepth()}`);
     for (const c of emu.checkins) out(`    checkin ${c.userid} pass_type ${c.pass_type} pass_method ${c.pass_method} at ${new Date(c.timestamp * 1000).toISOString()}`);
-    out(`\nTry it yourself: \`npx doorgw wecom emulator\`, then \`npm start\` with cloud.provider: wecom (README, "WeCom").`);
+    out(`\nTry it yourself: \`npx doorgw wecom emulator\`, then \`npm start\` with cloud.provider: wecom (docs/clouds.md).`);
   } finally {
     await gw.stop();
     await emu.stop();

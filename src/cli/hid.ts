@@ -24,7 +24,7 @@ export function addHidCommands(program: Command, out: (s: string) => void, json:
       const { listDevices } = await import('../io/hid/device.js');
       const devices = await listDevices();
       if (o.json) return json(devices);
-      if (!devices.length) return out('no HID devices (none plugged in, or no permission on /dev/hidraw*: see README, "Scanners")');
+      if (!devices.length) return out('no HID devices (none plugged in, or no permission on /dev/hidraw*: see docs/hardware.md, "Scanners")');
       out('VID:PID\tUSAGE\tPATH\tPRODUCT');
       for (const d of devices) {
         const usage = d.usagePage === 1 && d.usage === 6 ? 'keyboard' : d.usagePage === 0x8c ? 'hid-pos' : `${(d.usagePage ?? 0).toString(16)}:${(d.usage ?? 0).toString(16)}`;

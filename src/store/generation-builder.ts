@@ -2,7 +2,7 @@
  * The store's side of the generation worker (generation-worker.ts): a full directory replacement
  * is encoded and written by a worker thread, so the thread that decides keeps only the network,
  * the parsing and the normalising. Measured on a 2-core machine during a 100,000-user sync: see
- * README "Benchmarks" (bench:sync-decisions).
+ * docs/benchmarks.md (bench:sync-decisions).
  *
  * The protocol is strictly one request at a time: `prepare` (read what the chunk touches, encode
  * its operations), `write` (the store calls it inside its one-write-at-a-time chain, so a failed

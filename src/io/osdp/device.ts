@@ -7,7 +7,7 @@
  *
  * The bus asks `nextFrame()` when it is this reader's turn and hands back what came of it with
  * `onReply(packet | null)`. Everything that can go wrong on a wire is handled here, with the traps
- * public implementations fell into in mind (see README "OSDP readers"):
+ * public implementations fell into in mind (see docs/hardware.md, "OSDP readers"):
  * - a retry after silence resends the very same bytes, same sequence number, same challenge;
  * - after a failed cryptogram the next challenge (default key) starts again from sequence 0;
  * - BUSY is accepted with any sequence number and answered by repeating the command;
