@@ -42,12 +42,16 @@ async function withTool<T>(d: CliDeps, o: BusOpts, needKey: boolean, fn: (tool: 
   if (!config.site.enabled && config.site.keys.length === 0) throw new UsageError('this configuration has no site (site.enabled, site.keys): the tool verifies what it reads with the doors\' trusted keys');
   const keyFile = o.key ?? process.env.DOORGW_SITE_KEY;
   if (needKey && !keyFile) throw new UsageError('a signing key is needed: --key <file> or $DOORGW_SITE_KEY (doorgw site key new)');
+  // Never the configuration's broker account: on a door that is the gateway's own, and the broker
+  // (use_username_as_clientid) would end the gateway's session for the tool's.
+  const username = o.username ?? (process.env.DOORGW_SITE_USERNAME || undefined);
+  if (username === undefined) throw new UsageError('the site tool logs in under its own broker account: --username or $DOORGW_SITE_USERNAME, password in $DOORGW_SITE_PASSWORD (not the gateway\'s account: the broker would end the gateway\'s session for the tool\'s)');
   const signer = needKey && keyFile ? readSigner(keyFile) : null;
   const { ToolClient } = await import('../io/mqtt/client.js');
   const client = await ToolClient.connect({
     url: o.broker ?? config.mqtt.url,
-    username: o.username ?? process.env.DOORGW_SITE_USERNAME ?? config.mqtt.username,
-    password: process.env.DOORGW_SITE_PASSWORD ?? (o.username === undefined && process.env.DOORGW_SITE_USERNAME === undefined ? config.mqtt.password : undefined),
+    username,
+    password: process.env.DOORGW_SITE_PASSWORD,
     ca: config.mqtt.ca,
     clientId: `doorgw-site-tool-${process.pid}-${Date.now()}`,
   });

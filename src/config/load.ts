@@ -5,8 +5,8 @@ import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './errors.js';
 
-/** Environment variables that are not configuration overrides. */
-const NOT_OVERRIDES = new Set(['DOORGW_CONFIG', 'DOORGW_TEST_LOG']);
+/** DOORGW_ variables that are not configuration overrides: the site tool's account and key among them. */
+const NOT_OVERRIDES = new Set(['DOORGW_CONFIG', 'DOORGW_TEST_LOG', 'DOORGW_SITE_USERNAME', 'DOORGW_SITE_PASSWORD', 'DOORGW_SITE_KEY']);
 
 type Tree = Record<string, unknown>;
 

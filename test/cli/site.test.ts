@@ -1,6 +1,6 @@
 /** `doorgw site key new`, the built command. */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../src/domain/site-envelope.js';
@@ -24,3 +24,20 @@ describe('doorgw site key new', () => {
     expect(readFileSync(file, 'utf8')).toBe(pem);
   });
 });
+
+describe('doorgw site on the bus', () => {
+  it('refuses to log in under the configuration\'s broker account (the gateway\'s own), before connecting anywhere', async () => {
+    const dir = tmpDir();
+    const config = join(dir, 'c.yaml');
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\nmqtt: { enabled: true, url: 'mqtt://127.0.0.1:1', username: doorgw, password: gw-secret }\nsite: { enabled: true }\ndoors: [{ id: front }]\n`);
+    const r = await doorgwAsync(['site', 'status', '-c', config], { DOORGW_SITE_USERNAME: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/the site tool logs in under its own broker account: --username or \$DOORGW_SITE_USERNAME/);
+    // The tool's own variables are not configuration overrides (they once made every site command
+    // fail with "no configuration key site_password").
+    const withEnv = await doorgwAsync(['site', 'status', '-c', config], { DOORGW_SITE_USERNAME: 'site-operator', DOORGW_SITE_PASSWORD: 'x', DOORGW_SITE_KEY: join(dir, 'none.pem') });
+    expect(withEnv.stderr).not.toMatch(/invalid configuration/);
+    expect(withEnv.stderr).toMatch(/127\.0\.0\.1:1|ECONNREFUSED|connect/); // it got as far as the broker
+  });
+});
+

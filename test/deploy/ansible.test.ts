@@ -162,6 +162,7 @@ describe('Ansible role', () => {
     // The bridge (fleet out, site commands in, persistent), in a file only the broker's group reads.
     expect(statSync(at('etc/mosquitto/conf.d/doorgw.conf')).mode & 0o777).toBe(0o640);
     expect(readFileSync(at('etc/mosquitto/conf.d/doorgw.conf'), 'utf8')).toMatch(/^cleansession false\n[\s\S]*^topic doorgw-site\/command in 1\ntopic doorgw-site\/manifest in 1\ntopic doorgw-site\/fact\/# both 1\ntopic doorgw-site\/door\/[\w.-]+ out 1$/m);
+    expect(readFileSync(at('etc/mosquitto/conf.d/doorgw.conf'), 'utf8')).toMatch(/^remote_username door-test-1$/m); // the gateway id, by default
     expect(readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8')).toMatch(/^site:\n {2}enabled: true\n/m);
     const conf = readFileSync(at('etc/mosquitto/conf.d/doorgw.conf'), 'utf8').replaceAll('/etc/mosquitto/', `${at('etc/mosquitto')}/`).replace(/listener 1883 /, `listener ${port} `);
     const confFile = join(root, 'mosquitto-test.conf');
