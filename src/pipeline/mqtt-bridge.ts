@@ -125,7 +125,12 @@ export class MqttBridge {
       );
       this.subs.add(sm.events$.subscribe((e) => this.publishDoorEvent(e)));
     }
-    this.subs.add(ctx.pipeline.doorEvents$.subscribe((e) => this.publishDoorEvent(e)));
+    this.subs.add(
+      ctx.pipeline.doorEvents$.subscribe((e) => {
+        this.publishDoorEvent(e);
+        if (e.type === 'threat_level') void this.publishState(); // the levels in the gateway's state
+      }),
+    );
     if (ctx.readerEvents) {
       this.subs.add(
         ctx.readerEvents.subscribe((e) => {
@@ -211,6 +216,7 @@ export class MqttBridge {
         cloud: c ? { provider: c.provider, link: c.link, directory_version: c.directory_version, clock_skew_s: c.clock_skew_s, last_error: c.last_error, last_full_sync: c.last_full_sync === null ? null : new Date(c.last_full_sync).toISOString() } : null,
         storage: st.storage ? { writable: st.storage.writable, free_bytes: st.storage.free_bytes, held_in_memory: st.storage.held_in_memory } : null,
         ...(st.readers?.length ? { readers: Object.fromEntries(st.readers.map((r) => [r.id, { door: r.door, state: r.state, secure: r.secure, tamper: r.tamper, power_failure: r.power_failure }])) } : {}),
+        ...(st.site ? { levels: Object.fromEntries(st.site.levels.map((l) => [l.door, l.level])) } : {}),
         ...(st.io ? { fire: { released: st.io.fire.released, latched: st.io.fire.doors.filter((d) => d.latched).map((d) => d.door) } } : {}),
         ...(st.io?.inputs.length ? { inputs: Object.fromEntries(st.io.inputs.map((i) => [i.name, i.active])) } : {}),
         ...(st.io?.outputs.length ? { outputs: Object.fromEntries(st.io.outputs.map((i) => [i.name, i.on])) } : {}),
@@ -229,7 +235,7 @@ export class MqttBridge {
     const governed = new Set(config.site.enabled ? all : config.io.fire.flatMap((f) => f.doors ?? all));
     const fireDoors = all.filter((d) => governed.has(d));
     const inputs = Object.entries(config.io.inputs).map(([name, i]) => ({ name, label: i.name ?? name, alarm: i.alarm }));
-    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none', readers, fireDoors, inputs });
+    const configs = discoveryConfigs({ prefix: config.mqtt.home_assistant.prefix, topics: this.topics, gatewayId: config.gateway_id, version, doors: config.doors, cloud: config.cloud.provider !== 'none', readers, fireDoors, inputs, site: config.site.enabled });
     const before = (await store.getMeta<string[]>('mqtt.discovery_topics')) ?? [];
     for (const stale of before.filter((t) => !configs.has(t))) {
       this.log.info({ topic: stale }, 'removing a stale Home Assistant entity');

@@ -66,6 +66,10 @@ describe('site facts', () => {
     expect(g.pipeline.setMode('lobby', 'lockdown', { by: 'test' })).toBe(true);
     await desk.state('threat_level/site', { site: true }, { level: 'fire', reason: 'panel zone 3' });
     await until(() => g.io!.fire.released('lobby'), 'released by the site fire level');
+    // The level in the gateway's retained state (Home Assistant's threat-level sensors read it).
+    const watcher = await client(broker, 'homeassistant', [`doorgw/${g.config.gateway_id}/state`]); // not operator: the desk's tool has that session
+    t.closers.push(() => watcher.c.endAsync());
+    await until(() => watcher.got.some((m) => (JSON.parse(m.payload) as { levels?: Record<string, string | null> }).levels?.lobby === 'fire'), 'levels in the state');
     expect(simRelay(g).energised).toBe(true);
     await desk.state('threat_level/site', { site: true }, { level: 'normal' });
     await until(() => g.pipeline.heldBy('lobby') === null && g.pipeline.modeOf('lobby') !== 'passage', 'the level let go');

@@ -95,6 +95,10 @@ describe('Home Assistant discovery', () => {
       'homeassistant/sensor/gw-ha/started/config',
     ]);
     for (const [topic, cfg] of configs) expect(validate(topic, cfg)).toEqual([]);
+    // With the site: a threat-level sensor per door, reading the levels of the gateway's state.
+    const withSite = discoveryConfigs({ prefix: 'homeassistant', topics: new Topics('doorgw', 'gw-ha'), gatewayId: 'gw-ha', version: '1', doors: [{ id: 'front', name: 'Front' }], cloud: false, site: true });
+    for (const [topic, cfg] of withSite) expect(validate(topic, cfg)).toEqual([]);
+    expect(withSite.get('homeassistant/sensor/gw-ha/front_threat_level/config')).toMatchObject({ name: 'Front threat level', state_topic: 'doorgw/gw-ha/state', value_template: expect.stringContaining("value_json.levels['front']") });
     // With a cloud: the link, the age of the last sync and a sync button, to the same schema.
     const withCloud = discoveryConfigs({ prefix: 'homeassistant', topics: new Topics('doorgw', 'gw-ha'), gatewayId: 'gw-ha', version: '1', doors: [{ id: 'front' }], cloud: true });
     for (const [topic, cfg] of withCloud) expect(validate(topic, cfg)).toEqual([]);

@@ -22,6 +22,8 @@ export interface DiscoveryInput {
   readers?: { id: string; door: string }[];
   /** Doors a fire source governs (io.fire, the site's fire level): each a safety sensor; a reset button. */
   fireDoors?: string[];
+  /** The site is on: a threat-level sensor per door. */
+  site?: boolean;
   /** Named inputs (io.inputs): each a binary sensor of the kind its alarm says. */
   inputs?: { name: string; label: string; alarm: string }[];
 }
@@ -117,6 +119,16 @@ export function discoveryConfigs(o: DiscoveryInput): Map<string, Record<string, 
       payload_on: 'ON',
       payload_off: 'OFF',
     });
+  }
+  if (o.site) {
+    for (const d of o.doors) {
+      add('sensor', `${d.id}_threat_level`, {
+        name: `${d.name ?? d.id} threat level`,
+        state_topic: o.topics.state(),
+        value_template: `{{ value_json.levels['${d.id}'] if value_json.levels is defined and value_json.levels['${d.id}'] else 'none' }}`,
+        icon: 'mdi:shield-alert',
+      });
+    }
   }
   for (const door of o.fireDoors ?? []) {
     const name = o.doors.find((d) => d.id === door)?.name ?? door;

@@ -62,6 +62,8 @@ export interface GatewayStatePayload {
   readers?: Record<string, { door: string; state: string; secure: boolean; tamper: boolean | null; power_failure: boolean | null }>;
   /** Fire release: the doors released now, and per door its sources and latch (when io.fire or the site is configured). */
   fire?: { released: string[]; latched: string[] };
+  /** The site's threat level in force at each door (null: none), when the site is on. */
+  levels?: Record<string, string | null>;
   /** Named inputs (active or not) and outputs (on or not), by name. */
   inputs?: Record<string, boolean>;
   outputs?: Record<string, boolean>;

@@ -168,6 +168,10 @@ async function showDoors() {
       h('span', { class: `badge mode ${d.mode === 'lockdown' ? 'bad' : d.mode === 'passage' ? 'warn' : ''}` }, t(`mode_${d.mode}`) + (d.until ? ` → ${stamp(d.until, zoneOf(d.id))}` : '')),
       ...(d.alarm ? [h('span', { class: 'badge bad alarm' }, `${t('alarm')}: ${eventText(d.alarm)}`)] : []),
       ...(st.io?.fire.released.includes(d.id) ? [h('span', { class: 'badge bad fire' }, t('fire_badge'))] : []),
+      // The site's threat level in force here, with who set it as a tooltip.
+      ...(st.site?.levels ?? [])
+        .filter((l) => l.door === d.id && l.level && l.level !== 'normal')
+        .map((l) => h('span', { class: 'badge bad level', title: `${l.by ?? ''}${l.reason ? `: ${l.reason}` : ''}` }, `${t('threat_level')}: ${l.level}`)),
       // Supervised (OSDP) readers: their link, with the reason as a tooltip.
       ...(st.readers ?? [])
         .filter((r) => r.door === d.id)
