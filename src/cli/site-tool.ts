@@ -14,6 +14,7 @@ import type { Config } from '../config/schema.js';
 import { UsageError } from '../control/errors.js';
 import { keyIdOf, newerFact, signEnvelope, verifyEnvelope, type SiteEnvelope, type SiteScope } from '../domain/site-envelope.js';
 import { FactDigest, MANIFEST_SUBJECT, parseFact, parseManifest, stampOf } from '../domain/site-facts.js';
+import { checkReport, type DoorReport } from '../domain/door-report.js';
 import type { ToolClient } from '../io/mqtt/client.js';
 import { SiteTrust } from '../pipeline/site-trust.js';
 
@@ -36,23 +37,14 @@ export function readSigner(file: string): Signer {
   return { privateKey, kid: keyIdOf(createPublicKey(privateKey)) };
 }
 
-export interface DoorReport {
-  gateway: string;
-  doors: string[];
-  at: number;
-  facts: number;
-  in_scope: number;
-  digest: string;
-  complete: boolean | null;
-  manifest: { version: number; count: number; digest: string } | null;
-  levels: { door: string; level: string | null; by: string | null }[];
-}
+export type { DoorReport } from '../domain/door-report.js';
 
 export interface SiteSnapshot {
   /** Facts the doors accept, by subject (tombstones included). */
   facts: Map<string, SiteEnvelope>;
   manifest: SiteEnvelope | null;
-  reports: DoorReport[];
+  /** Door reports; `signed`: by the gateway's key in site.door_keys. */
+  reports: (DoorReport & { signed: boolean })[];
   /** Retained messages the doors refuse (and why). */
   refused: { topic: string; reason: string }[];
 }
@@ -85,14 +77,13 @@ export class SiteTool {
     const facts = new Map<string, SiteEnvelope>();
     const refused: SiteSnapshot['refused'] = [];
     let manifest: SiteEnvelope | null = null;
-    const reports: DoorReport[] = [];
+    const reports: (DoorReport & { signed: boolean })[] = [];
+    const doorKeys = new Map(this.config.site.door_keys.map((k) => [k.gateway, k]));
     for (const m of msgs) {
       if (m.topic.startsWith(`${this.base}/door/`)) {
-        try {
-          reports.push(JSON.parse(m.payload) as DoorReport);
-        } catch {
-          refused.push({ topic: m.topic, reason: 'a door report that is not JSON' });
-        }
+        const r = checkReport(m.payload, m.topic.slice(`${this.base}/door/`.length), doorKeys);
+        if (r.ok) reports.push({ ...r.report, signed: r.signed });
+        else refused.push({ topic: m.topic, reason: `door report refused: ${r.reason}` });
         continue;
       }
       const r = verifyEnvelope(m.payload, this.trust.context({ nowMs: this.now(), seen: () => false, versionOf: () => undefined, holdOutOfScope: true }));
@@ -164,14 +155,16 @@ export class SiteTool {
   }
 
   /** The convergence view: the manifest, and for each door that reported what it holds. */
-  async status(): Promise<{ manifest: { version: number; count: number; digest: string } | null; facts: number; doors: (DoorReport & { age_s: number; confirmed: boolean })[]; unconfirmed: string[]; refused: SiteSnapshot['refused']; levels: { subject: string; level: string; by: string; version: number }[] }> {
+  async status(): Promise<{ manifest: { version: number; count: number; digest: string } | null; facts: number; doors: (DoorReport & { signed: boolean; age_s: number; confirmed: boolean })[]; unconfirmed: string[]; refused: SiteSnapshot['refused']; levels: { subject: string; level: string; by: string; version: number }[] }> {
     const snap = await this.snapshot();
     const m = snap.manifest ? parseManifest(snap.manifest.body) : null;
     const now = this.now();
     const doors = snap.reports.map((r) => ({ ...r, age_s: Math.round((now - r.at) / 1000), confirmed: m !== null && r.digest === m.digest && r.facts === m.count }));
+    // A door whose key is listed but whose report is missing or was refused (forged, unsigned) is not confirmed either.
+    const missing = this.config.site.door_keys.map((k) => k.gateway).filter((g) => !doors.some((r) => r.gateway === g));
     const levels = [...snap.facts.values()]
       .filter((e) => e.subject.startsWith('threat_level/') && e.body !== null)
       .map((e) => ({ subject: e.subject, level: (e.body as { level: string }).level, by: this.trust.keys.get(e.kid)?.name ?? e.kid, version: e.version! }));
-    return { manifest: m && snap.manifest ? { version: snap.manifest.version!, ...m } : null, facts: snap.facts.size, doors, unconfirmed: doors.filter((d) => !d.confirmed).map((d) => d.gateway), refused: snap.refused, levels };
+    return { manifest: m && snap.manifest ? { version: snap.manifest.version!, ...m } : null, facts: snap.facts.size, doors, unconfirmed: [...doors.filter((d) => !d.confirmed).map((d) => d.gateway), ...missing], refused: snap.refused, levels };
   }
 }

@@ -85,6 +85,20 @@ export function addSiteCommands(program: Command, d: CliDeps): void {
       d.out(`trust it on the doors with: { kid: ${out.kid}, name: ${out.name}, public_key: ${out.public_key}, roles: [guard] }`);
     });
 
+  site
+    .command('door-key')
+    .description('this gateway\'s own key on the site bus (it signs the door\'s reports; made on first use, kept in the data directory, never printed): its entry for the site\'s site.door_keys')
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const config = await d.configFrom(o.config);
+      const { doorKey } = await import('../io/door-key.js');
+      const k = doorKey(config.data_dir);
+      const out = { gateway: config.gateway_id, kid: k.kid, public_key: k.publicKey };
+      if (o.json) return d.json(out);
+      d.out(`list it in site.door_keys (the site tool's configuration, every door's): { gateway: ${out.gateway}, kid: ${out.kid}, public_key: ${out.public_key} }`);
+    });
+
   const stated = (o: BusOpts, r: { fact: { subject: string; version?: number; scope: SiteScope }; manifest: { version?: number } }): void => {
     if (o.json) return d.json({ subject: r.fact.subject, version: r.fact.version, scope: r.fact.scope, manifest_version: r.manifest.version });
     d.out(`${r.fact.subject} version ${r.fact.version} published for ${describeScope(r.fact.scope)} (manifest ${r.manifest.version}); doorgw site status shows which doors hold it`);
@@ -214,7 +228,7 @@ export function addSiteCommands(program: Command, d: CliDeps): void {
       for (const l of s.levels) d.out(`level ${l.subject.slice(13)}: ${l.level} (set by ${l.by}, v${l.version})`);
       for (const r of s.doors) {
         const lv = r.levels.filter((l) => l.level).map((l) => `${l.door}:${l.level}`).join(' ') || 'no level';
-        d.out(`${r.confirmed ? 'ok ' : '.. '} ${r.gateway.padEnd(20)} ${String(r.facts).padStart(6)} facts  ${r.complete === null ? 'no manifest' : r.confirmed ? 'confirmed' : r.manifest && r.manifest.version < (s.manifest?.version ?? 0) ? 'behind' : 'differs'}  ${lv}  (reported ${localStamp(r.at, config.timezone)}, ${r.age_s} s ago)`);
+        d.out(`${r.confirmed ? 'ok ' : '.. '} ${r.gateway.padEnd(20)}${r.signed ? '' : ' (unsigned)'} ${String(r.facts).padStart(6)} facts  ${r.complete === null ? 'no manifest' : r.confirmed ? 'confirmed' : r.manifest && r.manifest.version < (s.manifest?.version ?? 0) ? 'behind' : 'differs'}  ${lv}  (reported ${localStamp(r.at, config.timezone)}, ${r.age_s} s ago)`);
       }
       d.out(s.unconfirmed.length ? `not confirmed: ${s.unconfirmed.join(', ')}` : `every door that reports holds the site's facts`);
       if (s.refused.length) d.out(`refused on the broker: ${s.refused.length} (${s.refused.slice(0, 3).map((r) => `${r.topic}: ${r.reason}`).join('; ')})`);

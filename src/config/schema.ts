@@ -544,6 +544,27 @@ export const configSchema = z
               }),
           )
           .default([]),
+        /**
+         * The doors' own keys (`doorgw site door-key` on each door prints its entry): the site tool
+         * believes a door's report only when signed by its gateway's key. Empty: reports are read,
+         * marked unsigned.
+         */
+        door_keys: z
+          .array(
+            z
+              .strictObject({ gateway: id(), kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site door-key prints it')), public_key: str() })
+              .superRefine((k, ctx) => {
+                let kid: string;
+                try {
+                  kid = keyIdOf(ed25519PublicKey(k.public_key));
+                } catch (e) {
+                  return void ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['public_key'] });
+                }
+                if (kid !== k.kid) ctx.addIssue({ code: 'custom', message: `is not this public key's id (${kid})`, path: ['kid'] });
+              }),
+          )
+          .default([])
+          .refine((l) => new Set(l.map((k) => k.gateway)).size === l.length, 'one key per gateway'),
         /** Which roles may state which subject types (commands: open, lock, mode; facts: threat_level, block, user, door_mode, manifest). */
         permissions: z.record(id(), z.array(id())).default(SITE_PERMISSIONS),
         /**
@@ -571,7 +592,7 @@ export const configSchema = z
         /** Accepted clock difference between a signer and this door (s). */
         clock_skew_s: z.number().int().min(0).max(600).default(30),
       })
-      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, report_interval_s: 60, clock_skew_s: 30 }),
+      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, report_interval_s: 60, clock_skew_s: 30 }),
     /**
      * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
      * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.

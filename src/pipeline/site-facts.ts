@@ -20,6 +20,8 @@
 import type { Config } from '../config/schema.js';
 import { monotonicMs } from '../domain/clock.js';
 import type { DoorEvent } from '../domain/events.js';
+import { signReport, type DoorReport } from '../domain/door-report.js';
+import { doorKey, type DoorKey } from '../io/door-key.js';
 import type { DoorLevel } from '../domain/policy.js';
 import { canonicalJson, MAX_ENVELOPE_BYTES, verifyEnvelope, type FactStamp, type SiteEnvelope, type SiteScope } from '../domain/site-envelope.js';
 import { levelAt, levelModeAt, MANIFEST_SUBJECT, parseFact, parseManifest, stampOf, type LevelInForce, type Manifest, type SiteStatus } from '../domain/site-facts.js';
@@ -371,15 +373,16 @@ export class SiteFacts {
     }, REPORT_DEBOUNCE_MS);
   }
 
-  /** This door's convergence report, retained (site status reads every door's). */
+  /** This door's convergence report, retained and signed with the door's key (site status reads every door's). */
   private report(): void {
     if (!this.link || this.stopped) return;
     const s = this.status();
-    this.link.publishRetained(
-      this.reportTopic,
-      JSON.stringify({ gateway: this.o.config.gateway_id, doors: this.o.config.doors.map((d) => d.id), at: this.now(), facts: s.facts, in_scope: s.in_scope, digest: s.digest, complete: s.complete, manifest: s.manifest && { version: s.manifest.version, count: s.manifest.count, digest: s.manifest.digest }, levels: s.levels.map((l) => ({ door: l.door, level: l.level, by: l.by })) }),
-    );
+    const report: DoorReport = { gateway: this.o.config.gateway_id, doors: this.o.config.doors.map((d) => d.id), at: this.now(), facts: s.facts, in_scope: s.in_scope, digest: s.digest, complete: s.complete, manifest: s.manifest && { version: s.manifest.version, count: s.manifest.count, digest: s.manifest.digest }, levels: s.levels.map((l) => ({ door: l.door, level: l.level, by: l.by })) };
+    this.doorKey ??= doorKey(this.o.config.data_dir);
+    this.link.publishRetained(this.reportTopic, JSON.stringify(signReport(report, this.doorKey.kid, this.doorKey.privateKey)));
   }
+
+  private doorKey: DoorKey | null = null;
 
   status(): SiteStatus {
     const m = this.manifest;

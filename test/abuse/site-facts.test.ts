@@ -11,6 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SiteTool } from '../../src/cli/site-tool.js';
 import { credentialEvent } from '../../src/domain/events.js';
 import { keyIdOf, signEnvelope } from '../../src/domain/site-envelope.js';
+import { signReport } from '../../src/domain/door-report.js';
+import { doorKey } from '../../src/io/door-key.js';
 import type { Credential } from '../../src/domain/types.js';
 import type { Gateway } from '../../src/gateway.js';
 import { ToolClient } from '../../src/io/mqtt/client.js';
@@ -241,10 +243,33 @@ describe('a site of doors behind their own brokers, bridged as the role configur
     expect(decide(late.g, card(1001)).reason).toBe('blocked');
     expect(decide(late.g, card(2002)).reason).toBe('unknown_user');
 
-    // The convergence view: every door reports, each confirmed.
-    await until(async () => {
+    // The convergence view: every door reports, each confirmed (no door keys listed: read, marked unsigned).
+    const plain = await until(async () => {
       const s = await op.status();
       return s.doors.length === 4 && s.unconfirmed.length === 0 ? s : null;
     }, 'site status: all four confirmed', 15_000);
+    expect(plain.doors.map((d) => d.signed)).toEqual([false, false, false, false]);
+
+    // With the doors' keys listed (each door's `doorgw site door-key`), reports are verified.
+    const doorKeys = doors.map((d) => ({ gateway: d.id, kid: doorKey(d.g.config.data_dir).kid, public_key: doorKey(d.g.config.data_dir).publicKey }));
+    const keyed = await tool({ ...site, door_keys: doorKeys } as ReturnType<typeof siteOf>, admin, 'admin');
+    const verified = await keyed.status();
+    expect(verified.doors.map((d) => [d.gateway, d.signed, d.confirmed])).toEqual(['gw1', 'gw2', 'gw3', 'gw4'].map((g) => [g, true, true]));
+    // A shared account (the gateways' `doorgw`, which may write any door's topic on a local broker)
+    // forges gw2's report: unsigned, then signed with another key. Refused, and gw2 is unconfirmed.
+    const rogue = await ToolClient.connect({ url: broker.url, username: 'doorgw', password: USERS.doorgw, clientId: 'doorgw' });
+    t.closers.push(() => rogue.end());
+    const genuine = verified.doors.find((d) => d.gateway === 'gw2')!;
+    const { signed: _s, age_s: _a, confirmed: _c, ...body } = genuine;
+    await rogue.publish('doorgw-site/door/gw2', JSON.stringify(body), true);
+    await until(async () => (await keyed.status()).refused.some((r) => r.topic === 'doorgw-site/door/gw2' && r.reason === "door report refused: unsigned (site.door_keys lists the doors' keys)"), 'an unsigned report refused');
+    const other = generateKeyPairSync('ed25519');
+    await rogue.publish('doorgw-site/door/gw2', JSON.stringify(signReport(body, keyIdOf(other.publicKey), other.privateKey)), true);
+    const forged = await until(async () => {
+      const s = await keyed.status();
+      return s.refused.some((r) => r.topic === 'doorgw-site/door/gw2' && r.reason.startsWith('door report refused: signed by key ')) ? s : null;
+    }, 'a report signed by another key refused');
+    expect(forged.unconfirmed).toEqual(['gw2']);
+    expect(forged.doors.map((d) => d.gateway)).toEqual(['gw1', 'gw3', 'gw4']);
   }, 90_000);
 });

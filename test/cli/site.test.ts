@@ -1,6 +1,6 @@
 /** `doorgw site key new`, the built command. */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../src/domain/site-envelope.js';
@@ -38,6 +38,26 @@ describe('doorgw site on the bus', () => {
     const withEnv = await doorgwAsync(['site', 'status', '-c', config], { DOORGW_SITE_USERNAME: 'site-operator', DOORGW_SITE_PASSWORD: 'x', DOORGW_SITE_KEY: join(dir, 'none.pem') });
     expect(withEnv.stderr).not.toMatch(/invalid configuration/);
     expect(withEnv.stderr).toMatch(/127\.0\.0\.1:1|ECONNREFUSED|connect/); // it got as far as the broker
+  });
+});
+
+describe('doorgw site door-key', () => {
+  it('makes the door\'s key once (0600, in the data directory), and prints only its entry for site.door_keys', async () => {
+    const dir = tmpDir();
+    const config = join(dir, 'c.yaml');
+    writeFileSync(config, `gateway_id: gw7\ndata_dir: ${join(dir, 'data')}\ndoors: [{ id: front }]\n`);
+    mkdirSync(join(dir, 'data'));
+    const a = await doorgwAsync(['site', 'door-key', '--json', '-c', config]);
+    expect(a.code).toBe(0);
+    const out = JSON.parse(a.stdout) as { gateway: string; kid: string; public_key: string };
+    expect(out).toMatchObject({ gateway: 'gw7', kid: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(statSync(join(dir, 'data', 'site-door-key.pem')).mode & 0o777).toBe(0o600);
+    expect(a.stdout).not.toContain(readFileSync(join(dir, 'data', 'site-door-key.pem'), 'utf8').split('\n')[1]!);
+    const b = await doorgwAsync(['site', 'door-key', '--json', '-c', config]);
+    expect(JSON.parse(b.stdout)).toEqual(out); // the same key: made once
+    // The entry as printed is what site.door_keys takes.
+    writeFileSync(config, `gateway_id: gw7\ndata_dir: ${join(dir, 'data')}\nsite: { door_keys: [{ gateway: gw7, kid: ${out.kid}, public_key: '${out.public_key}' }] }\ndoors: [{ id: front }]\n`);
+    expect((await doorgwAsync(['config', 'check', config])).code).toBe(0);
   });
 });
 
