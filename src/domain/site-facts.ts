@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { checkCards, checkInstant, checkRules, checkUserid, LocalInputError, type Block, type LocalFields } from './local-directory.js';
+import type { CompiledRule } from './rules.js';
 import type { FactStamp, SiteEnvelope } from './site-envelope.js';
 import { DOOR_MODES, type DoorMode, type UserType } from './types.js';
 import type { UserRecord } from './user.js';
@@ -40,7 +41,8 @@ export interface SiteUserBody {
 export type SiteFact =
   | { type: 'threat_level'; scope: string; level: string; reason: string | null }
   | { type: 'block'; target: { card: string } | { userid: string }; until: number | null; reason: string | null }
-  | { type: 'user'; userid: string; user: SiteUserBody }
+  /** `rules`: the body's rules, compiled once when the fact is read (never again per apply). */
+  | { type: 'user'; userid: string; user: SiteUserBody; rules: CompiledRule[] }
   | { type: 'door_mode'; door: string; mode: DoorMode }
   | { type: 'deleted' };
 
@@ -95,7 +97,7 @@ export function parseFact(subject: string, body: unknown): { ok: true; fact: Sit
         const t = b.user_type ?? 0;
         if (t !== 0 && t !== 1 && t !== 2) throw new LocalInputError('user_type must be 0 (employee), 1 (visitor) or 2 (student)');
         const rules = b.rules === undefined ? [] : b.rules;
-        checkRules(rules);
+        const compiled = checkRules(rules);
         const pin = b.pin_hash === undefined || b.pin_hash === null ? null : b.pin_hash;
         if (pin !== null && (typeof pin !== 'string' || !/^[0-9a-f]{32}:[0-9a-f]{64}$/.test(pin))) throw new LocalInputError('pin_hash must be salt:hmac as doorgw site users add makes it');
         const vf = b.valid_from === undefined ? null : checkInstant('valid_from', b.valid_from);
@@ -112,7 +114,7 @@ export function parseFact(subject: string, body: unknown): { ok: true; fact: Sit
           rules: rules as string[],
           pin_hash: pin,
         };
-        return { ok: true, fact: { type: 'user', userid, user } };
+        return { ok: true, fact: { type: 'user', userid, user, rules: compiled } };
       }
       case 'door_mode': {
         if (!NAME.test(name)) throw new LocalInputError('door_mode/<door>');
@@ -242,9 +244,9 @@ export function levelModeAt(l: LevelInForce | null, door: string): DoorMode | nu
 // Site users and blocks as the directory sees them
 
 /** A site user's record, in the shape of a local user (the same checks apply at the door). */
-export function siteUserRecord(userid: string, u: SiteUserBody, at: number, by: string): UserRecord {
+export function siteUserRecord(userid: string, u: SiteUserBody, at: number, by: string, compiled?: CompiledRule[]): UserRecord {
   const local: LocalFields = { cards_added: [], blocked: null, blocked_cards: {}, groups: u.groups, valid_from: u.valid_from, valid_until: u.valid_until, doors: u.doors, extended_unlock_ms: null, pin: u.pin_hash, note: null, updated_at: at, updated_by: by };
-  const rules = checkRules(u.rules);
+  const rules = compiled ?? checkRules(u.rules);
   return { userid, user_type: u.user_type, name: u.name, openvid: null, key_id: null, cards: u.cards, rules, invalid_rules: [], source: 'site', fp_ver: null, fa_ver: null, local };
 }
 

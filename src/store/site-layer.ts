@@ -54,7 +54,7 @@ export class SiteLayer {
     if (!appliesHere(h.doors)) return;
     const f = h.fact;
     if (f.type === 'user') {
-      const rec = siteUserRecord(f.userid, f.user, h.stamp.iat, h.by);
+      const rec = siteUserRecord(f.userid, f.user, h.stamp.iat, h.by, f.rules);
       // A scope narrower than the gateway narrows the doors the person may pass here.
       if (h.doors !== null) rec.local!.doors = (f.user.doors ?? h.doors).filter((d) => h.doors!.includes(d));
       this.users.set(f.userid, rec);

@@ -57,7 +57,7 @@ describe('site facts', () => {
     layer.set('block/user:alice', held({ type: 'block', target: { userid: 'alice' }, until: null, reason: 'left' }));
     expect(layer.adjust(ended).local?.blocked?.reason).toBe('left');
     // Out of scope: held, counted, not applied.
-    layer.set('user/zed', held({ type: 'user', userid: 'zed', user: { name: null, user_type: 0, cards: ['9'], groups: [], doors: null, valid_from: null, valid_until: null, rules: [], pin_hash: null } }, []));
+    layer.set('user/zed', held({ type: 'user', userid: 'zed', user: { name: null, user_type: 0, cards: ['9'], groups: [], doors: null, valid_from: null, valid_until: null, rules: [], pin_hash: null }, rules: [] }, []));
     expect([layer.users.has('zed'), layer.digest.count]).toEqual([false, 3]);
     layer.set('block/card:1001', held({ type: 'deleted' }));
     expect(layer.blockedCards.size).toBe(0);
