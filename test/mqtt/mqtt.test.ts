@@ -31,6 +31,22 @@ async function startGateway(dataDir = join(tmpDir(), 'data'), extra: Record<stri
 const relay = simRelay;
 const json = (s: string): Record<string, unknown> => JSON.parse(s) as Record<string, unknown>;
 
+
+/**
+ * Present an unknown card from the lobby reader until the gateway has decided one (a gateway just
+ * started may not have subscribed yet), and return the journal: whatever the gateway had received
+ * before the sentinel on that reader's topic was decided before it.
+ */
+async function sentinel(g: Gateway, reader: Awaited<ReturnType<typeof client>>['c']) {
+  const topic = 'doorgw/gw1/reader/lobby-reader/credential';
+  return until(async () => {
+    await reader.publishAsync(topic, JSON.stringify({ type: 'card', value: 4242 }), { qos: 1 });
+    await g.journal.flush();
+    const j = await g.store.recentJournal();
+    return j.some((e) => e.reason === 'unknown_user') ? j.reverse() : null;
+  }, 'the sentinel decided');
+}
+
 describe('reader credentials', () => {
   it('grants and denies through the same pipeline, publishing events with latency and allowed user fields only', async () => {
     const g = await startGateway();
@@ -68,9 +84,10 @@ describe('reader credentials', () => {
     const topic = 'doorgw/gw1/reader/lobby-reader/credential';
     for (const p of ['not json', '{"type":"retina","value":"x"}', '{"type":"card","value":""}', '{"type":"card","value":"12ab"}']) await reader.c.publishAsync(topic, p, { qos: 1 });
     await reader.c.publishAsync(topic, JSON.stringify({ type: 'card', value: 1001 }), { qos: 1, retain: true });
-    await new Promise((r) => setTimeout(r, 300));
+    // A sentinel after them on the same topic (delivered in order): once it is decided, everything before was seen.
+    const seen = await sentinel(g, reader.c);
+    expect(new Set(seen.map((j) => j.reason))).toEqual(new Set(['unknown_user'])); // sentinels alone
     expect(relay(g).pulses).toHaveLength(0);
-    expect(await g.store.recentJournal()).toHaveLength(0);
     await reader.c.publishAsync(topic, '', { qos: 1, retain: true }); // clear the retained message
   });
 });
@@ -115,12 +132,15 @@ describe('commands', () => {
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'OPEN', { qos: 1, retain: true });
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', 'DANCE', { qos: 1 });
     await op.c.publishAsync('doorgw/gw1/door/nowhere/set', 'OPEN', { qos: 1 });
-    await new Promise((r) => setTimeout(r, 300));
+    const reader = await client(broker, 'lobby-reader');
+    t.closers.push(() => reader.c.endAsync());
+    // Sentinels: a reader's unknown card, decided (and journaled) once the gateway has read what came before.
+    expect((await sentinel(g, reader.c)).every((j) => j.reason === 'unknown_user')).toBe(true);
     expect(relay(g).pulses).toHaveLength(0);
     await g.stop();
     t.gw = null;
     const again = await startGateway(dataDir); // the retained OPEN is delivered at subscription
-    await new Promise((r) => setTimeout(r, 300));
+    expect((await sentinel(again, reader.c)).every((j) => j.reason === 'unknown_user')).toBe(true); // no operator_open among them
     expect(relay(again).pulses).toHaveLength(0);
     await op.c.publishAsync('doorgw/gw1/door/lobby/set', '', { qos: 1, retain: true });
   });
@@ -137,9 +157,9 @@ describe('commands', () => {
     await denied(reader.c, 'doorgw/gw1/door/lobby/set', 'OPEN');
     await denied(other.c, 'doorgw/gw1/reader/lobby-reader/credential', JSON.stringify({ type: 'card', value: 1001 }));
     await denied(reader.c, 'doorgw/gw1/door/lobby/state', JSON.stringify({ lock: 'unlocked' }));
-    await new Promise((r) => setTimeout(r, 300));
+    // Refused by the broker before its PUBACK: nothing was delivered; a permitted sentinel is the only decision.
+    expect((await sentinel(g, reader.c)).every((j) => j.reason === 'unknown_user')).toBe(true);
     expect(relay(g).pulses).toHaveLength(0);
-    expect(await g.store.recentJournal()).toHaveLength(0);
   });
 });
 
