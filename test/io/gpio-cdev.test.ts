@@ -141,10 +141,14 @@ describe('GPIO character device (fake kernel under LD_PRELOAD)', () => {
       // A bounce shorter than 20 ms is not a press; a held press is.
       await g.send('edge 27 0');
       await g.send('edge 27 1');
-      await new Promise((r) => setTimeout(r, 150));
-      expect(g.lines().some((l) => l.startsWith('set 17=1'))).toBe(false);
+      // Then a real press. The relay moves only after it (the fake stamps line writes on
+      // CLOCK_MONOTONIC, as process.hrtime): had the bounce been taken as a press, it would be before.
+      const pressed = process.hrtime.bigint();
       await g.send('edge 27 0');
       await until(() => g.lines().some((l) => l.startsWith('set 17=1')), 'pulse after a real press', 15_000);
+      const first = BigInt(/t=(\d+)/.exec(g.lines().find((l) => l.startsWith('set 17=1'))!)![1]!);
+      expect(first > pressed).toBe(true);
+      expect(Number(first - pressed) / 1e6).toBeGreaterThanOrEqual(19); // held for the debounce period first
     } finally {
       await g.close();
     }

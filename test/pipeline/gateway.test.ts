@@ -110,7 +110,7 @@ describe('gateway pipeline', () => {
     ]);
     expect(await gw.api.check({ card: '1' })).toMatchObject({ decision: 'deny', reason: 'lockdown', userid: 'a' });
     expect(await gw.api.check({ card: '1', door: 'back' })).toMatchObject({ decision: 'grant' });
-    await new Promise((r) => setTimeout(r, 50)); // the mode is persisted after the change
+    await vi.waitFor(async () => expect(await gw.store.getMeta('door.front.mode')).toMatchObject({ mode: 'lockdown' })); // persisted after the change
     await gw.stop();
     running.splice(0);
     // The gateway stopped: the CLI reads the store directly and still sees the persisted mode.
@@ -276,7 +276,7 @@ describe('interlock (mantrap)', () => {
     expect(card('inner')).toMatchObject({ decision: 'deny', reason: 'interlock', userid: 'a', detail: "door 'outer' of the interlock is open or released" });
     expect(gw.pipeline.handle(credentialEvent('inner', 'exit_button', 'out', { type: 'exit' }))).toMatchObject({ decision: 'deny', reason: 'interlock' });
     contacts.get('outer')!(false); // the person walks in: outer open (pulse ends on its own; open keeps the hold)
-    await new Promise((r) => setTimeout(r, 350));
+    await vi.waitFor(() => expect(relay(gw, 'outer').energised).toBe(false)); // the pulse has ended
     expect(card('inner')).toMatchObject({ reason: 'interlock' });
     contacts.get('outer')!(true); // outer closed again
     expect(card('inner')).toMatchObject({ decision: 'grant' });
@@ -345,7 +345,7 @@ describe('door modes', () => {
     expect(events).toEqual([expect.stringMatching(/^lockdown → normal by timer$/), expect.stringMatching(/^normal → lockdown until .* by test$/)]);
     // a timed lockdown set just before a restart is still in force after it, and still ends
     await gw.api.setMode({ door: 'front', mode: 'lockdown', duration_s: 2, by: 'test' });
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitFor(async () => expect(await gw.store.getMeta('door.front.mode')).toMatchObject({ mode: 'lockdown', until: expect.any(Number) }));
     await gw.stop();
     running.splice(0);
     gw = await startGateway(dir);
@@ -428,7 +428,7 @@ describe('passage on a schedule', () => {
     clock.t = at('2026-10-05T10:00:00+08:00');
     gw.pipeline.tickSchedules();
     expect(gw.pipeline.modeOf('lobby')).toBe('passage');
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitFor(async () => expect(await gw.store.getMeta('door.lobby.mode')).toMatchObject({ mode: 'passage', auto: true }));
     await gw.stop();
     running.splice(0);
     clock.t = at('2026-10-05T19:00:00+08:00');
@@ -457,7 +457,7 @@ describe('area anti-passback at the gateway', () => {
     const pass = (g: Gateway, door: string, dir: 'in' | 'out') => g.pipeline.handle(credentialEvent(door, `${door}-${dir}`, dir, { type: 'card', value: '1' }));
     expect(pass(gw, 'front', 'in')).toMatchObject({ decision: 'grant' });
     expect(pass(gw, 'back', 'in')).toMatchObject({ decision: 'deny', reason: 'anti_passback', userid: 'a' }); // any door of the area
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitFor(async () => expect([...((await gw.store.loadPresence()).values())].some((m) => m.has('a'))).toBe(true)); // persisted
     await gw.stop();
     running.splice(0);
     gw = await Gateway.start({ config, log: silent, sources: [src], controlSocket: false });
