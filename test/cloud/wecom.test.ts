@@ -109,8 +109,11 @@ describe('WeCom: incremental sync', () => {
     // A duplicate of an applied change is acknowledged and ignored (no fetch).
     const before = rig.emu.requests.length;
     rig.emu.pushAll('push_change_contact', { perm_version: rig.emu.permVersion - 1, create_user: [{ userid: 'ghost', user_type: 0 }], update_user: [], delete_user: [] });
-    await new Promise((r) => setTimeout(r, 200));
-    expect(rig.emu.requests.slice(before).filter(([c]) => c === 'get_userinfo_by_ids')).toEqual([]);
+    // A sentinel: a real change pushed after it on the same connection, fetched once taken (pushes are handled in order).
+    rig.emu.upsertUsers([user('late')]);
+    await synced(rig);
+    expect(rig.gw.store.directory.user('late')).toBeDefined();
+    expect(rig.emu.requests.slice(before).filter(([c]) => c === 'get_userinfo_by_ids').map(([, b]) => b.user_item)).toEqual([[{ userid: 'late', user_type: 0 }]]);
     expect(rig.gw.store.directory.user('ghost')).toBeUndefined();
   });
 
