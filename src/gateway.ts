@@ -176,6 +176,7 @@ export class Gateway {
         site: () => this.site?.status() ?? null,
         io: () => this.io?.status() ?? null,
         fireReset: (doors, by) => this.io?.fire.reset(doors, by) ?? { reset: [], refused: [] },
+        fireHeld: (door) => this.io?.fire.released(door) === true,
         open: (door, by) => pipeline.handle(credentialEvent(door, 'operator', 'unknown', { type: 'operator', source: by })),
         lock: (door) => pipeline.relock(door),
         accountChanged: (name) => this.web?.accountChanged(name),

@@ -171,6 +171,8 @@ export interface RunningGateway {
   site?: () => SiteStatus | null;
   io?: () => IoStatus | null;
   fireReset?: (doors: string[] | undefined, by: string) => FireResetReport;
+  /** A fire release holds this door released now. */
+  fireHeld?: (door: string) => boolean;
   /** Open a door as an operator; the decision (denied in lockdown). */
   open?: (door: string, by: string) => Decision | null;
   /** End a pulse in progress now. */
@@ -290,6 +292,8 @@ export function localApi(store: Store, config: Config, version: string, running:
     async lock(p) {
       if (!running?.lock) throw new UsageError('the gateway is not running: doors are locked by a running gateway', 'unavailable');
       if (typeof p.door !== 'string' || !config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${String(p.door)}' (doors: ${config.doors.map((d) => d.id).join(', ')})`, 'not_found');
+      // Said, not silently ignored: the relay would not move, and the operator must know why.
+      if (running.fireHeld?.(p.door)) throw new UsageError(`door '${p.door}' is released by a fire alarm: it stays released until the release ends (doorgw fire status, doorgw fire reset)`, 'conflict');
       running.lock(p.door);
       await journalAction(validBy(p.by), 'lock', p.door);
       return { door: p.door };

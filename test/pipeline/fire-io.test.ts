@@ -75,6 +75,7 @@ describe('fire release', () => {
     // Nothing moves them now: lockdown, an operator's lock, a grant's pulse, a re-lock on close.
     expect(gw.pipeline.setMode('front', 'lockdown', { by: 'test' })).toBe(true);
     expect(gw.pipeline.relock('side')).toBe(true);
+    await expect(gw.api.lock({ door: 'side', by: 'guard' })).rejects.toThrow(/door 'side' is released by a fire alarm: it stays released until the release ends/); // said, not ignored
     expect(card('front')).toMatchObject({ decision: 'deny', reason: 'lockdown' }); // decided and journaled as always
     expect(card('side')).toMatchObject({ decision: 'deny', reason: 'interlock' }); // the interlock denies; fire holds it open anyway
     set('front.door_contact', false); // people leave
