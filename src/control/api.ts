@@ -107,7 +107,6 @@ export interface GatewayApi extends UsersApi {
   osdpEnroll(p: { reader: string; by?: string }): Promise<ReaderStatus>;
   /** Drop an OSDP reader's key (a reader replaced or reset): it must be enrolled again. */
   osdpForget(p: { reader: string; by?: string }): Promise<{ reader: string; forgotten: boolean }>;
-  /** A consistent backup of the data directory into `file` (written by the gateway's user). */
   /**
    * A consistent backup of the data directory into `file` (written by the gateway's user). Never
    * into the data directory itself; an existing file only with `force` (the CLI's --force); over
