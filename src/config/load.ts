@@ -122,7 +122,15 @@ export function applyEnvOverrides(tree: Tree, env: NodeJS.ProcessEnv): string[] 
 export function validateConfig(raw: unknown, source: string): Config {
   const r = configSchema.safeParse(raw);
   if (r.success) return r.data;
-  throw new ConfigError(source, r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`));
+  throw new ConfigError(source, r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}${kindHint(raw, i)}`));
+}
+
+/** A key of another reader kind (`d0` on a USB scanner) says whose it is not. */
+function kindHint(raw: unknown, i: { code: string; path: readonly PropertyKey[] }): string {
+  const [doors, d, readers, r] = i.path;
+  if (i.code !== 'unrecognized_keys' || doors !== 'doors' || readers !== 'readers' || i.path.length !== 4) return '';
+  const type = (raw as { doors?: { readers?: { type?: unknown }[] }[] }).doors?.[d as number]?.readers?.[r as number]?.type;
+  return typeof type === 'string' ? ` (not a key of a ${type} reader)` : '';
 }
 
 export interface LoadedConfig {

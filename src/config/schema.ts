@@ -159,16 +159,11 @@ const osdpFeedback = z
     idle_led: { normal: 'black', passage: 'green', lockdown: 'red' },
   });
 
-const reader = z.strictObject({
+/** What every reader kind has. */
+const readerCommon = {
   id: id().refine((v) => !(RESERVED_READER_IDS as readonly string[]).includes(v.toLowerCase()), {
     message: `must not be one of the broker accounts or the gateway's own source names (${RESERVED_READER_IDS.join(', ')}): a reader logs in under its id`,
   }),
-  /**
-   * terminal: scans typed or pasted on the console (development). hid: USB scanner. mqtt: local
-   * reader topic. wiegand: a Wiegand reader or keypad on two GPIO lines (the character device).
-   * osdp: an OSDP reader on an RS-485 bus (`path`, `address`, `baud_rate`; several per bus).
-   */
-  type: z.enum(['terminal', 'hid', 'mqtt', 'wiegand', 'osdp']),
   direction: z.enum(['in', 'out', 'unknown']).default('in'),
   /**
    * Credential kinds this reader may present (default by type: terminal all (development), hid qr,
@@ -184,51 +179,80 @@ const reader = z.strictObject({
   rate_limit: z
     .strictObject({ per_s: z.number().min(0.1).max(10_000).default(5), burst: z.number().int().min(1).max(100_000).default(20) })
     .optional(),
-  /** Card bits (Wiegand frames from a bridge, later OSDP and GPIO Wiegand): their format and which number (domain/cards.ts). */
+  /** Card bits (Wiegand frames from a bridge, OSDP and GPIO Wiegand): their format and which number (domain/cards.ts). */
   card_format: z.enum(CARD_FORMATS).default('auto'),
   card_number: z.enum(['full', 'card']).default('full'),
   /** Card and PIN: how long a card waits for its PIN (ending with #). */
   pin_wait_ms: z.number().int().min(1000).max(60_000).default(10_000),
-  vendor_id: z.number().int().min(0).max(0xffff).optional(),
-  product_id: z.number().int().min(0).max(0xffff).optional(),
-  serial: str().optional(),
-  path: str().optional(),
-  /** hid: keyboard-mode (boot keyboard reports) or pos (HID-POS, usage page 0x8C). */
-  mode: z.enum(['keyboard', 'pos']).default('keyboard'),
-  /** hid keyboard mode: the layout the scanner types in. */
-  layout: z.enum(['us', 'de']).default('us'),
-  /** hid keyboard mode: the key that ends a scan. */
-  terminator: z.enum(['enter', 'tab', 'none']).default('enter'),
-  /** hid keyboard mode: a scan also ends after this long without a key. */
-  idle_ms: z.number().int().min(0).max(5000).default(150),
-  /** wiegand: the D0 and D1 lines (BCM numbers, through a level shifter from 5 V readers). */
-  d0: z.number().int().min(0).max(53).optional(),
-  d1: z.number().int().min(0).max(53).optional(),
-  /** wiegand: the reader's LED and beeper inputs, where wired (active low, as most readers take them). */
-  led: z.number().int().min(0).max(53).optional(),
-  beeper: z.number().int().min(0).max(53).optional(),
-  feedback_active_low: z.boolean().default(true),
-  /** wiegand: the Pi's pull-up on D0/D1 (the reader's own pull-ups are on its 5 V side). */
-  bias: z.enum(['pull-up', 'as-is']).default('pull-up'),
-  /** osdp: the reader's address on its bus (0–126; 127 is broadcast). */
-  address: z.number().int().min(0).max(126).default(0),
-  /** osdp: the bus speed (every reader on one bus the same). */
-  baud_rate: z.union([z.literal(9600), z.literal(19200), z.literal(38400), z.literal(57600), z.literal(115200)]).default(9600),
-  /** osdp: require the secure channel with the reader's own key (enrolled with `doorgw osdp enroll`). false: plaintext, for readers without it. */
-  secure: z.boolean().default(true),
-  /** osdp: CRC-16, the 8-bit checksum, or auto (CRC, falling back to the checksum for readers that NAK it). */
-  check: z.enum(['crc', 'checksum', 'auto']).default('auto'),
-  /** osdp: a poll cycle over the bus starts at most this often (card-to-relay latency is about half of it plus the wire). */
-  poll_interval_ms: z.number().int().min(5).max(1000).default(30),
-  /** osdp: LED, beeps and text on grant and deny, and the LED by door mode. */
-  feedback: osdpFeedback,
-}).superRefine((r, ctx) => {
-  if (r.type === 'osdp' && r.path === undefined) ctx.addIssue({ code: 'custom', message: 'an osdp reader needs path (the RS-485 adapter, e.g. /dev/serial/by-id/usb-FTDI_…)', path: ['path'] });
-  if (r.type !== 'wiegand') return;
-  if (r.d0 === undefined || r.d1 === undefined) ctx.addIssue({ code: 'custom', message: 'a wiegand reader needs d0 and d1 (GPIO lines)', path: [r.d0 === undefined ? 'd0' : 'd1'] });
-  const pins = [r.d0, r.d1, r.led, r.beeper].filter((p) => p !== undefined);
-  if (new Set(pins).size !== pins.length) ctx.addIssue({ code: 'custom', message: 'd0, d1, led and beeper must be different lines', path: ['d1'] });
-});
+};
+
+/**
+ * A reader: one schema per kind (`type`), so a key of another kind (`d0` on a USB scanner) is
+ * refused by name instead of being ignored. terminal: scans typed or pasted on the console
+ * (development). hid: USB scanner. mqtt: local reader topic. wiegand: a Wiegand reader or keypad on
+ * two GPIO lines (the character device). osdp: an OSDP reader on an RS-485 bus (`path`, `address`,
+ * `baud_rate`; several per bus).
+ */
+const reader = z.discriminatedUnion('type', [
+  z.strictObject({ ...readerCommon, type: z.literal('terminal') }),
+  z.strictObject({ ...readerCommon, type: z.literal('mqtt') }),
+  z.strictObject({
+    ...readerCommon,
+    type: z.literal('hid'),
+    vendor_id: z.number().int().min(0).max(0xffff).optional(),
+    product_id: z.number().int().min(0).max(0xffff).optional(),
+    serial: str().optional(),
+    path: str().optional(),
+    /** keyboard-mode (boot keyboard reports) or pos (HID-POS, usage page 0x8C). */
+    mode: z.enum(['keyboard', 'pos']).default('keyboard'),
+    /** keyboard mode: the layout the scanner types in. */
+    layout: z.enum(['us', 'de']).default('us'),
+    /** keyboard mode: the key that ends a scan. */
+    terminator: z.enum(['enter', 'tab', 'none']).default('enter'),
+    /** keyboard mode: a scan also ends after this long without a key. */
+    idle_ms: z.number().int().min(0).max(5000).default(150),
+  }),
+  z
+    .strictObject({
+      ...readerCommon,
+      type: z.literal('wiegand'),
+      /** The D0 and D1 lines (BCM numbers, through a level shifter from 5 V readers). */
+      d0: z.number().int().min(0).max(53).optional(),
+      d1: z.number().int().min(0).max(53).optional(),
+      /** The reader's LED and beeper inputs, where wired (active low, as most readers take them). */
+      led: z.number().int().min(0).max(53).optional(),
+      beeper: z.number().int().min(0).max(53).optional(),
+      feedback_active_low: z.boolean().default(true),
+      /** The Pi's pull-up on D0/D1 (the reader's own pull-ups are on its 5 V side). */
+      bias: z.enum(['pull-up', 'as-is']).default('pull-up'),
+    })
+    .superRefine((r, ctx) => {
+      if (r.d0 === undefined || r.d1 === undefined) ctx.addIssue({ code: 'custom', message: 'a wiegand reader needs d0 and d1 (GPIO lines)', path: [r.d0 === undefined ? 'd0' : 'd1'] });
+      const pins = [r.d0, r.d1, r.led, r.beeper].filter((p) => p !== undefined);
+      if (new Set(pins).size !== pins.length) ctx.addIssue({ code: 'custom', message: 'd0, d1, led and beeper must be different lines', path: ['d1'] });
+    }),
+  z
+    .strictObject({
+      ...readerCommon,
+      type: z.literal('osdp'),
+      path: str().optional(),
+      /** The reader's address on its bus (0–126; 127 is broadcast). */
+      address: z.number().int().min(0).max(126).default(0),
+      /** The bus speed (every reader on one bus the same). */
+      baud_rate: z.union([z.literal(9600), z.literal(19200), z.literal(38400), z.literal(57600), z.literal(115200)]).default(9600),
+      /** Require the secure channel with the reader's own key (enrolled with `doorgw osdp enroll`). false: plaintext, for readers without it. */
+      secure: z.boolean().default(true),
+      /** CRC-16, the 8-bit checksum, or auto (CRC, falling back to the checksum for readers that NAK it). */
+      check: z.enum(['crc', 'checksum', 'auto']).default('auto'),
+      /** A poll cycle over the bus starts at most this often (card-to-relay latency is about half of it plus the wire). */
+      poll_interval_ms: z.number().int().min(5).max(1000).default(30),
+      /** LED, beeps and text on grant and deny, and the LED by door mode. */
+      feedback: osdpFeedback,
+    })
+    .superRefine((r, ctx) => {
+      if (r.path === undefined) ctx.addIssue({ code: 'custom', message: 'an osdp reader needs path (the RS-485 adapter, e.g. /dev/serial/by-id/usb-FTDI_…)', path: ['path'] });
+    }),
+]);
 
 /** A door's policies beside each user's own rules (see domain/door-policy.ts). */
 const doorPolicy = z.strictObject({
@@ -809,3 +833,5 @@ function checkIo(c: { io: z.output<typeof io>; doors: z.output<typeof door>[]; g
 export type Config = z.output<typeof configSchema>;
 export type DoorConfig = Config['doors'][number];
 export type ReaderConfig = DoorConfig['readers'][number];
+/** One kind's reader configuration. */
+export type ReaderOf<K extends ReaderConfig['type']> = Extract<ReaderConfig, { type: K }>;

@@ -14,7 +14,7 @@ import { credentialEvent, type CredentialEvent, type DoorEvent } from '../domain
 import type { FingerprintModule } from '../io/fingerprint.js';
 import { openInput, openRelay, type Input, type InputSpec } from '../io/gpio/backends.js';
 import type { ReaderSource } from '../io/readers/reader.js';
-import { READER_KINDS } from '../io/readers/registry.js';
+import { openReader } from '../io/readers/registry.js';
 import type { Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -98,7 +98,7 @@ export async function buildDoor(d: DoorConfig, ctx: DoorUnitContext): Promise<Do
     const readers = new Map<string, ReaderSource>();
     const trust: [string, ReaderTrust][] = [];
     for (const r of d.readers) {
-      const source = await READER_KINDS[r.type](r, { config, door: d, log, terminalInput: ctx.terminalInput, mqttCredentials: ctx.mqttCredentials });
+      const source = await openReader(r, { config, door: d, log, terminalInput: ctx.terminalInput, mqttCredentials: ctx.mqttCredentials });
       opened.push(source);
       readers.set(r.id, source);
       sources.push(source.credentials$);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
-import { applyEnvOverrides, loadConfig } from '../../src/config/load.js';
+import { applyEnvOverrides, loadConfig, validateConfig } from '../../src/config/load.js';
 import { createLogger, redactSecrets, secretValues } from '../../src/log.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -194,12 +194,22 @@ describe('logging', () => {
 });
 
 describe('site keys', () => {
-  it('refuse a key id that is not its public key\'s, and a public key that is not 32 bytes', async () => {
-    const { validateConfig } = await import('../../src/config/load.js');
+  it('refuse a key id that is not its public key\'s, and a public key that is not 32 bytes', () => {
     const base = { doors: [{ id: 'front' }] };
     const key = { kid: 'a832b374a7bfe68229292295778bee96', name: 'desk', public_key: 'SUtwl3knq5xXOnDPxdGCsFWTM1qj2rc3mBU9ilw0AwU=', roles: ['guard'] };
     expect(() => validateConfig({ ...base, site: { enabled: true, keys: [key] } }, 't')).not.toThrow();
     expect(() => validateConfig({ ...base, site: { enabled: true, keys: [{ ...key, kid: '0'.repeat(32) }] } }, 't')).toThrow(/site\.keys\[0\]\.kid: is not this public key's id \(a832b374a7bfe68229292295778bee96\)/);
     expect(() => validateConfig({ ...base, site: { enabled: true, keys: [{ ...key, public_key: 'AAAA' }] } }, 't')).toThrow(/site\.keys\[0\]\.public_key: an Ed25519 public key is 32 bytes/);
   });
+
+  it('a reader takes its own kind\'s keys only: a key of another kind is refused, saying whose it is not', () => {
+    const bad = (r: Record<string, unknown>) => () => validateConfig({ data_dir: '/tmp/x', doors: [{ id: 'a', readers: [r] }] }, 't');
+    expect(bad({ id: 'scanner', type: 'hid', d0: 5 })).toThrow(/doors\[0\]\.readers\[0\]: Unrecognized key: "d0" \(not a key of a hid reader\)/);
+    expect(bad({ id: 'bus', type: 'osdp', path: '/dev/ttyUSB0', layout: 'de' })).toThrow(/Unrecognized key: "layout" \(not a key of a osdp reader\)/);
+    expect(bad({ id: 'wg', type: 'wiegand', d0: 5, d1: 6, baud_rate: 9600 })).toThrow(/"baud_rate" \(not a key of a wiegand reader\)/);
+    expect(bad({ id: 'x', type: 'retina' })).toThrow(/doors\[0\]\.readers\[0\]\.type: Invalid discriminator value/);
+    const ok = validateConfig({ data_dir: '/tmp/x', doors: [{ id: 'a', readers: [{ id: 'scanner', type: 'hid', vendor_id: 0x0581 }, { id: 'wg', type: 'wiegand', d0: 5, d1: 6 }] }] }, 't');
+    expect(ok.doors[0]!.readers.map((r) => [r.type, 'mode' in r ? r.mode : null, 'bias' in r ? r.bias : null])).toEqual([['hid', 'keyboard', null], ['wiegand', null, 'pull-up']]);
+  });
 });
+

@@ -3,7 +3,7 @@ import { Subject } from 'rxjs';
 import { credentialEvent, type CredentialEvent } from '../../domain/events.js';
 import type { ReaderFactory } from './reader.js';
 
-export const openHidReader: ReaderFactory = async (r, ctx) => {
+export const openHidReader: ReaderFactory<'hid'> = async (r, ctx) => {
   const { HidReader } = await import('../hid/device.js');
   const scans = new Subject<CredentialEvent>();
   const reader = await HidReader.open({

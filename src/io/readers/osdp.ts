@@ -7,7 +7,7 @@
  * text after the relay has moved.
  */
 import { Subject } from 'rxjs';
-import type { ReaderConfig } from '../../config/schema.js';
+import type { ReaderOf } from '../../config/schema.js';
 import type { CredentialEvent, DecisionEvent, DoorEvent, DoorEventType } from '../../domain/events.js';
 import type { DoorMode } from '../../domain/types.js';
 import type { Logger } from '../../log.js';
@@ -37,7 +37,7 @@ const REOPEN_MS = 2000;
  * background and opened again whenever it goes away (a USB adapter unplugged, not yet there at
  * boot): the gateway never waits for it, its readers are offline meanwhile.
  */
-function acquireBus(r: ReaderConfig, parent: Logger): SharedBus {
+function acquireBus(r: ReaderOf<'osdp'>, parent: Logger): SharedBus {
   const path = r.path!;
   let shared = buses.get(path);
   if (!shared) {
@@ -76,7 +76,7 @@ async function releaseBus(path: string, shared: SharedBus): Promise<void> {
 /** Alarms of the same kind and detail from one reader, at most once a minute. */
 const REPEAT_MS = 60_000;
 
-export const openOsdpReader: ReaderFactory = (r, ctx) => {
+export const openOsdpReader: ReaderFactory<'osdp'> = (r, ctx) => {
   const { config, door } = ctx;
   const log = ctx.log.child({ module: 'osdp', reader: r.id, address: r.address });
   const keyFile = new OsdpKeyFile(config.data_dir);
@@ -195,7 +195,7 @@ export const openOsdpReader: ReaderFactory = (r, ctx) => {
     counters: { ...device.counters, bus_garbage: shared.bus.dropped.garbage, bus_bad_check: shared.bus.dropped.check, bus_truncated: shared.bus.dropped.truncated, bus_stray: shared.bus.stray },
   });
 
-  const signal = (s: ReaderConfig['feedback']['grant']): void => {
+  const signal = (s: ReaderOf<'osdp'>['feedback']['grant']): void => {
     device.send(CMD.led, encodeLed({ temporary: { on: s.led, onMs: s.led_ms, ms: s.led_ms } }));
     if (s.beep_ms > 0 && s.beeps > 0) device.send(CMD.buz, encodeBuzzer({ onMs: s.beep_ms, offMs: s.beeps > 1 ? 200 : 0, count: s.beeps }));
     if (s.text && device.caps?.text) device.send(CMD.text, encodeText({ text: s.text, seconds: Math.max(1, Math.round(s.led_ms / 1000)) }));

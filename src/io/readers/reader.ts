@@ -1,7 +1,7 @@
 /** What every reader kind provides, and what it is given. */
 import type { Readable } from 'node:stream';
 import type { Observable } from 'rxjs';
-import type { Config, DoorConfig, ReaderConfig } from '../../config/schema.js';
+import type { Config, DoorConfig, ReaderConfig, ReaderOf } from '../../config/schema.js';
 import type { CredentialEvent, DecisionEvent, DoorEvent } from '../../domain/events.js';
 import type { DoorMode } from '../../domain/types.js';
 import type { Logger } from '../../log.js';
@@ -57,6 +57,7 @@ export interface ReaderContext {
   mqttCredentials: Observable<CredentialEvent>;
 }
 
-export type ReaderFactory = (reader: ReaderConfig, ctx: ReaderContext) => Promise<ReaderSource>;
+/** Opens one kind's readers (its own configuration keys, by the schema of that kind). */
+export type ReaderFactory<K extends ReaderConfig['type'] = ReaderConfig['type']> = (reader: ReaderOf<K>, ctx: ReaderContext) => Promise<ReaderSource>;
 
 export class ReaderUnavailableError extends Error {}

@@ -12,10 +12,15 @@ import { openOsdpReader } from './osdp.js';
 import type { ReaderFactory } from './reader.js';
 import { openTerminalReader } from './terminal.js';
 
-export const READER_KINDS: Record<ReaderConfig['type'], ReaderFactory> = {
+export const READER_KINDS: { [K in ReaderConfig['type']]: ReaderFactory<K> } = {
   terminal: openTerminalReader,
   mqtt: openMqttReader,
   hid: openHidReader,
   wiegand: openWiegandReader,
   osdp: openOsdpReader,
 };
+
+/** Open a reader by its kind (the table is indexed by the same `type` the configuration narrowed on). */
+export function openReader(r: ReaderConfig, ctx: Parameters<ReaderFactory>[1]): ReturnType<ReaderFactory> {
+  return (READER_KINDS[r.type] as ReaderFactory)(r, ctx);
+}

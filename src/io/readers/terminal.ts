@@ -36,5 +36,5 @@ export function terminalReader(input: Readable, door: string, reader: string, di
 }
 
 /** Reader kind `terminal`: the console (process.stdin unless the gateway was given another input). */
-export const openTerminalReader: ReaderFactory = (r, ctx) =>
+export const openTerminalReader: ReaderFactory<'terminal'> = (r, ctx) =>
   Promise.resolve({ credentials$: terminalReader(ctx.terminalInput, ctx.door.id, r.id, r.direction), close: () => undefined });

@@ -12,7 +12,7 @@ import { gpioBackend } from '../gpio/backends.js';
 import { ReaderUnavailableError, type ReaderFactory } from './reader.js';
 import { WiegandFrames } from './wiegand-frames.js';
 
-export const openWiegandReader: ReaderFactory = async (r, ctx) => {
+export const openWiegandReader: ReaderFactory<'wiegand'> = async (r, ctx) => {
   const { config, door } = ctx;
   const log = ctx.log.child({ module: 'wiegand', reader: r.id });
   if ((await gpioBackend(config)).backend !== 'cdev') {
