@@ -742,6 +742,7 @@ export const configSchema = z
       });
     }
     checkIo(c, seen, ctx);
+    checkLinesOnce(c, ctx);
     const inArea = new Map<string, string>();
     for (const [name, a] of Object.entries(c.areas)) {
       a.doors.forEach((m, j) => {
@@ -774,6 +775,31 @@ export const configSchema = z
       }),
     );
   });
+
+/**
+ * Every GPIO line used once: a siren on a relay's pin, or a fire input on an exit button's, would
+ * fail at start on the character device (busy) and silently share the line on sysfs.
+ */
+function checkLinesOnce(c: { doors: z.output<typeof door>[]; io: z.output<typeof io> }, ctx: z.RefinementCtx): void {
+  const used = new Map<string, string>();
+  const take = (pin: number | string | undefined, what: string, path: (string | number)[]): void => {
+    if (pin === undefined) return;
+    const key = typeof pin === 'number' ? `pin ${pin}` : `line ${pin}`;
+    const other = used.get(key);
+    if (other !== undefined) ctx.addIssue({ code: 'custom', message: `${key} is already ${other}`, path });
+    else used.set(key, what);
+  };
+  c.doors.forEach((d, i) => {
+    if (d.relay.driver === 'gpio') take(d.relay.pin ?? d.relay.line, `door '${d.id}' relay`, ['doors', i, 'relay']);
+    for (const [name, inp] of Object.entries(d.inputs)) if (inp) take(inp.pin ?? inp.line, `door '${d.id}' ${name}`, ['doors', i, 'inputs', name]);
+    d.readers.forEach((r, j) => {
+      if (r.type !== 'wiegand') return;
+      for (const k of ['d0', 'd1', 'led', 'beeper'] as const) take(r[k], `reader '${r.id}' ${k}`, ['doors', i, 'readers', j, k]);
+    });
+  });
+  for (const [name, inp] of Object.entries(c.io.inputs)) take(inp.pin ?? inp.line, `input '${name}'`, ['io', 'inputs', name]);
+  for (const [name, out] of Object.entries(c.io.outputs)) if (out.driver === 'gpio') take(out.pin ?? out.line, `output '${name}'`, ['io', 'outputs', name]);
+}
 
 /** Names an io section refers to exist; what a rule does could not trigger itself. */
 function checkIo(c: { io: z.output<typeof io>; doors: z.output<typeof door>[]; groups: Record<string, string[]> }, doors: Set<string>, ctx: z.RefinementCtx): void {

@@ -211,5 +211,13 @@ describe('site keys', () => {
     const ok = validateConfig({ data_dir: '/tmp/x', doors: [{ id: 'a', readers: [{ id: 'scanner', type: 'hid', vendor_id: 0x0581 }, { id: 'wg', type: 'wiegand', d0: 5, d1: 6 }] }] }, 't');
     expect(ok.doors[0]!.readers.map((r) => [r.type, 'mode' in r ? r.mode : null, 'bias' in r ? r.bias : null])).toEqual([['hid', 'keyboard', null], ['wiegand', null, 'pull-up']]);
   });
+
+  it('every GPIO line is used once, whoever uses it', () => {
+    const cfg = (extra: Record<string, unknown>) => () => validateConfig({ data_dir: '/tmp/x', doors: [{ id: 'a', relay: { driver: 'gpio', pin: 17 }, inputs: { exit_button: { pin: 27 } } }], ...extra }, 't');
+    expect(cfg({ io: { outputs: { siren: { pin: 17 } } } })).toThrow(/io\.outputs\.siren: pin 17 is already door 'a' relay/);
+    expect(cfg({ io: { inputs: { panel: { pin: 27 } } } })).toThrow(/io\.inputs\.panel: pin 27 is already door 'a' exit_button/);
+    expect(cfg({ io: { inputs: { panel: { line: 'GPIO5' } }, outputs: { strobe: { line: 'GPIO5' } } } })).toThrow(/io\.outputs\.strobe: line GPIO5 is already input 'panel'/);
+    expect(cfg({ io: { outputs: { sim: { driver: 'sim' } }, inputs: { panel: { pin: 5 } } } })).not.toThrow();
+  });
 });
 
