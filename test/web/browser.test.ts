@@ -8,9 +8,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPairSync } from 'node:crypto';
 import { hashPassword } from '../../src/domain/password.js';
+import { keyIdOf } from '../../src/domain/site-envelope.js';
+import { SiteTool } from '../../src/cli/site-tool.js';
+import { ToolClient } from '../../src/io/mqtt/client.js';
 import { createLogger } from '../../src/log.js';
-import { Broker, client } from '../helpers/mosquitto.js';
+import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { cleanup, DEFAULT_DOORS, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { makeKey } from '../helpers/qr.js';
@@ -36,8 +40,8 @@ afterAll(async () => {
 });
 const t = cleanup();
 
-async function consoleGateway(doors?: unknown[]) {
-  t.gw = await startMqttGateway(broker, { log, key, top: { web: { enabled: true, port: 0 } }, ...(doors ? { doors } : {}) });
+async function consoleGateway(doors?: unknown[], top: Record<string, unknown> = {}) {
+  t.gw = await startMqttGateway(broker, { log, key, top: { web: { enabled: true, port: 0 }, ...top }, ...(doors ? { doors } : {}) });
   await t.gw.api.webUserPut({ name: 'guard', role: 'operator', hash: await hashPassword('guard-password-1') });
   const a = t.gw.web!.address!;
   return `http://127.0.0.1:${a.port}`;
@@ -202,4 +206,25 @@ describe('the console in Chromium', () => {
     expect(simRelay(t.gw!).energised).toBe(false);
     await until(async () => (await t.gw!.store.recentDoorEvents(20)).some((e) => e.type === 'operator_action' && e.detail === 'web:guard: fire reset: reset lobby'), 'journaled with the account');
   }, 60_000);
+
+  it('shows the site\'s threat level on the door card it holds, with who set it', async () => {
+    const desk = generateKeyPairSync('ed25519');
+    const site = { enabled: true, keys: [{ kid: keyIdOf(desk.publicKey), name: 'guard-desk', public_key: desk.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64'), roles: ['guard'] }] };
+    const url = await consoleGateway(undefined, { site });
+    const page = await browser.newPage();
+    await logIn(page, url);
+    expect(await page.$('.door[data-door="lobby"] .badge.level')).toBeNull();
+    // A signed level, as the guard desk's tool states it (its own broker account).
+    const c = await ToolClient.connect({ url: broker.url, username: 'admin', password: USERS.admin, clientId: 'admin' });
+    t.closers.push(() => c.end());
+    const tool = new SiteTool(c, t.gw!.config, { privateKey: desk.privateKey, kid: keyIdOf(desk.publicKey) });
+    await tool.state('threat_level/site', { site: true }, { level: 'elevated', reason: 'drill' });
+    await until(() => t.gw!.site!.status().levels.some((l) => l.door === 'lobby' && l.level === 'elevated'), 'the level at the door');
+    await page.click('nav button[data-tab="journal"]');
+    await page.click('nav button[data-tab="dashboard"]'); // the dashboard read again
+    await page.waitForSelector('.door[data-door="lobby"] .badge.level', { timeout: 5000 });
+    expect(await text(page, '.door[data-door="lobby"] .badge.level')).toBe('threat level: elevated');
+    expect(await page.$eval('.door[data-door="lobby"] .badge.level', (b) => b.getAttribute('title'))).toBe('guard-desk: drill');
+  }, 60_000);
 });
+
