@@ -16,6 +16,7 @@ import { ToolClient } from '../../src/io/mqtt/client.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { cleanup, DEFAULT_DOORS, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { credentialEvent } from '../../src/domain/events.js';
 import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -225,6 +226,18 @@ describe('the console in Chromium', () => {
     await page.waitForSelector('.door[data-door="lobby"] .badge.level', { timeout: 5000 });
     expect(await text(page, '.door[data-door="lobby"] .badge.level')).toBe('threat level: elevated');
     expect(await page.$eval('.door[data-door="lobby"] .badge.level', (b) => b.getAttribute('title'))).toBe('guard-desk: drill');
+  }, 60_000);
+
+  it('the System tab shows the named outputs and a lift car\'s floors, with what holds each', async () => {
+    const car = { id: 'car', lift: { floors: [{ floor: 'G', output: 'fg' }, { floor: '1', output: 'f1' }], everyone: ['G'], enable_s: 60 } };
+    const url = await consoleGateway([...DEFAULT_DOORS, car], { io: { outputs: { fg: { driver: 'sim' }, f1: { driver: 'sim', name: 'Floor 1' }, siren: { driver: 'sim', name: 'Siren' } } } });
+    const page = await browser.newPage();
+    await logIn(page, url);
+    expect(t.gw!.pipeline.handle(credentialEvent('car', 'car-reader', 'in', { type: 'card', value: '1001' }))).toMatchObject({ decision: 'grant', userid: 'alice' });
+    await page.click('nav button[data-tab="system"]');
+    await page.waitForSelector('#io-lift-car li', { timeout: 5000 });
+    expect(await page.$$eval('#io-outputs li', (l) => l.map((x) => x.textContent))).toEqual(['fg: on', 'Floor 1: off', 'Siren: off']);
+    expect(await page.$$eval('#io-lift-car li', (l) => l.map((x) => x.textContent))).toEqual(['G: on (grant)', '1: off']);
   }, 60_000);
 });
 

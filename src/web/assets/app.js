@@ -182,6 +182,19 @@ async function showDoors() {
   }
 }
 
+/** The gateway's named inputs and outputs and its lift cars (System tab): what each is doing now. */
+function ioPanel(io) {
+  const inputs = io?.inputs ?? [];
+  const outputs = io?.outputs ?? [];
+  const lifts = io?.lifts ?? [];
+  const list = (id, items) => h('ul', { class: 'io', id }, ...items);
+  $('#sys-io').replaceChildren(
+    ...(inputs.length ? [h('h2', {}, t('inputs')), list('io-inputs', inputs.map((i) => h('li', { class: i.active && i.alarm !== 'none' ? 'bad' : '' }, `${i.label}: ${t(i.active ? 'active' : 'inactive')}${i.alarm !== 'none' ? ` (${i.alarm})` : ''}`)))] : []),
+    ...(outputs.length ? [h('h2', {}, t('outputs')), list('io-outputs', outputs.map((o) => h('li', {}, `${o.label}: ${t(o.on ? 'on' : 'off')}`)))] : []),
+    ...lifts.map((l) => h('div', {}, h('h2', {}, `${t('lift')} ${l.door}`), list(`io-lift-${l.door}`, l.floors.map((f) => h('li', {}, `${f.floor}: ${t(f.on ? 'on' : 'off')}${f.why.length ? ` (${f.why.join(', ')})` : ''}`))))),
+  );
+}
+
 /** Fire release: on every page, above the doors, until it is reset (refused while the alarm is active). */
 function fireBanner(fire, canOperate) {
   const released = fire?.released ?? [];
@@ -447,6 +460,7 @@ async function showSystem() {
   ];
   $('#sys-info').replaceChildren(...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   $('#sys-problems').replaceChildren(...st.problems.map((p) => h('li', {}, p)));
+  ioPanel(st.io);
   if (session.role === 'admin') {
     const cfg = await call('/api/config');
     $('#sys-config').textContent = JSON.stringify(cfg, null, 2);

@@ -2,7 +2,8 @@
 export const STRINGS = {
   en: {
     login_title: 'Log in to the door', user: 'User', password: 'Password', login: 'Log in', logout: 'Log out',
-    fire_banner: 'Fire alarm: doors released', fire_badge: 'fire release', threat_level: 'threat level', fire_reset: 'Reset fire release', fire_latched: 'latched: the alarm has cleared, reset to lock again', fire_refused: 'not reset',
+    fire_banner: 'Fire alarm: doors released', fire_badge: 'fire release', threat_level: 'threat level',
+    inputs: 'Inputs', outputs: 'Outputs', lift: 'Lift', active: 'active', inactive: 'inactive', on: 'on', off: 'off', fire_reset: 'Reset fire release', fire_latched: 'latched: the alarm has cleared, reset to lock again', fire_refused: 'not reset',
     tab_dashboard: 'Doors', tab_live: 'Live', tab_journal: 'Journal', tab_users: 'People', tab_cloud: 'Cloud', tab_system: 'System',
     live_hint: 'Decisions and alarms as they happen.', from: 'From', to: 'To', person: 'Person', door: 'Door', decision: 'Decision', reason: 'Reason',
     any: 'any', granted: 'granted', denied: 'denied', search: 'Search', csv: 'Download CSV', time: 'Time', more: 'More',
@@ -21,7 +22,8 @@ export const STRINGS = {
   },
   zh: {
     login_title: '登录门禁', user: '用户', password: '密码', login: '登录', logout: '退出',
-    fire_banner: '火警：门已释放', fire_badge: '火警释放', threat_level: '威胁等级', fire_reset: '复位火警释放', fire_latched: '已锁存：火警信号已解除，复位后重新上锁', fire_refused: '未复位',
+    fire_banner: '火警：门已释放', fire_badge: '火警释放', threat_level: '威胁等级',
+    inputs: '输入', outputs: '输出', lift: '电梯', active: '有效', inactive: '无效', on: '开', off: '关', fire_reset: '复位火警释放', fire_latched: '已锁存：火警信号已解除，复位后重新上锁', fire_refused: '未复位',
     tab_dashboard: '门', tab_live: '实时', tab_journal: '记录', tab_users: '人员', tab_cloud: '云端', tab_system: '系统',
     live_hint: '实时显示通行决定和报警。', from: '开始', to: '结束', person: '人员', door: '门', decision: '结果', reason: '原因',
     any: '全部', granted: '允许', denied: '拒绝', search: '查询', csv: '下载 CSV', time: '时间', more: '更多',
