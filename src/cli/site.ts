@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config/schema.js';
 import { UsageError } from '../control/errors.js';
 import { checkInstant, hashPin, validPin } from '../domain/local-directory.js';
-import { keyIdOf, type SiteScope } from '../domain/site-envelope.js';
+import { keyIdOf, rawPublicKey, type SiteScope } from '../domain/site-envelope.js';
 import { localStamp } from '../domain/localtime.js';
 import { readSigner, scopeOf, SiteTool } from './site-tool.js';
 import type { CliDeps } from './wecom.js';
@@ -79,7 +79,7 @@ export function addSiteCommands(program: Command, d: CliDeps): void {
       if (existsSync(file)) throw new UsageError(`${file} exists: a key is never overwritten (move it away first)`, 'conflict');
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
       writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-      const out = { kid: keyIdOf(publicKey), name: o.name, public_key: publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64'), file };
+      const out = { kid: keyIdOf(publicKey), name: o.name, public_key: rawPublicKey(publicKey), file };
       if (o.json) return d.json(out);
       d.out(`key ${out.kid} for ${out.name} written to ${file} (mode 0600; keep it off the doors)`);
       d.out(`trust it on the doors with: { kid: ${out.kid}, name: ${out.name}, public_key: ${out.public_key}, roles: [guard] }`);

@@ -35,24 +35,37 @@ const relay = z
   })
   .refine((r) => r.driver !== 'gpio' || r.pin !== undefined || r.line !== undefined, { message: 'a gpio relay needs a pin (or a line name)', path: ['pin'] });
 
-const input = z.strictObject({
+/** What every GPIO input has, a door's or a named one. */
+const inputFields = {
   pin: z.number().int().min(0).max(53).optional(),
   /** Or the line's name (e.g. GPIO27), character device only. */
   line: str().optional(),
+  /** The logical level is active when the line reads 0 (a contact to ground with the pull-up). */
   active_low: z.boolean().default(true),
   debounce_ms: z.number().int().min(0).max(5000).default(50),
-}).refine((x) => x.pin !== undefined || x.line !== undefined, { message: 'an input needs a pin (or a line name)', path: ['pin'] });
+};
+const hasLine = (x: { pin?: number | undefined; line?: string | undefined }): boolean => x.pin !== undefined || x.line !== undefined;
+const needsLine = { message: 'an input needs a pin (or a line name)', path: ['pin'] };
+
+const input = z.strictObject(inputFields).refine(hasLine, needsLine);
+
+/** A key id that is not its key's would make every message signed with it unknown, silently. */
+function kidIsItsKeys(k: { kid: string; public_key: string }, ctx: z.RefinementCtx): void {
+  let kid: string;
+  try {
+    kid = keyIdOf(ed25519PublicKey(k.public_key));
+  } catch (e) {
+    return void ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['public_key'] });
+  }
+  if (kid !== k.kid) ctx.addIssue({ code: 'custom', message: `is not this public key's id (${kid})`, path: ['kid'] });
+}
 
 /** What a named input means when it is active: an alarm of that kind (journaled, on MQTT), or nothing of itself (`none`: for linkage rules). */
 export const INPUT_ALARMS = ['none', 'tamper', 'ups_battery', 'power_fail', 'panic', 'alarm'] as const;
 
 const namedInput = z
   .strictObject({
-    pin: z.number().int().min(0).max(53).optional(),
-    line: str().optional(),
-    /** The logical level is active when the line reads 0 (a contact to ground with the pull-up). */
-    active_low: z.boolean().default(true),
-    debounce_ms: z.number().int().min(0).max(5000).default(50),
+    ...inputFields,
     /**
      * The line's pull resistor, set by the character device (with sysfs: in config.txt, e.g.
      * `gpio=5=ip,pu`). A supervised fire input needs the pull-up: see docs/hardware.md.
@@ -62,7 +75,7 @@ const namedInput = z
     /** A human name for logs, the console and Home Assistant. */
     name: str().optional(),
   })
-  .refine((x) => x.pin !== undefined || x.line !== undefined, { message: 'an input needs a pin (or a line name)', path: ['pin'] });
+  .refine(hasLine, needsLine);
 
 const namedOutput = z
   .strictObject({
@@ -556,16 +569,7 @@ export const configSchema = z
           .array(
             z
               .strictObject({ kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site key new prints it')), name: str(), public_key: str(), roles: z.array(id()).min(1) })
-              .superRefine((k, ctx) => {
-                // A key id that is not its key's would make every message from it unknown_key, silently.
-                let kid: string;
-                try {
-                  kid = keyIdOf(ed25519PublicKey(k.public_key));
-                } catch (e) {
-                  return void ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['public_key'] });
-                }
-                if (kid !== k.kid) ctx.addIssue({ code: 'custom', message: `is not this public key's id (${kid})`, path: ['kid'] });
-              }),
+              .superRefine(kidIsItsKeys),
           )
           .default([]),
         /**
@@ -577,15 +581,7 @@ export const configSchema = z
           .array(
             z
               .strictObject({ gateway: id(), kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site door-key prints it')), public_key: str() })
-              .superRefine((k, ctx) => {
-                let kid: string;
-                try {
-                  kid = keyIdOf(ed25519PublicKey(k.public_key));
-                } catch (e) {
-                  return void ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['public_key'] });
-                }
-                if (kid !== k.kid) ctx.addIssue({ code: 'custom', message: `is not this public key's id (${kid})`, path: ['kid'] });
-              }),
+              .superRefine(kidIsItsKeys),
           )
           .default([])
           .refine((l) => new Set(l.map((k) => k.gateway)).size === l.length, 'one key per gateway'),

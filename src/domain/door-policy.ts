@@ -54,8 +54,13 @@ export interface DoorPolicyConfig {
  * Compile a door's policy. `groups` are named userid lists, `calendars` named holiday entries (both
  * validated by the configuration schema: names exist, entries parse).
  */
+/** The userids the configured `groups` list for these group names. */
+export function groupMembers(groups: Readonly<Record<string, readonly string[]>>, names: readonly string[]): Set<string> {
+  return new Set(names.flatMap((g) => groups[g] ?? []));
+}
+
 export function compileDoorPolicy(p: DoorPolicyConfig, groups: Readonly<Record<string, readonly string[]>>, calendars: Readonly<Record<string, readonly string[]>>): DoorPolicy {
-  const members = (names: readonly string[]): Set<string> => new Set(names.flatMap((g) => groups[g] ?? []));
+  const members = (names: readonly string[]): Set<string> => groupMembers(groups, names);
   const holidays = new Set<number>();
   for (const name of p.holidays) {
     for (const entry of calendars[name] ?? []) {

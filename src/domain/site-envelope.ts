@@ -109,6 +109,11 @@ export function signEnvelope(e: Omit<SiteEnvelope, 'sig'>, privateKey: KeyObject
 }
 
 /** Public key from its raw 32 bytes (base64), as configured for a door. */
+/** An Ed25519 public key as configurations carry it: its 32 raw bytes, base64 (the inverse of ed25519PublicKey). */
+export function rawPublicKey(k: KeyObject): string {
+  return k.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
+}
+
 export function ed25519PublicKey(rawB64: string): KeyObject {
   const raw = Buffer.from(rawB64, 'base64');
   if (raw.length !== 32) throw new Error('an Ed25519 public key is 32 bytes (base64)');

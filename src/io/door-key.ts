@@ -6,7 +6,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keyIdOf } from '../domain/site-envelope.js';
+import { keyIdOf, rawPublicKey } from '../domain/site-envelope.js';
 
 export interface DoorKey {
   privateKey: KeyObject;
@@ -36,5 +36,5 @@ export function doorKey(dataDir: string): DoorKey {
   }
   const privateKey = createPrivateKey(pem);
   const pub = createPublicKey(privateKey);
-  return { privateKey, kid: keyIdOf(pub), publicKey: pub.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64') };
+  return { privateKey, kid: keyIdOf(pub), publicKey: rawPublicKey(pub) };
 }

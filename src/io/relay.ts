@@ -5,6 +5,9 @@
 import { BehaviorSubject } from 'rxjs';
 import type { Logger } from '../log.js';
 
+/** The longest pulse a timer allows (~24.8 days): what holds a relay released (passage, fire, an output held on). */
+export const HOLD_MS = 2 ** 31 - 1;
+
 export interface Relay {
   /** Release the lock for `ms` (extends a pulse in progress). Synchronous: never waits on I/O. */
   pulse(ms: number): void;

@@ -14,15 +14,13 @@ import type { Decision, DoorMode } from '../domain/types.js';
 import type { ReplayGuard } from '../domain/replay.js';
 import { localStamp } from '../domain/localtime.js';
 import { monotonicMs, type MonoClock, type Stamp } from '../domain/clock.js';
-import type { Relay } from '../io/relay.js';
+import { HOLD_MS, type Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { Debouncer, readKey } from './debounce.js';
 import type { CredentialEvent, DecisionEvent, DoorEvent } from '../domain/events.js';
 import { ReaderGate, type ReaderTrust } from './reader-gate.js';
 
-/** Passage holds the relay with the longest pulse a timer allows (~24.8 days), renewed by any mode change. */
-const PASSAGE_HOLD_MS = 2 ** 31 - 1;
 
 export interface ModeChange {
   door: string;
@@ -342,7 +340,7 @@ export class AccessPipeline {
     if (from === mode && prev?.until === o.untilMs) return true;
     d.context.mode = mode;
     if (mode === 'lockdown' || (from === 'passage' && mode !== 'passage')) d.relay.relock();
-    if (mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
+    if (mode === 'passage') d.relay.pulse(HOLD_MS); // renewed by any mode change
     this.o.log.warn({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null }, 'door mode changed');
     this.modes$.next({ door, mode, from, until: o.untilMs ?? null, by: o.by ?? null, auto: o.auto === true });
     return true;
@@ -462,13 +460,13 @@ export class AccessPipeline {
 
   /** Put every door in passage into it (at start: a persisted or configured passage holds the lock). */
   holdPassageDoors(): void {
-    for (const d of this.o.doors.values()) if (d.context.mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
+    for (const d of this.o.doors.values()) if (d.context.mode === 'passage') d.relay.pulse(HOLD_MS);
   }
 
   /** The door's mode applied to its relay again (after a safety release let go: passage holds it again). */
   reassertMode(door: string): void {
     const d = this.o.doors.get(door);
-    if (d?.context.mode === 'passage') d.relay.pulse(PASSAGE_HOLD_MS);
+    if (d?.context.mode === 'passage') d.relay.pulse(HOLD_MS);
   }
 
   /** Re-lock a door now (ends a pulse in progress). */

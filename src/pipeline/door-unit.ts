@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { map, Subject, type Observable } from 'rxjs';
 import { DEFAULT_READER_KINDS, DEFAULT_READER_RATE, type Config, type DoorConfig } from '../config/schema.js';
-import { compileDoorPolicy } from '../domain/door-policy.js';
+import { compileDoorPolicy, groupMembers } from '../domain/door-policy.js';
 import type { AreaPolicy } from '../domain/area-passback.js';
 import { parseSavedMode } from '../domain/modes.js';
 import { parseRule } from '../domain/rules.js';
@@ -167,7 +167,7 @@ function passageSchedule(p: NonNullable<DoorConfig['policy']['passage']>, groups
     return r.rule;
   });
   const fpi = p.first_person_in;
-  const members = new Set((fpi?.groups ?? []).flatMap((g) => groups[g] ?? []));
+  const members = groupMembers(groups, fpi?.groups ?? []);
   return {
     rules,
     suspendOnHolidays: p.suspend_on_holidays,

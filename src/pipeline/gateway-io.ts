@@ -7,11 +7,12 @@
  */
 import { Subject, Subscription, type Observable } from 'rxjs';
 import type { Config } from '../config/schema.js';
+import { groupMembers } from '../domain/door-policy.js';
 import { GATEWAY_DOOR, linkageSteps, type Happening, type LinkStep } from '../domain/linkage.js';
 import type { DoorEvent } from '../domain/events.js';
 import { localStamp } from '../domain/localtime.js';
 import { openInput, openOutput, type Input, type InputSpec } from '../io/gpio/backends.js';
-import type { Relay } from '../io/relay.js';
+import { HOLD_MS, type Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
 import type { AccessPipeline } from './access.js';
 import type { DoorUnit } from './door-unit.js';
@@ -20,8 +21,6 @@ import { FireRelease } from './fire-release.js';
 import { LiftFloors, liftPolicy } from './lift.js';
 import type { DecisionEvent } from '../domain/events.js';
 
-/** An output held on by `while_active` stays on this long at most before the hold is renewed. */
-const HOLD_MS = 2 ** 31 - 1;
 /** Linkage journal entries per rule per minute; beyond, counted and summed up (a flapping input cannot flood the journal). */
 const JOURNAL_PER_MIN = 20;
 
@@ -151,7 +150,7 @@ export class GatewayIo {
     } else if (c.kind === 'mode') {
       if (!this.c.pipeline.setMode(c.door, c.mode, { untilMs: c.untilMs, by: `linkage:${s.rule}` })) this.log.warn({ rule: s.rule, door: c.door, mode: c.mode, held_by: this.c.pipeline.heldBy(c.door) }, 'linkage: door mode not changed (a threat level holds the door)');
     } else if (c.kind === 'deny') {
-      const users = new Set(c.groups.flatMap((g) => this.c.config.groups[g] ?? []));
+      const users = groupMembers(this.c.config.groups, c.groups);
       this.c.pipeline.setDeny(c.door, s.rule, c.on ? { users, groups: new Set(c.groups), why: `${s.cause} (rule ${s.rule})` } : null);
     } else this.c.doorEvent({ type: 'linkage_alarm', door: GATEWAY_DOOR, at: this.now(), detail: `${c.text} (rule ${s.rule}: ${s.cause})` });
   }

@@ -11,10 +11,8 @@ import type { DecisionEvent, DoorEvent } from '../domain/events.js';
 import type { LiftStatus } from '../domain/io-status.js';
 import { floorsFor, freeFloors, type LiftPolicy } from '../domain/lift.js';
 import { parseRule } from '../domain/rules.js';
-import type { Relay } from '../io/relay.js';
+import { HOLD_MS, type Relay } from '../io/relay.js';
 import type { Logger } from '../log.js';
-
-const HOLD_MS = 2 ** 31 - 1;
 
 interface FloorState {
   output: Relay;

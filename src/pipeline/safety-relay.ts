@@ -6,10 +6,9 @@
  * door's mode is applied again by whoever ended it (passage holds it again).
  */
 import type { BehaviorSubject } from 'rxjs';
-import type { Relay } from '../io/relay.js';
+import { HOLD_MS, type Relay } from '../io/relay.js';
 
-/** The longest pulse a timer allows (~24.8 days); renewed daily while the release holds. */
-const HOLD_MS = 2 ** 31 - 1;
+/** The hold is renewed daily while the release holds (a pulse runs out after ~24.8 days). */
 const RENEW_MS = 86_400_000;
 
 export class SafetyRelay implements Relay {

@@ -22,6 +22,7 @@ import { monotonicMs } from '../domain/clock.js';
 import type { DoorEvent } from '../domain/events.js';
 import { signReport, type DoorReport } from '../domain/door-report.js';
 import { doorKey, type DoorKey } from '../io/door-key.js';
+import { groupMembers } from '../domain/door-policy.js';
 import type { DoorLevel } from '../domain/policy.js';
 import { canonicalJson, MAX_ENVELOPE_BYTES, verifyEnvelope, type FactStamp, type SiteEnvelope, type SiteScope } from '../domain/site-envelope.js';
 import { levelAt, levelModeAt, MANIFEST_SUBJECT, parseFact, parseManifest, stampOf, type LevelInForce, type Manifest, type SiteStatus } from '../domain/site-facts.js';
@@ -281,8 +282,7 @@ export class SiteFacts {
 
   /** A level's decision rules at a door: members of its groups from the configured group lists. */
   private doorLevel(l: LevelInForce): DoorLevel {
-    const groups = this.o.config.groups;
-    const members = (names: readonly string[]) => new Set(names.flatMap((g) => groups[g] ?? []));
+    const members = (names: readonly string[]) => groupMembers(this.o.config.groups, names);
     return { name: l.name, denyUsers: members(l.definition.deny_groups), denyGroups: new Set(l.definition.deny_groups), overrideUsers: members(l.definition.override_groups), overrideGroups: new Set(l.definition.override_groups) };
   }
 

@@ -1,10 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { checkReport, signReport, type DoorReport } from '../../src/domain/door-report.js';
-import { keyIdOf } from '../../src/domain/site-envelope.js';
+import { keyIdOf, rawPublicKey } from '../../src/domain/site-envelope.js';
 
 const k = generateKeyPairSync('ed25519');
-const raw = k.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64');
+const raw = rawPublicKey(k.publicKey);
 const kid = keyIdOf(k.publicKey);
 const report: DoorReport = { gateway: 'gw1', doors: ['lobby'], at: 1, facts: 3, in_scope: 3, digest: 'ab', complete: true, manifest: null, levels: [] };
 const keys = new Map([['gw1', { kid, public_key: raw }]]);

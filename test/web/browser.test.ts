@@ -10,7 +10,7 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
 import { hashPassword } from '../../src/domain/password.js';
-import { keyIdOf } from '../../src/domain/site-envelope.js';
+import { keyIdOf, rawPublicKey } from '../../src/domain/site-envelope.js';
 import { SiteTool } from '../../src/cli/site-tool.js';
 import { ToolClient } from '../../src/io/mqtt/client.js';
 import { createLogger } from '../../src/log.js';
@@ -210,7 +210,7 @@ describe('the console in Chromium', () => {
 
   it('shows the site\'s threat level on the door card it holds, with who set it', async () => {
     const desk = generateKeyPairSync('ed25519');
-    const site = { enabled: true, keys: [{ kid: keyIdOf(desk.publicKey), name: 'guard-desk', public_key: desk.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64'), roles: ['guard'] }] };
+    const site = { enabled: true, keys: [{ kid: keyIdOf(desk.publicKey), name: 'guard-desk', public_key: rawPublicKey(desk.publicKey), roles: ['guard'] }] };
     const url = await consoleGateway(undefined, { site });
     const page = await browser.newPage();
     await logIn(page, url);
