@@ -127,7 +127,7 @@ export class OsdpBus {
   }
 
   /** Send one frame and wait for the reply from `addr` (null: none in time, or no port). */
-  exchange(addr: number, frame: Buffer): Promise<Packet | null> {
+  exchange(addr: number, frame: Buffer, replyTimeoutMs = this.o.replyTimeoutMs ?? 200): Promise<Packet | null> {
     const link = this.link;
     if (!link) return Promise.resolve(null);
     this.decoder.reset();
@@ -141,7 +141,7 @@ export class OsdpBus {
       };
       this.waiting = { addr, resolve: done };
       link.write(frame);
-      const deadline = wireMs(frame.length, this.o.baud) + (this.o.replyTimeoutMs ?? 200);
+      const deadline = wireMs(frame.length, this.o.baud) + replyTimeoutMs;
       timer = setTimeout(
         // After the poll phase (setImmediate): bytes that arrived while the event loop was busy are
         // read before the deadline is judged. A reply under way then gets the time to finish (a long

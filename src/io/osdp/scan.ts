@@ -33,8 +33,11 @@ export async function scanBus(path: string, o: ScanOptions = {}): Promise<FoundR
     const link = await openSerial(path, baud);
     const bus = new OsdpBus({ link, baud, replyTimeoutMs: o.timeoutMs ?? 200 });
     try {
-      const ask = async (addr: number, crc: boolean, code: number, sqn: number): Promise<Packet | null> =>
-        bus.exchange(addr, encodePacket({ addr, sqn, crc, code, data: Buffer.from([0]) }));
+      const ask = async (addr: number, crc: boolean, code: number, sqn: number, timeoutMs?: number): Promise<Packet | null> =>
+        bus.exchange(addr, encodePacket({ addr, sqn, crc, code, data: Buffer.from([0]) }), timeoutMs);
+      // A reader that has answered is known to be there: its capabilities get the standard's full
+      // reply time (200 ms) even when the sweep runs on a shorter deadline, and two repeats.
+      const capTimeout = Math.max(o.timeoutMs ?? 200, 200);
       const identify = async (addr: number): Promise<FoundReader | null> => {
         for (const crc of [true, false]) {
           // A broadcast reply carries the reader's own address; CAP goes to that.
@@ -43,9 +46,10 @@ export async function scanBus(path: string, o: ScanOptions = {}): Promise<FoundR
           if (p.code === REPLY.nak && p.data[0] === NAK.check) continue;
           if (p.code !== REPLY.pdid) return null;
           const at = p.addr;
-          // It answered: a missed capabilities reply (a busy host, a noisy line) is asked once more,
-          // with the same sequence number (a repeat, as OSDP retries are).
-          const cap = (await ask(at, crc, CMD.cap, 1)) ?? (await ask(at, crc, CMD.cap, 1));
+          // It answered: a missed capabilities reply (a busy host, a noisy line) is asked again, with
+          // the same sequence number (a repeat, as OSDP retries are).
+          let cap: Packet | null = null;
+          for (let i = 0; i < 3 && !cap; i++) cap = await ask(at, crc, CMD.cap, 1, capTimeout);
           let caps: Capabilities | null = null;
           try {
             caps = cap?.code === REPLY.pdcap ? parseCapabilities(cap.data) : null;
