@@ -16,6 +16,7 @@ command -v ansible-lint >/dev/null 2>&1 || need="$need ansible-lint"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"                # verify/security of the unit
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"                     # mount namespaces (GPIO, ENOSPC)
 { [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; } || need="$need chromium"   # the console in a real browser
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"          # the site journal (doorgw collector)
 command -v socat >/dev/null 2>&1 || need="$need socat"                            # pseudo-terminal pairs for serial devices
 { command -v cc >/dev/null 2>&1 && [ -f /usr/include/linux/seccomp.h ]; } || need="$need gcc libc6-dev"   # the fake GPIO kernel, the seccomp launcher
 
@@ -39,3 +40,4 @@ run apt-get update -qq
 run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
 # The tests start their own brokers on free ports; a packaged service is not needed.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then run systemctl stop mosquitto || true; fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then run systemctl stop postgresql || true; fi

@@ -1,14 +1,14 @@
 /**
  * The dependency direction of shared/docs/architecture.md, enforced: cli → gateway → pipeline →
  * control → cloud → io → store → (config, log) → domain, with web (console, metrics) between the
- * gateway and the pipeline. No module imports one of a higher layer.
+ * gateway and the pipeline, and the collector (a composition root of its own) beside the gateway. No module imports one of a higher layer.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = new URL('../src', import.meta.url).pathname;
-const LAYERS = ['domain', 'config', 'log', 'version', 'store', 'io', 'cloud', 'control', 'pipeline', 'web', 'gateway', 'cli'];
+const LAYERS = ['domain', 'config', 'log', 'version', 'store', 'io', 'cloud', 'control', 'pipeline', 'web', 'gateway', 'collector', 'cli'];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -46,6 +46,8 @@ describe('architecture', () => {
       'prom-client': ['web/metrics.ts'],
       'unix-dgram': ['io/sd-notify.ts'],
       pino: ['log.ts'],
+      pg: ['store/site-journal-db.ts'],
+      '@electric-sql/pglite': ['store/site-journal-db.ts'],
     };
     const found: Record<string, string[]> = {};
     for (const f of files(SRC)) {

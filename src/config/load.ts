@@ -6,7 +6,7 @@ import { configSchema, type Config } from './schema.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './errors.js';
 
 /** DOORGW_ variables that are not configuration overrides: the site tool's account and key among them. */
-const NOT_OVERRIDES = new Set(['DOORGW_CONFIG', 'DOORGW_TEST_LOG', 'DOORGW_SITE_USERNAME', 'DOORGW_SITE_PASSWORD', 'DOORGW_SITE_KEY']);
+const NOT_OVERRIDES = new Set(['DOORGW_CONFIG', 'DOORGW_TEST_LOG', 'DOORGW_SITE_USERNAME', 'DOORGW_SITE_PASSWORD', 'DOORGW_SITE_KEY', 'DOORGW_COLLECTOR_CONFIG', 'DOORGW_COLLECTOR_PASSWORD']);
 
 type Tree = Record<string, unknown>;
 

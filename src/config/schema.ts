@@ -49,6 +49,17 @@ const needsLine = { message: 'an input needs a pin (or a line name)', path: ['pi
 
 const input = z.strictObject(inputFields).refine(hasLine, needsLine);
 
+/** The doors' own keys, as `doorgw site door-key` prints each entry: one per gateway. */
+export const doorKeysSchema = () =>
+  z
+    .array(
+      z
+        .strictObject({ gateway: id(), kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site door-key prints it')), public_key: str() })
+        .superRefine(kidIsItsKeys),
+    )
+    .default([])
+    .refine((l) => new Set(l.map((k) => k.gateway)).size === l.length, 'one key per gateway');
+
 /** A key id that is not its key's would make every message signed with it unknown, silently. */
 function kidIsItsKeys(k: { kid: string; public_key: string }, ctx: z.RefinementCtx): void {
   let kid: string;
@@ -308,6 +319,7 @@ const SITE_PERMISSIONS: Record<string, string[]> = {
   user: ['admin'],
   door_mode: ['admin'],
   manifest: ['guard', 'admin'],
+  journal_range: ['collector', 'admin'],
 };
 const SITE_LEVELS = [
   { name: 'normal', deny_groups: [], override_groups: [], doors: {} },
@@ -577,14 +589,7 @@ export const configSchema = z
          * believes a door's report only when signed by its gateway's key. Empty: reports are read,
          * marked unsigned.
          */
-        door_keys: z
-          .array(
-            z
-              .strictObject({ gateway: id(), kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site door-key prints it')), public_key: str() })
-              .superRefine(kidIsItsKeys),
-          )
-          .default([])
-          .refine((l) => new Set(l.map((k) => k.gateway)).size === l.length, 'one key per gateway'),
+        door_keys: doorKeysSchema(),
         /** Which roles may state which subject types (commands: open, lock, mode; facts: threat_level, block, user, door_mode, manifest). */
         permissions: z.record(id(), z.array(id())).default(SITE_PERMISSIONS),
         /**
@@ -607,12 +612,14 @@ export const configSchema = z
           .min(1)
           .default(SITE_LEVELS)
           .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'level names must differ'),
+        /** Publish every decision and door event, signed, on `<base>/journal/<gateway>` for the site's collector. */
+        publish_journal: z.boolean().default(true),
         /** How often this door re-publishes its convergence report (s; also after every change). */
         report_interval_s: z.number().int().min(5).max(3600).default(60),
         /** Accepted clock difference between a signer and this door (s). */
         clock_skew_s: z.number().int().min(0).max(600).default(30),
       })
-      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, report_interval_s: 60, clock_skew_s: 30 }),
+      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, publish_journal: true, report_interval_s: 60, clock_skew_s: 30 }),
     /**
      * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
      * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.

@@ -22,6 +22,7 @@ import type { Store } from '../store/store.js';
 import type { AccessPipeline } from './access.js';
 import { doorStatus, type DoorStateMachine } from './door-state.js';
 import { SiteCommands } from './site-commands.js';
+import { SiteJournal } from './site-journal.js';
 import type { SiteFacts } from './site-facts.js';
 import type { GatewayIo } from './gateway-io.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
@@ -63,6 +64,8 @@ export class MqttBridge {
   private readonly log: Logger;
   /** Signed site commands (site.enabled). */
   private site: SiteCommands | null = null;
+  /** This door's journal on the site bus (site.enabled, site.publish_journal). */
+  readonly siteJournal: SiteJournal | null = null;
 
   constructor(private readonly ctx: MqttBridgeContext) {
     const m = ctx.config.mqtt;
@@ -85,7 +88,16 @@ export class MqttBridge {
     if (m.home_assistant.enabled) subscriptions.push(`${m.home_assistant.prefix}/status`);
     if (ctx.config.site.enabled) {
       const facts = ctx.siteFacts ?? null;
-      this.site = new SiteCommands({ config: ctx.config, api: ctx.api, log: this.log.child({ module: 'site' }), doorEvent: (e) => ctx.pipeline.doorEvents$.next(e), ...(facts ? { refusals: facts.refusals } : {}) });
+      const journal = ctx.config.site.publish_journal ? new SiteJournal({ config: ctx.config, store: ctx.store, log: this.log.child({ module: 'site-journal' }) }) : null;
+      this.siteJournal = journal;
+      this.site = new SiteCommands({
+        config: ctx.config,
+        api: ctx.api,
+        log: this.log.child({ module: 'site' }),
+        doorEvent: (e) => ctx.pipeline.doorEvents$.next(e),
+        ...(facts ? { refusals: facts.refusals } : {}),
+        ...(journal ? { journalRange: (from: number, to: number) => journal.requestRange(from, to) } : {}),
+      });
       subscriptions.push(this.site.topic);
       if (facts) subscriptions.push(facts.factFilter, facts.manifestTopic);
     }
@@ -155,6 +167,11 @@ export class MqttBridge {
     this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && void this.publishState()));
     if (ctx.config.mqtt.home_assistant.enabled) void this.publishDiscovery();
     ctx.siteFacts?.attach(this.link);
+    const journal = this.siteJournal;
+    if (journal) {
+      journal.attach(this.link);
+      this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && journal.connected()));
+    }
     this.link.start();
   }
 
@@ -162,6 +179,7 @@ export class MqttBridge {
     for (const r of this.readers.values()) r.frames.close();
     this.subs.unsubscribe();
     this.credentials$.complete();
+    this.siteJournal?.stop(); // its last batch goes out before the link closes
     await this.link.stop();
   }
 

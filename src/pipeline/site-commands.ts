@@ -24,7 +24,17 @@ export class SiteCommands {
   readonly refusals: SiteRefusals;
 
   constructor(
-    private readonly o: { config: Config; api: GatewayApi; log: Logger; doorEvent: (e: DoorEvent) => void; now?: () => number; trust?: SiteTrust; refusals?: SiteRefusals },
+    private readonly o: {
+      config: Config;
+      api: GatewayApi;
+      log: Logger;
+      doorEvent: (e: DoorEvent) => void;
+      now?: () => number;
+      trust?: SiteTrust;
+      refusals?: SiteRefusals;
+      /** A verified request for a range of this door's journal (the site journal answers it). */
+      journalRange?: (from: number, to: number) => void;
+    },
   ) {
     this.trust = o.trust ?? new SiteTrust(o.config);
     this.refusals = o.refusals ?? new SiteRefusals(o);
@@ -37,6 +47,10 @@ export class SiteCommands {
 
   async onMessage(payload: string, retained: boolean): Promise<void> {
     if (retained) return this.refusals.refuse('replayed', 'a retained site command (the past, replayed by the broker)');
+    // A journal range is asked of one gateway on the shared command topic: the others let it
+    // pass unremarked (it is not theirs, and not a refusal worth a journal entry).
+    const ours = `"journal_range/${this.o.config.gateway_id}"`;
+    if (payload.includes('"journal_range/') && !payload.includes(ours)) return;
     const now = (this.o.now ?? Date.now)();
     const mono = monotonicMs();
     for (const [id, until] of this.seen) {
@@ -52,6 +66,15 @@ export class SiteCommands {
     if (this.seen.size >= SEEN_MAX) this.seen.delete(this.seen.keys().next().value!);
     this.seen.set(e.id, mono + MAX_COMMAND_LIFE_MS + 2 * c.site.clock_skew_s * 1000);
     const [type, door] = [e.subject.slice(0, e.subject.indexOf('/')), e.subject.slice(e.subject.indexOf('/') + 1)];
+    if (type === 'journal_range') {
+      const b = (e.body ?? {}) as { from?: unknown; to?: unknown };
+      const seq = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
+      if (door !== c.gateway_id) return; // not ours (a subject that only mentioned our name)
+      if (!seq(b.from) || !seq(b.to) || b.to < b.from) return this.refusals.refuse('malformed', `${e.subject}: body {from, to}, sequence numbers`);
+      if (!this.o.journalRange) return this.o.log.info({ by: r.signer.name }, 'journal range asked, but this door does not publish its journal (site.publish_journal)');
+      this.o.log.info({ from: b.from, to: b.to, by: r.signer.name }, 'site journal range asked');
+      return this.o.journalRange(b.from, b.to);
+    }
     if (!c.doors.some((d) => d.id === door)) return this.refusals.refuse('out_of_scope', `${e.subject}: no door '${door}' at this gateway`);
     const by = `site:${r.signer.name}`;
     try {

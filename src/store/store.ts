@@ -38,7 +38,8 @@ import { LocalLayer, type DirectoryConflict } from './local-layer.js';
 import { SiteLayer } from './site-layer.js';
 import type { SiteEnvelope } from '../domain/site-envelope.js';
 import { GenerationBuilder, WorkerLostError } from './generation-builder.js';
-import type { Decision, Direction, Method } from '../domain/types.js';
+import type { Direction, Method } from '../domain/types.js';
+import type { DoorEventRecord, JournalEntry, JournalRecord } from '../domain/journal-records.js';
 import type { ReplayEntry } from '../domain/replay.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -56,6 +57,9 @@ export class StoreUnwritableError extends Error {
     this.name = 'StoreUnwritableError';
   }
 }
+
+/** A landed write that took the sequence numbers from..to, with the journal records among them. */
+export type SequencedListener = (from: number, to: number, records: readonly JournalRecord[]) => void;
 
 /** Present in a data directory while a restore writes it (see backup.ts). */
 export const RESTORE_MARKER = 'RESTORE-INCOMPLETE';
@@ -97,15 +101,6 @@ export interface HeldRecord extends PassRecord {
   held_at: number;
 }
 
-/** A door event as journaled: contact changes, alarms, reader alarms. */
-export interface DoorEventRecord {
-  type: string;
-  door: string;
-  at: number;
-  reader?: string;
-  detail?: string;
-}
-
 /** One decision to append: its journal entry, its pass record, the replay memory it adds. */
 export interface JournalAppend {
   decision: Omit<JournalEntry, 'seq'>;
@@ -116,12 +111,7 @@ export interface JournalAppend {
 /** A replay entry as stored: the entry without its key, or a bare `until` (older versions). */
 export type StoredReplay = number | Omit<ReplayEntry, 'key'>;
 
-export interface JournalEntry extends Omit<Decision, 'replay'> {
-  seq: number;
-  latency_us?: number;
-  reader?: string;
-  direction?: string;
-}
+export type { DoorEventRecord, JournalEntry, JournalRecord } from '../domain/journal-records.js';
 
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 /** Users per write batch of a full replacement (in the generation worker, or here when it is not used). */
@@ -768,23 +758,70 @@ export class Store {
         }
       }
       return ops;
-    });
+    }, () => out.map((entry) => ({ seq: entry.seq, kind: 'decision' as const, entry })));
     this.outboxCount += entries.filter((e) => e.pass).length;
     return out;
   }
 
   /**
+   * Told of every landed write that took sequence numbers, in order: the range it took and the
+   * journal records among them (an outbox requeue takes numbers and journals nothing). The site
+   * journal publishes from this, so the numbers it has not seen are exactly the ones it missed.
+   */
+  onSequenced(listener: SequencedListener): () => void {
+    this.sequencedListeners.push(listener);
+    return () => {
+      this.sequencedListeners = this.sequencedListeners.filter((l) => l !== listener);
+    };
+  }
+  private sequencedListeners: SequencedListener[] = [];
+
+  /**
    * A synced batch that takes sequence numbers: numbered when it runs (writes run one at a time),
    * and the counter moves only when it lands, so a failed write wastes no numbers.
    */
-  private async sequenced(build: (next: () => number) => Op[]): Promise<void> {
+  private async sequenced(build: (next: () => number) => Op[], records: () => JournalRecord[] = () => []): Promise<void> {
     await this.guarded(async () => {
+      const from = this.seq + 1;
       let seq = this.seq;
       const ops = build(() => ++seq);
       ops.push({ type: 'put', key: 'seq', value: seq, sublevel: this.meta as Sub<never> });
       await this.write(ops, true);
       this.seq = seq;
+      if (seq < from) return;
+      const rs = records();
+      for (const l of this.sequencedListeners) {
+        try {
+          l(from, seq, rs);
+        } catch {
+          /* a listener's failure is its own; the write has landed */
+        }
+      }
     });
+  }
+
+  /** The last sequence number taken (journal, door events and outbox share it). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /**
+   * The journal records (decisions and door events) with from ≤ seq ≤ to, oldest first, at most
+   * `limit`; `to` in the answer is how far it looked (every record up to it is in `records`: the
+   * numbers without one were pruned, or taken by the outbox).
+   */
+  async journalRecords(from: number, to: number, limit: number): Promise<{ records: JournalRecord[]; to: number }> {
+    const read = async <T>(which: Timed): Promise<{ seq: number; value: T }[]> => {
+      const refs: [string, string][] = [];
+      for await (const kv of this.sub<string>(SEQ_INDEX[which]).iterator({ gte: pad(from, 12), lte: pad(to, 12), limit })) refs.push(kv);
+      const values = await this.sub<T>(which).getMany(refs.map(([, ref]) => ref));
+      return refs.flatMap(([k], i) => (values[i] === undefined ? [] : [{ seq: Number(k), value: values[i] }]));
+    };
+    const [decisions, events] = await Promise.all([read<JournalEntry>('journal'), read<DoorEventRecord & { seq: number }>('doorevents')]);
+    const all: JournalRecord[] = [...decisions.map((d) => ({ seq: d.seq, kind: 'decision' as const, entry: d.value })), ...events.map((e) => ({ seq: e.seq, kind: 'event' as const, entry: e.value }))].sort((a, b) => a.seq - b.seq);
+    if (all.length <= limit) return { records: all, to };
+    const records = all.slice(0, limit);
+    return { records, to: records[records.length - 1]!.seq };
   }
 
   /** An entry of a time-keyed sublevel and its sequence index, in one batch. */
@@ -803,10 +840,12 @@ export class Store {
 
   /** Door events (contact, alarms), kept like the journal. */
   async appendDoorEvent(e: DoorEventRecord): Promise<void> {
+    let stored: (DoorEventRecord & { seq: number }) | null = null;
     await this.sequenced((next) => {
       const seq = next();
+      stored = { ...e, seq };
       return this.timedPut('doorevents', e.at, seq, { ...e, seq });
-    });
+    }, () => (stored ? [{ seq: stored.seq, kind: 'event', entry: stored }] : []));
   }
 
   async recentDoorEvents(limit = 50): Promise<(DoorEventRecord & { seq: number })[]> {

@@ -369,3 +369,84 @@ export class ToolClient {
     return this.c.endAsync();
   }
 }
+
+/**
+ * A service's durable subscription (the collector): a persistent session (clean false, an MQTT 5
+ * session expiry), so what arrives while the service is down waits on the broker; and each QoS 1
+ * message acknowledged only after `handle` resolves — a kill -9 before the write means the broker
+ * sends it again. MQTT.js takes the next message only after the acknowledgement: handling is one
+ * at a time, in order, and a slow handler slows the broker's delivery (never memory here).
+ */
+export class DurableSubscriber {
+  readonly connected$ = new BehaviorSubject(false);
+  private constructor(private readonly c: MqttClient) {}
+
+  static start(o: {
+    url: string;
+    username?: string | undefined;
+    password?: string | undefined;
+    ca?: string | undefined;
+    clientId: string;
+    subscriptions: string[];
+    /** How long the broker keeps the session (and its queue) while the service is away. */
+    sessionExpiryS: number;
+    log: Logger;
+    handle: (m: MqttMessage) => Promise<void>;
+  }): DurableSubscriber {
+    const opts: IClientOptions = {
+      clientId: o.clientId,
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: o.sessionExpiryS },
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+    };
+    if (o.username !== undefined) opts.username = o.username;
+    if (o.password !== undefined) opts.password = o.password;
+    if (o.ca) opts.ca = readFileSync(o.ca);
+    const c = mqtt.connect(o.url, opts);
+    const s = new DurableSubscriber(c);
+    let attempts = 0;
+    c.handleMessage = (packet, done) => {
+      const m: MqttMessage = { topic: packet.topic, payload: Buffer.from(packet.payload).toString('utf8'), retain: packet.retain };
+      o.handle(m).then(
+        () => done(),
+        (e: unknown) => {
+          // The handler keeps what it must (it retries its own writes); a failure here is logged, and acknowledged.
+          o.log.error({ err: (e as Error).message, topic: m.topic }, 'message not handled');
+          done();
+        },
+      );
+    };
+    c.on('connect', (connack) => {
+      attempts = 0;
+      c.options.reconnectPeriod = 1000;
+      o.log.info({ url: redactUrl(o.url), client_id: o.clientId, session_present: connack.sessionPresent }, 'site broker connected');
+      s.connected$.next(true);
+      c.subscribe(o.subscriptions, { qos: 1 }, (err) => err && o.log.error({ err: err.message }, 'subscribe failed'));
+    });
+    c.on('close', () => {
+      if (s.connected$.value) o.log.warn('site broker disconnected; reconnecting with backoff');
+      s.connected$.next(false);
+      c.options.reconnectPeriod = backoffDelay(attempts++, { initialMs: 1000, maxMs: 30_000 });
+    });
+    c.on('error', (e) => o.log.warn({ err: e.message }, 'site broker error'));
+    return s;
+  }
+
+  /** Publish (QoS 1, not retained) if connected: false when not sent. */
+  publish(topic: string, payload: string): boolean {
+    assertPublishable(topic);
+    if (!this.c.connected) return false;
+    this.c.publish(topic, payload, { qos: 1 });
+    return true;
+  }
+
+  /** Leave within bounded time (a message being handled may hold a graceful end). */
+  async stop(timeoutMs = 2000): Promise<void> {
+    const graceful = new Promise<boolean>((r) => this.c.end(false, {}, () => r(true)));
+    if (!(await Promise.race([graceful, new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]))) await new Promise<void>((r) => this.c.end(true, {}, () => r()));
+    this.connected$.next(false);
+  }
+}
