@@ -42,8 +42,13 @@ export function addCollectorCommands(program: Command, d: CliDeps): void {
     return loadCollectorConfig(path ?? DEFAULT_COLLECTOR_CONFIG_PATH);
   };
   const openDb = async (config: Awaited<ReturnType<typeof load>>) => {
-    const { SiteJournalDb } = await import('../store/site-journal-db.js');
-    return SiteJournalDb.open(config.database.url ? { url: config.database.url } : { dir: config.database.dir });
+    const { SiteJournalDb, EmbeddedBusyError } = await import('../store/site-journal-db.js');
+    try {
+      return await SiteJournalDb.open(config.database.url ? { url: config.database.url } : { dir: config.database.dir });
+    } catch (e) {
+      if (e instanceof EmbeddedBusyError) throw new UsageError(e.message, 'unavailable');
+      throw e;
+    }
   };
 
   col

@@ -118,6 +118,7 @@ export class Collector {
     const b = r.batch;
     const out = await this.untilWritten(() => this.o.db.writeBatch(gateway, b.covers, b.head, b.records));
     if (!out) return;
+    this.o.log.debug({ gateway, covers: b.covers, head: b.head, records: b.records.length, inserted: out.inserted }, 'journal batch written');
     this.written += out.inserted;
     this.duplicates += b.records.length - out.inserted;
     const d = this.door(gateway);

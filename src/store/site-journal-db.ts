@@ -15,6 +15,8 @@
  * With no URL the database is PGlite (PostgreSQL compiled to WebAssembly) in a directory: one
  * command shows the collector working; production names a PostgreSQL server.
  */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Interval } from '../domain/coverage.js';
 import { cover } from '../domain/coverage.js';
 import type { JournalRecord } from '../domain/journal-records.js';
@@ -52,9 +54,50 @@ async function pgSql(url: string): Promise<Sql> {
   };
 }
 
+/**
+ * One process at a time in an embedded database (PGlite is not a server: two processes in one
+ * directory would corrupt it). A lock file beside the directory names the process that holds it.
+ */
+function lockEmbedded(dir: string): () => void {
+  const lock = `${dir}.lock`;
+  mkdirSync(dirname(lock), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => rmSync(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(lock, 'utf8'));
+      let alive = false;
+      try {
+        alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && (process.kill(pid, 0), true);
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new EmbeddedBusyError(dir, pid);
+      rmSync(lock, { force: true }); // its process is gone
+    }
+  }
+  throw new EmbeddedBusyError(dir, null);
+}
+
+export class EmbeddedBusyError extends Error {
+  constructor(dir: string, pid: number | null) {
+    super(`the embedded database in ${dir} is open in ${pid ? `process ${pid} (the collector)` : 'another process'}: stop it to read the database here, or give the collector a PostgreSQL URL (database.url), which any number of processes can read`);
+    this.name = 'EmbeddedBusyError';
+  }
+}
+
 async function pgliteSql(dir: string): Promise<Sql> {
+  const unlock = lockEmbedded(dir);
   const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create(dir);
+  let db: InstanceType<typeof PGlite>;
+  try {
+    db = await PGlite.create(dir);
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   const run = async <T>(c: { query: (t: string, p?: unknown[]) => Promise<{ rows: unknown[] }> }, text: string, params?: unknown[]): Promise<T[]> => {
     const rows = (await c.query(text, params)).rows as Record<string, unknown>[];
     // PGlite returns int8 as BigInt: as number, like pg above.
@@ -64,7 +107,10 @@ async function pgliteSql(dir: string): Promise<Sql> {
   return {
     query: (text, params) => run(db, text, params),
     tx: (fn) => db.transaction((tx) => fn((text, params) => run(tx, text, params))),
-    close: () => db.close(),
+    close: async () => {
+      await db.close();
+      unlock();
+    },
   };
 }
 
