@@ -52,6 +52,15 @@ export function addCollectorCommands(program: Command, d: CliDeps): void {
   };
 
   col
+    .command('check')
+    .description('validate the collector\'s configuration (exit 0 valid, 2 invalid)')
+    .addOption(cfgOpt())
+    .action(async (o: { collectorConfig?: string }) => {
+      const c = await load(o.collectorConfig);
+      d.out(`valid (${c.door_keys.length} door key${c.door_keys.length === 1 ? '' : 's'}, database ${c.database.url ? 'postgresql' : `embedded in ${c.database.dir}`}, broker ${c.site.url})`);
+    });
+
+  col
     .command('run')
     .description('take every door\'s journal from the site broker into PostgreSQL (or the embedded one), asking doors for what it missed')
     .addOption(cfgOpt())

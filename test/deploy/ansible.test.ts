@@ -57,7 +57,7 @@ describe('Ansible role', () => {
     const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'releases' ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : []));
     expect(statSync(at('var/lib/doorgw/wecom-secret.json')).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(at('var/lib/doorgw/wecom-secret.json'), 'utf8'))).toEqual({ sn: 'TEST-0001', secret: 's3cret-device' });
-    for (const f of files(root).filter((f) => !f.endsWith('secrets.env') && !f.endsWith('doorgw.passwd') && !f.endsWith('wecom-secret.json'))) {
+    for (const f of files(root).filter((f) => !f.endsWith('secrets.env') && !f.endsWith('collector.env') && !f.endsWith('doorgw.passwd') && !f.endsWith('wecom-secret.json'))) {
       expect(readFileSync(f, 'utf8'), f).not.toMatch(/s3cret/);
     }
     expect(statSync(at('etc/mosquitto/doorgw.passwd.sha256')).mode & 0o777).toBe(0o600);
@@ -134,6 +134,20 @@ describe('Ansible role', () => {
     expect(start.status, start.stderr).toBe(0);
     expect(JSON.parse(start.stdout.trim().split('\n').at(-1)!)).toEqual({ code: 0, signal: null, ready: true });
   }, 120_000);
+
+  it('renders the collector: a configuration it accepts, its secrets apart (0600), a hardened unit systemd accepts', () => {
+    const check = run(process.execPath, [join(REPO, 'dist/cli/main.js'), 'collector', 'check', '--collector-config', at('etc/doorgw/collector.yaml')], REPO);
+    expect(check.stdout + check.stderr).toMatch(/valid \(1 door key, database postgresql, broker mqtt:\/\/127\.0\.0\.1:1883\)/);
+    expect(readFileSync(at('etc/doorgw/collector.yaml'), 'utf8')).not.toMatch(/s3cret/);
+    expect(statSync(at('etc/doorgw/collector.env')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(at('etc/doorgw/collector.env'), 'utf8')).toMatch(/^DOORGW_COLLECTOR_PASSWORD="s3cret-collector"\nPGPASSWORD="s3cret-db"$/m);
+    const unit = at('etc/systemd/system/doorgw-collector.service');
+    const verify = run('systemd-analyze', ['verify', unit]);
+    expect(verify.status, verify.stderr).toBe(0);
+    expect(readFileSync(unit, 'utf8')).toMatch(/ExecStart=\/usr\/bin\/node \/opt\/doorgw\/current\/dist\/cli\/main\.js collector run --collector-config \/etc\/doorgw\/collector\.yaml/);
+    const sec = run('systemd-analyze', ['security', '--offline=true', unit]);
+    expect(Number(/Overall exposure level for doorgw-collector\.service: ([\d.]+)/.exec(sec.stdout)?.[1])).toBeLessThan(3);
+  });
 
   it('schedules backups with a timer and a service systemd accepts, keeping the newest files', () => {
     for (const unit of ['doorgw-backup.service', 'doorgw-backup.timer']) {
