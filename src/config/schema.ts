@@ -612,6 +612,8 @@ export const configSchema = z
           .min(1)
           .default(SITE_LEVELS)
           .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'level names must differ'),
+        /** A door that has heard no peer of a site area for this long decides it soft, and flags its decisions (s). */
+        presence_stale_s: z.number().int().min(2).max(3600).default(30),
         /** Publish every decision and door event, signed, on `<base>/journal/<gateway>` for the site's collector. */
         publish_journal: z.boolean().default(true),
         /** How often this door re-publishes its convergence report (s; also after every change). */
@@ -619,7 +621,7 @@ export const configSchema = z
         /** Accepted clock difference between a signer and this door (s). */
         clock_skew_s: z.number().int().min(0).max(600).default(30),
       })
-      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, publish_journal: true, report_interval_s: 60, clock_skew_s: 30 }),
+      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, presence_stale_s: 30, publish_journal: true, report_interval_s: 60, clock_skew_s: 30 }),
     /**
      * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
      * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.
@@ -634,6 +636,13 @@ export const configSchema = z
           timeout_s: z.number().int().min(60).max(30 * 86_400).optional(),
           /** Every day at this local time (HH:MM) all presence is forgotten. */
           reset_at: str().refine((v) => /^([01]?\d|2[0-3]):[0-5]\d$/.test(v), 'HH:MM, 00:00 to 23:59').optional(),
+          /**
+           * Across the site (site.enabled): the area spans gateways; presence is shared, signed by
+           * each door's key, and every door of it decides from its own copy.
+           */
+          site: z.boolean().default(false),
+          /** The gateways of a site area (default: every gateway in site.door_keys). */
+          peers: z.array(id()).optional(),
         }),
       )
       .default({}),
@@ -748,6 +757,8 @@ export const configSchema = z
     checkLinesOnce(c, ctx);
     const inArea = new Map<string, string>();
     for (const [name, a] of Object.entries(c.areas)) {
+      if (a.site && !c.site.enabled) ctx.addIssue({ code: 'custom', message: 'a site area needs the site (site.enabled)', path: ['areas', name, 'site'] });
+      if (a.site && c.site.door_keys.length === 0) ctx.addIssue({ code: 'custom', message: 'a site area believes presence signed by the doors\' keys: list them in site.door_keys', path: ['areas', name, 'site'] });
       a.doors.forEach((m, j) => {
         if (!seen.has(m)) ctx.addIssue({ code: 'custom', message: `no door '${m}'`, path: ['areas', name, 'doors', j] });
         const other = inArea.get(m);

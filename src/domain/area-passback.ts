@@ -16,6 +16,8 @@ export interface AreaPolicy {
   /** Local minute of day at which every presence is forgotten (null: never). */
   resetMinute: number | null;
   timezone: string;
+  /** Shared across the site's gateways (domain/site-presence.ts). */
+  site?: boolean;
 }
 
 /** A presence, stamped on both clocks (`mono`/`boot` absent in records of older versions). */
@@ -51,13 +53,17 @@ export function livePresence(p: Presence | undefined, a: AreaPolicy, now: Requir
  * Apply the area's anti-passback to a decision at one of its doors. Returns the decision the door
  * acts on, the presence to record (null: unchanged) and whether it was a (soft) violation.
  */
-export function applyAreaPassback(d: Decision, direction: Direction, a: AreaPolicy, presence: PresenceMap, now: Required<Stamp>): { decision: Decision; record: Presence | null; violation: boolean } {
+export function applyAreaPassback(d: Decision, direction: Direction, a: AreaPolicy, presence: PresenceMap, now: Required<Stamp>, staleS: number | null = null): { decision: Decision; record: Presence | null; violation: boolean } {
   if (!isPersonalGrant(d) || direction === 'unknown') return { decision: d, record: null, violation: false };
   const live = livePresence(presence.get(d.userid), a, now);
   const violation = live?.where === direction;
   const record: Presence = { where: direction, ...now };
-  if (violation && a.hard) {
+  // A site area whose peers have not been heard for a while: what this door holds may be old, so it
+  // decides soft, and says so on every decision of the area.
+  const stale = staleS !== null ? `site presence not current (no peer heard for ${staleS} s)` : null;
+  if (violation && a.hard && !stale) {
     return { decision: { ...d, decision: 'deny', reason: 'anti_passback', detail: `already ${direction} area '${a.name}' (anti-passback)` }, record: null, violation: true };
   }
-  return { decision: violation ? { ...d, detail: `anti-passback violation (soft): already ${direction} area '${a.name}'` } : d, record, violation };
+  const detail = [violation ? `anti-passback violation (soft): already ${direction} area '${a.name}'` : null, stale].filter((x) => x !== null).join('; ');
+  return { decision: detail ? { ...d, detail } : d, record, violation };
 }

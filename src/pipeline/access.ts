@@ -70,6 +70,16 @@ interface ScheduleState {
   manual: boolean;
 }
 
+/** A presence change at this gateway in a site area: in, out, or forgiven (none). */
+export interface SitePresenceChange {
+  area: string;
+  userid: string;
+  where: 'in' | 'out' | 'none';
+  at: number;
+  /** The door passed (null: an operator forgave). */
+  door: string | null;
+}
+
 export interface AccessPipelineOptions {
   store: Store;
   doors: ReadonlyMap<string, AccessDoor>;
@@ -269,15 +279,26 @@ export class AccessPipeline {
   }
 
   private readonly presence: Map<string, PresenceMap>;
+  /** Presence changes made at this gateway's doors in site areas (the site shares them). */
+  readonly sitePresence$ = new Subject<SitePresenceChange>();
+  /** Seconds since a site area's peers were last heard, when that is too long (null: current). */
+  presenceStaleness: ((area: string) => number | null) | null = null;
+
+  private areaMap(name: string): PresenceMap {
+    let map = this.presence.get(name);
+    if (!map) this.presence.set(name, (map = new Map<string, Presence>()));
+    return map;
+  }
 
   private areaPassback(area: AreaPolicy, d: Decision, e: CredentialEvent, now: Required<Stamp>): Decision {
-    let map = this.presence.get(area.name);
-    if (!map) this.presence.set(area.name, (map = new Map<string, Presence>()));
-    const r = applyAreaPassback(d, e.direction, area, map, now);
-    if (r.violation) this.doorEvents$.next({ type: 'anti_passback_violation', door: e.door, at: now.at, reader: e.reader, detail: `${d.userid ?? '?'} already ${e.direction} area '${area.name}'${area.hard ? ' (denied)' : ' (let through: soft)'}` });
+    const map = this.areaMap(area.name);
+    const stale = area.site ? (this.presenceStaleness?.(area.name) ?? null) : null;
+    const r = applyAreaPassback(d, e.direction, area, map, now, stale);
+    if (r.violation) this.doorEvents$.next({ type: 'anti_passback_violation', door: e.door, at: now.at, reader: e.reader, detail: `${d.userid ?? '?'} already ${e.direction} area '${area.name}'${area.hard && stale === null ? ' (denied)' : ' (let through: soft)'}` });
     if (r.record && r.decision.decision === 'grant' && d.userid) {
       map.set(d.userid, r.record);
       this.o.onPresence?.(area.name, d.userid, r.record);
+      if (area.site) this.sitePresence$.next({ area: area.name, userid: d.userid, where: r.record.where, at: now.at, door: e.door });
     }
     return r.decision;
   }
@@ -290,9 +311,23 @@ export class AccessPipeline {
       if (map.delete(userid)) {
         n++;
         this.o.onPresence?.(name, userid, null);
+        this.sitePresence$.next({ area: name, userid, where: 'none', at: this.now(), door: null });
       }
     }
     return n;
+  }
+
+  /** A person's presence in an area as this door holds it (undefined: unknown). */
+  presenceOf(area: string, userid: string): Presence | undefined {
+    return this.presence.get(area)?.get(userid);
+  }
+
+  /** A transition another gateway of a site area made (verified, and newer than what is held). */
+  applySitePresence(area: string, userid: string, where: 'in' | 'out' | 'none', at: number): void {
+    const map = this.areaMap(area);
+    if (where === 'none') map.delete(userid);
+    else map.set(userid, { where, at }); // another machine's clock: aged on the wall clock
+    this.o.onPresence?.(area, userid, where === 'none' ? null : { where, at });
   }
 
   /** Why the door is in its mode: timed, manual, schedule (window open, or waiting for the first person), configured. */

@@ -181,5 +181,5 @@ function areaOf(d: DoorConfig, config: Config): { area: AreaPolicy } | Record<st
   if (!entry) return {};
   const [name, a] = entry;
   const reset = a.reset_at?.split(':').map(Number);
-  return { area: { name, hard: a.mode === 'hard', timeoutS: a.timeout_s ?? null, resetMinute: reset ? reset[0]! * 60 + reset[1]! : null, timezone: d.timezone ?? config.timezone } };
+  return { area: { name, hard: a.mode === 'hard', timeoutS: a.timeout_s ?? null, resetMinute: reset ? reset[0]! * 60 + reset[1]! : null, timezone: d.timezone ?? config.timezone, site: a.site } };
 }

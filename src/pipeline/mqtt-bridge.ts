@@ -23,6 +23,7 @@ import type { AccessPipeline } from './access.js';
 import { doorStatus, type DoorStateMachine } from './door-state.js';
 import { SiteCommands } from './site-commands.js';
 import { SiteJournal } from './site-journal.js';
+import { SitePresence } from './site-presence.js';
 import type { SiteFacts } from './site-facts.js';
 import type { GatewayIo } from './gateway-io.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
@@ -66,6 +67,8 @@ export class MqttBridge {
   private site: SiteCommands | null = null;
   /** This door's journal on the site bus (site.enabled, site.publish_journal). */
   readonly siteJournal: SiteJournal | null = null;
+  /** Anti-passback across gateways (areas with site: true). */
+  readonly sitePresence: SitePresence | null = null;
 
   constructor(private readonly ctx: MqttBridgeContext) {
     const m = ctx.config.mqtt;
@@ -100,6 +103,10 @@ export class MqttBridge {
       });
       subscriptions.push(this.site.topic);
       if (facts) subscriptions.push(facts.factFilter, facts.manifestTopic);
+      if (Object.values(ctx.config.areas).some((a) => a.site)) {
+        this.sitePresence = new SitePresence({ config: ctx.config, pipeline: ctx.pipeline, log: this.log.child({ module: 'site-presence' }) });
+        subscriptions.push(this.sitePresence.filter);
+      }
     }
     this.link = new MqttLink({
       url: m.url,
@@ -167,6 +174,11 @@ export class MqttBridge {
     this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && void this.publishState()));
     if (ctx.config.mqtt.home_assistant.enabled) void this.publishDiscovery();
     ctx.siteFacts?.attach(this.link);
+    const presence = this.sitePresence;
+    if (presence) {
+      presence.attach(this.link);
+      this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && presence.connected()));
+    }
     const journal = this.siteJournal;
     if (journal) {
       journal.attach(this.link);
@@ -180,6 +192,7 @@ export class MqttBridge {
     this.subs.unsubscribe();
     this.credentials$.complete();
     this.siteJournal?.stop(); // its last batch goes out before the link closes
+    this.sitePresence?.stop();
     await this.link.stop();
   }
 
@@ -274,6 +287,8 @@ export class MqttBridge {
     }
     // Site messages are trusted by their signature alone (the broker account that sent them proves nothing).
     if (this.site && m.topic === this.site.topic) return void this.site.onMessage(m.payload, m.retain);
+    const presence = this.sitePresence;
+    if (presence && m.topic.startsWith(presence.filter.slice(0, -1))) return presence.onMessage(m.topic, m.payload, m.retain);
     const facts = this.ctx.siteFacts;
     if (facts && (m.topic === facts.manifestTopic || m.topic.startsWith(facts.factFilter.slice(0, -1)))) return facts.onMessage(m.topic, m.payload, m.retain);
     const t = this.topics.parse(m.topic);

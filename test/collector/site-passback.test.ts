@@ -1,0 +1,138 @@
+/**
+ * Anti-passback across gateways (issue 24) through a real Mosquitto with the shipped site ACL:
+ * in at one gateway, in again at another denied; forged, replayed and future presence refused; a
+ * late door converging from the retained presence; a partition decided soft and flagged, and both
+ * sides converging on the newest transition when it heals.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { credentialEvent } from '../../src/domain/events.js';
+import { keyIdOf } from '../../src/domain/site-envelope.js';
+import { personTopic, signPresence, type SignedPresence } from '../../src/domain/site-presence.js';
+import type { Gateway } from '../../src/gateway.js';
+import { doorKey } from '../../src/io/door-key.js';
+import { createLogger } from '../../src/log.js';
+import { Broker } from '../helpers/mosquitto.js';
+import { startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { makeKey } from '../helpers/qr.js';
+import { TcpCut } from '../helpers/tcp-cut.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wecom.js';
+
+const log = createLogger({ level: 'silent', pretty: false });
+const qrKey = makeKey();
+const ACCOUNTS = { gw1: 'b1', gw2: 'b2', gw3: 'b3' } as const;
+type Id = keyof typeof ACCOUNTS;
+let broker: Broker;
+const closers: (() => Promise<unknown>)[] = [];
+beforeEach(async () => {
+  broker = new Broker({ users: ACCOUNTS, acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+  await broker.start();
+});
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  await broker.stop();
+});
+
+/** Each door's data directory and key, made before any starts: every door lists every door's key. */
+function doorsOf(ids: Id[]) {
+  const dirs = new Map(ids.map((id) => [id, join(tmpDir(), id)]));
+  const door_keys = ids.map((id) => {
+    const k = doorKey(dirs.get(id)!);
+    return { gateway: id, kid: k.kid, public_key: k.publicKey };
+  });
+  const start = async (id: Id, url = broker.url, staleS = 30): Promise<Gateway> => {
+    const g = await startMqttGateway(broker, {
+      log,
+      key: qrKey,
+      dataDir: dirs.get(id)!,
+      extra: { url, username: id, password: ACCOUNTS[id] },
+      top: { gateway_id: id, site: { enabled: true, door_keys, presence_stale_s: staleS }, areas: { hq: { doors: ['lobby', 'back'], site: true } } },
+    });
+    closers.push(() => g.stop());
+    return g;
+  };
+  return { start, dirs };
+}
+const pass = (g: Gateway, door: 'lobby' | 'back') => g.pipeline.handle(credentialEvent(door, door === 'lobby' ? 'lobby-reader' : 'other-reader', door === 'lobby' ? 'in' : 'out', { type: 'card', value: '1001' }))!;
+const where = (g: Gateway) => g.pipeline.presenceOf('hq', 'alice')?.where;
+
+describe('anti-passback across gateways', () => {
+  it('in at gw1, in again at gw2 denied; out at gw2, in at gw1 again; a late door knows from the retained presence', async () => {
+    const site = doorsOf(['gw1', 'gw2', 'gw3']);
+    const [g1, g2] = [await site.start('gw1'), await site.start('gw2')];
+    expect(pass(g1, 'lobby').decision).toBe('grant');
+    await until(() => where(g2) === 'in', 'gw2 knows alice is in');
+    const again = pass(g2, 'lobby');
+    expect([again.decision, again.reason]).toEqual(['deny', 'anti_passback']);
+    expect(pass(g2, 'back').decision).toBe('grant');
+    await until(() => where(g1) === 'out', 'gw1 knows alice is out');
+    expect(pass(g1, 'lobby').decision).toBe('grant');
+    const g3 = await site.start('gw3');
+    await until(() => where(g3) === 'in', 'the late door holds alice in');
+    expect(pass(g3, 'lobby').reason).toBe('anti_passback');
+  }, 30_000);
+
+  it('refuses a forged presence, one from the future and a replayed older one (and repairs the retained copy)', async () => {
+    const site = doorsOf(['gw1', 'gw2']);
+    const [g1, g2] = [await site.start('gw1'), await site.start('gw2')];
+    const watch = await mqtt.connectAsync(broker.url, { username: 'gw1', password: ACCOUNTS.gw1, clientId: 'gw1-watch', protocolVersion: 5 });
+    closers.push(() => watch.endAsync());
+    const seen: SignedPresence[] = [];
+    watch.on('message', (t, p) => t.endsWith(personTopic('alice')) && p.length && seen.push(JSON.parse(p.toString()) as SignedPresence));
+    await watch.subscribeAsync('doorgw-site/presence/hq/#', { qos: 1 });
+    expect(pass(g1, 'lobby').decision).toBe('grant');
+    await until(() => seen.length === 1, 'the in transition on the bus');
+    const oldIn = seen[0]!;
+    expect(pass(g1, 'back').decision).toBe('grant');
+    await until(() => where(g2) === 'out', 'gw2 knows alice is out');
+    const topic = `doorgw-site/presence/hq/${personTopic('alice')}`;
+    const refusedBefore = { ...g2.mqtt!.sitePresence!.refused };
+    // Forged: "gw1 says alice is in", signed by a key that is not gw1's.
+    const other = generateKeyPairSync('ed25519');
+    await watch.publishAsync(topic, JSON.stringify(signPresence({ area: 'hq', userid: 'alice', where: 'in', at: Date.now(), gateway: 'gw1', door: 'lobby' }, keyIdOf(other.publicKey), other.privateKey)), { qos: 1, retain: true });
+    // From the future: gw1's own key, an hour ahead.
+    const k1 = doorKey(site.dirs.get('gw1')!);
+    await watch.publishAsync(topic, JSON.stringify(signPresence({ area: 'hq', userid: 'alice', where: 'in', at: Date.now() + 3_600_000, gateway: 'gw1', door: 'lobby' }, k1.kid, k1.privateKey)), { qos: 1, retain: true });
+    await until(() => (g2.mqtt!.sitePresence!.refused.bad_signature ?? 0) > (refusedBefore.bad_signature ?? 0) && (g2.mqtt!.sitePresence!.refused.not_yet_valid ?? 0) > (refusedBefore.not_yet_valid ?? 0), 'both refused');
+    expect(where(g2)).toBe('out');
+    // Replayed: gw1's real, older "in", put back retained. Ignored, and the retained slot repaired with the newer "out".
+    seen.length = 0;
+    await watch.publishAsync(topic, JSON.stringify(oldIn), { qos: 1, retain: true });
+    await until(() => seen.some((s) => s.p.where === 'out'), 'the newer out published again (repair)');
+    expect(where(g2)).toBe('out');
+    expect(where(g1)).toBe('out');
+    const late = await mqtt.connectAsync(broker.url, { username: 'gw2', password: ACCOUNTS.gw2, clientId: 'gw2-late', protocolVersion: 5 });
+    closers.push(() => late.endAsync());
+    const retained: SignedPresence[] = [];
+    late.on('message', (t, p, packet) => packet.retain && p.length && retained.push(JSON.parse(p.toString()) as SignedPresence));
+    await late.subscribeAsync(topic, { qos: 1 });
+    await until(() => retained.length === 1, 'the retained slot');
+    expect(retained[0]!.p.where).toBe('out');
+  }, 30_000);
+
+  it('a door cut off longer than presence_stale_s decides soft and flags it; healed, both hold the newest transition', async () => {
+    const site = doorsOf(['gw1', 'gw2']);
+    const cut = new TcpCut(broker.port);
+    await cut.start();
+    closers.push(() => cut.stop());
+    const g1 = await site.start('gw1', broker.url, 2);
+    const g2 = await site.start('gw2', cut.url, 2);
+    expect(pass(g1, 'lobby').decision).toBe('grant');
+    await until(() => where(g2) === 'in', 'gw2 knows alice is in');
+    expect(pass(g2, 'lobby').reason).toBe('anti_passback'); // on the site: hard
+    cut.cut();
+    await until(() => g2.mqtt!.sitePresence!.staleness('hq') !== null, 'gw2 notices it hears no peer', 10_000);
+    expect(pass(g1, 'back').decision).toBe('grant'); // out at gw1, which gw2 does not hear of
+    const soft = pass(g2, 'lobby');
+    expect(soft.decision).toBe('grant');
+    expect(soft.detail).toMatch(/anti-passback violation \(soft\).*site presence not current \(no peer heard for \d+ s\)/);
+    cut.heal();
+    // gw2's "in" came after gw1's "out": the newest, on both sides once healed.
+    await until(() => where(g1) === 'in' && where(g2) === 'in' && g2.mqtt!.sitePresence!.staleness('hq') === null, 'converged on the newest, and current again', 20_000);
+    expect(pass(g1, 'lobby').reason).toBe('anti_passback');
+  }, 45_000);
+});
