@@ -30,6 +30,7 @@ import { Units, type Unit } from './pipeline/unit.js';
 import type { MqttBridge } from './pipeline/mqtt-bridge.js';
 import { GatewayIo } from './pipeline/gateway-io.js';
 import type { SiteFacts } from './pipeline/site-facts.js';
+import type { MusterBook } from './pipeline/muster.js';
 import type { GatewayMetrics } from './web/metrics.js';
 import type { WebServer } from './web/server.js';
 import { releaseReserve, StorageGuard } from './store/storage-guard.js';
@@ -132,6 +133,7 @@ export class Gateway {
   io: GatewayIo | null = null;
   /** The site's facts (site.enabled). */
   site: SiteFacts | null = null;
+  muster: MusterBook | null = null;
   /** The web console and metrics (web.enabled). */
   web: WebServer | null = null;
   metrics: GatewayMetrics | null = null;
@@ -171,6 +173,7 @@ export class Gateway {
         modeUntil: (door) => pipeline.modeUntil(door),
         modeWhy: (door) => pipeline.modeWhy(door),
         forgive: (userid, area) => pipeline.forgive(userid, area),
+        muster: () => this.muster,
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
         heldBy: (door) => pipeline.heldBy(door),
         site: () => this.site?.status() ?? null,
@@ -281,6 +284,23 @@ export class Gateway {
         },
         stop: () => io.close(),
       });
+
+      // Musters: one begins in an area when a fire release begins at one of its doors.
+      if (Object.keys(config.areas).length) {
+        const { MusterBook } = await import('./pipeline/muster.js');
+        const muster = new MusterBook({ config, pipeline, log: log.child({ module: 'muster' }), doorEvent: (e) => pipeline.doorEvents$.next(e), nameOf: (u) => store.directory.user(u)?.name ?? null, now: () => ({ at: now(), mono: mono(), boot }), staleness: (a) => pipeline.presenceStaleness?.(a) ?? null });
+        gw.muster = muster;
+        let sub: { unsubscribe(): void } | null = null;
+        await units.start({
+          name: 'muster',
+          start: () => {
+            sub = io.fire.changed$.subscribe(({ door, released }) => released && muster.onFire(door, 'fire alarm'));
+            // A release latched from before this start is a fire still being handled: a muster too.
+            for (const d of config.doors) if (io.fire.released(d.id)) muster.onFire(d.id, 'fire release latched from before the restart');
+          },
+          stop: () => sub?.unsubscribe(),
+        });
+      }
 
       // The first person at the door must not pay for first-use costs: zones, corp keys, OpenSSL.
       for (const u of doors) localTime(now(), u.access.context.timezone);

@@ -11,6 +11,7 @@ import { journalQuery, type JournalPage, type JournalQuery } from './journal-api
 import { DOOR_MODES, type Credential, type Decision, type DoorMode } from '../domain/types.js';
 import type { StorageState } from '../store/storage-guard.js';
 import type { Config } from '../config/schema.js';
+import type { MusterActions, MusterReport } from '../domain/muster.js';
 import type { FireResetReport, IoStatus } from '../domain/io-status.js';
 import type { SiteStatus } from '../domain/site-facts.js';
 
@@ -126,6 +127,12 @@ export interface GatewayApi extends UsersApi {
   fireReset(p: { door?: string; by?: string }): Promise<FireResetReport>;
   /** Forgive a person's area anti-passback (all areas, or one): their next passage is allowed either way. */
   forgive(p: { userid: string; area?: string }): Promise<{ forgiven: number }>;
+  /** Who is inside each area (or one) now, with the last door and time, and the muster's safe marks. */
+  muster(p: { area?: string }): Promise<MusterReport>;
+  /** Begin a muster of an area (a fire release begins one by itself); ends one with `end`. */
+  musterStart(p: { area: string; end?: boolean; by?: string }): Promise<MusterReport>;
+  /** Mark a person inside the area safe during its muster (journaled with who did). */
+  musterSafe(p: { area: string; userid: string; by?: string }): Promise<{ marked: true; area: string; userid: string }>;
   /** Give up on held records the cloud will never take (the journal keeps the passes). */
   discard(p: { seqs?: number[]; reason?: string; by?: string }): Promise<{ discarded: number }>;
   /**
@@ -163,6 +170,7 @@ export interface RunningGateway {
   /** Why the door is in its mode. */
   modeWhy?: (door: string) => string;
   forgive?: (userid: string, area?: string) => number;
+  muster?: () => MusterActions | null;
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
   /** Who holds the door in its mode (the site's threat level), or null. */
   heldBy?: (door: string) => string | null;
@@ -208,6 +216,14 @@ async function modeOf(store: Store, config: Config, running: RunningGateway | nu
 
 export function localApi(store: Store, config: Config, version: string, running: RunningGateway | null = null, log?: Logger): GatewayApi {
   /** Operator actions are door events (type operator_action), queryable like the rest of the journal. */
+  /** The running gateway's musters, for an area that exists (or every area). */
+  const musterOf = (area: string | undefined) => {
+    const m = running?.muster?.();
+    if (!m) throw new UsageError('the gateway is not running: the muster is the running gateway\'s (its presence is in memory)', 'unavailable');
+    if (area !== undefined && !(area in config.areas)) throw new UsageError(`no area '${area}' (areas: ${Object.keys(config.areas).join(', ') || 'none'})`);
+    if (Object.keys(config.areas).length === 0) throw new UsageError('no areas are configured (areas: a muster lists who is inside one)');
+    return m;
+  };
   const journalAction = async (by: string, what: string, door = 'gateway'): Promise<void> => {
     await store.appendDoorEvent({ type: 'operator_action', door, at: Date.now(), detail: `${by}: ${what}` }).catch((e: unknown) => log?.warn({ err: e, what }, 'operator action not journaled'));
   };
@@ -412,6 +428,30 @@ export function localApi(store: Store, config: Config, version: string, running:
       if (!running?.forgive) throw new UsageError('the gateway is not running: anti-passback is forgiven on a running gateway');
       if (p.area !== undefined && !(p.area in config.areas)) throw new UsageError(`no area '${p.area}' (areas: ${Object.keys(config.areas).join(', ') || 'none'})`);
       return { forgiven: running.forgive(p.userid, p.area) };
+    },
+
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async muster(p) {
+      const m = musterOf(p.area);
+      return m.report(p.area);
+    },
+
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async musterStart(p) {
+      const m = musterOf(p.area);
+      const by = validBy(p.by);
+      if (p.end) {
+        if (!m.end(p.area, by)) throw new UsageError(`no muster of area '${p.area}' is on`, 'conflict');
+      } else m.start(p.area, by);
+      return m.report(p.area);
+    },
+
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async musterSafe(p) {
+      if (typeof p.userid !== 'string' || !p.userid) throw new UsageError('userid is required');
+      const r = musterOf(p.area).markSafe(p.area, p.userid, validBy(p.by));
+      if (!r.marked) throw new UsageError(r.reason!, 'conflict');
+      return { marked: true as const, area: p.area, userid: p.userid };
     },
 
     async discard(p) {

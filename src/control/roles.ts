@@ -20,6 +20,7 @@ export const API_ROLES: Record<keyof GatewayApi, ApiRole> = {
   usersShow: 'viewer',
   usersConflicts: 'viewer',
   outbox: 'viewer',
+  muster: 'viewer',
   // Acting at a door, and what only ever denies.
   open: 'operator',
   lock: 'operator',
@@ -27,6 +28,9 @@ export const API_ROLES: Record<keyof GatewayApi, ApiRole> = {
   sync: 'operator',
   usersBlock: 'operator',
   forgive: 'operator',
+  // A muster: begun (a fire release begins one by itself), ended, people marked safe.
+  musterStart: 'operator',
+  musterSafe: 'operator',
   // Ends a fire release only once the alarm has cleared (refused while it is active).
   fireReset: 'operator',
   // Changing who may pass, records, keys and accounts.

@@ -23,6 +23,10 @@ export interface AreaPolicy {
 /** A presence, stamped on both clocks (`mono`/`boot` absent in records of older versions). */
 export interface Presence extends Stamp {
   where: 'in' | 'out';
+  /** Where it was passed (the muster's "last door"): absent in records of older versions. */
+  door?: string;
+  /** Another gateway's (site areas); absent: this one. */
+  gateway?: string;
 }
 
 export type PresenceMap = Map<string, Presence>;

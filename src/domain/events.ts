@@ -85,7 +85,12 @@ export type DoorEventType =
   /** `alarms.deny_burst`: that many denials at the door within the window (someone trying cards). */
   | 'deny_burst'
   /** A lift car's floors enabled (for whom, which, how long) or put on or off free access. */
-  | 'lift_floors';
+  | 'lift_floors'
+  /** A muster began in an area (by whom or what: a fire release starts one), how many inside; ended. */
+  | 'muster_started'
+  | 'muster_ended'
+  /** A person marked safe during a muster (by whom). */
+  | 'muster_safe';
 
 /** Door events a linkage rule may be `on` (the ones a rule raises included: chains are checked for loops). */
 export const LINKABLE_EVENTS = ['forced_open', 'held_open', 'held_open_prealarm', 'alarm_cleared', 'contact_open', 'contact_closed', 'duress', 'reader_claim_refused', 'reader_flood', 'storage_failure', 'storage_recovered', 'disk_low', 'anti_passback_violation', 'reader_offline', 'reader_online', 'reader_tamper', 'reader_tamper_cleared', 'reader_power_failure', 'reader_power_restored', 'reader_secure_channel_failure', 'site_refused', 'threat_level', 'mode_changed', 'fire_release', 'fire_reset', 'io_alarm', 'io_alarm_cleared', 'linkage_alarm', 'deny_burst'] as const satisfies readonly DoorEventType[];

@@ -296,6 +296,7 @@ export class AccessPipeline {
     const r = applyAreaPassback(d, e.direction, area, map, now, stale);
     if (r.violation) this.doorEvents$.next({ type: 'anti_passback_violation', door: e.door, at: now.at, reader: e.reader, detail: `${d.userid ?? '?'} already ${e.direction} area '${area.name}'${area.hard && stale === null ? ' (denied)' : ' (let through: soft)'}` });
     if (r.record && r.decision.decision === 'grant' && d.userid) {
+      r.record.door = e.door;
       map.set(d.userid, r.record);
       this.o.onPresence?.(area.name, d.userid, r.record);
       if (area.site) this.sitePresence$.next({ area: area.name, userid: d.userid, where: r.record.where, at: now.at, door: e.door });
@@ -323,11 +324,17 @@ export class AccessPipeline {
   }
 
   /** A transition another gateway of a site area made (verified, and newer than what is held). */
-  applySitePresence(area: string, userid: string, where: 'in' | 'out' | 'none', at: number): void {
+  applySitePresence(area: string, userid: string, where: 'in' | 'out' | 'none', at: number, door: string, gateway: string): void {
     const map = this.areaMap(area);
-    if (where === 'none') map.delete(userid);
-    else map.set(userid, { where, at }); // another machine's clock: aged on the wall clock
-    this.o.onPresence?.(area, userid, where === 'none' ? null : { where, at });
+    const p = where === 'none' ? null : { where, at, door, gateway }; // another machine's clock: aged on the wall clock
+    if (p) map.set(userid, p);
+    else map.delete(userid);
+    this.o.onPresence?.(area, userid, p);
+  }
+
+  /** Everyone's presence in an area as this door holds it (the muster reads it). */
+  presenceIn(area: string): ReadonlyMap<string, Presence> {
+    return this.areaMap(area);
   }
 
   /** Why the door is in its mode: timed, manual, schedule (window open, or waiting for the first person), configured. */

@@ -178,8 +178,13 @@ function passageSchedule(p: NonNullable<DoorConfig['policy']['passage']>, groups
 /** The anti-passback area of a door, if it is in one. */
 function areaOf(d: DoorConfig, config: Config): { area: AreaPolicy } | Record<string, never> {
   const entry = Object.entries(config.areas).find(([, a]) => a.doors.includes(d.id));
-  if (!entry) return {};
-  const [name, a] = entry;
+  return entry ? { area: areaPolicy(entry[0], config, d.timezone ?? config.timezone) } : {};
+}
+
+/** An area's policy, in a zone (a door's; for the area as a whole, its first door's). */
+export function areaPolicy(name: string, config: Config, zone?: string): AreaPolicy {
+  const a = config.areas[name]!;
   const reset = a.reset_at?.split(':').map(Number);
-  return { area: { name, hard: a.mode === 'hard', timeoutS: a.timeout_s ?? null, resetMinute: reset ? reset[0]! * 60 + reset[1]! : null, timezone: d.timezone ?? config.timezone, site: a.site } };
+  const timezone = zone ?? config.doors.find((d) => d.id === a.doors[0])?.timezone ?? config.timezone;
+  return { name, hard: a.mode === 'hard', timeoutS: a.timeout_s ?? null, resetMinute: reset ? reset[0]! * 60 + reset[1]! : null, timezone, site: a.site };
 }

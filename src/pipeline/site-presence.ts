@@ -158,7 +158,7 @@ export class SitePresence {
     }
     if (!h && held.size >= MAX_PRESENCE_PER_AREA) return this.refuse('too_large', `area ${area} holds ${MAX_PRESENCE_PER_AREA} persons already`);
     held.set(p.userid, { p, signed: r.signed });
-    if (p.gateway !== this.me) this.o.pipeline.applySitePresence(area!, p.userid, p.where, p.at);
+    if (p.gateway !== this.me) this.o.pipeline.applySitePresence(area!, p.userid, p.where, p.at, p.door, p.gateway);
   }
 
   /** What the pipeline holds from before this start (LevelDB): unsigned, but its time orders it. */

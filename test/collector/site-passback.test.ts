@@ -136,3 +136,46 @@ describe('anti-passback across gateways', () => {
     expect(pass(g1, 'lobby').reason).toBe('anti_passback');
   }, 45_000);
 });
+
+describe('muster', () => {
+  it('lists who is inside a site area at any of its doors; a fire release starts the muster; safe marks are journaled; over MQTT too', async () => {
+    const site = doorsOf(['gw1', 'gw2']);
+    const [g1, g2] = [await site.start('gw1'), await site.start('gw2')];
+    expect(pass(g2, 'lobby').decision).toBe('grant'); // alice in at gw2
+    await until(() => where(g1) === 'in', 'gw1 holds alice in');
+    const before = await g1.api.muster({ area: 'hq' });
+    expect(before.areas[0]).toMatchObject({ area: 'hq', site: true, started: null, stale_s: null, safe: 0, unaccounted: 1 });
+    expect(before.areas[0]!.inside).toMatchObject([{ userid: 'alice', door: 'lobby', gateway: 'gw2', safe: null }]);
+    // The fire alarm at gw1's lobby: a muster of hq begins by itself.
+    const events: { type: string; detail?: string }[] = [];
+    const sub = g1.pipeline.doorEvents$.subscribe((e) => events.push(e));
+    closers.push(() => Promise.resolve(sub.unsubscribe()));
+    g1.io!.fire.source('test-panel', ['lobby'], true, { latch: false, cause: 'zone 3' });
+    const started = await until(async () => (await g1.api.muster({ area: 'hq' })).areas[0]!.started, 'the muster begun');
+    expect(started.by).toBe('fire release');
+    expect(events.find((e) => e.type === 'muster_started')?.detail).toMatch(/^1 inside area 'hq' \(fire release: fire alarm\)/);
+    await expect(g1.api.musterSafe({ area: 'hq', userid: 'nobody', by: 'guard-1' })).rejects.toThrow(/nobody is not inside area 'hq'/);
+    await expect(g1.api.musterSafe({ area: 'hq', userid: 'alice', by: 'guard-1' })).resolves.toEqual({ marked: true, area: 'hq', userid: 'alice' });
+    expect(events.find((e) => e.type === 'muster_safe')?.detail).toBe("alice safe (area 'hq', marked by guard-1)");
+    const now = (await g1.api.muster({})).areas[0]!;
+    expect(now).toMatchObject({ safe: 1, unaccounted: 0 });
+    expect(now.inside[0]!.safe).toMatchObject({ by: 'guard-1' });
+    // The same list over MQTT (an operator request), and refused for an area that does not exist.
+    const op = await mqtt.connectAsync(broker.url, { username: 'operator', password: 'op-pass', clientId: 'operator', protocolVersion: 5 });
+    closers.push(() => op.endAsync());
+    const replies: { topic: string; payload: string }[] = [];
+    op.on('message', (topic, p) => replies.push({ topic, payload: p.toString() }));
+    await op.subscribeAsync('doorgw/gw1/response/operator/#', { qos: 1 });
+    await op.publishAsync('doorgw/gw1/request/muster', JSON.stringify({ area: 'hq', transaction: 'm1' }), { qos: 1, properties: { responseTopic: 'doorgw/gw1/response/operator/muster' } });
+    await op.publishAsync('doorgw/gw1/request/muster', JSON.stringify({ area: 'nowhere', transaction: 'm2' }), { qos: 1, properties: { responseTopic: 'doorgw/gw1/response/operator/muster' } });
+    await until(() => replies.length === 2, 'both answered');
+    const [ok, bad] = ['m1', 'm2'].map((tx) => JSON.parse(replies.find((r) => (JSON.parse(r.payload) as { transaction: string }).transaction === tx)!.payload) as { status: string; data?: { areas: { inside: { userid: string }[] }[] }; error?: string });
+    expect(ok!.status).toBe('ok');
+    expect(ok!.data!.areas[0]!.inside.map((p) => p.userid)).toEqual(['alice']);
+    expect(bad).toMatchObject({ status: 'error' });
+    expect(JSON.stringify(bad)).toMatch(/no area 'nowhere'/);
+    // Out at gw2: no longer inside anywhere.
+    expect(pass(g2, 'back').decision).toBe('grant');
+    await until(async () => (await g1.api.muster({ area: 'hq' })).areas[0]!.inside.length === 0, 'alice out');
+  }, 30_000);
+});
