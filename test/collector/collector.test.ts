@@ -142,6 +142,14 @@ describe('doorgw collector', () => {
     const bad = await doorgwAsync(['collector', 'journal', '--collector-config', file, '--from', 'yesterday']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/from 'yesterday'/);
+    const example = await doorgwAsync(['collector', 'check', '--collector-config', join(ROOT, 'config/example-collector.yaml')]);
+    expect(example.stdout).toMatch(/^valid \(1 door key, database embedded in .*collector-db, broker mqtt:\/\/127\.0\.0\.1:1883\)/);
+    const wrong = join(tmpDir(), 'wrong.yaml');
+    writeFileSync(wrong, 'site: { url: mqtt://x }\nkey_file: k\ndoor_keys: [{ gateway: g, kid: "00000000000000000000000000000000", public_key: "AAAA" }]\nretention_months: 0\n');
+    const invalid = await doorgwAsync(['collector', 'check', '--collector-config', wrong]);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toMatch(/door_keys\[0\]\.public_key: an Ed25519 public key is 32 bytes/);
+    expect(invalid.stderr).toMatch(/retention_months/);
     const status = await doorgwAsync(['collector', 'status', '--collector-config', file, '--json']);
     expect((JSON.parse(status.stdout) as { gateways: { gateway: string; missing: number }[] }).gateways.map((g) => [g.gateway, g.missing])).toEqual([['gw1', 0], ['gw2', 0]]);
   }, 60_000);
