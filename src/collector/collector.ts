@@ -17,6 +17,7 @@ import type { CollectorConfig } from '../config/collector-schema.js';
 import { contiguous, gaps, type Interval } from '../domain/coverage.js';
 import { checkBatch } from '../domain/door-journal.js';
 import { checkReport } from '../domain/door-report.js';
+import { checkPresence } from '../domain/site-presence.js';
 import { signEnvelope } from '../domain/site-envelope.js';
 import { DurableSubscriber, type MqttMessage } from '../io/mqtt/client.js';
 import type { Logger } from '../log.js';
@@ -77,7 +78,7 @@ export class Collector {
       password: s.password,
       ca: s.ca,
       clientId: this.o.config.collector_id,
-      subscriptions: [`${this.base}/journal/+`, `${this.base}/door/+`],
+      subscriptions: [`${this.base}/journal/+`, `${this.base}/door/+`, `${this.base}/presence/+/+`],
       sessionExpiryS: SESSION_EXPIRY_S,
       log: this.o.log,
       handle: (m) => this.onMessage(m),
@@ -102,14 +103,24 @@ export class Collector {
 
   /** One message from the broker; resolves when it is written (the broker is acknowledged then). */
   async onMessage(m: MqttMessage): Promise<void> {
-    const [kind, gateway] = m.topic.slice(this.base.length + 1).split('/');
+    const [kind, gateway, slot] = m.topic.slice(this.base.length + 1).split('/');
     if (!gateway || m.payload.length === 0) return;
+    if (kind === 'presence') {
+      if (!slot || slot.startsWith('~')) return; // heartbeats are the doors' business
+      const r = checkPresence(m.payload, { area: gateway, person: slot }, { doorKeys: this.doorKeys, peers: null, nowMs: this.now(), skewMs: 30_000 });
+      if (!r.ok) return this.refuse(`presence_${r.reason}`, r.detail, r.reason === 'malformed' ? '?' : gateway);
+      await this.untilWritten(() => this.o.db.notePresence(r.p));
+      return;
+    }
     if (kind === 'door') {
       const r = checkReport(m.payload, gateway, this.doorKeys);
       if (!r.ok || !r.signed) return this.refuse('report', r.ok ? 'unsigned' : r.reason, gateway);
       const g = this.door(gateway);
       g.doors = new Set(r.report.doors);
-      return this.untilWritten(() => this.o.db.noteReport(gateway, r.report.doors));
+      // The site's fire level at any door begins the site muster (the console's list of who is inside).
+      const fire = r.report.levels.find((l) => l.level === 'fire');
+      if (fire && !this.muster) this.startMuster('fire threat level', `reported by ${gateway}${fire.by ? ` (set by ${fire.by})` : ''}`);
+      return this.untilWritten(() => this.o.db.noteReport(gateway, r.report.doors, r.report));
     }
     if (kind !== 'journal') return;
     const g = this.gateways.get(gateway);
@@ -186,6 +197,21 @@ export class Collector {
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'retention not applied');
     }
+  }
+
+  /** The site muster: since when, and why (a fire level reported by a door, or an operator). */
+  muster: { at: number; by: string; cause: string } | null = null;
+
+  startMuster(by: string, cause: string): void {
+    this.muster = { at: this.now(), by, cause };
+    this.o.log.warn({ by, cause }, 'site muster started');
+  }
+
+  endMuster(by: string): boolean {
+    if (!this.muster) return false;
+    this.o.log.info({ by, since: this.muster.at }, 'site muster ended');
+    this.muster = null;
+    return true;
   }
 
   status(): CollectorStatus {

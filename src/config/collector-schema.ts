@@ -42,6 +42,25 @@ export const collectorConfigSchema = z.strictObject({
   retention_months: z.number().int().min(1).max(240).default(24),
   /** The site's zone: local times in queries, and the day of a time-of-day filter. */
   timezone: str().default('UTC'),
+  /** The site console: every door, the site journal, presence and muster (the door console's account, session and CSRF rules). */
+  web: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      bind: str().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8090),
+      tls: z.strictObject({ cert: str(), key: str() }).optional(),
+      /** Mark cookies Secure (behind a TLS-terminating proxy). Default: with tls. */
+      cookie_secure: z.boolean().optional(),
+      session_idle_min: z.number().int().min(1).max(24 * 60).default(30),
+      session_max_h: z.number().int().min(1).max(168).default(12),
+      login_max_failures: z.number().int().min(1).max(100).default(5),
+      login_lockout_s: z.number().int().min(1).max(86_400).default(300),
+      trusted_proxies: z.array(str()).default([]),
+      max_connections: z.number().int().min(4).max(10_000).default(256),
+      /** A gateway is shown offline when its report is older than this (s; reports come every site.report_interval_s). */
+      offline_after_s: z.number().int().min(10).max(86_400).default(180),
+    })
+    .default({ enabled: false, bind: '127.0.0.1', port: 8090, session_idle_min: 30, session_max_h: 12, login_max_failures: 5, login_lockout_s: 300, trusted_proxies: [], max_connections: 256, offline_after_s: 180 }),
   gaps: z
     .strictObject({
       /** A range asked of a door at most (records). */

@@ -136,6 +136,13 @@ const SCHEMA = [
      doors jsonb,
      last_seen timestamptz
    )`,
+  `ALTER TABLE gateways ADD COLUMN IF NOT EXISTS report jsonb`,
+  // The site console's accounts (the door console's rules: roles, scrypt hashes made by the CLI).
+  `CREATE TABLE IF NOT EXISTS web_accounts (name text PRIMARY KEY, role text NOT NULL, hash text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+  // Presence in site areas as the doors state it (signed; the newest of each person).
+  `CREATE TABLE IF NOT EXISTS presence (area text NOT NULL, userid text NOT NULL, where_ text NOT NULL, at bigint NOT NULL, gateway text NOT NULL, door text NOT NULL, PRIMARY KEY (area, userid))`,
+  // Safe marks of musters, with who marked.
+  `CREATE TABLE IF NOT EXISTS muster_marks (area text NOT NULL, userid text NOT NULL, by_ text NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (area, userid, at))`,
 ];
 
 export interface GatewayRow {
@@ -214,13 +221,57 @@ export class SiteJournalDb {
     return this.sql.query<GatewayRow>('SELECT gateway, covered, head, doors, last_seen FROM gateways ORDER BY gateway');
   }
 
-  /** A door's signed report: its doors (the only ones its records may name) and its head. */
-  async noteReport(gateway: string, doors: string[]): Promise<void> {
+  /** A door's signed report: its doors (the only ones its records may name), kept whole for the console. */
+  async noteReport(gateway: string, doors: string[], report: unknown): Promise<void> {
     await this.sql.query(
-      `INSERT INTO gateways (gateway, doors, last_seen) VALUES ($1, $2::jsonb, now())
-       ON CONFLICT (gateway) DO UPDATE SET doors = EXCLUDED.doors, last_seen = now()`,
-      [gateway, JSON.stringify(doors)],
+      `INSERT INTO gateways (gateway, doors, report, last_seen) VALUES ($1, $2::jsonb, $3::jsonb, now())
+       ON CONFLICT (gateway) DO UPDATE SET doors = EXCLUDED.doors, report = EXCLUDED.report, last_seen = now()`,
+      [gateway, JSON.stringify(doors), JSON.stringify(report)],
     );
+  }
+
+  /** Every gateway with its last report and its newest record (the site console's door list). */
+  async overview(): Promise<{ gateway: string; report: unknown; last_seen: Date | null; head: number; covered: Interval[]; last: SiteJournalRow | null }[]> {
+    const gws = await this.sql.query<{ gateway: string; report: unknown; last_seen: Date | null; head: number; covered: Interval[] }>('SELECT gateway, report, last_seen, head, covered FROM gateways ORDER BY gateway');
+    const out = [];
+    for (const g of gws) {
+      const [last] = await this.page({ fromMs: 0, toMs: 9_999_999_999_999, zone: 'UTC', gateway: g.gateway }, 1, null, 'desc');
+      out.push({ ...g, last: last ?? null });
+    }
+    return out;
+  }
+
+  async webAccount(name: string): Promise<{ name: string; role: 'viewer' | 'operator' | 'admin'; hash: string } | null> {
+    const [a] = await this.sql.query<{ name: string; role: 'viewer' | 'operator' | 'admin'; hash: string }>('SELECT name, role, hash FROM web_accounts WHERE name = $1', [name]);
+    return a ?? null;
+  }
+
+  async putWebAccount(name: string, role: string, hash: string): Promise<void> {
+    await this.sql.query('INSERT INTO web_accounts (name, role, hash) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, hash = EXCLUDED.hash, updated_at = now()', [name, role, hash]);
+  }
+
+  /** A verified presence transition: kept when newer than the one held (time, then gateway, then door). */
+  async notePresence(p: { area: string; userid: string; where: string; at: number; gateway: string; door: string }): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO presence (area, userid, where_, at, gateway, door) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (area, userid) DO UPDATE SET where_ = EXCLUDED.where_, at = EXCLUDED.at, gateway = EXCLUDED.gateway, door = EXCLUDED.door
+       WHERE (EXCLUDED.at, EXCLUDED.gateway, EXCLUDED.door) > (presence.at, presence.gateway, presence.door)`,
+      [p.area, p.userid, p.where, p.at, p.gateway, p.door],
+    );
+  }
+
+  /** Who is in each area (or one) by the newest transitions, with their safe marks since `sinceMs`. */
+  async inside(area: string | undefined, sinceMs: number): Promise<{ area: string; userid: string; at: number; gateway: string; door: string; safe_by: string | null; safe_at: number | null }[]> {
+    return this.sql.query(
+      `SELECT p.area, p.userid, p.at, p.gateway, p.door, m.by_ AS safe_by, (extract(epoch FROM m.at) * 1000)::bigint AS safe_at
+       FROM presence p LEFT JOIN LATERAL (SELECT by_, at FROM muster_marks WHERE area = p.area AND userid = p.userid AND at >= to_timestamp($2 / 1000.0) ORDER BY at DESC LIMIT 1) m ON true
+       WHERE p.where_ = 'in' ${area !== undefined ? 'AND p.area = $1' : 'AND ($1::text IS NULL OR true)'} ORDER BY p.area, p.at, p.userid`,
+      [area ?? null, sinceMs],
+    );
+  }
+
+  async markSafe(area: string, userid: string, by: string): Promise<void> {
+    await this.sql.query('INSERT INTO muster_marks (area, userid, by_) VALUES ($1, $2, $3)', [area, userid, by]);
   }
 
   /**

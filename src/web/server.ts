@@ -47,7 +47,7 @@ export interface WebContext {
   now?: () => number;
 }
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -120,14 +120,14 @@ class EventHub {
  * 1.3 only, forward-secret AEAD suites only — Node's defaults still offer CBC with SHA-1 and CCM8.
  * TLS 1.3's suites are fixed by Node (all AEAD).
  */
-const TLS_PROFILE = {
+export const TLS_PROFILE = {
   minVersion: 'TLSv1.2',
   ciphers: ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'].join(':'),
   honorCipherOrder: true,
 } as const;
 
 /** An Origin header (when sent) naming this host; one that is not a URL (`null`, garbage) is not ours. */
-function sameOrigin(req: IncomingMessage): boolean {
+export function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   try {
@@ -232,12 +232,7 @@ export class WebServer {
   // ---------------------------------------------------------------------------------------------
 
   private headers(res: ServerResponse): void {
-    res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('X-Frame-Options', 'DENY');
-    res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-    if (this.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
+    securityHeaders(res, this.tls);
   }
 
   private json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
@@ -303,25 +298,10 @@ export class WebServer {
     if (!safeEqual(String(req.headers['x-csrf-token'] ?? ''), s.csrf)) throw new HttpError(403, 'missing or wrong CSRF token (reload the page)', 'forbidden');
   }
 
-  private async body(req: IncomingMessage): Promise<Record<string, unknown>> {
-    if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send JSON (Content-Type: application/json)');
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      size += c.length;
-      if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY / 1024} KiB`);
-      chunks.push(c);
-    }
-    if (size === 0) return {};
-    let v: unknown;
-    try {
-      v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      throw new HttpError(400, 'the body is not JSON');
-    }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'the body must be a JSON object');
-    return v as Record<string, unknown>;
+  private body(req: IncomingMessage): Promise<Record<string, unknown>> {
+    return readJsonBody(req);
   }
+
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!sameOrigin(req)) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
@@ -467,7 +447,7 @@ function journalParams(q: Record<string, string>) {
   return out;
 }
 
-function cookie(req: IncomingMessage, name: string): string | undefined {
+export function cookie(req: IncomingMessage, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const [k, ...v] = part.trim().split('=');
     if (k === name) return v.join('=');
@@ -475,9 +455,40 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
   return undefined;
 }
 
-function safeEqual(a: string, b: string): boolean {
+export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+
+/** The console's headers: a strict CSP (our own scripts and styles only), no framing, no referrer. */
+export function securityHeaders(res: ServerResponse, tls: boolean): void {
+  res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  if (tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
+}
+
+/** A JSON object body of at most MAX_BODY bytes (anything else is a clear 4xx). */
+export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send JSON (Content-Type: application/json)');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY / 1024} KiB`);
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'the body is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'the body must be a JSON object');
+  return v as Record<string, unknown>;
+}

@@ -128,6 +128,30 @@ describe('store: journal, outbox, replay', () => {
     await r.close();
   });
 
+  it('tells of every sequenced write with its records, and reads the journal back by sequence range (decisions and door events, nothing else)', async () => {
+    const s = await Store.open(join(tmpDir(), 'db'));
+    const told: [number, number, number[]][] = [];
+    const off = s.onSequenced((from, to, records) => told.push([from, to, records.map((r) => r.seq)]));
+    await s.append([{ decision: decision(1) }, { decision: decision(2) }]);
+    await s.appendDoorEvent({ type: 'forced_open', door: 'front', at: 3 });
+    await s.outboxAppend([{ userid: 'a', user_type: 0, timestamp: 4, direction: 'in', method: 'card', door: 'front' }]); // a number, no journal record
+    await s.append([{ decision: decision(5) }]);
+    expect(told).toEqual([[1, 2, [1, 2]], [3, 3, [3]], [4, 4, []], [5, 5, [5]]]);
+    expect(s.lastSeq).toBe(5);
+    const all = await s.journalRecords(1, 5, 100);
+    expect(all.to).toBe(5);
+    expect(all.records.map((r) => [r.seq, r.kind])).toEqual([[1, 'decision'], [2, 'decision'], [3, 'event'], [5, 'decision']]);
+    // A limit: how far it looked is the last record it returned.
+    const two = await s.journalRecords(2, 5, 2);
+    expect([two.records.map((r) => r.seq), two.to]).toEqual([[2, 3], 3]);
+    // Pruned, or never a journal record: the range is answered empty, covered.
+    expect(await s.journalRecords(4, 4, 10)).toEqual({ records: [], to: 4 });
+    off();
+    await s.append([{ decision: decision(6) }]);
+    expect(told).toHaveLength(4);
+    await s.close();
+  });
+
   it('prunes the journal to the newest entries', async () => {
     const s = await Store.open(join(tmpDir(), 'db'));
     await s.append(Array.from({ length: 2500 }, (_, i) => ({ decision: decision(10_000 + i) })));
