@@ -19,7 +19,7 @@ export default tseslint.config(
   },
   { files: ['**/*.js', '**/*.mjs'], extends: [tseslint.configs.disableTypeChecked], languageOptions: { globals: { process: 'readonly', setInterval: 'readonly' } } },
   // The console's browser code: plain ES modules served as they are.
-  { files: ['src/web/assets/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
+  { files: ['src/web/assets/**/*.js', 'src/collector/assets/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
   {
     files: ['test/**/*.ts'],
     rules: {

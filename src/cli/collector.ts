@@ -73,16 +73,51 @@ export function addCollectorCommands(program: Command, d: CliDeps): void {
       const { Collector } = await import('../collector/collector.js');
       const c = new Collector({ config, signer, db, log });
       await c.start();
+      let web: { stop(): Promise<void> } | null = null;
+      if (config.web.enabled) {
+        const { SiteConsole } = await import('../collector/console.js');
+        const { VERSION } = await import('../version.js');
+        const sc = new SiteConsole({ config, db, collector: c, log: log.child({ module: 'site-console' }), version: VERSION });
+        await sc.start();
+        web = sc;
+      }
       log.info({ database: config.database.url ? 'postgresql' : `embedded (${config.database.dir})`, doors: config.door_keys.length }, 'collector started');
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
           log.info({ signal }, 'stopping');
           setTimeout(() => process.exit(1), 10_000).unref();
-          void c.stop().then(() => db.close()).finally(resolve);
+          void (web?.stop() ?? Promise.resolve())
+            .then(() => c.stop())
+            .then(() => db.close())
+            .finally(resolve);
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+    });
+
+  col
+    .command('user')
+    .description('site console accounts')
+    .command('add <name>')
+    .description('add an account, or change its role and password (read from the terminal, or standard input; hashed here, scrypt)')
+    .addOption(new Option('--role <role>', 'viewer, operator or admin').choices(['viewer', 'operator', 'admin']).makeOptionMandatory())
+    .addOption(cfgOpt())
+    .action(async (name: string, o: { role: string; collectorConfig?: string }) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new UsageError('an account name is 1-64 letters, digits, _ . or -');
+      const config = await load(o.collectorConfig);
+      const { readPassword } = await import('./web.js');
+      const { hashPassword, passwordProblem } = await import('../domain/password.js');
+      const password = await readPassword();
+      const problem = passwordProblem(password);
+      if (problem) throw new UsageError(`the password needs ${problem}`);
+      const db = await openDb(config);
+      try {
+        await db.putWebAccount(name, o.role, await hashPassword(password));
+      } finally {
+        await db.close();
+      }
+      d.out(`account ${name} (${o.role}) saved`);
     });
 
   col

@@ -9,7 +9,7 @@ import type { CliDeps } from './wecom.js';
 const ROLES = ['viewer', 'operator', 'admin'];
 
 /** A password: typed twice without echo on a terminal, else the first line of standard input. */
-async function readPassword(): Promise<string> {
+export async function readPassword(): Promise<string> {
   if (!process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
