@@ -179,3 +179,26 @@ describe('muster', () => {
     await until(async () => (await g1.api.muster({ area: 'hq' })).areas[0]!.inside.length === 0, 'alice out');
   }, 30_000);
 });
+
+describe('anti-passback across 20 gateways', () => {
+  it('in at one of 20, denied in again at each of the other 19; out at the last, let in again at the first', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `g${String(i + 1).padStart(2, '0')}`);
+    const big = new Broker({ users: Object.fromEntries(ids.map((id) => [id, `pw-${id}`])), acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+    await big.start();
+    closers.push(() => big.stop());
+    const dirs = new Map(ids.map((id) => [id, join(tmpDir(), id)]));
+    const door_keys = ids.map((id) => ({ gateway: id, kid: doorKey(dirs.get(id)!).kid, public_key: doorKey(dirs.get(id)!).publicKey }));
+    const gws: Gateway[] = [];
+    for (const id of ids) {
+      const g = await startMqttGateway(big, { log, key: qrKey, dataDir: dirs.get(id)!, extra: { username: id, password: `pw-${id}` }, top: { gateway_id: id, site: { enabled: true, door_keys }, areas: { hq: { doors: ['lobby', 'back'], site: true } } } });
+      closers.push(() => g.stop());
+      gws.push(g);
+    }
+    expect(pass(gws[0]!, 'lobby').decision).toBe('grant');
+    await until(() => gws.every((g) => where(g) === 'in'), 'all 20 hold alice in', 15_000);
+    for (const g of gws.slice(1)) expect(pass(g, 'lobby').reason, g.config.gateway_id).toBe('anti_passback');
+    expect(pass(gws[19]!, 'back').decision).toBe('grant');
+    await until(() => gws.every((g) => where(g) === 'out'), 'all 20 hold alice out', 15_000);
+    expect(pass(gws[0]!, 'lobby').decision).toBe('grant');
+  }, 90_000);
+});
