@@ -22,6 +22,7 @@ import { signEnvelope } from '../domain/site-envelope.js';
 import { DurableSubscriber, type MqttMessage } from '../io/mqtt/client.js';
 import type { Logger } from '../log.js';
 import type { SiteJournalDb } from '../store/site-journal-db.js';
+import { CollectorRequests } from './requests.js';
 
 const GAP_CHECK_MS = 500;
 const RETRY_MAX_MS = 60_000;
@@ -48,6 +49,7 @@ export interface CollectorStatus {
 
 export class Collector {
   private sub: DurableSubscriber | null = null;
+  private requests: CollectorRequests | null = null;
   private readonly gateways = new Map<string, Door>();
   private readonly doorKeys: Map<string, { kid: string; public_key: string }>;
   private timer: NodeJS.Timeout | null = null;
@@ -72,13 +74,15 @@ export class Collector {
     for (const g of await this.o.db.gateways()) this.gateways.set(g.gateway, { covered: g.covered, head: g.head, doors: g.doors ? new Set(g.doors) : null, lastSeen: g.last_seen ? g.last_seen.getTime() : null, asked: null });
     await this.applyRetention();
     const s = this.o.config.site;
+    const requests = new CollectorRequests({ base: this.base, timezone: this.o.config.timezone, db: this.o.db, collector: this, log: this.o.log, reply: (topic, payload, cd) => this.sub?.publish(topic, payload, cd) ?? false });
+    this.requests = requests;
     this.sub = DurableSubscriber.start({
       url: s.url,
       username: s.username,
       password: s.password,
       ca: s.ca,
       clientId: this.o.config.collector_id,
-      subscriptions: [`${this.base}/journal/+`, `${this.base}/door/+`, `${this.base}/presence/+/+`],
+      subscriptions: [`${this.base}/journal/+`, `${this.base}/door/+`, `${this.base}/presence/+/+`, requests.filter],
       sessionExpiryS: SESSION_EXPIRY_S,
       log: this.o.log,
       handle: (m) => this.onMessage(m),
@@ -104,6 +108,7 @@ export class Collector {
   /** One message from the broker; resolves when it is written (the broker is acknowledged then). */
   async onMessage(m: MqttMessage): Promise<void> {
     const [kind, gateway, slot] = m.topic.slice(this.base.length + 1).split('/');
+    if (kind === 'collector' && gateway === 'request') return this.requests?.onMessage(m);
     if (!gateway || m.payload.length === 0) return;
     if (kind === 'presence') {
       if (!slot || slot.startsWith('~')) return; // heartbeats are the doors' business

@@ -410,6 +410,9 @@ export class DurableSubscriber {
     let attempts = 0;
     c.handleMessage = (packet, done) => {
       const m: MqttMessage = { topic: packet.topic, payload: Buffer.from(packet.payload).toString('utf8'), retain: packet.retain };
+      const props = packet.properties;
+      if (props?.responseTopic) m.responseTopic = props.responseTopic;
+      if (props?.correlationData) m.correlationData = Buffer.from(props.correlationData);
       o.handle(m).then(
         () => done(),
         (e: unknown) => {
@@ -435,11 +438,11 @@ export class DurableSubscriber {
     return s;
   }
 
-  /** Publish (QoS 1, not retained) if connected: false when not sent. */
-  publish(topic: string, payload: string): boolean {
+  /** Publish (QoS 1, not retained) if connected: false when not sent. A reply carries its request's correlation data. */
+  publish(topic: string, payload: string, correlationData?: Buffer): boolean {
     assertPublishable(topic);
     if (!this.c.connected) return false;
-    this.c.publish(topic, payload, { qos: 1 });
+    this.c.publish(topic, payload, { qos: 1, ...(correlationData ? { properties: { correlationData } } : {}) });
     return true;
   }
 
