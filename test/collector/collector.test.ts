@@ -321,3 +321,21 @@ describe('doorgw collector without a database configured', () => {
     expect(rows.map((r) => [r.gateway, r.decision])).toEqual([['gw1', 'deny'], ['gw1', 'grant'], ['gw1', 'grant'], ['gw1', 'deny'], ['gw1', 'grant']]);
   }, 60_000);
 });
+
+describe('the site journal database', () => {
+  it('partitions by month and drops whole months past retention, keeping the rest and the coverage', async () => {
+    const db = await SiteJournalDb.open({ url: await pg.database() });
+    closers.push(() => db.close());
+    const rec = (seq: number, at: number) => ({ seq, kind: 'decision' as const, entry: { seq, decision: 'grant' as const, reason: 'rule_match' as const, userid: 'alice', user_type: 1 as const, method: 'card' as const, door: 'lobby', at } });
+    const months = [Date.UTC(2024, 0, 15), Date.UTC(2024, 5, 15), Date.UTC(2026, 10, 15)];
+    const w = await db.writeBatch('gw1', [1, 3], 3, months.map((at, i) => rec(i + 1, at)));
+    expect(w).toMatchObject({ inserted: 3, covered: [[1, 3]], head: 3 });
+    expect(await db.writeBatch('gw1', [1, 3], 3, months.map((at, i) => rec(i + 1, at)))).toMatchObject({ inserted: 0 }); // once
+    expect(await db.dropMonthsBefore(Date.UTC(2024, 6, 1))).toEqual(['journal_2024_01', 'journal_2024_06']);
+    const left = await db.page({ fromMs: 0, toMs: Date.UTC(2030, 0, 1), zone: 'UTC' }, 10, null);
+    expect(left.map((r) => r.seq)).toEqual([3]);
+    expect((await db.gateways())[0]!.covered).toEqual([[1, 3]]); // what was dropped stays known, not asked for again
+    // A month written again after its partition was dropped is created again.
+    expect(await db.writeBatch('gw1', [4, 4], 4, [rec(4, Date.UTC(2024, 0, 20))])).toMatchObject({ inserted: 1 });
+  });
+});

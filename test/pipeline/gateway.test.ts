@@ -341,8 +341,11 @@ describe('door modes', () => {
     await gw.api.setMode({ door: 'front', mode: 'lockdown', duration_s: 1, by: 'test' });
     expect((await gw.api.status()).doors[0]).toMatchObject({ id: 'front', mode: 'lockdown', until: expect.any(Number) });
     await vi.waitFor(() => expect(gw.pipeline.modeOf('front')).toBe('normal'), { timeout: 3000 });
-    const events = (await gw.api.doorEvents({ limit: 10 })).filter((e) => e.type === 'mode_changed').map((e) => e.detail);
-    expect(events).toEqual([expect.stringMatching(/^lockdown → normal by timer$/), expect.stringMatching(/^normal → lockdown until .* by test$/)]);
+    // The door event is journaled after the change (a write): waited for, not assumed.
+    await vi.waitFor(async () => {
+      const events = (await gw.api.doorEvents({ limit: 10 })).filter((e) => e.type === 'mode_changed').map((e) => e.detail);
+      expect(events).toEqual([expect.stringMatching(/^lockdown → normal by timer$/), expect.stringMatching(/^normal → lockdown until .* by test$/)]);
+    });
     // a timed lockdown set just before a restart is still in force after it, and still ends
     await gw.api.setMode({ door: 'front', mode: 'lockdown', duration_s: 2, by: 'test' });
     await vi.waitFor(async () => expect(await gw.store.getMeta('door.front.mode')).toMatchObject({ mode: 'lockdown', until: expect.any(Number) }));
