@@ -205,6 +205,8 @@ export function addUserCommands(program: Command, d: CliDeps): void {
         if (f.extended_unlock_ms !== null) d.out(`unlock     ${f.extended_unlock_ms / 1000} s`);
         d.out(`pin        ${f.pin_set ? 'set' : 'none'}`);
         if (f.note) d.out(`note       ${f.note}`);
+        if (f.max_uses != null) d.out(`uses       at most ${f.max_uses} since ${t(f.uses_since ?? null)}`);
+        if (f.sponsor) d.out(`sponsor    ${f.sponsor}`);
         d.out(`changed    ${t(f.updated_at)} by ${f.updated_by}`);
       }
       d.out(`templates  ${u.templates.map((x) => `${x.kind}/${x.id} (${x.bytes} B)`).join(', ') || 'none'}`);
@@ -224,10 +226,13 @@ export function addUserCommands(program: Command, d: CliDeps): void {
       .option('--rule <rule>', 'a pass rule, WeCom syntax, e.g. "8:00-18:00 * * 1-5 *" (repeat; replaces the list)', collect)
       .option('--extended-unlock <s>', 'a longer unlock, seconds')
       .option('--note <text>', 'a note for operators')
+      .option('--max-uses <n>', 'a temporary credential: at most n passages from now (a fresh count each time it is set)')
+      .option('--sponsor <who>', 'who vouches for this person (a visitor\'s host): named in the journal of each passage')
+      .option('--today', 'valid today only: from the start of today to midnight, in the gateway zone')
       .addOption(d.configOpt())
       .option('--json', 'machine-readable output');
 
-  type FieldOpts = { name?: string; type?: string; card?: string[]; pinStdin?: boolean; group?: string[]; from?: string; until?: string; door?: string[]; rule?: string[]; extendedUnlock?: string; note?: string; config: string; json?: boolean };
+  type FieldOpts = { name?: string; type?: string; card?: string[]; pinStdin?: boolean; group?: string[]; from?: string; until?: string; door?: string[]; rule?: string[]; extendedUnlock?: string; note?: string; maxUses?: string; sponsor?: string; today?: boolean; config: string; json?: boolean };
   const fields = async (o: FieldOpts): Promise<Record<string, unknown>> => {
     const config = await d.configFrom(o.config);
     const p: Record<string, unknown> = {};
@@ -242,6 +247,15 @@ export function addUserCommands(program: Command, d: CliDeps): void {
     if (o.rule) p.rules = o.rule;
     if (o.extendedUnlock !== undefined) p.extended_unlock_s = intArg('--extended-unlock', o.extendedUnlock);
     if (o.note !== undefined) p.note = o.note;
+    if (o.maxUses !== undefined) p.max_uses = intArg('--max-uses', o.maxUses);
+    if (o.sponsor !== undefined) p.sponsor = o.sponsor;
+    if (o.today) {
+      if (o.from !== undefined || o.until !== undefined) throw new UsageError('--today sets --from and --until: give one or the other');
+      const day = localStamp(Date.now(), config.timezone).slice(0, 10);
+      p.valid_from = timeArg('--today', day, config.timezone);
+      p.valid_until = (p.valid_from as number) + 86_400_000 + 3_600_000; // past the next midnight (a DST day is 25 h), then cut to it
+      p.valid_until = timeArg('--today', localStamp(p.valid_until as number, config.timezone).slice(0, 10), config.timezone);
+    }
     return p;
   };
   const printChange = (r: { user: UserRow; conflicts: { detail: string }[] }, o: { json?: boolean }, verb: string): void => {

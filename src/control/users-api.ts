@@ -72,6 +72,9 @@ export interface LocalExportEntry {
   doors: string[] | null;
   extended_unlock_s: number | null;
   note: string | null;
+  /** A temporary credential's passages (a fresh count from the import), and who vouched. */
+  max_uses?: number | null;
+  sponsor?: string | null;
   blocked: { until: string | null; reason: string | null } | null;
   blocked_cards: Record<string, { until: string | null; reason: string | null }>;
 }
@@ -112,7 +115,7 @@ function validated<T>(fn: () => T): T {
 }
 
 const isEmptyAdjustment = (f: LocalFields): boolean =>
-  f.cards_added.length === 0 && f.blocked === null && Object.keys(f.blocked_cards).length === 0 && f.groups.length === 0 && f.valid_from === null && f.valid_until === null && f.doors === null && f.extended_unlock_ms === null && f.pin === null && f.note === null;
+  f.cards_added.length === 0 && f.blocked === null && Object.keys(f.blocked_cards).length === 0 && f.groups.length === 0 && f.valid_from === null && f.valid_until === null && f.doors === null && f.extended_unlock_ms === null && f.pin === null && f.note === null && f.max_uses == null && !f.sponsor;
 
 export interface ActionLog {
   (by: string, what: string, door?: string): Promise<void>;
@@ -318,7 +321,7 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
       const cloud = store.cloudUser(userid);
       if (!cloud) throw new UsageError(`no user '${userid}' in the cloud directory or the local layer`, 'not_found');
       const own = (['name', 'user_type', 'rules', 'cards'] as const).filter((k) => p[k] !== undefined);
-      if (own.length) throw new UsageError(`${own.join(', ')} of a cloud user come${own.length === 1 ? 's' : ''} from the cloud; locally you may add_cards, remove_cards (added ones), block, and set pin, groups, valid_from, valid_until, doors, extended_unlock_s, note`);
+      if (own.length) throw new UsageError(`${own.join(', ')} of a cloud user come${own.length === 1 ? 's' : ''} from the cloud; locally you may add_cards, remove_cards (added ones), block, and set pin, groups, valid_from, valid_until, doors, extended_unlock_s, note, max_uses, sponsor`);
       const fromCloud = remove.filter((c) => cloud.cards.includes(c));
       if (fromCloud.length) throw new UsageError(`card ${fromCloud.join(', ')} comes from the cloud: block it instead (users block --card)`);
       const prev = store.localAdjustment(userid) ?? emptyLocalFields(at, by);
@@ -401,6 +404,8 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
         doors: f.doors,
         extended_unlock_s: f.extended_unlock_ms === null ? null : f.extended_unlock_ms / 1000,
         note: f.note,
+        ...(f.max_uses != null ? { max_uses: f.max_uses } : {}),
+        ...(f.sponsor ? { sponsor: f.sponsor } : {}),
         blocked: f.blocked ? { until: iso(f.blocked.until), reason: f.blocked.reason } : null,
         blocked_cards: Object.fromEntries(Object.entries(f.blocked_cards).map(([c, b]) => [c, { until: iso(b.until), reason: b.reason }])),
       });
@@ -427,7 +432,7 @@ export function usersApi(store: Store, config: Config, journalAction: ActionLog)
 /** An exported entry back into the input the validators take. */
 function fromExport(e: Record<string, unknown>): LocalUserInput {
   const input: LocalUserInput = {};
-  for (const k of ['userid', 'name', 'user_type', 'cards', 'rules', 'groups', 'valid_from', 'valid_until', 'doors', 'extended_unlock_s', 'note', 'pin'] as const) {
+  for (const k of ['userid', 'name', 'user_type', 'cards', 'rules', 'groups', 'valid_from', 'valid_until', 'doors', 'extended_unlock_s', 'note', 'pin', 'max_uses', 'sponsor'] as const) {
     if (e[k] !== undefined) input[k] = e[k];
   }
   return input;

@@ -47,6 +47,11 @@ export interface LocalFields {
   /** `salt:hmac` (hex), never the PIN itself. */
   pin: string | null;
   note: string | null;
+  /** A temporary credential: at most this many passages (null or absent: no limit), counted from `uses_since`. */
+  max_uses?: number | null;
+  uses_since?: number | null;
+  /** Who vouched for this person (a visitor's host): named in the journal of each passage. */
+  sponsor?: string | null;
   updated_at: number;
   updated_by: string;
 }
@@ -71,7 +76,7 @@ const active = (b: Block | null | undefined, nowMs: number): b is Block => !!b &
  * Local restrictions of an identified person at a door now: the deny they lead to, or null.
  * Checked before door mode and rules: a blocked guard does not pass a lockdown either.
  */
-export function localRestriction(user: UserRecord, cred: Credential, doorId: string, nowMs: number, requirePin: boolean, zone = 'UTC'): { reason: DenyReason; detail: string } | null {
+export function localRestriction(user: UserRecord, cred: Credential, doorId: string, nowMs: number, requirePin: boolean, zone = 'UTC', used = 0): { reason: DenyReason; detail: string } | null {
   const f = user.local;
   if (f) {
     // Instants an operator reads are local to the door, with their offset.
@@ -81,6 +86,7 @@ export function localRestriction(user: UserRecord, cred: Credential, doorId: str
     if (f.valid_from !== null && nowMs < f.valid_from) return { reason: 'outside_validity', detail: `valid from ${localStamp(f.valid_from, zone)}` };
     if (f.valid_until !== null && nowMs >= f.valid_until) return { reason: 'outside_validity', detail: `valid until ${localStamp(f.valid_until, zone)}` };
     if (f.doors !== null && !f.doors.includes(doorId)) return { reason: 'door_not_allowed', detail: `may pass ${f.doors.join(', ') || 'no door'}` };
+    if (f.max_uses != null && used >= f.max_uses) return { reason: 'uses_exhausted', detail: `used ${used} of ${f.max_uses} time${f.max_uses === 1 ? '' : 's'}${f.sponsor ? ` (sponsor ${f.sponsor})` : ''}` };
   }
   if (cred.type === 'card' && (cred.pin !== undefined || requirePin)) {
     if (cred.pin === undefined) return { reason: 'pin_required', detail: 'this door takes card and PIN' };
@@ -137,6 +143,9 @@ export interface LocalUserInput {
   rules?: unknown;
   extended_unlock_s?: unknown;
   note?: unknown;
+  /** A temporary credential: at most this many passages from now (null: no limit). Setting it starts a fresh count. */
+  max_uses?: unknown;
+  sponsor?: unknown;
 }
 
 const fail = (m: string): never => {
@@ -220,6 +229,18 @@ export function applyLocalInput(f: LocalFields, input: LocalUserInput, ctx: Loca
     else out.extended_unlock_ms = s * 1000;
   }
   if (input.note !== undefined) out.note = text('note', input.note);
+  if (input.max_uses !== undefined) {
+    const n = input.max_uses;
+    if (n === null) {
+      out.max_uses = null;
+      out.uses_since = null;
+    } else if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 100_000) fail('max_uses must be 1 to 100000 passages');
+    else {
+      out.max_uses = n;
+      out.uses_since = at; // a fresh count from now
+    }
+  }
+  if (input.sponsor !== undefined) out.sponsor = text('sponsor', input.sponsor);
   return out;
 }
 

@@ -18,6 +18,8 @@ export interface Directory {
   useridByCard(card: string): string | null | undefined;
   /** The imported key; null when stored bytes are not a valid key; undefined when absent. */
   publicKey(keyId: string): KeyObject | null | undefined;
+  /** Passages of a temporary credential counted since `since` (its max_uses was set then). */
+  usesOf?(userid: string, since: number): number;
 }
 
 export interface PolicyOptions {
@@ -120,7 +122,9 @@ export function decide(input: DecideInput): Decision {
   const admit = (user: UserRecord): Decision => {
     const p = door.policy ?? NO_POLICY;
     const groups = user.local?.groups;
-    const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin, door.timezone) : null;
+    const f = user.local;
+    const used = f?.max_uses != null ? (dir.usesOf?.(user.userid, f.uses_since ?? 0) ?? 0) : 0;
+    const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin, door.timezone, used) : null;
     let d: Decision;
     const level = door.level;
     if (limited) {
@@ -143,6 +147,14 @@ export function decide(input: DecideInput): Decision {
       const ext = p.extendedUnlock && inPolicyList(p.extendedUnlock.users, p.extendedUnlock.groups, user.userid, groups) ? p.extendedUnlock.pulseMs : null;
       const own = user.local?.extended_unlock_ms ?? null;
       if (ext !== null || own !== null) d.pulse_ms = Math.max(ext ?? 0, own ?? 0);
+      // A temporary credential: this passage is one of its uses (counted if the door really opens).
+      const notes: string[] = [];
+      if (f?.max_uses != null) {
+        d.use = { userid: user.userid, since: f.uses_since ?? 0, count: used + 1 };
+        notes.push(`use ${used + 1} of ${f.max_uses}`);
+      }
+      if (f?.sponsor) notes.push(`sponsor ${f.sponsor}`);
+      if (notes.length) d.detail = d.detail ? `${d.detail}; ${notes.join('; ')}` : notes.join('; ');
     }
     return d;
   };

@@ -67,7 +67,9 @@ export type DenyReason =
   /** The site's threat level denies this person's group (site facts). */
   | 'threat_level'
   /** A linkage rule denies this person's group while its input is active (io.linkage deny_groups). */
-  | 'input_deny';
+  | 'input_deny'
+  /** A temporary credential used as many times as it was given (local directory max_uses). */
+  | 'uses_exhausted';
 
 /**
  * A person's own passage (their credential granted), as opposed to an exit request, an operator's
@@ -75,6 +77,13 @@ export type DenyReason =
  */
 export function isPersonalGrant(d: Decision): d is Decision & { userid: string } {
   return d.decision === 'grant' && d.userid !== null && (d.reason === 'rule_match' || d.reason === 'default_allow' || d.reason === 'lockdown_override');
+}
+
+/** The uses of a temporary credential taken since it was given (`since`: when max_uses was set). */
+export interface UseCount {
+  userid: string;
+  since: number;
+  count: number;
 }
 
 export interface Decision {
@@ -94,4 +103,6 @@ export interface Decision {
   duress?: true;
   /** An accepted QR code to remember until its window ends: persisted with the journal entry. */
   replay?: ReplayEntry;
+  /** A use of a temporary credential (max_uses) this grant takes: counted, and persisted with the journal entry. */
+  use?: UseCount;
 }

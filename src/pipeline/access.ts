@@ -197,6 +197,9 @@ export class AccessPipeline {
         this.o.replay.forget(d.replay.key);
         delete d.replay;
       }
+      // A temporary credential's use counts only for a passage that happens; counted before the next decision.
+      if (d.use && d.decision === 'grant') this.o.store.noteUse(d.use);
+      else delete d.use;
     } catch (err) {
       const unavailable = !this.o.store.isOpen;
       this.o.log.error({ err, door: e.door }, unavailable ? 'directory unavailable (database reopening); denying' : 'decision failed; denying');

@@ -74,10 +74,11 @@ export class JournalWriter {
 
   enqueue(d: DecisionEvent): void {
     const pass = this.keepPassRecords ? passRecordOf(d) : undefined;
-    const { replay, ...decision } = d;
+    const { replay, use, ...decision } = d;
     const e: JournalAppend = { decision };
     if (pass) e.pass = pass;
     if (replay) e.replay = replay;
+    if (use) e.use = use;
     if (this.queue.length >= this.maxQueued) this.dropOne();
     this.queue.push(e);
     this.writing ??= this.writeLoop();

@@ -21,6 +21,8 @@
  *   la/<userid>                      local directory: adjustments of cloud users (blocks, cards…)
  *   lk/<key id>                      local directory: local users' public keys
  *   sf/<subject>                     site facts: the newest signed envelope of each subject held
+ *   uses/<userid>                    passages of a temporary credential: {since, count}, written
+ *                                    with the journal entry of the passage (the same synced write)
  *   webaccounts/<name>               console accounts (role, scrypt hash)
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
@@ -38,7 +40,7 @@ import { LocalLayer, type DirectoryConflict } from './local-layer.js';
 import { SiteLayer } from './site-layer.js';
 import type { SiteEnvelope } from '../domain/site-envelope.js';
 import { GenerationBuilder, WorkerLostError } from './generation-builder.js';
-import type { Direction, Method } from '../domain/types.js';
+import type { Direction, Method, UseCount } from '../domain/types.js';
 import type { DoorEventRecord, JournalEntry, JournalRecord } from '../domain/journal-records.js';
 import type { ReplayEntry } from '../domain/replay.js';
 import type { KeyObject } from 'node:crypto';
@@ -106,6 +108,7 @@ export interface JournalAppend {
   decision: Omit<JournalEntry, 'seq'>;
   pass?: Omit<PassRecord, 'seq'>;
   replay?: ReplayEntry;
+  use?: UseCount;
 }
 
 /** A replay entry as stored: the entry without its key, or a bare `until` (older versions). */
@@ -184,6 +187,10 @@ export class Store {
       },
       useridByOpenvid: (ov) => (this.local.empty ? single(this.gen.openvid.getSync(ov)) : single(this.local.owners('openvid', ov, this.gen.openvid.getSync(ov)))),
       useridByCard: (card) => single(cards(card)),
+      usesOf: (userid, since) => {
+        const u = this.uses.get(userid);
+        return u && u.since === since ? u.count : 0;
+      },
       publicKey: (id): KeyObject | null | undefined =>
         this.keyCache.get(id, () => {
           const b64 = this.local.keys.get(id) ?? this.gen.keys.getSync(id);
@@ -310,6 +317,7 @@ export class Store {
     const store = new Store(db, path, gen ?? 1, seq);
     store.outboxCount = await countKeys(store.outbox);
     await store.loadLocalLayer();
+    for await (const [k, v] of store.sub<{ since: number; count: number }>('uses').iterator()) store.uses.set(k, v);
     if (gen === undefined) await meta.put('generation', 1);
     await store.recoverInterruptedWork();
     await store.buildSequenceIndexes();
@@ -756,6 +764,7 @@ export class Store {
           const { key, ...stored } = e.replay;
           ops.push({ type: 'put', key, value: stored, sublevel: this.replay as Sub<never> });
         }
+        if (e.use) ops.push({ type: 'put', key: e.use.userid, value: { since: e.use.since, count: e.use.count }, sublevel: this.sub<unknown>('uses') as Sub<never> });
       }
       return ops;
     }, () => out.map((entry) => ({ seq: entry.seq, kind: 'decision' as const, entry })));
@@ -798,6 +807,16 @@ export class Store {
         }
       }
     });
+  }
+
+  /** Temporary credentials' passages, in memory for decisions (the disk follows with the journal). */
+  private readonly uses = new Map<string, { since: number; count: number }>();
+
+  /** A passage of a temporary credential happened: counted now (the next decision sees it), written with its journal entry. */
+  noteUse(u: UseCount): void {
+    const cur = this.uses.get(u.userid);
+    const count = cur && cur.since === u.since ? Math.max(cur.count, u.count) : u.count;
+    this.uses.set(u.userid, { since: u.since, count });
   }
 
   /** The last sequence number taken (journal, door events and outbox share it). */

@@ -249,19 +249,27 @@ describe('doorgw users, journal and restore: the local layer by hand', () => {
     expect(show).toMatch(/^pin {8}set$/m);
     expect(doorgw(['check', '--card', '900', '-c', ws.config]).stdout).toBe('GRANT default_allow user cleaner\n');
     expect(doorgw(['check', '--card', '901', '-c', ws.config]).stdout).toBe('DENY blocked user cleaner (card blocked until lifted (lost))\n');
+    // A visitor for today only, two passages, with her host named.
+    expect(doorgw(['users', 'add', 'guest', '--type', 'employee', '--card', '902', '--today', '--max-uses', '2', '--sponsor', 'Li', '-c', ws.config]).code).toBe(0);
+    const guest = doorgw(['users', 'show', 'guest', '-c', ws.config]).stdout;
+    expect(guest).toMatch(/^valid {6}(\d{4}-\d{2}-\d{2}) 00:00:00 \+08:00 → \d{4}-\d{2}-\d{2} 00:00:00 \+08:00$/m);
+    expect(guest).toMatch(/^uses {7}at most 2 since /m);
+    expect(guest).toMatch(/^sponsor {4}Li$/m);
+    expect(doorgw(['check', '--card', '902', '-c', ws.config]).stdout).toBe('GRANT default_allow user guest (use 1 of 2; sponsor Li)\n');
+    expect(doorgw(['users', 'add', 'g2', '--today', '--until', '2030-01-01', '-c', ws.config])).toMatchObject({ code: 2, stderr: expect.stringContaining('--today sets --from and --until') });
 
     // CSV out and back in (a fresh directory), the block included, the PIN not.
     const csv = join(tmpDir(), 'local.csv');
     expect(doorgw(['users', 'export', '--format', 'csv', '--out', csv, '-c', ws.config]).code).toBe(0);
     const other = workspace();
     const imp = doorgw(['users', 'import', csv, '-c', other.config]);
-    expect(imp).toMatchObject({ code: 0, stdout: 'imported 1 entry into the local layer (kept across cloud syncs), rejected 0\n' });
+    expect(imp).toMatchObject({ code: 0, stdout: 'imported 2 entries into the local layer (kept across cloud syncs), rejected 0\n' });
     expect(doorgw(['check', '--card', '901', '-c', other.config]).stdout).toMatch(/^DENY blocked/);
     expect(doorgw(['users', 'show', 'cleaner', '-c', other.config]).stdout).toMatch(/^pin {8}none$/m);
 
     // The journal: decisions made by hand through `check` are dry runs, so door events it is.
     const events = doorgw(['journal', '--door-events', '--type', 'operator_action', '--format', 'jsonl', '-c', ws.config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { detail: string; time_local: string });
-    expect(events.map((e) => e.detail)).toEqual([expect.stringMatching(/: users add cleaner$/), expect.stringMatching(/: users block card 901 of cleaner \(lost\)$/)]);
+    expect(events.map((e) => e.detail)).toEqual([expect.stringMatching(/: users add cleaner$/), expect.stringMatching(/: users block card 901 of cleaner \(lost\)$/), expect.stringMatching(/: users add guest$/)]);
     expect(events[0]!.time_local).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+08:00$/);
     expect(doorgw(['journal', '--between', '25:00-26:00', '-c', ws.config])).toMatchObject({ code: 2, stderr: expect.stringContaining("time_of_day '25:00-26:00'") });
 
