@@ -29,11 +29,11 @@ function readStdin(): string {
   }
 }
 
-export const LOCAL_CSV_COLUMNS = ['kind', 'userid', 'name', 'user_type', 'cards', 'add_cards', 'rules', 'groups', 'valid_from', 'valid_until', 'doors', 'extended_unlock_s', 'note', 'blocked_until', 'blocked_reason', 'blocked_cards'] as const;
+export const LOCAL_CSV_COLUMNS = ['kind', 'userid', 'name', 'user_type', 'cards', 'add_cards', 'rules', 'groups', 'valid_from', 'valid_until', 'doors', 'extended_unlock_s', 'note', 'blocked_until', 'blocked_reason', 'blocked_cards', 'max_uses', 'sponsor'] as const;
 
 function toCsvRow(e: LocalExportEntry): unknown[] {
   const blockedCards = Object.entries(e.blocked_cards).map(([c, b]) => `${c}@${b.until ?? 'forever'}`);
-  return [e.kind, e.userid, e.name ?? '', e.user_type ?? '', e.cards ?? [], e.add_cards ?? [], (e.rules ?? []).join('|'), e.groups, e.valid_from ?? '', e.valid_until ?? '', e.doors ?? '', e.extended_unlock_s ?? '', e.note ?? '', e.blocked ? (e.blocked.until ?? 'forever') : '', e.blocked?.reason ?? '', blockedCards];
+  return [e.kind, e.userid, e.name ?? '', e.user_type ?? '', e.cards ?? [], e.add_cards ?? [], (e.rules ?? []).join('|'), e.groups, e.valid_from ?? '', e.valid_until ?? '', e.doors ?? '', e.extended_unlock_s ?? '', e.note ?? '', e.blocked ? (e.blocked.until ?? 'forever') : '', e.blocked?.reason ?? '', blockedCards, e.max_uses ?? '', e.sponsor ?? ''];
 }
 
 /** CSV rows (with a header of LOCAL_CSV_COLUMNS names, any order, any subset) into export entries. */
@@ -59,6 +59,8 @@ export function fromCsv(text: string): Record<string, unknown>[] {
     if (c.doors) e.doors = list(c.doors);
     if (c.extended_unlock_s) e.extended_unlock_s = Number(c.extended_unlock_s);
     if (c.note) e.note = c.note;
+    if (c.max_uses) e.max_uses = Number(c.max_uses);
+    if (c.sponsor) e.sponsor = c.sponsor;
     if (c.blocked_until) e.blocked = { until: c.blocked_until === 'forever' ? null : c.blocked_until, reason: c.blocked_reason || null };
     if (c.blocked_cards) e.blocked_cards = Object.fromEntries(list(c.blocked_cards).map((x) => {
       const [card, until] = x.split('@');

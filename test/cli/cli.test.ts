@@ -266,6 +266,7 @@ describe('doorgw users, journal and restore: the local layer by hand', () => {
     expect(imp).toMatchObject({ code: 0, stdout: 'imported 2 entries into the local layer (kept across cloud syncs), rejected 0\n' });
     expect(doorgw(['check', '--card', '901', '-c', other.config]).stdout).toMatch(/^DENY blocked/);
     expect(doorgw(['users', 'show', 'cleaner', '-c', other.config]).stdout).toMatch(/^pin {8}none$/m);
+    expect(doorgw(['users', 'show', 'guest', '-c', other.config]).stdout).toMatch(/^uses {7}at most 2 since .*\nsponsor {4}Li$/m);
 
     // The journal: decisions made by hand through `check` are dry runs, so door events it is.
     const events = doorgw(['journal', '--door-events', '--type', 'operator_action', '--format', 'jsonl', '-c', ws.config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { detail: string; time_local: string });
