@@ -323,6 +323,7 @@ export class Gateway {
           log,
           fingerprint: gw.fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
+          scanOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'userid', value: r.userid, method: 'scan' })),
         })) ?? null;
       if (cloud) {
         gw.cloud = cloud;
@@ -403,7 +404,7 @@ export class Gateway {
         started: this.started,
       });
     }
-    const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION });
+    const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION, loginCode: (door) => this.cloud?.loginCode?.(door) ?? null });
     await web.start(); // first: a console that cannot listen subscribes to nothing
     const m = this.metrics;
     subs.add(

@@ -47,6 +47,7 @@ describe('architecture', () => {
       'unix-dgram': ['io/sd-notify.ts'],
       pino: ['log.ts'],
       pg: ['store/site-journal-db.ts'],
+      qrcode: ['web/kiosk.ts'],
       '@electric-sql/pglite': ['store/site-journal-db.ts'],
     };
     const found: Record<string, string[]> = {};

@@ -41,6 +41,8 @@ export interface CloudContext {
   log: Logger;
   /** Open a door through the decision pipeline (door modes apply); null when not decided. */
   remoteOpen(req: { door: string; userid: string; oper_id: string }): DecisionEvent | null;
+  /** A person scanned the door's code in the cloud's app: decided as their credential (rules, mode, policies). */
+  scanOpen(req: { door: string; userid: string }): DecisionEvent | null;
   /** The fingerprint module of the door that has one, if any. */
   fingerprint: FingerprintModule | null;
 }
@@ -55,6 +57,8 @@ export interface CloudAdapter {
   syncNow(): Promise<SyncReport>;
   /** New pass records are in the outbox. */
   outboxChanged(): void;
+  /** The code a door shows for scan to open (its text, and until when it is good); null when there is none now. */
+  loginCode?(door: string): { text: string; made_at: number; expires_at: number } | null;
 }
 
 export function initialState(provider: string, link: CloudState['link']): CloudState {

@@ -23,7 +23,7 @@ export interface SiteJournalQuery {
   time_of_day?: string;
 }
 
-const METHODS = ['qr', 'card', 'userid', 'face', 'fingerprint', 'remote', 'exit', 'operator'];
+const METHODS = ['qr', 'card', 'userid', 'face', 'fingerprint', 'scan', 'remote', 'exit', 'operator'];
 
 export function siteJournalFilter(q: SiteJournalQuery, siteZone: string, nowMs = Date.now()): SiteJournalFilter {
   const zone = q.zone ?? siteZone;

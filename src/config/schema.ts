@@ -411,6 +411,12 @@ const wecom = z.strictObject({
   qr_pass_method: z.union([z.literal(2), z.literal(6)]).default(2),
   /** Door opened by push_remote_open_door; the first door by default. */
   remote_open_door: id().optional(),
+  /**
+   * Scan to open (protocols.md §10): each door shows a dynamic login code (the kiosk page
+   * /kiosk/<door> of the console, or /kiosk/<door>/code.svg), made again every 15 min; a scan in the
+   * WeCom app is decided as that person's credential at that door.
+   */
+  scan_to_open: z.boolean().default(true),
 });
 
 const topicSegment = () =>

@@ -43,7 +43,7 @@ export interface JournalPage {
   zone: string;
 }
 
-const METHODS = ['qr', 'card', 'userid', 'face', 'fingerprint', 'remote', 'exit', 'operator'];
+const METHODS = ['qr', 'card', 'userid', 'face', 'fingerprint', 'scan', 'remote', 'exit', 'operator'];
 
 function parseTimeOfDay(v: string): [number, number] {
   const m = /^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$/.exec(v.trim());

@@ -6,7 +6,8 @@ export const USER_TYPE_NAMES = { 0: 'employee', 1: 'visitor', 2: 'student' } as 
 export type UserTypeName = (typeof USER_TYPE_NAMES)[UserType];
 
 /** How a credential was presented; maps to WeCom checkin pass_method where one exists. */
-export type Method = 'qr' | 'card' | 'userid' | 'face' | 'fingerprint' | 'remote' | 'exit' | 'operator';
+/** `scan`: the person scanned the door's code in the WeCom app (scan to open): decided as that person. */
+export type Method = 'qr' | 'card' | 'userid' | 'face' | 'fingerprint' | 'scan' | 'remote' | 'exit' | 'operator';
 export type Direction = 'in' | 'out' | 'unknown';
 
 /** A reader may report that the person presented it under duress (a duress finger, a duress PIN). */
@@ -14,7 +15,7 @@ export type Credential =
   | { type: 'qr'; text: string; duress?: boolean }
   /** `pin`: typed on the reader's keypad with the card (card and PIN); never logged. */
   | { type: 'card'; value: string; duress?: boolean; pin?: string }
-  | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint'; duress?: boolean }
+  | { type: 'userid'; value: string; method?: 'userid' | 'face' | 'fingerprint' | 'scan'; duress?: boolean }
   | { type: 'remote'; userid: string; oper_id?: string }
   | { type: 'exit' }
   /** An authorised local operator (MQTT command) opens the door. */

@@ -31,7 +31,7 @@ import { LoginThrottle, ROLE_RANK, Sessions, type Session } from './sessions.js'
 /** The pages: next to the built server in a release (dist/web/assets), or the sources in development. */
 const ASSETS = [new URL('./assets/', import.meta.url), new URL('../../src/web/assets/', import.meta.url)].find((u) => existsSync(u)) ?? new URL('./assets/', import.meta.url);
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', svg: 'image/svg+xml', json: 'application/json' };
-const STATIC = new Map<string, string>([['/', 'index.html'], ['/index.html', 'index.html'], ['/app.js', 'app.js'], ['/i18n.js', 'i18n.js'], ['/app.css', 'app.css'], ['/icon.svg', 'icon.svg']]);
+const STATIC = new Map<string, string>([['/', 'index.html'], ['/index.html', 'index.html'], ['/app.js', 'app.js'], ['/i18n.js', 'i18n.js'], ['/app.css', 'app.css'], ['/icon.svg', 'icon.svg'], ['/kiosk.js', 'kiosk.js'], ['/kiosk.css', 'kiosk.css']]);
 const MAX_BODY = 64 * 1024;
 const COOKIE = 'doorgw_sid';
 /** A never-matching hash: an unknown account costs the same time as a wrong password. */
@@ -45,6 +45,8 @@ export interface WebContext {
   log: Logger;
   version: string;
   now?: () => number;
+  /** The door's scan-to-open code now (the cloud's), for the kiosk page. */
+  loginCode?: (door: string) => { text: string; expires_at: number } | null;
 }
 
 export class HttpError extends Error {
@@ -250,6 +252,8 @@ export class WebServer {
       const asset = STATIC.get(path);
       if (asset && req.method !== 'POST') return this.serveAsset(res, asset);
       if (path === '/healthz') return await this.health(res);
+      const kiosk = /^\/kiosk\/([A-Za-z0-9_-]{1,64})(\/code\.svg)?$/.exec(path);
+      if (kiosk && req.method !== 'POST') return await this.kiosk(res, kiosk[1]!, kiosk[2] !== undefined);
       if (path === '/metrics') return await this.serveMetrics(req, res);
       if (path === '/api/login' && req.method === 'POST') return await this.login(req, res);
       if (!path.startsWith('/api/')) throw new HttpError(404, 'not found', 'not_found');
@@ -265,6 +269,23 @@ export class WebServer {
       this.ctx.log.error({ err: e, path }, 'web request failed');
       this.json(res, 500, { error: 'internal error', code: 'internal' });
     }
+  }
+
+  /** The scan-to-open kiosk: no session (it shows what a screen at the door shows anyone), nothing but the door's name and code. */
+  private async kiosk(res: ServerResponse, door: string, svg: boolean): Promise<void> {
+    const d = this.ctx.config.doors.find((x) => x.id === door);
+    if (!d) throw new HttpError(404, 'no such door', 'not_found');
+    const { codeSvg, kioskHtml } = await import('./kiosk.js');
+    if (!svg) {
+      const html = kioskHtml(d.id, d.name ?? d.id);
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      return void res.end(html);
+    }
+    const code = this.ctx.loginCode?.(door) ?? null;
+    if (!code) throw new HttpError(503, 'no scan-to-open code now (the cloud is not connected, or scan_to_open is off)', 'unavailable');
+    const body = await codeSvg(code.text);
+    res.writeHead(200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-store', 'X-Code-Expires': new Date(code.expires_at).toISOString() });
+    res.end(body);
   }
 
   private serveAsset(res: ServerResponse, file: string): void {

@@ -222,6 +222,49 @@ describe('WeCom: remote open', () => {
   });
 });
 
+describe('WeCom: scan to open', () => {
+  it('a scan of the door\'s code opens for a person whose rules allow, reports within 3 s, and uploads pass_method 5; refused otherwise', async () => {
+    rig = await startRig({ users: 5, doors: [{ id: 'front' }, { id: 'side', name: 'Side <gate>' }], top: { web: { enabled: true, port: 0 } } });
+    await synced(rig);
+    const code = await until(() => rig!.adapter.loginCode('side'), 'the side door\'s code');
+    // The kiosk page for a screen at the door: no login, the door's name (escaped) and its code as an SVG.
+    const base = `http://127.0.0.1:${rig.gw.web!.address!.port}`;
+    const page = await fetch(`${base}/kiosk/side`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('<h1>Side &#60;gate&#62;</h1>');
+    expect(html).not.toMatch(/front|u2|csrf/i);
+    const svg = await fetch(`${base}/kiosk/side/code.svg`);
+    expect([svg.status, svg.headers.get('content-type')]).toEqual([200, 'image/svg+xml']);
+    expect(await svg.text()).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg".*<path/s);
+    expect((await fetch(`${base}/kiosk/nope/code.svg`)).status).toBe(404);
+    expect((await fetch(`${base}/api/status`)).status).toBe(401); // the rest of the console still needs a session
+    expect(code.text).toMatch(/^https:\/\/open\.work\.weixin\.qq\.com\/connect\/hardware\?sn=.*&type=dynamic_login&state=door%3Aside$/);
+    expect(code.expires_at - code.made_at).toBe(1_800_000);
+    const r = await rig.emu.scan(code.text, 'u2');
+    if ('refused' in r) throw new Error(r.refused);
+    expect(r.report).toEqual({ type: 'scan_qrcode_open', oper_id: expect.any(String), status: 0 });
+    expect(r.ms).toBeLessThan(3000);
+    expect((rig.gw.relays.get('side') as SimRelay).pulses).toHaveLength(1);
+    expect((rig.gw.relays.get('front') as SimRelay).pulses).toHaveLength(0);
+    await until(() => rig!.emu.checkins.length === 1, 'checkin');
+    expect(rig.emu.checkins[0]).toMatchObject({ userid: 'u2', pass_method: 5, pass_type: 1 });
+    const journal = await rig.gw.api.journal({ limit: 1 });
+    expect(journal[0]).toMatchObject({ door: 'side', userid: 'u2', method: 'scan', decision: 'grant' });
+    // Decided as the person: rules not yet in force, an unknown member — refused, reported failed.
+    rig.emu.upsertUsers([{ userid: 'later', openvid: '42', user_type: 0, name: 'Later', public_key: null, fp_ver: 0, fa_ver: 0, pass_rule_list: [{ id: 0, rule: '0:00-23:59 * * * *', effect_time: 4_000_000_000 }] } as never]);
+    await until(() => rig!.gw.store.directory.user('later'), 'later synced');
+    for (const who of ['later', 'nobody']) {
+      const no = await rig.emu.scan(code.text, who);
+      if ('refused' in no) throw new Error(no.refused);
+      expect(no.report).toMatchObject({ type: 'scan_qrcode_open', status: 1 });
+    }
+    expect((rig.gw.relays.get('side') as SimRelay).pulses).toHaveLength(1);
+    // The cloud refuses a code older than 1800 s (the door makes a new one every 15 min).
+    expect(await rig.emu.scan(code.text, 'u2', { laterS: 1801 })).toEqual({ refused: 'expired (older than 1800 s)' });
+  });
+});
+
 describe('WeCom: enrolment', () => {
   it('enrols a fingerprint and uploads the template with upload_userinfo', async () => {
     rig = await startRig({ users: 5, doors: [{ id: 'front', fingerprint: { driver: 'sim' } }] });

@@ -38,6 +38,8 @@ export async function startRig(o: {
   provisioned?: boolean;
   emu?: WecomEmulator;
   dataDir?: string;
+  /** More top-level configuration (the console, …). */
+  top?: Record<string, unknown>;
 } = {}): Promise<Rig> {
   const emu = o.emu ?? new WecomEmulator(o.emulator);
   const url = o.emu ? emu.url : await emu.start();
@@ -50,6 +52,7 @@ export async function startRig(o: {
       policy: { debounce_ms: 0 },
       doors: o.doors ?? [{ id: 'front' }],
       cloud: { provider: 'wecom', wecom: { url, sn: SN, backoff_min_ms: 100, backoff_max_ms: 400, request_timeout_ms: 2000, ...o.wecom } },
+      ...o.top,
     },
     'test',
   );

@@ -7,11 +7,16 @@ import { BehaviorSubject } from 'rxjs';
 import type { Subscription } from 'rxjs';
 import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
 import { VERSION } from '../../version.js';
-import { UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
+import { randomInt } from 'node:crypto';
+import { dynamicLoginUrl, UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
 import { deleteSecret, readSecret, type DeviceSecret } from './secret.js';
 import { WecomSession } from './session.js';
 import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR, type FingerprintOwner } from './sync.js';
 import { CheckinUploader } from './uploader.js';
+
+/** The cloud refuses a login code 1800 s after it was made; doors make a new one every 15 min (protocols.md §10.1). */
+const CODE_LIFE_S = 1800;
+const CODE_REFRESH_MS = 15 * 60_000;
 
 export type WecomConfig = NonNullable<CloudContext['config']['cloud']['wecom']>;
 
@@ -27,6 +32,11 @@ export class WecomAdapter implements CloudAdapter {
   private readonly subs: Subscription[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private loggedIn = false;
+  /** The device's SecretNo (it signs the login codes): asked for at login, kept in memory only. */
+  private secretNo: string | null = null;
+  private readonly codes = new Map<string, { text: string; made_at: number; expires_at: number }>();
+  private codeTimer: NodeJS.Timeout | null = null;
+  private clockTimer: NodeJS.Timeout | null = null;
   private provisionTimer: NodeJS.Timeout | null = null;
   private readonly enrolments = new Map<string, AbortController>();
 
@@ -126,6 +136,8 @@ export class WecomAdapter implements CloudAdapter {
     // not hold up the stop; what it is doing fails, and is logged, when the module closes.
     this.stopping = true;
     if (this.provisionTimer) clearInterval(this.provisionTimer);
+    if (this.codeTimer) clearInterval(this.codeTimer);
+    if (this.clockTimer) clearInterval(this.clockTimer);
     for (const c of this.enrolments.values()) c.abort();
     for (const s of this.subs) s.unsubscribe();
     await this.uploader.stop();
@@ -195,6 +207,11 @@ export class WecomAdapter implements CloudAdapter {
     this.log.info({ sn: secret.sn }, 'logged in to WeCom');
     this.session.startPing(this.cfg.ping_interval_s * 1000, 5000);
     await this.checkClock();
+    // The cloud's time again every 12 h (protocols.md §9.6): the clock-skew health check, and the codes' clock.
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.clockTimer = setInterval(() => void this.checkClock(), 12 * 3600_000);
+    this.clockTimer.unref();
+    if (this.cfg.scan_to_open) await this.startCodes(secret.sn);
     void this.enqueue('catch-up after login', async () => {
       const r = await this.sync.onLogin();
       await this.refreshVersion();
@@ -209,7 +226,10 @@ export class WecomAdapter implements CloudAdapter {
       const { timestamp } = await this.session.request('get_timestamp');
       if (typeof timestamp !== 'number') return;
       const skew = timestamp - Math.floor(Date.now() / 1000); // both in whole seconds
+      const before = this.state$.value.clock_skew_s;
       this.patch({ clock_skew_s: skew });
+      // The codes are made on the cloud's clock: a skew that moved by 5 s or more makes them again.
+      if (before !== null && Math.abs(skew - before) >= 5 && this.codes.size && this.secretNo) void this.startCodes(readSecret(this.ctx.config.data_dir)?.sn ?? '');
       if (Math.abs(skew) > this.ctx.config.qr.clock_skew_s) {
         this.log.warn({ clock_skew_s: skew }, 'local clock differs from the cloud: QR validity windows will be wrong; check NTP');
       } else this.log.info({ clock_skew_s: skew }, 'clock checked against the cloud');
@@ -308,6 +328,8 @@ export class WecomAdapter implements CloudAdapter {
       }
       case 'push_remote_open_door':
         return this.onRemoteOpen(f, body);
+      case 'push_user_scan':
+        return this.onUserScan(f, body);
       case 'push_enter_page':
         ack();
         void this.onEnterPage(body);
@@ -321,6 +343,58 @@ export class WecomAdapter implements CloudAdapter {
         this.log.warn({ cmd: f.cmd }, 'unknown push from the cloud');
         return ack(1, `unknown push ${f.cmd}`);
     }
+  }
+
+  /**
+   * Scan to open: each door's dynamic login code (state `door:<id>`), made on the cloud's clock (the
+   * local clock plus the measured skew: a door whose clock is off still shows a code the cloud
+   * takes) and made again every 15 min and after every clock check.
+   */
+  private async startCodes(sn: string): Promise<void> {
+    try {
+      if (!this.secretNo) {
+        const { secret_no } = await this.session.request('get_secret_no', { sn });
+        if (typeof secret_no !== 'string' || !secret_no) throw new Error('get_secret_no returned no secret_no');
+        this.secretNo = secret_no;
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'scan to open unavailable: no SecretNo for the login codes');
+      return;
+    }
+    const make = (): void => {
+      const nowS = Math.floor(Date.now() / 1000) + (this.state$.value.clock_skew_s ?? 0);
+      for (const d of this.ctx.config.doors) {
+        const text = dynamicLoginUrl(sn, this.secretNo!, nowS, String(randomInt(100_000, 1_000_000)), `door:${d.id}`);
+        this.codes.set(d.id, { text, made_at: nowS * 1000, expires_at: (nowS + CODE_LIFE_S) * 1000 });
+      }
+      this.log.info({ doors: this.ctx.config.doors.length }, 'scan-to-open codes made');
+    };
+    make();
+    if (this.codeTimer) clearInterval(this.codeTimer);
+    this.codeTimer = setInterval(make, CODE_REFRESH_MS);
+    this.codeTimer.unref();
+  }
+
+  loginCode(door: string): { text: string; made_at: number; expires_at: number } | null {
+    return this.loggedIn ? (this.codes.get(door) ?? null) : null;
+  }
+
+  private onUserScan(f: Frame, body: Record<string, unknown>): void {
+    const { userid, oper_id, state, op_type } = body;
+    if (typeof userid !== 'string' || typeof oper_id !== 'string' || !userid || !oper_id) return void this.session.reply(f, 1, 'userid and oper_id are required');
+    this.session.reply(f);
+    const door = typeof state === 'string' && state.startsWith('door:') ? state.slice(5) : null;
+    const known = door !== null && this.ctx.config.doors.some((d) => d.id === door);
+    // Not a door's code (another state, another op_type): nothing opens, and the cloud is told so.
+    const d = op_type === 'scan_qrcode_open' && known && this.cfg.scan_to_open ? this.ctx.scanOpen({ door: door, userid }) : null;
+    const status = d?.decision === 'grant' ? 0 : 1;
+    if (!d) this.log.warn({ op_type, state, oper_id }, 'scan not for a door of this gateway: refused');
+    this.session
+      .request('report_remote_open_door', { type: 'scan_qrcode_open', oper_id, status }, 2500)
+      .then(
+        () => this.log.info({ oper_id, door, status, reason: d?.reason }, 'scan to open reported'),
+        (e: unknown) => this.log.warn({ err: (e as Error).message, oper_id }, 'scan to open report failed'),
+      );
   }
 
   private onRemoteOpen(f: Frame, body: Record<string, unknown>): void {

@@ -8,7 +8,7 @@ import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { compressedPoint, encodeQrBody, signQr } from '../../domain/qr.js';
-import { ERR, parseFrame, registerSignature, stringifyFrame, type Frame } from './protocol.js';
+import { dynamicLoginUrl, ERR, parseFrame, registerSignature, stringifyFrame, type Frame } from './protocol.js';
 
 /** A user as the cloud holds it (the `userinfo` shape, openvid as a decimal string). */
 export interface CloudUser {
@@ -215,6 +215,33 @@ export class WecomEmulator {
     const t0 = Date.now();
     const p = this.awaitReply(`report:${operId}`);
     this.pushAll('push_remote_open_door', { userid, oper_id: operId });
+    return p.then((f) => ({ report: f.body ?? {}, ms: Date.now() - t0 }));
+  }
+
+  /**
+   * Someone scans a door's login code in the WeCom app: the emulated cloud checks the code as the
+   * real one does (its signature over the device's SecretNo, and at most 1800 s old on the cloud's
+   * clock), then pushes push_user_scan and resolves with the door's report and how long it took.
+   */
+  scan(codeText: string, userid: string, o: { operId?: string; laterS?: number } = {}): Promise<{ refused: string } | { report: Record<string, unknown>; ms: number }> {
+    const operId = o.operId ?? randomBytes(6).toString('hex');
+    let u: URL;
+    try {
+      u = new URL(codeText);
+    } catch {
+      return Promise.resolve({ refused: 'not a URL' });
+    }
+    const q = u.searchParams;
+    const d = this.devices.get(q.get('sn') ?? '');
+    if (!d || q.get('type') !== 'dynamic_login') return Promise.resolve({ refused: 'unknown device or not a login code' });
+    const ts = Number(q.get('timestamp'));
+    const expected = dynamicLoginUrl(d.sn, d.secretNo, ts, q.get('nonce') ?? '', q.get('state') ?? '');
+    if (new URL(expected).searchParams.get('signature') !== q.get('signature')) return Promise.resolve({ refused: 'bad signature' });
+    const nowS = Math.floor(Date.now() / 1000) + (this.o.clockOffsetS ?? 0) + (o.laterS ?? 0);
+    if (nowS - ts > 1800) return Promise.resolve({ refused: 'expired (older than 1800 s)' });
+    const t0 = Date.now();
+    const p = this.awaitReply(`report:${operId}`);
+    this.pushAll('push_user_scan', { userid, op_type: 'scan_qrcode_open', oper_id: operId, state: q.get('state'), user_type: 0 });
     return p.then((f) => ({ report: f.body ?? {}, ms: Date.now() - t0 }));
   }
 

@@ -73,6 +73,17 @@ export class WecomError extends Error {
   }
 }
 
+/**
+ * The dynamic login code a door shows for scan to open (protocols.md §10.1): a URL whose signature
+ * is SHA-1 over the sorted values sn, SecretNo, timestamp, nonce, `dynamic_login` and state. The
+ * cloud refuses it 1800 s after `timestamp`; doors make a new one every 15 min.
+ */
+export function dynamicLoginUrl(sn: string, secretNo: string, timestamp: number, nonce: string, state: string): string {
+  const signature = createHash('sha1').update([sn, secretNo, String(timestamp), nonce, 'dynamic_login', state].sort().join('')).digest('hex');
+  const q = new URLSearchParams({ sn, timestamp: String(timestamp), nonce, signature, type: 'dynamic_login', state });
+  return `https://open.work.weixin.qq.com/connect/hardware?${q.toString()}`;
+}
+
 /** `register` signature: SHA-1 over the sorted concatenation of sn, SecretNo, timestamp, nonce and "register". */
 export function registerSignature(sn: string, secretNo: string, timestamp: number, nonce: string): string {
   return createHash('sha1').update([sn, secretNo, String(timestamp), nonce, 'register'].sort().join('')).digest('hex');

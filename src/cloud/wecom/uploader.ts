@@ -26,6 +26,7 @@ export function passMethodOf(method: Method, qrPassMethod: number): number | nul
     case 'qr': return qrPassMethod;
     case 'remote': return 3;
     case 'fingerprint': return 4;
+    case 'scan': return 5; // the WeCom app scanned the door's code (protocols.md §10.3)
     default: return null; // card, plain userid, exit: WeCom has no code for them
   }
 }
