@@ -141,6 +141,8 @@ export class Gateway {
   webError: string | null = null;
   /** Every door event (contact, alarms, modes, reader and storage alarms), as journaled. */
   readonly doorEvents$ = new Subject<DoorEvent>();
+  /** Someone with the right asked for a restart (the cloud): the process stops cleanly and the service manager starts it again. */
+  readonly restartRequested$ = new Subject<string>();
   readonly started = Date.now();
   private readonly outboxHead = new HeadAge(monotonicMs);
   private readonly doorLog: Logger;
@@ -324,6 +326,8 @@ export class Gateway {
           fingerprint: gw.fingerprint,
           remoteOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'remote', userid: r.userid, oper_id: r.oper_id })),
           scanOpen: (r) => pipeline.handle(credentialEvent(r.door, config.cloud.provider, 'in', { type: 'userid', value: r.userid, method: 'scan' })),
+          doorEvents: gw.doorEvents$,
+          restart: (reason) => gw.restartRequested$.next(reason),
         })) ?? null;
       if (cloud) {
         gw.cloud = cloud;

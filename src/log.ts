@@ -89,8 +89,59 @@ export function scrub(text: string, secrets: readonly string[]): string {
  * can sit in any string (a URL, an error message).
  */
 function scrubbing(dest: { write(line: string): unknown }, secrets: readonly string[]): { write(line: string): void } {
-  return { write: (line: string) => void dest.write(scrub(line, secrets)) };
+  return {
+    write: (line: string) => {
+      const clean = scrub(line, secrets);
+      RECENT_LOG.push(clean);
+      dest.write(clean);
+    },
+  };
 }
+
+/**
+ * The newest log lines of this process (JSON, already scrubbed), bounded by bytes: what a cloud that
+ * asks for the device's log (WeCom push_fetch_log) is sent. Oldest lines go first.
+ */
+export class LogRing {
+  private lines: string[] = [];
+  private head = 0;
+  private bytes = 0;
+  constructor(private readonly maxBytes: number) {}
+
+  push(raw: string): void {
+    const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+    this.lines.push(line);
+    this.bytes += line.length;
+    while (this.bytes > this.maxBytes && this.head < this.lines.length) this.bytes -= this.lines[this.head++]!.length;
+    if (this.head > 4096) {
+      this.lines = this.lines.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The newest lines passing `keep`, oldest first, at most `maxBytes` in all. */
+  newest(keep: (entry: { level?: number; module?: string }) => boolean, maxBytes: number): string[] {
+    const out: string[] = [];
+    let size = 0;
+    for (let i = this.lines.length - 1; i >= this.head; i--) {
+      const line = this.lines[i]!;
+      let e: { level?: number; module?: string };
+      try {
+        e = JSON.parse(line) as { level?: number; module?: string };
+      } catch {
+        continue;
+      }
+      if (!keep(e)) continue;
+      if (size + line.length > maxBytes) break;
+      size += line.length;
+      out.push(line);
+    }
+    return out.reverse();
+  }
+}
+
+/** This process's recent log (4 MiB). */
+export const RECENT_LOG = new LogRing(4 << 20);
 
 export function createLogger(opts: LogOptions): Logger {
   const dest = opts.destination ?? process.stdout;

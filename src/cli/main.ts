@@ -172,6 +172,11 @@ export function buildProgram(): Command {
         onSignal!(requested);
         return stopped;
       }
+      // A restart the cloud asked for: stop as for a signal; systemd (Restart=always) starts it again.
+      gw.restartRequested$.subscribe((reason) => {
+        log.warn({ reason }, 'restart requested');
+        onSignal?.('restart');
+      });
       sd = await SdNotify.fromEnv(log.child({ module: 'systemd' }));
       if (!stopping) sd?.ready(`deciding for ${config.doors.map((d) => d.id).join(', ')}`);
       if (config.doors.some((d) => d.readers.some((r) => r.type === 'terminal')) && process.stdin.isTTY) {

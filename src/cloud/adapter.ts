@@ -2,11 +2,11 @@
  * The interface every cloud adapter implements (WeCom device protocol, Feishu, …), and what the
  * gateway hands it. Adding a cloud touches a new folder under src/cloud and the config schema.
  */
-import type { BehaviorSubject } from 'rxjs';
+import type { BehaviorSubject, Observable } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import type { FingerprintModule } from '../io/fingerprint.js';
 import type { Logger } from '../log.js';
-import type { DecisionEvent } from '../domain/events.js';
+import type { DecisionEvent, DoorEvent } from '../domain/events.js';
 import type { Store } from '../store/store.js';
 
 export interface CloudState {
@@ -27,6 +27,10 @@ export interface CloudState {
    * the gateway is unhealthy until it is fixed.
    */
   credentials_problem: string | null;
+  /** The corp the device is bound to (WeCom get_corp_info), once known. */
+  corp_name?: string | null;
+  /** Firmware the cloud offers (WeCom push_update_firmware → get_firmware_info): reported, never installed. */
+  firmware_offered?: { version: string; size: number | null; md5sum: string | null; at: number } | null;
 }
 
 export interface SyncReport {
@@ -45,6 +49,10 @@ export interface CloudContext {
   scanOpen(req: { door: string; userid: string }): DecisionEvent | null;
   /** The fingerprint module of the door that has one, if any. */
   fingerprint: FingerprintModule | null;
+  /** The gateway's door events (faults among them are reported to a cloud that takes them). */
+  doorEvents?: Observable<DoorEvent>;
+  /** The cloud asked for a restart: the gateway stops cleanly (relays locked) and the service manager starts it again. */
+  restart?: (reason: string) => void;
 }
 
 export interface CloudAdapter {

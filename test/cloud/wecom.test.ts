@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createPublicKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger, RECENT_LOG } from '../../src/log.js';
 import { loadEmulatorState, recordReceived, saveEmulatorState } from '../../src/cloud/wecom/emulator-state.js';
 import { generateDirectory, signQrFor, WecomEmulator, type CloudUser } from '../../src/cloud/wecom/emulator.js';
 import { decodeQr, verifyQr } from '../../src/domain/qr.js';
@@ -262,6 +264,48 @@ describe('WeCom: scan to open', () => {
     expect((rig.gw.relays.get('side') as SimRelay).pulses).toHaveLength(1);
     // The cloud refuses a code older than 1800 s (the door makes a new one every 15 min).
     expect(await rig.emu.scan(code.text, 'u2', { laterS: 1801 })).toEqual({ refused: 'expired (older than 1800 s)' });
+  });
+});
+
+describe('WeCom: device operations', () => {
+  it('uploads its log as the binary frame the cloud asks for (of the hint\'s kind, secrets scrubbed), reports faults rate-limited, restarts cleanly, reports offered firmware and the corp', async () => {
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    rig = await startRig({ users: 5, log: createLogger({ level: 'info', pretty: false, destination: sink }) });
+    await synced(rig);
+    await until(() => rig!.adapter.state$.value.corp_name === 'Emulated Corp', 'the corp name');
+    // A line that would leak the device secret (a bug elsewhere): scrubbed before it leaves.
+    const secret = readSecret(rig.dataDir)!.secret;
+    RECENT_LOG.push(JSON.stringify({ level: 50, module: 'test', msg: `oops ${secret}` }));
+    RECENT_LOG.push(JSON.stringify({ level: 30, module: 'test', msg: 'an info line' }));
+    const ops = (await rig.emu.fetchLog('op_logs')).toString('utf8');
+    const opsLines = ops.split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(opsLines.every((l) => l.level >= 40)).toBe(true);
+    expect(opsLines.some((l) => /^oops \[redacted\]$/.test(l.msg))).toBe(true);
+    expect(ops).not.toContain(secret);
+    const wechat = (await rig.emu.fetchLog('wechat')).toString('utf8').split('\n').map((l) => JSON.parse(l) as { module?: string });
+    expect(wechat.length).toBeGreaterThan(0);
+    expect(wechat.every((l) => l.module?.startsWith('wecom'))).toBe(true);
+    const all = await rig.emu.fetchLog('main');
+    expect(all.length).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(all.toString()).toContain('an info line');
+
+    // Faults: each (kind, door, reader) once per 10 min, ten in all; the rest not sent.
+    const at = Date.now();
+    for (let i = 0; i < 3; i++) rig.gw.pipeline.doorEvents$.next({ type: 'reader_offline', door: 'front', reader: 'r1', at });
+    for (let i = 0; i < 15; i++) rig.gw.pipeline.doorEvents$.next({ type: 'reader_tamper', door: 'front', reader: `r${i}`, at });
+    rig.gw.pipeline.doorEvents$.next({ type: 'forced_open', door: 'front', at }); // a door alarm, not the device's fault
+    await until(() => rig!.emu.errorReports.length === 10, 'ten error reports');
+    expect(rig.emu.errorReports[0]).toEqual({ errcode: -1, errmsg: 'reader_offline at front (r1)' });
+    expect(rig.emu.errorReports.filter((r) => String(r.errmsg).startsWith('reader_offline'))).toHaveLength(1);
+
+    // Firmware offered: reported, never installed.
+    rig.emu.pushAll('push_update_firmware', {});
+    await until(() => rig!.adapter.state$.value.firmware_offered?.version === '9.9.9', 'the offer in the state');
+    // A restart asked for: the gateway is told (the CLI stops it; systemd starts it again); the door stays locked.
+    const asked = new Promise<string>((r) => rig!.gw.restartRequested$.subscribe(r));
+    rig.emu.pushAll('push_restart_device', {});
+    expect(await asked).toBe('WeCom push_restart_device');
+    expect((rig.gw.relays.get('front') as SimRelay).pulses).toHaveLength(0);
   });
 });
 

@@ -5,7 +5,7 @@ import { WecomEmulator, generateDirectory, type EmulatorOptions } from '../../sr
 import { writeSecret } from '../../src/cloud/wecom/secret.js';
 import type { WecomAdapter } from '../../src/cloud/wecom/adapter.js';
 import { Gateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { tmpDir } from './tmp.js';
 
 export const SN = 'door-sn-1';
@@ -40,6 +40,8 @@ export async function startRig(o: {
   dataDir?: string;
   /** More top-level configuration (the console, …). */
   top?: Record<string, unknown>;
+  /** The gateway's logger (default: silent). */
+  log?: Logger;
 } = {}): Promise<Rig> {
   const emu = o.emu ?? new WecomEmulator(o.emulator);
   const url = o.emu ? emu.url : await emu.start();
@@ -59,7 +61,7 @@ export async function startRig(o: {
   const rig: Rig = {
     emu,
     dataDir,
-    gw: await Gateway.start({ config, log: silent, controlSocket: false }),
+    gw: await Gateway.start({ config, log: o.log ?? silent, controlSocket: false }),
     get adapter() {
       return rig.gw.cloud as WecomAdapter;
     },

@@ -8,6 +8,8 @@ import type { Subscription } from 'rxjs';
 import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
 import { VERSION } from '../../version.js';
 import { randomInt } from 'node:crypto';
+import type { DoorEvent } from '../../domain/events.js';
+import { RECENT_LOG, scrub } from '../../log.js';
 import { dynamicLoginUrl, UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
 import { deleteSecret, readSecret, type DeviceSecret } from './secret.js';
 import { WecomSession } from './session.js';
@@ -17,6 +19,12 @@ import { CheckinUploader } from './uploader.js';
 /** The cloud refuses a login code 1800 s after it was made; doors make a new one every 15 min (protocols.md §10.1). */
 const CODE_LIFE_S = 1800;
 const CODE_REFRESH_MS = 15 * 60_000;
+/** upload_log: the cloud takes at most 2 MiB (protocols.md §11). */
+const MAX_LOG_BYTES = 2 * 1024 * 1024 - 1024;
+/** The gateway's own faults, reported with error_report (each door and kind at most once in FAULT_EVERY_MS, FAULT_BURST in all). */
+const FAULTS = new Set(['storage_failure', 'disk_low', 'reader_offline', 'reader_tamper', 'reader_power_failure', 'reader_secure_channel_failure', 'io_alarm']);
+const FAULT_EVERY_MS = 10 * 60_000;
+const FAULT_BURST = 10;
 
 export type WecomConfig = NonNullable<CloudContext['config']['cloud']['wecom']>;
 
@@ -120,6 +128,7 @@ export class WecomAdapter implements CloudAdapter {
     this.subs.push(
       this.session.opened$.subscribe(() => void this.login()),
       this.session.pushes$.subscribe((f) => this.onPush(f)),
+      ...(this.ctx.doorEvents ? [this.ctx.doorEvents.subscribe((e) => this.fault(e))] : []),
       this.session.link$.subscribe((l) => {
         if (l === 'closed') {
           this.loggedIn = false;
@@ -212,6 +221,10 @@ export class WecomAdapter implements CloudAdapter {
     this.clockTimer = setInterval(() => void this.checkClock(), 12 * 3600_000);
     this.clockTimer.unref();
     if (this.cfg.scan_to_open) await this.startCodes(secret.sn);
+    this.session.request('get_corp_info').then(
+      (b) => typeof b.corp_name === 'string' && this.patch({ corp_name: b.corp_name }),
+      (e: unknown) => this.log.debug({ err: (e as Error).message }, 'corp info unavailable'),
+    );
     void this.enqueue('catch-up after login', async () => {
       const r = await this.sync.onLogin();
       await this.refreshVersion();
@@ -330,6 +343,16 @@ export class WecomAdapter implements CloudAdapter {
         return this.onRemoteOpen(f, body);
       case 'push_user_scan':
         return this.onUserScan(f, body);
+      case 'push_fetch_log':
+        this.session.reply(f);
+        return void this.uploadLog(typeof body.hint === 'string' ? body.hint : '');
+      case 'push_restart_device':
+        this.session.reply(f);
+        this.log.warn('the cloud asked for a restart: stopping cleanly (the doors stay locked); the service manager starts the gateway again');
+        return void setTimeout(() => this.ctx.restart?.('WeCom push_restart_device'), 100).unref();
+      case 'push_update_firmware':
+        this.session.reply(f);
+        return void this.firmwareOffered();
       case 'push_enter_page':
         ack();
         void this.onEnterPage(body);
@@ -343,6 +366,52 @@ export class WecomAdapter implements CloudAdapter {
         this.log.warn({ cmd: f.cmd }, 'unknown push from the cloud');
         return ack(1, `unknown push ${f.cmd}`);
     }
+  }
+
+  /**
+   * The log the cloud asks for (push_fetch_log): this process's recent lines, of the hint's kind —
+   * `op_logs` warnings and errors, `wechat` this link's own, anything else every line — newest
+   * first to fit 2 MiB, already scrubbed of secrets (and of the device's, once more).
+   */
+  private async uploadLog(hint: string): Promise<void> {
+    const keep = hint === 'op_logs' ? (e: { level?: number }) => (e.level ?? 0) >= 40 : hint === 'wechat' ? (e: { module?: string }) => (e.module ?? '').startsWith('wecom') : () => true;
+    const secrets = [readSecret(this.ctx.config.data_dir)?.secret, this.secretNo].filter((x): x is string => !!x);
+    const text = scrub(RECENT_LOG.newest(keep, MAX_LOG_BYTES).join('\n'), secrets);
+    try {
+      await this.session.requestBinary('upload_log', Buffer.from(text, 'utf8'), 30_000);
+      this.log.info({ hint, bytes: Buffer.byteLength(text) }, 'log uploaded to the cloud');
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, hint }, 'log upload failed');
+    }
+  }
+
+  /** An admin pressed "upgrade": what is offered goes into the status and the log; doorgw installs nothing a cloud pushes (updates come through the Ansible role). */
+  private async firmwareOffered(): Promise<void> {
+    try {
+      const b = await this.session.request('get_firmware_info');
+      const version = typeof b.firmware_version === 'string' ? b.firmware_version : '?';
+      this.patch({ firmware_offered: { version, size: typeof b.size === 'number' ? b.size : null, md5sum: typeof b.md5sum === 'string' ? b.md5sum : null, at: Date.now() } });
+      this.log.warn({ offered: version, running: VERSION }, 'the cloud offers a firmware update: doorgw does not install software from a cloud; update through the deployment (Ansible role)');
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'firmware info unavailable');
+    }
+  }
+
+  private readonly faultSeen = new Map<string, number>();
+  private faultWindow: number[] = [];
+  /** Rate-limited error_report of the gateway's own faults. */
+  private fault(e: DoorEvent): void {
+    if (!FAULTS.has(e.type) || !this.loggedIn) return;
+    const now = Date.now();
+    const key = `${e.type}\u0000${e.door}\u0000${e.reader ?? ''}`;
+    if (now - (this.faultSeen.get(key) ?? -Infinity) < FAULT_EVERY_MS) return;
+    this.faultWindow = this.faultWindow.filter((t) => now - t < FAULT_EVERY_MS);
+    if (this.faultWindow.length >= FAULT_BURST) return;
+    this.faultWindow.push(now);
+    if (this.faultSeen.size > 1000) this.faultSeen.clear();
+    this.faultSeen.set(key, now);
+    const errmsg = `${e.type} at ${e.door}${e.reader ? ` (${e.reader})` : ''}${e.detail ? `: ${e.detail}` : ''}`.slice(0, 200);
+    this.session.request('error_report', { errcode: -1, errmsg }).catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'error report not delivered'));
   }
 
   /**

@@ -104,7 +104,7 @@ export class WecomEmulator {
     this.wss.on('connection', (ws) => {
       const c: Conn = { ws, sn: null, loggedIn: false };
       this.conns.add(c);
-      ws.on('message', (data: Buffer) => void this.onMessage(c, data.toString()));
+      ws.on('message', (data: Buffer, isBinary: boolean) => (isBinary ? this.onBinary(c, data) : void this.onMessage(c, data.toString())));
       ws.on('close', () => this.conns.delete(c));
       ws.on('error', () => undefined);
     });
@@ -256,6 +256,55 @@ export class WecomEmulator {
     this.pushAll('push_exit_page', { oper_id: operId });
   }
 
+  /** Logs the doors uploaded (upload_log), decoded from their binary frames. */
+  readonly logs: { cmd: string; data: Buffer }[] = [];
+  /** error_report bodies the doors sent. */
+  readonly errorReports: { errcode: unknown; errmsg: unknown }[] = [];
+  /** What get_firmware_info answers (an admin's "upgrade" offers it). */
+  firmware = { firmware_version: '9.9.9', md5sum: 'd41d8cd98f00b204e9800998ecf8427e', size: 1024, download_url: 'https://example.invalid/fw.bin' };
+
+  /** Ask the door for its log (push_fetch_log); resolves with the uploaded bytes. */
+  fetchLog(hint: string): Promise<Buffer> {
+    const before = this.logs.length;
+    this.pushAll('push_fetch_log', { hint });
+    return new Promise((resolve) => {
+      const t = setInterval(() => {
+        if (this.logs.length > before) {
+          clearInterval(t);
+          resolve(this.logs[before]!.data);
+        }
+      }, 10);
+    });
+  }
+
+  /** A binary frame: format_version, then cmd, req_id and data, each after its 4-byte LE length (protocols.md §11). */
+  private onBinary(c: Conn, b: Buffer): void {
+    try {
+      let o = 0;
+      const u32 = (): number => {
+        const v = b.readUInt32LE(o);
+        o += 4;
+        return v;
+      };
+      const field = (): Buffer => {
+        const n = u32();
+        if (o + n > b.length) throw new Error('truncated');
+        const v = b.subarray(o, o + n);
+        o += n;
+        return v;
+      };
+      if (u32() !== 1) throw new Error('format_version');
+      const cmd = field().toString();
+      const req_id = field().toString();
+      const data = field();
+      if (o !== b.length) throw new Error('trailing bytes');
+      this.logs.push({ cmd, data: Buffer.from(data) });
+      c.ws.send(stringifyFrame({ headers: { req_id }, errcode: cmd === 'upload_log' ? 0 : 600099, errmsg: cmd === 'upload_log' ? 'ok' : `unknown binary command ${cmd}` }));
+    } catch (e) {
+      c.ws.send(stringifyFrame({ headers: { req_id: '' }, errcode: 600001, errmsg: `bad binary frame: ${(e as Error).message}` }));
+    }
+  }
+
   private awaitReply(key: string): Promise<Frame> {
     return new Promise((resolve) => this.pendingReplies.set(key, resolve));
   }
@@ -363,6 +412,13 @@ export class WecomEmulator {
       return out;
     };
     switch (cmd) {
+      case 'error_report':
+        this.errorReports.push({ errcode: b.errcode, errmsg: b.errmsg });
+        return ok();
+      case 'get_corp_info':
+        return ok({ corp_name: 'Emulated Corp' });
+      case 'get_firmware_info':
+        return ok({ ...this.firmware });
       case 'ping':
         return ok();
       case 'get_perm_version':

@@ -153,6 +153,38 @@ export class WecomSession {
     return frame.body ?? {};
   }
 
+  /**
+   * A binary request (protocols.md §9.2, §11 `upload_log`): format_version 1, then cmd, req_id and
+   * the data, each after its 4-byte little-endian length. The cloud answers with a text frame.
+   */
+  async requestBinary(cmd: string, data: Buffer, timeoutMs = this.o.requestTimeoutMs): Promise<Record<string, unknown>> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) throw new LinkDownError('cloud link is not open');
+    const req_id = `${this.bootId}-${++this.seq}`;
+    const u32 = (n: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(n);
+      return b;
+    };
+    const c = Buffer.from(cmd);
+    const r = Buffer.from(req_id);
+    const frame = Buffer.concat([u32(1), u32(c.length), c, u32(r.length), r, u32(data.length), data]);
+    const reply = await new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(req_id);
+        reject(new LinkDownError(`${cmd}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(req_id, { resolve, reject, timer, cmd });
+      ws.send(frame, { binary: true }, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        this.pending.delete(req_id);
+        reject(new LinkDownError(`${cmd}: send failed: ${err.message}`));
+      });
+    });
+    return reply.body ?? {};
+  }
+
   /** Answer a push (errcode 0, or the error we could not act on). */
   reply(push: Frame, errcode = 0, errmsg = 'ok', body?: Record<string, unknown>): void {
     const ws = this.ws;
