@@ -331,6 +331,8 @@ export class Gateway {
         })) ?? null;
       if (cloud) {
         gw.cloud = cloud;
+        // The cloud's own rules at each door (Feishu permission groups), decided with everything else.
+        if (cloud.gate) for (const u of doors) u.access.context.cloudGate = (user, nowMs) => cloud.gate!(u.id, user, nowMs, u.access.context.timezone);
         if (cloud.uploadsRecords !== (UPLOADS_RECORDS[config.cloud.provider] === true)) throw new Error(`cloud registry: UPLOADS_RECORDS.${config.cloud.provider} disagrees with its adapter`);
         const written = journal.written$.subscribe(() => cloud.outboxChanged()); // new records: the uploader wakes
         await units.start({ name: 'cloud', start: () => cloud.start(), stop: async () => { written.unsubscribe(); await cloud.stop(); } });

@@ -22,6 +22,7 @@ import { addOsdpCommands, readerLine } from './osdp.js';
 import { addSiteCommands } from './site.js';
 import { addCollectorCommands } from './collector.js';
 import { addMusterCommands } from './muster.js';
+import { addFeishuCommands } from './feishu.js';
 
 // Everything else is imported by the command that needs it: `doorgw --help` and the health check
 // must not pay for the gateway, MQTT, the clouds and LevelDB (a Pi is several times slower).
@@ -393,6 +394,7 @@ export function buildProgram(): Command {
   addSiteCommands(program, deps);
   addCollectorCommands(program, deps);
   addMusterCommands(program, deps);
+  addFeishuCommands(program, deps);
   addHidCommands(program, out, json);
 
   const demo = program.command('demo').description('try the gateway without a cloud');

@@ -8,6 +8,8 @@ import type { FingerprintModule } from '../io/fingerprint.js';
 import type { Logger } from '../log.js';
 import type { DecisionEvent, DoorEvent } from '../domain/events.js';
 import type { Store } from '../store/store.js';
+import type { DenyReason } from '../domain/types.js';
+import type { UserRecord } from '../domain/user.js';
 
 export interface CloudState {
   provider: string;
@@ -31,6 +33,8 @@ export interface CloudState {
   corp_name?: string | null;
   /** Firmware the cloud offers (WeCom push_update_firmware → get_firmware_info): reported, never installed. */
   firmware_offered?: { version: string; size: number | null; md5sum: string | null; at: number } | null;
+  /** Feishu permission groups: in force, not authorised, or why not refreshed. */
+  permission_groups?: string | null;
 }
 
 export interface SyncReport {
@@ -67,6 +71,8 @@ export interface CloudAdapter {
   outboxChanged(): void;
   /** The code a door shows for scan to open (its text, and until when it is good); null when there is none now. */
   loginCode?(door: string): { text: string; made_at: number; expires_at: number } | null;
+  /** The cloud's own access rules at a door (Feishu permission groups): a deny, or null. */
+  gate?(door: string, user: UserRecord, nowMs: number, zone: string): { reason: DenyReason; detail: string } | null;
 }
 
 export function initialState(provider: string, link: CloudState['link']): CloudState {

@@ -472,6 +472,21 @@ const feishu = z.strictObject({
   request_timeout_ms: z.number().int().min(500).max(120_000).default(10_000),
   max_retries: z.number().int().min(0).max(20).default(5),
   backoff_ms: z.number().int().min(10).max(60_000).default(500),
+  /**
+   * Permission groups (rule_external, protocols.md §15): each door's Feishu device id. With them,
+   * and once an admin has authorised the gateway (doorgw feishu authorize), a person passes a door
+   * only in a group bound to its device, on its days and hours. Without: every listed person passes
+   * every door (a warning at start and in status).
+   */
+  permission_groups: z
+    .strictObject({
+      devices: z.record(id(), str()).default({}),
+      /** Where Feishu sends the admin after authorising (registered in the app); the page shows the code to paste. */
+      redirect_uri: str().default('https://open.feishu.cn/api-explorer/loading'),
+      /** How often the groups are read again (s). */
+      refresh_s: z.number().int().min(60).max(86_400).default(600),
+    })
+    .default({ devices: {}, redirect_uri: 'https://open.feishu.cn/api-explorer/loading', refresh_s: 600 }),
 });
 
 /** WeCom self-built app credentials for the pass-record API (reconciliation). */

@@ -39,6 +39,8 @@ export interface DoorContext {
   level?: DoorLevel | null;
   /** Groups denied while a linkage rule's input is active, by rule (io.linkage `deny_groups`). */
   denies?: ReadonlyMap<string, InputDeny>;
+  /** The cloud's own access rules at this door (Feishu permission groups): a deny, or null to go on. */
+  cloudGate?: ((user: UserRecord, nowMs: number) => { reason: DenyReason; detail: string } | null) | null;
 }
 
 /** Who a linkage rule denies while its input is active. */
@@ -127,8 +129,11 @@ export function decide(input: DecideInput): Decision {
     const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin, door.timezone, used) : null;
     let d: Decision;
     const level = door.level;
+    const gated = !limited && user.source === 'feishu' ? (door.cloudGate?.(user, nowMs) ?? null) : null;
     if (limited) {
       d = out('deny', limited.reason, user, limited.detail);
+    } else if (gated) {
+      d = out('deny', gated.reason, user, gated.detail);
     } else if (level && inPolicyList(level.denyUsers, level.denyGroups, user.userid, groups)) {
       d = out('deny', 'threat_level', user, `denied while the site is at threat level ${level.name}`);
     } else if (door.denies?.size && [...door.denies.values()].some((x) => inPolicyList(x.users, x.groups, user.userid, groups))) {

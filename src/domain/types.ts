@@ -70,7 +70,10 @@ export type DenyReason =
   /** A linkage rule denies this person's group while its input is active (io.linkage deny_groups). */
   | 'input_deny'
   /** A temporary credential used as many times as it was given (local directory max_uses). */
-  | 'uses_exhausted';
+  | 'uses_exhausted'
+  /** Feishu permission groups: the person is in no group of this door's device, or outside its days and hours. */
+  | 'no_permission_group'
+  | 'outside_permission_group';
 
 /**
  * A person's own passage (their credential granted), as opposed to an exit request, an operator's

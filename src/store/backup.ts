@@ -4,7 +4,8 @@
  * Format (version 1): gzip of JSON lines —
  *   {"format":"doorgw-backup","version":1,"created":<ms>,"gateway_id":…,"doorgw":…}
  *   {"k":<key>,"v":<value>}          every database entry, raw, from one LevelDB snapshot
- *   {"file":<name>,"mode":<n>,"b64":…} the data directory's files that matter (the WeCom secret, OSDP reader keys)
+ *   {"file":<name>,"mode":<n>,"b64":…} the data directory's files that matter (the WeCom secret, OSDP reader keys,
+ *                                       the Feishu user token, the door's site key)
  *   {"end":true,"entries":N,"files":M,"sha256":<hex of every byte before this line>}
  * The database holds the directory (both layers, keys, templates), journal, door events, outbox,
  * held records, replay memory, door modes and area presence: everything a door needs to resume.
@@ -25,7 +26,7 @@ import { RESTORE_MARKER, Store } from './store.js';
 export const BACKUP_FORMAT = 'doorgw-backup';
 export const BACKUP_VERSION = 1;
 /** Files of the data directory carried in a backup (besides the database). */
-const DATA_FILES = ['wecom-secret.json', 'osdp-keys.json'];
+const DATA_FILES = ['wecom-secret.json', 'osdp-keys.json', 'feishu-user-token.json', 'site-door-key.pem'];
 /** A line longer than this is not one we wrote. */
 const MAX_LINE = 8 * 1024 * 1024;
 

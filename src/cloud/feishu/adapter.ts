@@ -1,8 +1,20 @@
-/** The Feishu adapter: directory sync at start, periodically and on demand. No record upload. */
+/**
+ * The Feishu adapter: directory sync at start, periodically and on demand; permission groups
+ * (rule_external) read with the admin-granted user token, kept on disk and decided at each door
+ * offline. No record upload.
+ */
 import { BehaviorSubject } from 'rxjs';
+import { decideGroups, type FeishuRule } from '../../domain/feishu-groups.js';
+import type { DenyReason } from '../../domain/types.js';
+import type { UserRecord } from '../../domain/user.js';
 import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
 import { FeishuClient, FeishuCredentialsError } from './client.js';
 import { META_FEISHU_SYNC, syncFeishuDirectory } from './sync.js';
+import { readUserToken, validUserToken } from './user-token.js';
+
+/** The groups as last read: per door, the rules bound to its device (persisted: decisions use them offline). */
+const META_GROUPS = 'feishu.groups';
+type Groups = { at: number; doors: Record<string, FeishuRule[]> };
 
 export class FeishuAdapter implements CloudAdapter {
   readonly state$ = new BehaviorSubject<CloudState>(initialState('feishu', 'connecting'));
@@ -11,6 +23,9 @@ export class FeishuAdapter implements CloudAdapter {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<SyncReport> | null = null;
   private readonly log: CloudContext['log'];
+  private groups: Groups | null = null;
+  private groupsTimer: NodeJS.Timeout | null = null;
+  private warnedDepartments = false;
 
   constructor(private readonly ctx: CloudContext) {
     const cfg = ctx.config.cloud.feishu;
@@ -38,10 +53,71 @@ export class FeishuAdapter implements CloudAdapter {
     this.timer = setInterval(() => void this.syncNow().catch(() => undefined), cfg.sync_interval_s * 1000);
     this.timer.unref();
     void this.syncNow().catch(() => undefined); // the door decides from the cache meanwhile
+    const pg = cfg.permission_groups;
+    if (Object.keys(pg.devices).length) {
+      this.groups = (await this.ctx.store.getMeta<Groups>(META_GROUPS)) ?? null;
+      this.groupsTimer = setInterval(() => void this.readGroups(), pg.refresh_s * 1000);
+      this.groupsTimer.unref();
+      void this.readGroups();
+    } else this.log.warn('Feishu permission groups are not configured (cloud.feishu.permission_groups.devices): every listed person passes every door at any hour');
+  }
+
+  /**
+   * Read each door's groups (GET rule_external?device_id=) with the user token, refreshed when due.
+   * Not authorised: today's behaviour, said at start and in status. A token that can no longer be
+   * refreshed: the last groups stay in force, the gateway is unhealthy and says what to do.
+   */
+  async readGroups(): Promise<void> {
+    const cfg = this.ctx.config.cloud.feishu!;
+    const dir = this.ctx.config.data_dir;
+    let token: ReturnType<typeof readUserToken>;
+    try {
+      token = readUserToken(dir);
+    } catch (e) {
+      return this.groupsProblem((e as Error).message);
+    }
+    if (!token) {
+      this.patch({ permission_groups: 'not authorised: run doorgw feishu authorize (every listed person passes every door meanwhile)' });
+      return void this.log.warn('Feishu permission groups configured but not authorised: run `doorgw feishu authorize`; every listed person passes every door meanwhile');
+    }
+    const doors: Record<string, FeishuRule[]> = {};
+    try {
+      for (const [door, device] of Object.entries(cfg.permission_groups.devices)) {
+        const data = await this.client.get('/open-apis/acs/v1/rule_external', { device_id: device, user_id_type: cfg.user_id_type }, () => validUserToken(this.client, dir));
+        const rules = Array.isArray(data.rules) ? (data.rules as FeishuRule[]).filter((r) => typeof r === 'object' && r !== null && typeof r.id === 'string') : [];
+        doors[door] = rules.slice(0, 10_000);
+        if (!this.warnedDepartments && rules.some((r) => r.users?.some((m) => m.user_type === 2))) {
+          this.warnedDepartments = true;
+          this.log.warn({ door }, 'a Feishu permission group names a department: departments cannot be resolved at the door, so its members are not admitted by it (name them, or use all employees)');
+        }
+      }
+    } catch (e) {
+      return this.groupsProblem(`the permission groups could not be read (${(e as Error).message})`);
+    }
+    this.groups = { at: Date.now(), doors };
+    await this.ctx.store.putMeta(META_GROUPS, this.groups).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'permission groups not written to disk (in force from memory)'));
+    this.patch({ permission_groups: `in force: ${Object.values(doors).reduce((n, r) => n + r.length, 0)} groups for ${Object.keys(doors).length} doors`, credentials_problem: null });
+    this.log.info({ doors: Object.keys(doors).length, groups: Object.values(doors).reduce((n, r) => n + r.length, 0) }, 'Feishu permission groups read');
+  }
+
+  private groupsProblem(why: string): void {
+    const kept = this.groups ? `the groups read ${new Date(this.groups.at).toISOString()} stay in force` : 'no groups were ever read: every listed person passes every door';
+    const msg = `Feishu permission groups: ${why}; ${kept}. Authorise again: doorgw feishu authorize`;
+    this.log.error({ why }, 'Feishu permission groups not refreshed');
+    this.patch({ permission_groups: msg, credentials_problem: msg });
+  }
+
+  /** A door's verdict from its groups (null: groups not in force at this door, or the person passes). */
+  gate(door: string, user: UserRecord, nowMs: number, zone: string): { reason: DenyReason; detail: string } | null {
+    const rules = this.groups?.doors[door];
+    if (!rules) return null;
+    const v = decideGroups(rules, user.userid, user.user_type === 1, nowMs, zone);
+    return v.ok ? null : { reason: v.reason, detail: v.detail };
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.groupsTimer) clearInterval(this.groupsTimer);
     await this.running?.catch(() => undefined);
   }
 

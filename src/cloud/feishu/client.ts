@@ -78,14 +78,29 @@ export class FeishuClient {
     return this.token.value;
   }
 
+  /**
+   * The OAuth token endpoint (protocols.md §15.1): an authorisation code, or a refresh token (each
+   * works once; the answer carries the next). Returns the tokens and their lifetimes.
+   */
+  async oauthToken(grant: { code: string; redirectUri: string } | { refreshToken: string }): Promise<{ access_token: string; expires_in: number; refresh_token: string; refresh_token_expires_in: number; scope: string }> {
+    const body = 'code' in grant ? { grant_type: 'authorization_code', client_id: this.o.appId, client_secret: this.o.appSecret, code: grant.code, redirect_uri: grant.redirectUri } : { grant_type: 'refresh_token', client_id: this.o.appId, client_secret: this.o.appSecret, refresh_token: grant.refreshToken };
+    const { status, json } = await this.fetchJson(`${this.o.baseUrl}/open-apis/authen/v2/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) });
+    if (json.code !== 0 || typeof json.access_token !== 'string' || typeof json.refresh_token !== 'string') {
+      const why = typeof json.error_description === 'string' ? json.error_description : typeof json.msg === 'string' ? json.msg : '';
+      throw new FeishuError(`the user token was refused: code ${String(json.code)} ${why}`.trim(), typeof json.code === 'number' ? json.code : null, status);
+    }
+    const n = (v: unknown, d: number): number => (typeof v === 'number' && v > 0 ? v : d);
+    return { access_token: json.access_token, expires_in: n(json.expires_in, 7200), refresh_token: json.refresh_token, refresh_token_expires_in: n(json.refresh_token_expires_in, 30 * 86_400), scope: typeof json.scope === 'string' ? json.scope : '' };
+  }
+
   /** GET an open-api path; returns `data`. Retries auth errors once and rate limits / 5xx with backoff. */
-  async get(path: string, query: Record<string, string | number | undefined>): Promise<Record<string, unknown>> {
+  async get(path: string, query: Record<string, string | number | undefined>, userToken?: () => Promise<string>): Promise<Record<string, unknown>> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') qs.set(k, String(v));
     const url = `${this.o.baseUrl}${path}?${qs.toString()}`;
     let authRetried = false;
     for (let attempt = 0; ; attempt++) {
-      const token = await this.tenantToken();
+      const token = userToken ? await userToken() : await this.tenantToken();
       const { status, json } = await this.fetchJson(url, { headers: { authorization: `Bearer ${token}` } });
       const code = typeof json.code === 'number' ? json.code : null;
       if (code === 0 && status < 300) {
@@ -93,7 +108,7 @@ export class FeishuClient {
         if (typeof data !== 'object' || data === null) throw new FeishuError(`${path}: answer without data`, 0, status);
         return data as Record<string, unknown>;
       }
-      if ((status === 401 || (code !== null && AUTH_CODES.has(code))) && !authRetried) {
+      if ((status === 401 || (code !== null && AUTH_CODES.has(code))) && !authRetried && !userToken) {
         authRetried = true;
         this.o.log.info({ code, status }, 'feishu token rejected; refreshing');
         await this.tenantToken(true);

@@ -4,6 +4,7 @@
  * 1490018 like the real service), field validation, and per-request fault injection.
  */
 import { randomBytes } from 'node:crypto';
+import type { FeishuRule } from '../../domain/feishu-groups.js';
 import { JsonHttpServer, type JsonReply, type JsonRequest } from '../http-emulator.js';
 
 export interface FeishuUser {
@@ -20,6 +21,31 @@ export class FeishuEmulator {
   /** Tests inject replies per request; undefined answers normally. */
   fault: (req: JsonRequest, n: number) => JsonReply | undefined = () => undefined;
   private readonly tokens = new Map<string, number>();
+  /** Permission groups (rule_external), readable with a user token only. */
+  rules: FeishuRule[] = [];
+  userTokenTtlS = 7200;
+  /** Refresh tokens stop working (the admin left, the grant was revoked). */
+  refreshRevoked = false;
+  private readonly authCodes = new Map<string, number>();
+  private readonly userTokens = new Map<string, number>();
+  private readonly refreshTokens = new Set<string>();
+  /** Refresh grants answered (each refresh token works once). */
+  refreshes = 0;
+
+  /** A code as Feishu shows it after an admin's consent: valid 5 minutes, once. */
+  issueAuthCode(): string {
+    const c = `code-${randomBytes(6).toString('hex')}`;
+    this.authCodes.set(c, Date.now() + 300_000);
+    return c;
+  }
+
+  private userPair(): Record<string, unknown> {
+    const access = `u-${randomBytes(12).toString('hex')}`;
+    const refresh = `r-${randomBytes(12).toString('hex')}`;
+    this.userTokens.set(access, Date.now() + this.userTokenTtlS * 1000);
+    this.refreshTokens.add(refresh);
+    return { code: 0, access_token: access, expires_in: this.userTokenTtlS, refresh_token: refresh, refresh_token_expires_in: 30 * 86_400, scope: 'acs:device:write acs:users offline_access', token_type: 'Bearer' };
+  }
   private generation = 1;
   private count = 0;
   private readonly http = new JsonHttpServer((r) => this.handle(r));
@@ -59,6 +85,32 @@ export class FeishuEmulator {
       const token = `t-${randomBytes(12).toString('hex')}`;
       this.tokens.set(token, Date.now() + this.tokenTtlS * 1000);
       return { body: { code: 0, msg: 'ok', tenant_access_token: token, expire: this.tokenTtlS } };
+    }
+    if (req.method === 'POST' && req.path === '/open-apis/authen/v2/oauth/token') {
+      const b = (req.body ?? {}) as Record<string, unknown>;
+      if (b.client_id !== this.appId || b.client_secret !== this.appSecret) return { status: 400, body: { code: 20002, error: 'invalid_client', error_description: 'client secret invalid' } };
+      if (b.grant_type === 'authorization_code') {
+        const exp = this.authCodes.get(String(b.code));
+        this.authCodes.delete(String(b.code));
+        if (exp === undefined || exp < Date.now()) return { status: 400, body: { code: 20003, error: 'invalid_grant', error_description: 'the code is invalid or used' } };
+        return { body: this.userPair() };
+      }
+      if (b.grant_type === 'refresh_token') {
+        const r = String(b.refresh_token);
+        if (this.refreshRevoked || !this.refreshTokens.delete(r)) return { status: 400, body: { code: 20026, error: 'invalid_grant', error_description: 'the refresh token is invalid or used' } };
+        this.refreshes++;
+        return { body: this.userPair() };
+      }
+      return { status: 400, body: { code: 20001, error: 'unsupported_grant_type' } };
+    }
+    if (req.method === 'GET' && req.path === '/open-apis/acs/v1/rule_external') {
+      const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      const exp = auth ? this.userTokens.get(auth[1]!) : undefined;
+      if (exp === undefined) return err(400, 99991663, 'Invalid access token for authorization: rule_external takes a user_access_token');
+      if (exp < Date.now()) return err(400, 99991677, 'user access token expired');
+      const device = req.query.get('device_id');
+      const rules = device ? this.rules.filter((r) => r.devices?.some((d) => d.id === device)) : this.rules;
+      return { body: { code: 0, msg: 'success', data: { rules } } };
     }
     if (req.method === 'GET' && req.path === '/open-apis/acs/v1/users') {
       const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
