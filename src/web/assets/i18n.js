@@ -51,7 +51,7 @@ export const REASONS = {
     type_mismatch: 'code type does not match the person', credential_conflict: 'card claimed by more than one person', outside_schedule: 'outside their pass hours',
     rule_not_in_force: 'pass rule not in force yet', invalid_rules: 'their pass rules are invalid', default_deny: 'not allowed by default for their type',
     lockdown: 'door in lockdown', credential_not_allowed: 'this reader may not present that', store_unavailable: 'directory unavailable',
-    holiday: 'closed on holidays', anti_passback: 'passed too recently', awaiting_second_person: 'waiting for a second person', interlock: 'another door of the interlock is open', input_deny: 'denied while an input is active', uses_exhausted: 'temporary credential used up',
+    holiday: 'closed on holidays', anti_passback: 'passed too recently', awaiting_second_person: 'waiting for a second person', interlock: 'another door of the interlock is open', input_deny: 'denied while an input is active', uses_exhausted: 'temporary credential used up', no_permission_group: 'in no permission group of this door', outside_permission_group: 'outside the permission group\'s hours',
     blocked: 'blocked', outside_validity: 'outside their validity', door_not_allowed: 'not allowed at this door', pin_required: 'PIN needed', wrong_pin: 'wrong PIN',
   },
   zh: {
@@ -62,7 +62,7 @@ export const REASONS = {
     type_mismatch: '码类型与人员不符', credential_conflict: '该卡属于多人', outside_schedule: '不在通行时间内',
     rule_not_in_force: '通行规则尚未生效', invalid_rules: '通行规则无效', default_deny: '按人员类型默认禁止',
     lockdown: '门处于封锁状态', credential_not_allowed: '该读头不允许此类凭证', store_unavailable: '名单暂不可用',
-    holiday: '节假日关闭', anti_passback: '反潜回：刚刚通过', awaiting_second_person: '等待第二人', interlock: '互锁的另一扇门未关', input_deny: '输入信号生效期间禁止通行', uses_exhausted: '临时凭证次数已用完',
+    holiday: '节假日关闭', anti_passback: '反潜回：刚刚通过', awaiting_second_person: '等待第二人', interlock: '互锁的另一扇门未关', input_deny: '输入信号生效期间禁止通行', uses_exhausted: '临时凭证次数已用完', no_permission_group: '不在此门的权限组', outside_permission_group: '不在权限组的通行时间',
     blocked: '已禁用', outside_validity: '不在有效期内', door_not_allowed: '无权通过此门', pin_required: '需要密码', wrong_pin: '密码错误',
   },
 };
