@@ -39,4 +39,47 @@ export function addFeishuCommands(program: Command, d: CliDeps): void {
         throw new UsageError(`${(e as Error).message} (a code works once, for 5 minutes: start again without --code)`, 'forbidden');
       }
     });
+
+  const visitor = feishu.command('visitor').description('Feishu visitors (with the authorised user token); a visitor passes a door once a permission group names them');
+  const withClient = async (configPath: string) => {
+    const config = await d.configFrom(configPath);
+    const f = config.cloud.feishu;
+    if (!f) throw new UsageError('this configuration has no cloud.feishu section');
+    const { FeishuClient } = await import('../cloud/feishu/client.js');
+    const { validUserToken } = await import('../cloud/feishu/user-token.js');
+    const { createLogger } = await import('../log.js');
+    const client = new FeishuClient({ baseUrl: f.base_url.replace(/\/$/, ''), appId: f.app_id, appSecret: f.app_secret, log: createLogger({ level: 'silent', pretty: false }), timeoutMs: f.request_timeout_ms, maxRetries: 1 });
+    const token = async (): Promise<string> => {
+      try {
+        return await validUserToken(client, config.data_dir);
+      } catch (e) {
+        throw new UsageError(`no usable Feishu user token (${(e as Error).message}): doorgw feishu authorize first`, 'unavailable');
+      }
+    };
+    return { client, token, idType: f.user_id_type };
+  };
+  visitor
+    .command('add')
+    .description('create a visitor in Feishu (prints its visitor id)')
+    .requiredOption('--name <name>', 'the visitor\'s name')
+    .option('--phone <number>', 'their phone number')
+    .option('--user-id <id>', 'their user id, if they have one')
+    .addOption(d.configOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { name: string; phone?: string; userId?: string; config: string; json?: boolean }) => {
+      const { client, token, idType } = await withClient(o.config);
+      const user = { user_type: 11, user_name: o.name, ...(o.phone ? { phone_num: o.phone } : {}), ...(o.userId ? { user_id: o.userId } : {}) };
+      const data = await client.send('POST', '/open-apis/acs/v1/visitors', { user_id_type: idType }, { user }, token);
+      if (o.json) return d.json(data);
+      d.out(`visitor ${String(data.visitor_id)} created: add them to a permission group in Feishu (with its valid days) to let them through`);
+    });
+  visitor
+    .command('remove <visitor_id>')
+    .description('delete a visitor in Feishu')
+    .addOption(d.configOpt())
+    .action(async (id: string, o: { config: string }) => {
+      const { client, token, idType } = await withClient(o.config);
+      await client.send('DELETE', `/open-apis/acs/v1/visitors/${encodeURIComponent(id)}`, { user_id_type: idType }, undefined, token);
+      d.out(`visitor ${id} removed`);
+    });
 }

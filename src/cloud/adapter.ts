@@ -8,7 +8,7 @@ import type { FingerprintModule } from '../io/fingerprint.js';
 import type { Logger } from '../log.js';
 import type { DecisionEvent, DoorEvent } from '../domain/events.js';
 import type { Store } from '../store/store.js';
-import type { DenyReason } from '../domain/types.js';
+import type { CloudVerdict } from '../domain/policy.js';
 import type { UserRecord } from '../domain/user.js';
 
 export interface CloudState {
@@ -72,7 +72,7 @@ export interface CloudAdapter {
   /** The code a door shows for scan to open (its text, and until when it is good); null when there is none now. */
   loginCode?(door: string): { text: string; made_at: number; expires_at: number } | null;
   /** The cloud's own access rules at a door (Feishu permission groups): a deny, or null. */
-  gate?(door: string, user: UserRecord, nowMs: number, zone: string): { reason: DenyReason; detail: string } | null;
+  gate?(door: string, user: UserRecord, nowMs: number, zone: string): CloudVerdict | null;
 }
 
 export function initialState(provider: string, link: CloudState['link']): CloudState {

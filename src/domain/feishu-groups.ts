@@ -22,6 +22,7 @@ export interface FeishuMember {
 export interface FeishuRule {
   id: string;
   name?: string;
+  is_temp?: boolean;
   devices?: { id: string; name?: string }[];
   users?: FeishuMember[];
   visitors?: FeishuMember[];

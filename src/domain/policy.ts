@@ -39,9 +39,14 @@ export interface DoorContext {
   level?: DoorLevel | null;
   /** Groups denied while a linkage rule's input is active, by rule (io.linkage `deny_groups`). */
   denies?: ReadonlyMap<string, InputDeny>;
-  /** The cloud's own access rules at this door (Feishu permission groups): a deny, or null to go on. */
-  cloudGate?: ((user: UserRecord, nowMs: number) => { reason: DenyReason; detail: string } | null) | null;
+  /**
+   * The cloud's own access rules at this door (Feishu permission groups): a deny; an allow (the group
+   * is the person's rule, so it grants `rule_match`); or null where the cloud has no rules here.
+   */
+  cloudGate?: ((user: UserRecord, nowMs: number) => CloudVerdict | null) | null;
 }
+
+export type CloudVerdict = { allow: false; reason: DenyReason; detail: string } | { allow: true; detail: string };
 
 /** Who a linkage rule denies while its input is active. */
 export interface InputDeny {
@@ -132,7 +137,7 @@ export function decide(input: DecideInput): Decision {
     const gated = !limited && user.source === 'feishu' ? (door.cloudGate?.(user, nowMs) ?? null) : null;
     if (limited) {
       d = out('deny', limited.reason, user, limited.detail);
-    } else if (gated) {
+    } else if (gated && !gated.allow) {
       d = out('deny', gated.reason, user, gated.detail);
     } else if (level && inPolicyList(level.denyUsers, level.denyGroups, user.userid, groups)) {
       d = out('deny', 'threat_level', user, `denied while the site is at threat level ${level.name}`);
@@ -144,6 +149,8 @@ export function decide(input: DecideInput): Decision {
       d = override ? out('grant', 'lockdown_override', user, 'passes during lockdown') : out('deny', 'lockdown', user, level ? `door is in lockdown (threat level ${level.name})` : 'door is in lockdown');
     } else if (p.closedOnHolidays && isHoliday(p, nowMs, door.timezone) && !inPolicyList(p.holidayExempt, p.holidayExemptGroups, user.userid, groups)) {
       d = out('deny', 'holiday', user, 'door closed on holidays');
+    } else if (gated?.allow) {
+      d = out('grant', 'rule_match', user, gated.detail); // the permission group is the rule
     } else {
       const a = authorizeUser(user, nowMs, door.timezone, policy);
       d = out(a.grant ? 'grant' : 'deny', a.reason, user);

@@ -47,7 +47,9 @@ async function start(o: { authorise?: boolean } = {}) {
     { id: 'r1', name: 'warehouse staff', devices: [{ id: 'dev-wh' }], users: [{ user_type: 1, user_id: 'ou_00000001' }], opening_time: { day_times: [w.now] } },
     { id: 'r2', name: 'night shift', devices: [{ id: 'dev-wh' }], users: [{ user_type: 1, user_id: 'ou_00000002' }], opening_time: { day_times: [w.notNow] } },
     { id: 'r3', name: 'everyone at the front', devices: [{ id: 'dev-front' }], users: [{ user_type: 10 }] },
-  ];
+    { id: 'r4', name: 'visitors today', is_temp: true, devices: [{ id: 'dev-wh' }], visitors: [{ user_type: 11, user_id: 'v_1' }], opening_time: { valid_day: { start_day: Math.floor(Date.now() / 1000) - 86_400, end_day: Math.floor(Date.now() / 1000) + 86_400 } } },
+    { id: 'r5', name: 'visitors yesterday', is_temp: true, devices: [{ id: 'dev-wh' }], visitors: [{ user_type: 11, user_id: 'v_2' }], opening_time: { valid_day: { start_day: Math.floor(Date.now() / 1000) - 2 * 86_400, end_day: Math.floor(Date.now() / 1000) - 86_400 } } },
+  ] as FeishuRule[];
   const url = await emu.start();
   const dataDir = join(tmpDir(), 'data');
   const config = validateConfig(
@@ -82,6 +84,13 @@ describe('Feishu permission groups', () => {
     expect(card(gw, 'warehouse', 100_003)).toMatchObject({ decision: 'deny', reason: 'no_permission_group' });
     expect(card(gw, 'front', 100_003)).toMatchObject({ decision: 'grant' }); // all employees at the front
     expect(card(gw, 'side', 100_003)).toMatchObject({ decision: 'grant' }); // a door with no Feishu device: as before
+    // Visitors the groups name: known at the door by their user id (a face terminal's), passing only by their group's days.
+    await until(() => gw.store.directory.user('v_1'), 'the groups\' visitors in the directory');
+    const face = (door: string, userid: string) => gw.pipeline.handle(credentialEvent(door, 'face', 'in', { type: 'userid', value: userid, method: 'face' }))!;
+    expect(face('warehouse', 'v_1')).toMatchObject({ decision: 'grant', reason: 'rule_match', detail: 'permission group visitors today' });
+    expect(face('front', 'v_1')).toMatchObject({ decision: 'deny', reason: 'no_permission_group' }); // "all employees" is not visitors
+    expect(face('warehouse', 'v_2')).toMatchObject({ decision: 'deny', reason: 'outside_permission_group', detail: 'visitors yesterday: outside its valid days' });
+    expect(face('side', 'v_1')).toMatchObject({ decision: 'deny', reason: 'default_deny' }); // no groups at that door: a visitor has no rules
     // The user token is never the tenant's: the groups call was made with a user token only.
     expect(emu!.requests.filter((r) => r.path === '/open-apis/acs/v1/rule_external').map((r) => r.query.device_id).sort()).toEqual(['dev-front', 'dev-wh']);
   });
@@ -103,6 +112,15 @@ describe('Feishu permission groups', () => {
     expect(card(gw, 'warehouse', 100_003).reason).toBe('no_permission_group');
     const s = await gw.api.status();
     expect(JSON.stringify(s.cloud)).toMatch(/Authorise again/);
+  });
+
+  it('creates and removes visitors in Feishu with the user token (doorgw feishu visitor)', async () => {
+    const { emu: e, file } = await start();
+    const add = await doorgwAsync(['feishu', 'visitor', 'add', '--name', 'Wang Wu', '--phone', '13800000000', '-c', file, '--json']);
+    const id = (JSON.parse(add.stdout) as { visitor_id: string }).visitor_id;
+    expect(e.visitors.get(id)).toEqual({ user_type: 11, user_name: 'Wang Wu', phone_num: '13800000000' });
+    expect((await doorgwAsync(['feishu', 'visitor', 'remove', id, '-c', file])).stdout).toBe(`visitor ${id} removed\n`);
+    expect(e.visitors.size).toBe(0);
   });
 
   it('a site that never authorised keeps today\'s behaviour, and says so', async () => {

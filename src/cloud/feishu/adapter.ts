@@ -5,7 +5,7 @@
  */
 import { BehaviorSubject } from 'rxjs';
 import { decideGroups, type FeishuRule } from '../../domain/feishu-groups.js';
-import type { DenyReason } from '../../domain/types.js';
+import type { CloudVerdict } from '../../domain/policy.js';
 import type { UserRecord } from '../../domain/user.js';
 import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
 import { FeishuClient, FeishuCredentialsError } from './client.js';
@@ -52,10 +52,10 @@ export class FeishuAdapter implements CloudAdapter {
     const cfg = this.ctx.config.cloud.feishu!;
     this.timer = setInterval(() => void this.syncNow().catch(() => undefined), cfg.sync_interval_s * 1000);
     this.timer.unref();
-    void this.syncNow().catch(() => undefined); // the door decides from the cache meanwhile
     const pg = cfg.permission_groups;
+    if (Object.keys(pg.devices).length) this.groups = (await this.ctx.store.getMeta<Groups>(META_GROUPS)) ?? null;
+    void this.syncNow().catch(() => undefined); // the door decides from the cache meanwhile
     if (Object.keys(pg.devices).length) {
-      this.groups = (await this.ctx.store.getMeta<Groups>(META_GROUPS)) ?? null;
       this.groupsTimer = setInterval(() => void this.readGroups(), pg.refresh_s * 1000);
       this.groupsTimer.unref();
       void this.readGroups();
@@ -94,7 +94,10 @@ export class FeishuAdapter implements CloudAdapter {
     } catch (e) {
       return this.groupsProblem(`the permission groups could not be read (${(e as Error).message})`);
     }
+    const before = this.groupVisitors.join('\n');
     this.groups = { at: Date.now(), doors };
+    // New or gone visitors: the directory follows at once (they are its records).
+    if (this.groupVisitors.join('\n') !== before) void (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.syncNow()).catch(() => undefined);
     await this.ctx.store.putMeta(META_GROUPS, this.groups).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'permission groups not written to disk (in force from memory)'));
     this.patch({ permission_groups: `in force: ${Object.values(doors).reduce((n, r) => n + r.length, 0)} groups for ${Object.keys(doors).length} doors`, credentials_problem: null });
     this.log.info({ doors: Object.keys(doors).length, groups: Object.values(doors).reduce((n, r) => n + r.length, 0) }, 'Feishu permission groups read');
@@ -107,12 +110,19 @@ export class FeishuAdapter implements CloudAdapter {
     this.patch({ permission_groups: msg, credentials_problem: msg });
   }
 
-  /** A door's verdict from its groups (null: groups not in force at this door, or the person passes). */
-  gate(door: string, user: UserRecord, nowMs: number, zone: string): { reason: DenyReason; detail: string } | null {
+  /** A door's verdict from its groups (null: no groups in force at this door). */
+  gate(door: string, user: UserRecord, nowMs: number, zone: string): CloudVerdict | null {
     const rules = this.groups?.doors[door];
     if (!rules) return null;
     const v = decideGroups(rules, user.userid, user.user_type === 1, nowMs, zone);
-    return v.ok ? null : { reason: v.reason, detail: v.detail };
+    return v.ok ? { allow: true, detail: `permission group ${v.rule.name ?? v.rule.id}` } : { allow: false, reason: v.reason, detail: v.detail };
+  }
+
+  /** The visitors the groups name (user_type 11): in the directory, so a face terminal's user id finds them; they pass only by their group. */
+  get groupVisitors(): string[] {
+    const ids = new Set<string>();
+    for (const rules of Object.values(this.groups?.doors ?? {})) for (const r of rules) for (const m of [...(r.visitors ?? []), ...(r.users ?? [])]) if (m.user_type === 11 && m.user_id) ids.add(m.user_id);
+    return [...ids].sort();
   }
 
   async stop(): Promise<void> {
@@ -136,6 +146,7 @@ export class FeishuAdapter implements CloudAdapter {
       const users = await syncFeishuDirectory(this.client, this.ctx.store, this.log, {
         pageSize: cfg.page_size,
         userIdType: cfg.user_id_type,
+        visitors: this.groupVisitors,
         onProgress: (n) => this.patch({ sync_progress: n }),
       });
       this.patch({ link: 'online', last_full_sync: Date.now(), sync_progress: null, last_error: null, credentials_problem: null });

@@ -93,6 +93,14 @@ export class FeishuClient {
     return { access_token: json.access_token, expires_in: n(json.expires_in, 7200), refresh_token: json.refresh_token, refresh_token_expires_in: n(json.refresh_token_expires_in, 30 * 86_400), scope: typeof json.scope === 'string' ? json.scope : '' };
   }
 
+  /** POST or DELETE with a user token (visitors): `data` of the answer; a refusal is a FeishuError with its code. */
+  async send(method: 'POST' | 'DELETE', path: string, query: Record<string, string>, body: unknown, userToken: () => Promise<string>): Promise<Record<string, unknown>> {
+    const url = `${this.o.baseUrl}${path}?${new URLSearchParams(query).toString()}`;
+    const { status, json } = await this.fetchJson(url, { method, headers: { authorization: `Bearer ${await userToken()}`, 'content-type': 'application/json; charset=utf-8' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    if (json.code !== 0 || status >= 300) throw new FeishuError(`${path}: HTTP ${status} code ${String(json.code)} ${typeof json.msg === 'string' ? json.msg : ''}`.trim(), typeof json.code === 'number' ? json.code : null, status);
+    return (typeof json.data === 'object' && json.data !== null ? json.data : {}) as Record<string, unknown>;
+  }
+
   /** GET an open-api path; returns `data`. Retries auth errors once and rate limits / 5xx with backoff. */
   async get(path: string, query: Record<string, string | number | undefined>, userToken?: () => Promise<string>): Promise<Record<string, unknown>> {
     const qs = new URLSearchParams();

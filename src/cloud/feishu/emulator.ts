@@ -29,6 +29,8 @@ export class FeishuEmulator {
   private readonly authCodes = new Map<string, number>();
   private readonly userTokens = new Map<string, number>();
   private readonly refreshTokens = new Set<string>();
+  /** Visitors created through the API (visitor_id → user). */
+  readonly visitors = new Map<string, Record<string, unknown>>();
   /** Refresh grants answered (each refresh token works once). */
   refreshes = 0;
 
@@ -102,6 +104,23 @@ export class FeishuEmulator {
         return { body: this.userPair() };
       }
       return { status: 400, body: { code: 20001, error: 'unsupported_grant_type' } };
+    }
+    const visitorPath = /^\/open-apis\/acs\/v1\/visitors(?:\/([^/]+))?$/.exec(req.path);
+    if (visitorPath && (req.method === 'POST' || req.method === 'DELETE')) {
+      const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      const exp = auth ? this.userTokens.get(auth[1]!) : undefined;
+      if (exp === undefined || exp < Date.now()) return err(400, 99991663, 'visitors take a valid user_access_token');
+      if (req.method === 'POST' && !visitorPath[1]) {
+        const u = ((req.body ?? {}) as { user?: { user_type?: unknown; user_name?: unknown } }).user;
+        if (!u || typeof u.user_type !== 'number') return err(400, 99992402, 'field validation failed: user.user_type is required');
+        const id = `vis_${randomBytes(6).toString('hex')}`;
+        this.visitors.set(id, u);
+        return { body: { code: 0, msg: 'success', data: { visitor_id: id } } };
+      }
+      if (req.method === 'DELETE' && visitorPath[1]) {
+        if (!this.visitors.delete(visitorPath[1])) return err(400, 1490099, 'visitor not found');
+        return { body: { code: 0, msg: 'success', data: {} } };
+      }
     }
     if (req.method === 'GET' && req.path === '/open-apis/acs/v1/rule_external') {
       const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');

@@ -17,6 +17,8 @@ const MAX_RESTARTS = 3;
 class RestartListing extends Error {}
 
 export interface FeishuSyncOptions {
+  /** Visitors named by the permission groups (user_type 11), added as visitors. */
+  visitors?: readonly string[];
   pageSize: number;
   userIdType: 'open_id' | 'union_id' | 'user_id';
   onProgress?: (n: number) => void;
@@ -66,7 +68,17 @@ export async function syncFeishuDirectory(client: FeishuClient, store: Store, lo
           yield u;
         }
         o.onProgress?.(n);
-        if (data.has_more !== true) return;
+        if (data.has_more !== true) {
+          // The visitors the permission groups name (not in this list): known at the door by their
+          // user id (a face terminal's), passing only by their group.
+          const listed = new Set<string>();
+          for (const v of o.visitors ?? []) {
+            if (listed.has(v) || Buffer.byteLength(v) > 128) continue;
+            listed.add(v);
+            yield { record: { userid: v, user_type: 1, name: null, openvid: null, cards: [], rules: [], invalid_rules: [], source: 'feishu', fp_ver: null, fa_ver: null }, key: null, templates: [] };
+          }
+          return;
+        }
         if (typeof data.page_token !== 'string' || data.page_token === '' || data.page_token === token) {
           throw new FeishuError('acs/v1/users: has_more without a new page_token', 0, null);
         }
