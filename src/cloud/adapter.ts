@@ -33,6 +33,8 @@ export interface CloudState {
   corp_name?: string | null;
   /** Firmware the cloud offers (WeCom push_update_firmware → get_firmware_info): reported, never installed. */
   firmware_offered?: { version: string; size: number | null; md5sum: string | null; at: number } | null;
+  /** WeCom: may members enrol themselves at the door (get_open_self_input, push_open_self_input). */
+  self_enrolment?: { fp: boolean; fa: boolean } | null;
   /** Feishu permission groups: in force, not authorised, or why not refreshed. */
   permission_groups?: string | null;
 }

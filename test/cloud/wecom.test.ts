@@ -309,6 +309,25 @@ describe('WeCom: device operations', () => {
   });
 });
 
+describe('WeCom: session-level errors and settings', () => {
+  it('logs in again after an error frame without headers (session lost), takes "already subscribed" as a login, and follows the self-enrolment setting', async () => {
+    rig = await startRig({ users: 5 });
+    await synced(rig);
+    expect(rig.adapter.state$.value.self_enrolment).toEqual({ fp: true, fa: false });
+    rig.emu.pushAll('push_open_self_input', { open_self_input_fp: false, open_self_input_fa: true });
+    await until(() => rig!.adapter.state$.value.self_enrolment?.fa === true, 'the pushed setting');
+    const logins = () => rig!.emu.requests.filter(([cmd]) => cmd === 'subscribe_corp').length;
+    const before = logins();
+    rig.emu.sendRaw(JSON.stringify({ errcode: 600020, errmsg: 'device not logged in' }));
+    await until(() => logins() === before + 1 && rig!.adapter.state$.value.link === 'online', 'logged in again on a new connection');
+    // A cloud that answers subscribe_corp "already subscribed" (600045): logged in all the same.
+    rig.emu.fault = (cmd) => (cmd === 'subscribe_corp' ? { errcode: 600045, errmsg: 'already subscribed' } : undefined);
+    rig.emu.dropConnections();
+    await until(() => logins() === before + 2, 'the next login');
+    await until(() => rig!.adapter.state$.value.link === 'online', 'online'); // (the emulated cloud itself then refuses what follows: it never saw a login)
+  });
+});
+
 describe('WeCom: enrolment', () => {
   it('enrols a fingerprint and uploads the template with upload_userinfo', async () => {
     rig = await startRig({ users: 5, doors: [{ id: 'front', fingerprint: { driver: 'sim' } }] });

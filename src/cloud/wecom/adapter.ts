@@ -10,7 +10,7 @@ import { VERSION } from '../../version.js';
 import { randomInt } from 'node:crypto';
 import type { DoorEvent } from '../../domain/events.js';
 import { RECENT_LOG, scrub } from '../../log.js';
-import { dynamicLoginUrl, UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
+import { dynamicLoginUrl, ERR, UNBOUND_CODES, WecomError, type Frame } from './protocol.js';
 import { deleteSecret, readSecret, type DeviceSecret } from './secret.js';
 import { WecomSession } from './session.js';
 import { DirectorySync, META_FULL_SYNC, META_PERM, META_VISITOR, type FingerprintOwner } from './sync.js';
@@ -206,11 +206,17 @@ export class WecomAdapter implements CloudAdapter {
       });
     } catch (e) {
       if (e instanceof WecomError && UNBOUND_CODES.has(e.errcode)) return this.unbound(e);
+      // "Already subscribed" is a login (protocols.md §9.4).
+      if (e instanceof WecomError && (e.errcode === ERR.SUBSCRIBED_ALREADY || e.errcode === ERR.ALREADY_SUBSCRIBED)) return this.loggedInAs(secret);
       this.log.error({ err: (e as Error).message }, 'login failed');
       this.patch({ last_error: `login: ${(e as Error).message}` });
       this.session.drop('login failed');
       return;
     }
+    return this.loggedInAs(secret);
+  }
+
+  private async loggedInAs(secret: DeviceSecret): Promise<void> {
     this.loggedIn = true;
     this.patch({ link: 'online', last_error: null });
     this.log.info({ sn: secret.sn }, 'logged in to WeCom');
@@ -221,6 +227,11 @@ export class WecomAdapter implements CloudAdapter {
     this.clockTimer = setInterval(() => void this.checkClock(), 12 * 3600_000);
     this.clockTimer.unref();
     if (this.cfg.scan_to_open) await this.startCodes(secret.sn);
+    // May members enrol themselves at the door (fingerprint, face)? Shown in status; pushed on change.
+    this.session.request('get_open_self_input').then(
+      (b) => this.patch({ self_enrolment: { fp: b.open_self_input_fp === true, fa: b.open_self_input_fa === true } }),
+      (e: unknown) => this.log.debug({ err: (e as Error).message }, 'self-enrolment setting unavailable'),
+    );
     this.session.request('get_corp_info').then(
       (b) => typeof b.corp_name === 'string' && this.patch({ corp_name: b.corp_name }),
       (e: unknown) => this.log.debug({ err: (e as Error).message }, 'corp info unavailable'),
@@ -343,6 +354,9 @@ export class WecomAdapter implements CloudAdapter {
         return this.onRemoteOpen(f, body);
       case 'push_user_scan':
         return this.onUserScan(f, body);
+      case 'push_open_self_input':
+        this.patch({ self_enrolment: { fp: body.open_self_input_fp === true, fa: body.open_self_input_fa === true } });
+        return this.session.reply(f);
       case 'push_fetch_log':
         this.session.reply(f);
         return void this.uploadLog(typeof body.hint === 'string' ? body.hint : '');

@@ -256,6 +256,11 @@ export class WecomEmulator {
     this.pushAll('push_exit_page', { oper_id: operId });
   }
 
+  /** Send a raw text frame to every connected device (a headerless error frame, garbage). */
+  sendRaw(text: string): void {
+    for (const c of this.conns) c.ws.send(text);
+  }
+
   /** Logs the doors uploaded (upload_log), decoded from their binary frames. */
   readonly logs: { cmd: string; data: Buffer }[] = [];
   /** error_report bodies the doors sent. */
@@ -415,6 +420,8 @@ export class WecomEmulator {
       case 'error_report':
         this.errorReports.push({ errcode: b.errcode, errmsg: b.errmsg });
         return ok();
+      case 'get_open_self_input':
+        return ok({ open_self_input_fp: true, open_self_input_fa: false });
       case 'get_corp_info':
         return ok({ corp_name: 'Emulated Corp' });
       case 'get_firmware_info':

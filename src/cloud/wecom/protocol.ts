@@ -26,7 +26,27 @@ export const ERR = {
   NOT_LOGGED_IN: 600020,
   ALREADY_ACTIVATED: 600053,
   ALREADY_SUBSCRIBED: 600054,
+  /** register: already registered (a keep-alive) — go on to active (protocols.md §9.4). */
+  REGISTERED_KEEPALIVE: 600012,
+  /** subscribe_corp: already subscribed — logged in. */
+  SUBSCRIBED_ALREADY: 600045,
 } as const;
+
+/**
+ * A frame without `headers` carrying one of these (protocols.md §9.4): the cloud lost this device's
+ * session — not an answer to anything; log in again on a new connection.
+ */
+export const SESSION_LOST_CODES: ReadonlySet<number> = new Set([ERR.NOT_REGISTERED, ERR.NOT_ACTIVATED, ERR.NOT_LOGGED_IN]);
+
+/** The errcode of a frame that has no headers (a session-level error), or null. */
+export function headerlessErrcode(text: string): number | null {
+  try {
+    const v = JSON.parse(text) as { headers?: unknown; errcode?: unknown };
+    return v && typeof v === 'object' && v.headers === undefined && typeof v.errcode === 'number' ? v.errcode : null;
+  } catch {
+    return null;
+  }
+}
 
 /** The cloud no longer wants this device: erase the directory and return to provisioning. */
 export const UNBOUND_CODES: ReadonlySet<number> = new Set([ERR.NOT_AUTHORISED, ERR.NOT_REGISTERED]);

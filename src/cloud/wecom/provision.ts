@@ -17,7 +17,7 @@ export async function activate(
   try {
     await session.request('register', { sn, secret_no, timestamp, nonce, signature: registerSignature(sn, secret_no, timestamp, nonce) });
   } catch (e) {
-    if (!(e instanceof WecomError && e.errcode === ERR.ALREADY_REGISTERED)) throw e;
+    if (!(e instanceof WecomError && (e.errcode === ERR.ALREADY_REGISTERED || e.errcode === ERR.REGISTERED_KEEPALIVE))) throw e;
   }
   log.info({ sn }, 'device registered; waiting for a corp to bind it');
   const deadline = Date.now() + (o.timeoutMs ?? 30 * 60_000);

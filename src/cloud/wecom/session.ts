@@ -8,7 +8,7 @@ import { BehaviorSubject, Subject } from 'rxjs';
 import WebSocket from 'ws';
 import { Backoff } from '../../domain/backoff.js';
 import type { Logger } from '../../log.js';
-import { FrameError, parseFrame, stringifyFrame, WecomError, type Frame } from './protocol.js';
+import { FrameError, headerlessErrcode, parseFrame, SESSION_LOST_CODES, stringifyFrame, WecomError, type Frame } from './protocol.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'open' | 'closed';
 
@@ -114,6 +114,11 @@ export class WecomSession {
     try {
       f = parseFrame(text);
     } catch (e) {
+      const code = headerlessErrcode(text);
+      if (code !== null && SESSION_LOST_CODES.has(code)) {
+        this.o.log.warn({ errcode: code }, 'the cloud says this session is lost (an error frame without headers): logging in again on a new connection');
+        return this.drop(`session lost (${code})`);
+      }
       this.o.log.warn({ err: e instanceof FrameError ? e.message : e, bytes: text.length }, 'malformed frame from the cloud ignored');
       return;
     }
