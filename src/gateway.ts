@@ -311,8 +311,20 @@ export class Gateway {
       // Site facts before the first decision: a site block holds from the first credential.
       if (config.site.enabled) {
         const { SiteFacts } = await import('./pipeline/site-facts.js');
-        const site = new SiteFacts({ config, store, pipeline, log: log.child({ module: 'site' }), doorEvent: (e) => pipeline.doorEvents$.next(e), now, fire: (door, on, cause) => io.fire.source('site', [door], on, { latch: config.io.site_fire_latch, cause }) });
+        const site = new SiteFacts({
+          config,
+          store,
+          pipeline,
+          log: log.child({ module: 'site' }),
+          doorEvent: (e) => pipeline.doorEvents$.next(e),
+          now,
+          fire: (door, on, cause) => io.fire.source('site', [door], on, { latch: config.io.site_fire_latch, cause }),
+          doorNow: (door) => ({ alarm: gw.doorStatus(door).alarm, fire: io.fire.released(door) }),
+        });
         gw.site = site;
+        // The report shows modes, alarms and fire releases: a change of one is reported soon.
+        const soon = merge(pipeline.modes$, gw.doorEvents$, io.fire.changed$).subscribe(() => site.reportSoon());
+        units.adopt('site report on changes', () => soon.unsubscribe());
         await units.start({ name: 'site facts', start: () => site.load(), stop: () => site.stop() });
       }
       await units.start({ name: 'pipeline', start: () => pipeline.start([...(o.sources ?? []), ...doors.flatMap((u) => u.sources)]), stop: () => pipeline.stop() });
@@ -367,7 +379,7 @@ export class Gateway {
     }
   }
 
-  private doorStatus(door: string): ReturnType<typeof doorStatus> {
+  doorStatus(door: string): ReturnType<typeof doorStatus> {
     return doorStatus(this.relays.get(door), this.doors.get(door), this.pipeline.modeOf(door));
   }
 

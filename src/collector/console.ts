@@ -197,7 +197,10 @@ export class SiteConsole {
           gateway: g.gateway,
           online: r !== null && g.last_seen !== null && now - g.last_seen.getTime() < offlineMs,
           last_seen: g.last_seen?.getTime() ?? null,
-          doors: (r?.doors ?? []).map((d) => ({ id: d, level: r?.levels.find((l) => l.door === d)?.level ?? null, by: r?.levels.find((l) => l.door === d)?.by ?? null })),
+          doors: (r?.doors ?? []).map((d) => {
+            const st = r?.states?.find((x) => x.door === d);
+            return { id: d, level: r?.levels.find((l) => l.door === d)?.level ?? null, by: r?.levels.find((l) => l.door === d)?.by ?? null, mode: st?.mode ?? null, alarm: st?.alarm ?? null, fire: st?.fire ?? false };
+          }),
           complete: r?.complete ?? null,
           head: g.head,
           held_to: contiguous(g.covered),

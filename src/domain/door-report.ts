@@ -17,6 +17,8 @@ export interface DoorReport {
   complete: boolean | null;
   manifest: { version: number; count: number; digest: string } | null;
   levels: { door: string; level: string | null; by: string | null }[];
+  /** Each door's mode, alarm and fire release now (the site console's door list); absent in older reports. */
+  states?: { door: string; mode: string | null; alarm: string | null; fire: boolean }[];
 }
 
 export interface SignedReport {

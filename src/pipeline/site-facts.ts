@@ -95,6 +95,8 @@ export class SiteFacts {
       refusals?: SiteRefusals;
       /** A level that releases for fire (`fire_release`, or the level named fire) began (true) or ended at a door. */
       fire?: (door: string, on: boolean, cause: string) => void;
+      /** A door's alarm and fire release now, for the report. */
+      doorNow?: (door: string) => { alarm: string | null; fire: boolean };
     },
   ) {
     this.trust = o.trust ?? new SiteTrust(o.config);
@@ -366,6 +368,11 @@ export class SiteFacts {
     this.resyncTimer.unref();
   }
 
+  /** Something a report shows changed (a mode, an alarm): report soon (debounced). */
+  reportSoon(): void {
+    this.scheduleReport();
+  }
+
   private scheduleReport(): void {
     this.reportTimer ??= setTimeout(() => {
       this.reportTimer = null;
@@ -377,7 +384,7 @@ export class SiteFacts {
   private report(): void {
     if (!this.link || this.stopped) return;
     const s = this.status();
-    const report: DoorReport = { gateway: this.o.config.gateway_id, doors: this.o.config.doors.map((d) => d.id), at: this.now(), facts: s.facts, in_scope: s.in_scope, digest: s.digest, complete: s.complete, manifest: s.manifest && { version: s.manifest.version, count: s.manifest.count, digest: s.manifest.digest }, levels: s.levels.map((l) => ({ door: l.door, level: l.level, by: l.by })) };
+    const report: DoorReport = { gateway: this.o.config.gateway_id, doors: this.o.config.doors.map((d) => d.id), at: this.now(), facts: s.facts, in_scope: s.in_scope, digest: s.digest, complete: s.complete, manifest: s.manifest && { version: s.manifest.version, count: s.manifest.count, digest: s.manifest.digest }, levels: s.levels.map((l) => ({ door: l.door, level: l.level, by: l.by })), states: this.o.config.doors.map((d) => ({ door: d.id, mode: this.o.pipeline.modeOf(d.id) ?? null, alarm: this.o.doorNow?.(d.id).alarm ?? null, fire: this.o.doorNow?.(d.id).fire ?? false })) };
     this.doorKey ??= doorKey(this.o.config.data_dir);
     this.link.publishRetained(this.reportTopic, JSON.stringify(signReport(report, this.doorKey.kid, this.doorKey.privateKey)));
   }

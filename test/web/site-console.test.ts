@@ -109,6 +109,14 @@ describe('the site console in Chromium', () => {
       ['gw2', 'online', ['lobby', 'back']],
     ]);
     expect(await text(page, '.gateway[data-gateway="gw2"] .muted')).toMatch(/lobby deny/);
+    // Each door's mode (and alarm, fire release) from its signed report: a lockdown at gw2's back door shows.
+    expect(g2.pipeline.setMode('back', 'lockdown', { by: 'test' })).toBe(true);
+    await until(async () => {
+      await page.click('.tab[data-tab="doors"]');
+      return (await page.$$eval('.gateway[data-gateway="gw2"] li[data-door="back"] .badge.mode', (b) => b.map((x) => x.textContent))).join() === 'lockdown';
+    }, 'the lockdown on the console', 10_000);
+    expect(await page.$$eval('.gateway[data-gateway="gw1"] li[data-door="lobby"] .badge.mode', (b) => b.map((x) => x.textContent))).toEqual(['normal']);
+    expect(g2.pipeline.setMode('back', 'normal', { by: 'test' })).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'doors.png') });
 
     // The journal across doors: denials only, then the CSV of the same search.

@@ -7,11 +7,12 @@ const T = {
     more: '更多', start_muster: '开始点名', end_muster: '结束点名', area: '区域', since: '进入时间', safe: '安全', mark_safe: '标记安全',
     online: '在线', offline: '离线', last: '最近', missing: '缺失记录', inside: '人在内', marked: '已标记安全', unaccounted: '未确认',
     muster_on: '点名进行中', from: '开始 (YYYY-MM-DD)', to: '结束', level: '威胁等级', none: '无',
+    fire: '火警释放', normal: '正常', passage: '常开', lockdown: '封锁', held_open: '门未关', forced_open: '强行开门', held_open_prealarm: '门未关预警',
   },
 };
 const EN = {
   online: 'online', offline: 'offline', last: 'last', missing: 'missing records', inside: 'inside', marked: 'marked safe', unaccounted: 'unaccounted',
-  muster_on: 'Muster in progress', mark_safe: 'Mark safe', level: 'threat level', none: 'none',
+  muster_on: 'Muster in progress', mark_safe: 'Mark safe', level: 'threat level', none: 'none', fire: 'fire release',
 };
 let lang = localStorage.getItem('doorgw-site-lang') ?? (navigator.language.startsWith('zh') ? 'zh' : 'en');
 let session = null;
@@ -80,7 +81,11 @@ async function doors() {
     ...r.gateways.map((g) =>
       el('article', { class: 'gateway', 'data-gateway': g.gateway },
         el('h3', {}, el('span', {}, g.gateway), el('span', { class: `badge ${g.online ? 'ok' : 'bad'}` }, t(g.online ? 'online' : 'offline'))),
-        el('ul', {}, ...g.doors.map((d) => el('li', { 'data-door': d.id }, d.id, ' ', el('span', { class: `badge${d.level && d.level !== 'normal' ? ' level' : ''}` }, `${t('level')}: ${d.level ?? t('none')}`)))),
+        el('ul', {}, ...g.doors.map((d) => el('li', { 'data-door': d.id }, d.id, ' ',
+          d.fire ? el('span', { class: 'badge bad fire' }, t('fire')) : '',
+          d.alarm ? el('span', { class: 'badge bad alarm' }, t(d.alarm, d.alarm)) : '',
+          d.mode ? el('span', { class: `badge mode${d.mode === 'lockdown' ? ' bad' : ''}` }, t(d.mode, d.mode)) : '',
+          el('span', { class: `badge${d.level && d.level !== 'normal' ? ' level' : ''}` }, `${t('level')}: ${d.level ?? t('none')}`)))),
         el('div', { class: 'muted' }, g.last ? `${t('last')}: ${g.last.time_local} ${g.last.door} ${g.last.kind === 'decision' ? `${g.last.decision} ${g.last.userid ?? ''}` : g.last.type}` : '—'),
         g.missing ? el('div', { class: 'muted' }, `${t('missing')}: ${g.missing}`) : '',
       ),
