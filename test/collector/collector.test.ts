@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Collector } from '../../src/collector/collector.js';
 import { collectorConfigSchema } from '../../src/config/collector-schema.js';
 import { signBatch } from '../../src/domain/door-journal.js';
+import { signReport } from '../../src/domain/door-report.js';
 import { credentialEvent } from '../../src/domain/events.js';
 import { keyIdOf, rawPublicKey } from '../../src/domain/site-envelope.js';
 import type { Gateway } from '../../src/gateway.js';
@@ -283,6 +284,15 @@ describe('doorgw collector', () => {
     await until(() => c.duplicates >= dup + 2 * r.records.length, 'the replays seen');
     expect(await db.counts()).toEqual(before);
     expect(seqs.length).toBe(before.rows - (await doorSeqs(g2)).length);
+    // A door reporting the site's fire level begins the site muster; an unsigned report claiming it does not.
+    expect(c.muster).toBeNull();
+    const report = (level: string) => ({ gateway: 'gw1', doors: ['lobby', 'back'], at: Date.now(), facts: 0, in_scope: 0, digest: '', complete: null, manifest: null, levels: [{ door: 'lobby', level, by: 'fire-panel' }] });
+    await rogue.publishAsync('doorgw-site/door/gw1', JSON.stringify(report('fire')), { qos: 1 });
+    await until(() => (c.refused.report ?? 0) >= 1, 'the unsigned report refused');
+    expect(c.muster).toBeNull();
+    await rogue.publishAsync('doorgw-site/door/gw1', JSON.stringify(signReport(report('fire'), k1.kid, k1.privateKey)), { qos: 1 });
+    await until(() => c.muster !== null, 'the site muster begun');
+    expect(c.muster).toMatchObject({ by: 'fire threat level', cause: 'reported by gw1 (set by fire-panel)' });
   }, 60_000);
 });
 
