@@ -197,6 +197,30 @@ describe('site facts', () => {
   }, 30_000);
 });
 
+describe('the operator\'s tool against hostile retained content', () => {
+  it('reads a broker a door\'s account has filled with junk: nothing larger than a site message reaches it, every bad one is listed as refused', async () => {
+    const site = siteOf();
+    const op = await tool(site);
+    await op.state('block/card:7001', { site: true }, { reason: 'lost' });
+    // The gateways' account may write facts (a door repairs the broker's copy): here it writes junk.
+    const rogue = await ToolClient.connect({ url: broker.url, username: 'doorgw', password: USERS.doorgw, clientId: 'doorgw' });
+    t.closers.push(() => rogue.end());
+    await rogue.publish('doorgw-site/fact/block/card:7002', 'x'.repeat(512 * 1024), true); // 512 KiB: the broker takes it, the tool does not
+    await rogue.publish('doorgw-site/fact/block/card:7003', '{"v":1,"not":"an envelope"', true);
+    await rogue.publish('doorgw-site/fact/user/mallory', JSON.stringify({ v: 1, kid: '0'.repeat(32), iat: Date.now(), id: 'abcdefgh12', kind: 'fact', subject: 'user/mallory', scope: { site: true }, version: 1, body: { name: 'M' } }), true);
+    await rogue.publish('doorgw-site/door/gw9', '[]', true);
+    const snap = await op.snapshot();
+    expect([...snap.facts.keys()]).toEqual(['block/card:7001']);
+    expect(snap.refused.map((r) => [r.topic, r.reason.split(':')[0]]).sort()).toEqual([
+      ['doorgw-site/door/gw9', 'door report refused'],
+      ['doorgw-site/fact/block/card:7003', 'malformed'],
+      ['doorgw-site/fact/user/mallory', 'no_signature'],
+    ]);
+    // The 512 KiB message never reached the tool (its MQTT 5 maximum packet size); the facts it reads still add up.
+    expect(snap.refused.some((r) => r.topic.endsWith('card:7002'))).toBe(false);
+  });
+});
+
 describe('a site of doors behind their own brokers, bridged as the role configures them', () => {
   it('a lockdown reaches every door; a door cut off during a block and a deletion converges when it heals; a new door joins complete', async () => {
     const site = siteOf();

@@ -306,12 +306,19 @@ export class MqttLink {
  * under some filters, publish and wait for the broker's acknowledgement, leave. Unlike MqttLink it
  * waits for the broker — a person is waiting for the answer — but never longer than `timeoutMs`.
  */
+/** A tool takes no packet larger than this (a site envelope is at most 64 KiB). */
+const TOOL_MAX_PACKET = 256 * 1024;
+/** Nor more retained messages than this in one read (MAX_SITE_FACTS, a report per door, and room). */
+const TOOL_MAX_RETAINED = 150_000;
+
 export class ToolClient {
   private constructor(private readonly c: MqttClient, private readonly timeoutMs: number) {}
 
   static async connect(o: { url: string; username?: string | undefined; password?: string | undefined; ca?: string | undefined; clientId: string; timeoutMs?: number }): Promise<ToolClient> {
     const timeoutMs = o.timeoutMs ?? 10_000;
-    const opts: IClientOptions = { clientId: o.clientId, protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs };
+    // What a tool reads comes from accounts it does not trust: nothing larger than a site message
+    // can be (the broker drops a bigger one for us, MQTT 5), and a bounded count (retained()).
+    const opts: IClientOptions = { clientId: o.clientId, protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, properties: { maximumPacketSize: TOOL_MAX_PACKET } };
     if (o.username !== undefined) opts.username = o.username;
     if (o.password !== undefined) opts.password = o.password;
     if (o.ca) opts.ca = readFileSync(o.ca);
@@ -341,7 +348,13 @@ export class ToolClient {
           this.c.removeListener('message', on);
           return resolve();
         }
-        if (payload.length > 0) out.push({ topic, payload: payload.toString('utf8'), retain: packet.retain });
+        if (payload.length === 0) return;
+        if (out.length >= TOOL_MAX_RETAINED) {
+          clearTimeout(t);
+          this.c.removeListener('message', on);
+          return reject(new Error(`the broker holds more than ${TOOL_MAX_RETAINED} retained messages under ${filters.join(', ')}: something is filling it (a door's account writes facts and reports); clear them on the broker`));
+        }
+        out.push({ topic, payload: payload.toString('utf8'), retain: packet.retain });
       };
       this.c.on('message', on);
     });
