@@ -176,6 +176,7 @@ export class Gateway {
         modeWhy: (door) => pipeline.modeWhy(door),
         forgive: (userid, area) => pipeline.forgive(userid, area),
         muster: () => this.muster,
+        staticCode: (door) => (this.cloud?.staticCode ? this.cloud.staticCode(door) : Promise.reject(new Error('the cloud has no static scan code (WeCom only)'))),
         setMode: (door, mode, o) => pipeline.setMode(door, mode, o),
         heldBy: (door) => pipeline.heldBy(door),
         site: () => this.site?.status() ?? null,

@@ -34,6 +34,19 @@ export function addCloudCommands(program: Command, d: CliDeps): void {
   const wecom = program.command('wecom').description('WeCom device protocol');
 
   wecom
+    .command('static-code')
+    .description('the static scan-to-open code of a door for printing (gen_login_qrcode; the running gateway asks the cloud), written to a file')
+    .requiredOption('--door <id>', 'the door whose code it is')
+    .requiredOption('--out <file>', 'where to write the image')
+    .addOption(d.configOpt())
+    .action(async (o: { door: string; out: string; config: string }) => {
+      const r = await d.withApi(o.config, (api) => api.staticScanCode({ door: o.door }));
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(o.out, Buffer.from(r.image_b64, 'base64'));
+      d.out(`the static code of ${r.door} written to ${o.out} (${r.bytes} bytes); it stays valid until the device is bound to another corp`);
+    });
+
+  wecom
     .command('activate')
     .description('provision this device (get_secret_no, register, wait for a corp to bind it) and store its secret (mode 0600)')
     .addOption(d.configOpt())

@@ -73,6 +73,8 @@ export interface CloudAdapter {
   outboxChanged(): void;
   /** The code a door shows for scan to open (its text, and until when it is good); null when there is none now. */
   loginCode?(door: string): { text: string; made_at: number; expires_at: number } | null;
+  /** A door's static scan code for printing (WeCom gen_login_qrcode): the image bytes. */
+  staticCode?(door: string): Promise<Buffer>;
   /** The cloud's own access rules at a door (Feishu permission groups): a deny, or null. */
   gate?(door: string, user: UserRecord, nowMs: number, zone: string): CloudVerdict | null;
 }

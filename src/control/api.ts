@@ -127,6 +127,8 @@ export interface GatewayApi extends UsersApi {
   fireReset(p: { door?: string; by?: string }): Promise<FireResetReport>;
   /** Forgive a person's area anti-passback (all areas, or one): their next passage is allowed either way. */
   forgive(p: { userid: string; area?: string }): Promise<{ forgiven: number }>;
+  /** A door's static scan-to-open code for printing (WeCom gen_login_qrcode), the image bytes in base64. */
+  staticScanCode(p: { door: string }): Promise<{ door: string; image_b64: string; bytes: number }>;
   /** Who is inside each area (or one) now, with the last door and time, and the muster's safe marks. */
   muster(p: { area?: string }): Promise<MusterReport>;
   /** Begin a muster of an area (a fire release begins one by itself); ends one with `end`. */
@@ -171,6 +173,7 @@ export interface RunningGateway {
   modeWhy?: (door: string) => string;
   forgive?: (userid: string, area?: string) => number;
   muster?: () => MusterActions | null;
+  staticCode?: (door: string) => Promise<Buffer>;
   setMode?: (door: string, mode: DoorMode, o: { untilMs?: number; by?: string }) => boolean;
   /** Who holds the door in its mode (the site's threat level), or null. */
   heldBy?: (door: string) => string | null;
@@ -428,6 +431,15 @@ export function localApi(store: Store, config: Config, version: string, running:
       if (!running?.forgive) throw new UsageError('the gateway is not running: anti-passback is forgiven on a running gateway');
       if (p.area !== undefined && !(p.area in config.areas)) throw new UsageError(`no area '${p.area}' (areas: ${Object.keys(config.areas).join(', ') || 'none'})`);
       return { forgiven: running.forgive(p.userid, p.area) };
+    },
+
+    async staticScanCode(p) {
+      if (!config.doors.some((d) => d.id === p.door)) throw new UsageError(`no door '${p.door}' (doors: ${config.doors.map((d) => d.id).join(', ')})`);
+      if (!running?.staticCode) throw new UsageError('the static scan code comes from the running gateway logged in to WeCom', 'unavailable');
+      const img = await running.staticCode(p.door).catch((e: unknown) => {
+        throw new UsageError(`no static code: ${(e as Error).message}`, 'unavailable');
+      });
+      return { door: p.door, image_b64: img.toString('base64'), bytes: img.length };
     },
 
     // eslint-disable-next-line @typescript-eslint/require-await

@@ -48,6 +48,7 @@ export const API_ROLES: Record<keyof GatewayApi, ApiRole> = {
   webUserPut: 'admin',
   webUserRemove: 'admin',
   osdpEnroll: 'admin',
+  staticScanCode: 'admin',
   osdpForget: 'admin',
 };
 

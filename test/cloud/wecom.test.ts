@@ -262,6 +262,11 @@ describe('WeCom: scan to open', () => {
       expect(no.report).toMatchObject({ type: 'scan_qrcode_open', status: 1 });
     }
     expect((rig.gw.relays.get('side') as SimRelay).pulses).toHaveLength(1);
+    // The static code for printing: asked of the cloud, a binary frame back.
+    const img = Buffer.from((await rig.gw.api.staticScanCode({ door: 'side' })).image_b64, 'base64');
+    expect(img.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+    expect(img.toString('latin1')).toContain('state=door:side');
+    await expect(rig.gw.api.staticScanCode({ door: 'nope' })).rejects.toThrow(/no door 'nope'/);
     // The cloud refuses a code older than 1800 s (the door makes a new one every 15 min).
     expect(await rig.emu.scan(code.text, 'u2', { laterS: 1801 })).toEqual({ refused: 'expired (older than 1800 s)' });
   });

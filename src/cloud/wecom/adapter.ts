@@ -458,6 +458,14 @@ export class WecomAdapter implements CloudAdapter {
     this.codeTimer.unref();
   }
 
+  /** The static login code of a door for printing (gen_login_qrcode; the image bytes as the cloud sends them). */
+  async staticCode(door: string): Promise<Buffer> {
+    if (!this.loggedIn) throw new Error('not logged in to WeCom');
+    const b = await this.session.request('gen_login_qrcode', { state: `door:${door}`, format_version: 1 });
+    if (typeof b.data_b64 !== 'string') throw new Error('gen_login_qrcode answered without the binary code');
+    return Buffer.from(b.data_b64, 'base64');
+  }
+
   loginCode(door: string): { text: string; made_at: number; expires_at: number } | null {
     return this.loggedIn ? (this.codes.get(door) ?? null) : null;
   }

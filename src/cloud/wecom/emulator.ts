@@ -341,6 +341,18 @@ export class WecomEmulator {
     }
     const body = f.body ?? {};
     this.requests.push([f.cmd, body]);
+    if (f.cmd === 'gen_login_qrcode' && c.loggedIn) {
+      // The static login code comes back as a binary frame (protocols.md §10.1); the "image" here
+      // is a PNG signature and the code's text, enough to tell which door's it is.
+      const u32 = (n: number): Buffer => {
+        const b = Buffer.alloc(4);
+        b.writeUInt32LE(n);
+        return b;
+      };
+      const req = Buffer.from(f.headers.req_id);
+      const img = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.from(`static_login sn=${c.sn ?? ''} state=${String(body.state)}`)]);
+      return void c.ws.send(Buffer.concat([u32(1), u32(req.length), req, u32(img.length), img]), { binary: true });
+    }
     const fault = this.fault(f.cmd, body, ++this.requestCount);
     if (fault === 'drop') return void c.ws.terminate();
     if (fault === 'ignore') return;

@@ -82,7 +82,7 @@ export class WecomSession {
       this.opened$.next();
     });
     ws.on('message', (data: Buffer, isBinary) => {
-      if (isBinary) return this.o.log.warn('binary frame from the cloud ignored');
+      if (isBinary) return this.onBinary(data);
       this.onText(data.toString('utf8'));
     });
     ws.on('error', (e) => this.o.log.warn({ err: e.message }, 'cloud link error'));
@@ -107,6 +107,38 @@ export class WecomSession {
   drop(reason: string): void {
     this.o.log.warn({ reason }, 'dropping cloud link');
     this.ws?.terminate();
+  }
+
+  /**
+   * A binary reply (protocols.md §10.1, gen_login_qrcode): format_version, req_id and data, each
+   * length 4 bytes little-endian; it answers the pending request of that req_id with the data.
+   */
+  private onBinary(b: Buffer): void {
+    try {
+      let o = 0;
+      const u32 = (): number => {
+        const v = b.readUInt32LE(o);
+        o += 4;
+        return v;
+      };
+      const field = (): Buffer => {
+        const n = u32();
+        if (n > b.length - o) throw new Error('a length beyond the frame');
+        const v = b.subarray(o, o + n);
+        o += n;
+        return v;
+      };
+      const version = u32();
+      const req_id = field().toString('utf8');
+      const data = field();
+      const p = this.pending.get(req_id);
+      if (!p) return this.o.log.warn({ req_id, version }, 'binary frame for an unknown req_id ignored');
+      this.pending.delete(req_id);
+      clearTimeout(p.timer);
+      p.resolve({ headers: { req_id }, body: { format_version: version, data_b64: data.toString('base64') } });
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message, bytes: b.length }, 'malformed binary frame from the cloud ignored');
+    }
   }
 
   private onText(text: string): void {
