@@ -23,6 +23,7 @@ import type { AccessPipeline } from './access.js';
 import { doorStatus, type DoorStateMachine } from './door-state.js';
 import { SiteCommands } from './site-commands.js';
 import { SiteJournal } from './site-journal.js';
+import { SiteInbox } from './site-inbox.js';
 import { SitePresence } from './site-presence.js';
 import type { SiteFacts } from './site-facts.js';
 import type { GatewayIo } from './gateway-io.js';
@@ -67,12 +68,15 @@ export class MqttBridge {
   private site: SiteCommands | null = null;
   /** This door's journal on the site bus (site.enabled, site.publish_journal). */
   readonly siteJournal: SiteJournal | null = null;
+  /** Site messages, handled in slices behind decisions. */
+  readonly siteInbox: SiteInbox;
   /** Anti-passback across gateways (areas with site: true). */
   readonly sitePresence: SitePresence | null = null;
 
   constructor(private readonly ctx: MqttBridgeContext) {
     const m = ctx.config.mqtt;
     this.log = ctx.log.child({ module: 'mqtt' });
+    this.siteInbox = new SiteInbox(this.log.child({ module: 'site' }));
     this.topics = new Topics(m.base_topic, ctx.config.gateway_id);
     this.readers = new Map(
       ctx.config.doors.flatMap((d) =>
@@ -191,6 +195,7 @@ export class MqttBridge {
     for (const r of this.readers.values()) r.frames.close();
     this.subs.unsubscribe();
     this.credentials$.complete();
+    this.siteInbox.stop();
     this.siteJournal?.stop(); // its last batch goes out before the link closes
     this.sitePresence?.stop();
     await this.link.stop();
@@ -285,12 +290,14 @@ export class MqttBridge {
       if (m.payload === 'online') void this.publishDiscovery();
       return;
     }
-    // Site messages are trusted by their signature alone (the broker account that sent them proves nothing).
-    if (this.site && m.topic === this.site.topic) return void this.site.onMessage(m.payload, m.retain);
+    // Site messages are trusted by their signature alone (the broker account that sent them proves
+    // nothing), and wait their turn behind decisions (site-inbox.ts).
+    const site = this.site;
+    if (site && m.topic === site.topic) return this.siteInbox.push(() => void site.onMessage(m.payload, m.retain));
     const presence = this.sitePresence;
-    if (presence && m.topic.startsWith(presence.filter.slice(0, -1))) return presence.onMessage(m.topic, m.payload, m.retain);
+    if (presence && m.topic.startsWith(presence.filter.slice(0, -1))) return this.siteInbox.push(() => presence.onMessage(m.topic, m.payload, m.retain));
     const facts = this.ctx.siteFacts;
-    if (facts && (m.topic === facts.manifestTopic || m.topic.startsWith(facts.factFilter.slice(0, -1)))) return facts.onMessage(m.topic, m.payload, m.retain);
+    if (facts && (m.topic === facts.manifestTopic || m.topic.startsWith(facts.factFilter.slice(0, -1)))) return this.siteInbox.push(() => facts.onMessage(m.topic, m.payload, m.retain));
     const t = this.topics.parse(m.topic);
     if (!t) return void this.log.warn({ topic: m.topic }, 'message on a topic this gateway does not own ignored');
     if (m.retain) {

@@ -152,11 +152,19 @@ const floodLoop = (async () => {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 })();
+(globalThis as { gc?: () => void }).gc?.();
 const rssFloodStart = process.memoryUsage().rss;
+const heapFloodStart = process.memoryUsage().heapUsed;
 const loud = await measure(3000);
 flooding = false;
 await floodLoop;
 const rssFloodEnd = process.memoryUsage().rss;
+const inbox = again.mqtt?.siteInbox;
+const queuedAtEnd = inbox?.size ?? 0;
+const droppedByInbox = inbox?.dropped ?? 0;
+while ((inbox?.size ?? 0) > 0) await new Promise((r) => setTimeout(r, 20)); // the queue drains
+(globalThis as { gc?: () => void }).gc?.();
+const heapAfterDrain = process.memoryUsage().heapUsed;
 
 const result = {
   bench: 'site',
@@ -167,7 +175,7 @@ const result = {
   restart: { start_ms: Math.round(restartMs), facts_loaded_before_first_decision: loaded },
   decisions_us: {
     quiet: { p50: r2(pct(quiet, 50)), p99: r2(pct(quiet, 99)), n: quiet.length },
-    flood: { p50: r2(pct(loud, 50)), p99: r2(pct(loud, 99)), n: loud.length, envelopes_per_s: Math.round(sent / 3), rss_growth_mb: r2((rssFloodEnd - rssFloodStart) / 2 ** 20) },
+    flood: { p50: r2(pct(loud, 50)), p99: r2(pct(loud, 99)), n: loud.length, envelopes_per_s: Math.round(sent / 3), rss_growth_mb: r2((rssFloodEnd - rssFloodStart) / 2 ** 20), heap_growth_after_drain_mb: r2((heapAfterDrain - heapFloodStart) / 2 ** 20), queued_at_end: queuedAtEnd, dropped_unverified: droppedByInbox },
     ratio_p50: r2(pct(loud, 50) / pct(quiet, 50)),
     ratio_p99: r2(pct(loud, 99) / pct(quiet, 99)),
   },
