@@ -146,7 +146,8 @@ export function normalizeWecomUser(raw: unknown, source: UserSource = 'wecom'): 
         warn(`${field} entry with id ${JSON.stringify(id)} outside 0-${maxId}; ignored`);
         continue;
       }
-      if (typeof t.data !== 'string' || t.data.length === 0 || t.data.length > MAX_TEMPLATE_CHARS) {
+      if (t.data === '') continue; // an emptied slot: deleted (the user's templates are replaced as a whole)
+      if (typeof t.data !== 'string' || t.data.length > MAX_TEMPLATE_CHARS) {
         warn(`${field} ${idn} has no usable data; ignored`);
         continue;
       }

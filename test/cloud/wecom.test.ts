@@ -86,6 +86,19 @@ describe('WeCom: login and full sync', () => {
     for (const [id, t] of fp.templates) expect(t[0]!.template).toEqual(Buffer.alloc(512, Number(id.slice(1))));
   });
 
+  it('takes a user\'s fingerprints out of the module when the cloud empties their slots', async () => {
+    rig = await startRig({ users: 0, doors: [{ id: 'front', fingerprint: { driver: 'sim' } }] });
+    const fp = rig.gw.fingerprint as SimFingerprint;
+    rig.emu.upsertUsers([user('f1', { openvid: '6000001', fp: [{ id: 0, data: Buffer.alloc(512, 1).toString('base64') }], fp_algorithm: 'doorgw-sim-1' })], { push: false });
+    await synced(rig);
+    await until(() => fp.templates.has('f1'), 'the template in the module');
+    rig.emu.upsertUsers([user('f1', { openvid: '6000001', fp: [{ id: 0, data: '' }], fp_algorithm: 'doorgw-sim-1' })]);
+    await until(() => !fp.templates.has('f1'), 'gone from the module');
+    expect(await rig.gw.store.templatesOf('f1')).toEqual([]);
+    fp.touch('f1'); // a finger that matched before matches nothing now
+    expect((rig.gw.relays.get('front') as SimRelay).pulses).toHaveLength(0);
+  });
+
   it('requests fingerprint templates only when the door has a fingerprint module', async () => {
     rig = await startRig({ users: 5, doors: [{ id: 'front', fingerprint: { driver: 'sim' } }] });
     await synced(rig);

@@ -102,7 +102,10 @@ export class WecomAdapter implements CloudAdapter {
         try {
           // Read now, not when the sync ended: a later change may have replaced or removed them.
           const fps = (await this.ctx.store.templatesOf(u.userid)).filter((t) => t.kind === 'fp');
-          if (!fps.length) continue;
+          if (!fps.length) {
+            await fp.delete(u.userid); // no slot left (emptied in the cloud): nothing of theirs stays in the module
+            continue;
+          }
           await fp.load(u.userid, fps.map((t) => ({ slot: Number(t.id), template: Buffer.from(t.data, 'base64') })));
         } catch (e) {
           this.log.warn({ err: (e as Error).message, userid: u.userid }, 'fingerprint templates not loaded into the module');

@@ -180,7 +180,8 @@ export class DirectorySync {
     const del = [...change.delete_user.map((d) => d.userid), ...[...byId.keys()].filter((id) => !fetched.has(id))];
     const r = await this.store.applyChanges({ upsert, delete: del.filter((id) => !fetched.has(id)), meta: { [META_PERM]: change.perm_version } });
     this.log.info({ perm_version: change.perm_version, upserted: upsert.length, removed: r.removed }, 'directory change applied');
-    const loaded = upsert.filter((u) => u.templates.some((t) => t.kind === 'fp')).map(fingerprintOwner);
+    // Every changed user: one whose fingerprint slots were emptied in the cloud must leave the module too.
+    const loaded = upsert.map(fingerprintOwner);
     if (loaded.length || del.length) this.o.onTemplates?.(loaded, del);
   }
 
