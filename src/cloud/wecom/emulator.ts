@@ -8,7 +8,7 @@ import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { compressedPoint, encodeQrBody, signQr } from '../../domain/qr.js';
-import { dynamicLoginUrl, ERR, parseFrame, registerSignature, stringifyFrame, type Frame } from './protocol.js';
+import { decodeBinaryFrame, dynamicLoginUrl, encodeBinaryFrame, ERR, parseFrame, registerSignature, stringifyFrame, type Frame } from './protocol.js';
 
 /** A user as the cloud holds it (the `userinfo` shape, openvid as a decimal string). */
 export interface CloudUser {
@@ -285,24 +285,12 @@ export class WecomEmulator {
   /** A binary frame: format_version, then cmd, req_id and data, each after its 4-byte LE length (protocols.md §11). */
   private onBinary(c: Conn, b: Buffer): void {
     try {
-      let o = 0;
-      const u32 = (): number => {
-        const v = b.readUInt32LE(o);
-        o += 4;
-        return v;
-      };
-      const field = (): Buffer => {
-        const n = u32();
-        if (o + n > b.length) throw new Error('truncated');
-        const v = b.subarray(o, o + n);
-        o += n;
-        return v;
-      };
-      if (u32() !== 1) throw new Error('format_version');
-      const cmd = field().toString();
-      const req_id = field().toString();
-      const data = field();
-      if (o !== b.length) throw new Error('trailing bytes');
+      const { version, fields, trailing } = decodeBinaryFrame(b, 3);
+      if (version !== 1) throw new Error('format_version');
+      if (trailing !== 0) throw new Error('trailing bytes');
+      const [cmdB, reqB, data] = fields as [Buffer, Buffer, Buffer];
+      const cmd = cmdB.toString();
+      const req_id = reqB.toString();
       this.logs.push({ cmd, data: Buffer.from(data) });
       c.ws.send(stringifyFrame({ headers: { req_id }, errcode: cmd === 'upload_log' ? 0 : 600099, errmsg: cmd === 'upload_log' ? 'ok' : `unknown binary command ${cmd}` }));
     } catch (e) {
@@ -344,14 +332,8 @@ export class WecomEmulator {
     if (f.cmd === 'gen_login_qrcode' && c.loggedIn) {
       // The static login code comes back as a binary frame (protocols.md §10.1); the "image" here
       // is a PNG signature and the code's text, enough to tell which door's it is.
-      const u32 = (n: number): Buffer => {
-        const b = Buffer.alloc(4);
-        b.writeUInt32LE(n);
-        return b;
-      };
-      const req = Buffer.from(f.headers.req_id);
       const img = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.from(`static_login sn=${c.sn ?? ''} state=${String(body.state)}`)]);
-      return void c.ws.send(Buffer.concat([u32(1), u32(req.length), req, u32(img.length), img]), { binary: true });
+      return void c.ws.send(encodeBinaryFrame(1, [Buffer.from(f.headers.req_id), img]), { binary: true });
     }
     const fault = this.fault(f.cmd, body, ++this.requestCount);
     if (fault === 'drop') return void c.ws.terminate();

@@ -76,6 +76,40 @@ export function parseFrame(text: string): Frame {
   return frame;
 }
 
+/**
+ * A binary frame (protocols.md §9.2): `format_version` in 4 bytes, then each field after its 4-byte
+ * length, little-endian. Device → cloud `upload_log` carries cmd, req_id and data; the cloud's
+ * replies (gen_login_qrcode) req_id and data.
+ */
+export function encodeBinaryFrame(version: number, fields: readonly Buffer[]): Buffer {
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b;
+  };
+  return Buffer.concat([u32(version), ...fields.flatMap((f) => [u32(f.length), f])]);
+}
+
+/** The version and `count` fields of a binary frame, and how many bytes follow them; throws when a length runs past the end. */
+export function decodeBinaryFrame(b: Buffer, count: number): { version: number; fields: Buffer[]; trailing: number } {
+  let o = 0;
+  const u32 = (): number => {
+    if (o + 4 > b.length) throw new FrameError('a length beyond the frame');
+    const v = b.readUInt32LE(o);
+    o += 4;
+    return v;
+  };
+  const version = u32();
+  const fields: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = u32();
+    if (n > b.length - o) throw new FrameError('a length beyond the frame');
+    fields.push(b.subarray(o, o + n));
+    o += n;
+  }
+  return { version, fields, trailing: b.length - o };
+}
+
 /** JSON with `openvid` decimal strings written as bare numbers, as the vendor sends them. */
 export function stringifyFrame(frame: Frame): string {
   return JSON.stringify(frame).replace(/"openvid":"(\d{1,20})"/g, '"openvid":$1');

@@ -8,7 +8,7 @@ import { BehaviorSubject, Subject } from 'rxjs';
 import WebSocket from 'ws';
 import { Backoff } from '../../domain/backoff.js';
 import type { Logger } from '../../log.js';
-import { FrameError, headerlessErrcode, parseFrame, SESSION_LOST_CODES, stringifyFrame, WecomError, type Frame } from './protocol.js';
+import { decodeBinaryFrame, encodeBinaryFrame, FrameError, headerlessErrcode, parseFrame, SESSION_LOST_CODES, stringifyFrame, WecomError, type Frame } from './protocol.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'open' | 'closed';
 
@@ -115,22 +115,9 @@ export class WecomSession {
    */
   private onBinary(b: Buffer): void {
     try {
-      let o = 0;
-      const u32 = (): number => {
-        const v = b.readUInt32LE(o);
-        o += 4;
-        return v;
-      };
-      const field = (): Buffer => {
-        const n = u32();
-        if (n > b.length - o) throw new Error('a length beyond the frame');
-        const v = b.subarray(o, o + n);
-        o += n;
-        return v;
-      };
-      const version = u32();
-      const req_id = field().toString('utf8');
-      const data = field();
+      const { version, fields } = decodeBinaryFrame(b, 2);
+      const req_id = fields[0]!.toString('utf8');
+      const data = fields[1]!;
       const p = this.pending.get(req_id);
       if (!p) return this.o.log.warn({ req_id, version }, 'binary frame for an unknown req_id ignored');
       this.pending.delete(req_id);
@@ -198,14 +185,7 @@ export class WecomSession {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) throw new LinkDownError('cloud link is not open');
     const req_id = `${this.bootId}-${++this.seq}`;
-    const u32 = (n: number): Buffer => {
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(n);
-      return b;
-    };
-    const c = Buffer.from(cmd);
-    const r = Buffer.from(req_id);
-    const frame = Buffer.concat([u32(1), u32(c.length), c, u32(r.length), r, u32(data.length), data]);
+    const frame = encodeBinaryFrame(1, [Buffer.from(cmd), Buffer.from(req_id), data]);
     const reply = await new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(req_id);
