@@ -384,7 +384,10 @@ export class SiteFacts {
   private report(): void {
     if (!this.link || this.stopped) return;
     const s = this.status();
-    const report: DoorReport = { gateway: this.o.config.gateway_id, doors: this.o.config.doors.map((d) => d.id), at: this.now(), facts: s.facts, in_scope: s.in_scope, digest: s.digest, complete: s.complete, manifest: s.manifest && { version: s.manifest.version, count: s.manifest.count, digest: s.manifest.digest }, levels: s.levels.map((l) => ({ door: l.door, level: l.level, by: l.by })), states: this.o.config.doors.map((d) => ({ door: d.id, mode: this.o.pipeline.modeOf(d.id) ?? null, alarm: this.o.doorNow?.(d.id).alarm ?? null, fire: this.o.doorNow?.(d.id).fire ?? false })) };
+    const report: DoorReport = { gateway: this.o.config.gateway_id, doors: this.o.config.doors.map((d) => d.id), at: this.now(), facts: s.facts, in_scope: s.in_scope, digest: s.digest, complete: s.complete, manifest: s.manifest && { version: s.manifest.version, count: s.manifest.count, digest: s.manifest.digest }, levels: s.levels.map((l) => ({ door: l.door, level: l.level, by: l.by })), states: this.o.config.doors.map((d) => {
+        const now = this.o.doorNow?.(d.id);
+        return { door: d.id, mode: this.o.pipeline.modeOf(d.id) ?? null, alarm: now?.alarm ?? null, fire: now?.fire ?? false };
+      }) };
     this.doorKey ??= doorKey(this.o.config.data_dir);
     this.link.publishRetained(this.reportTopic, JSON.stringify(signReport(report, this.doorKey.kid, this.doorKey.privateKey)));
   }
