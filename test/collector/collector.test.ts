@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Collector } from '../../src/collector/collector.js';
@@ -21,7 +21,7 @@ import { doorKey } from '../../src/io/door-key.js';
 import { createLogger } from '../../src/log.js';
 import { SiteJournalDb } from '../../src/store/site-journal-db.js';
 import { CLI_MAIN, doorgwAsync, ROOT } from '../helpers/cli.js';
-import { Broker } from '../helpers/mosquitto.js';
+import { type Broker, siteBroker } from '../helpers/mosquitto.js';
 import { startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { Postgres } from '../helpers/postgres.js';
 import { makeKey } from '../helpers/qr.js';
@@ -41,7 +41,7 @@ let broker: Broker;
 const closers: (() => Promise<unknown>)[] = [];
 beforeEach(async () => {
   // The site broker as shipped (deploy/mosquitto/site.acl); the gateways connect to it directly.
-  broker = new Broker({ users: ACCOUNTS, acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+  broker = siteBroker(ACCOUNTS);
   await broker.start();
 });
 afterEach(async () => {

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { createLogger } from '../../src/log.js';
 import { SiteJournalDb } from '../../src/store/site-journal-db.js';
 import { Store } from '../../src/store/store.js';
 import { CLI_MAIN, doorgwAsync, ROOT } from '../helpers/cli.js';
-import { Broker, USERS } from '../helpers/mosquitto.js';
+import { siteBroker, USERS } from '../helpers/mosquitto.js';
 import { Postgres } from '../helpers/postgres.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
@@ -27,7 +27,7 @@ import { until } from '../helpers/wecom.js';
 const IDS = ['gw1', 'gw2', 'gw3'] as const;
 const ACCOUNTS = { gw1: 'p1', gw2: 'p2', gw3: 'p3', collector: 'c1' } as const;
 const pg = new Postgres();
-const broker = new Broker({ users: ACCOUNTS, acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+const broker = siteBroker(ACCOUNTS);
 beforeAll(async () => {
   await Promise.all([pg.start(), broker.start()]);
 }, 60_000);

@@ -5,7 +5,6 @@
  * sides converging on the newest transition when it heals.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
@@ -15,7 +14,7 @@ import { personTopic, signPresence, type SignedPresence } from '../../src/domain
 import type { Gateway } from '../../src/gateway.js';
 import { doorKey } from '../../src/io/door-key.js';
 import { createLogger } from '../../src/log.js';
-import { Broker } from '../helpers/mosquitto.js';
+import { type Broker, siteBroker } from '../helpers/mosquitto.js';
 import { startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
 import { TcpCut } from '../helpers/tcp-cut.js';
@@ -29,7 +28,7 @@ type Id = keyof typeof ACCOUNTS;
 let broker: Broker;
 const closers: (() => Promise<unknown>)[] = [];
 beforeEach(async () => {
-  broker = new Broker({ users: ACCOUNTS, acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+  broker = siteBroker(ACCOUNTS);
   await broker.start();
 });
 afterEach(async () => {
@@ -183,7 +182,7 @@ describe('muster', () => {
 describe('anti-passback across 20 gateways', () => {
   it('in at one of 20, denied in again at each of the other 19; out at the last, let in again at the first', async () => {
     const ids = Array.from({ length: 20 }, (_, i) => `g${String(i + 1).padStart(2, '0')}`);
-    const big = new Broker({ users: Object.fromEntries(ids.map((id) => [id, `pw-${id}`])), acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+    const big = siteBroker(Object.fromEntries(ids.map((id) => [id, `pw-${id}`])));
     await big.start();
     closers.push(() => big.stop());
     const dirs = new Map(ids.map((id) => [id, join(tmpDir(), id)]));

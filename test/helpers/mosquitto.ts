@@ -18,7 +18,8 @@ export const CONF = new URL('../../deploy/mosquitto/doorgw.conf', import.meta.ur
 
 export const USERS = { doorgw: 'gw-pass', operator: 'op-pass', admin: 'ad-pass', homeassistant: 'ha-pass', 'lobby-reader': 'rd-pass', 'other-reader': 'rd2-pass' } as const;
 
-async function freePort(): Promise<number> {
+/** A port nobody listens on now (the OS's choice). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -95,6 +96,16 @@ export class Broker {
       p.kill('SIGKILL');
     });
   }
+}
+
+export const SITE_ACL = new URL('../../deploy/mosquitto/site.acl', import.meta.url).pathname;
+
+/**
+ * The site broker as shipped (deploy/mosquitto/site.acl) for gateways that connect to it directly,
+ * each with its own account (`users`), which may also use its own `doorgw/<account>/` tree.
+ */
+export function siteBroker(users: Record<string, string>): Broker {
+  return new Broker({ users, acl: `${readFileSync(SITE_ACL, 'utf8')}\npattern readwrite doorgw/%u/#\n` });
 }
 
 /** A client with one of the test users; messages collected per topic. */

@@ -20,7 +20,7 @@ import type { Gateway } from '../../src/gateway.js';
 import { doorKey } from '../../src/io/door-key.js';
 import { createLogger } from '../../src/log.js';
 import { SiteJournalDb } from '../../src/store/site-journal-db.js';
-import { Broker } from '../helpers/mosquitto.js';
+import { siteBroker } from '../helpers/mosquitto.js';
 import { startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { Postgres } from '../helpers/postgres.js';
 import { makeKey } from '../helpers/qr.js';
@@ -36,7 +36,7 @@ const log = createLogger({ level: 'silent', pretty: false });
 const qrKey = makeKey();
 const ACCOUNTS = { gw1: 'b1', gw2: 'b2', collector: 'c1' } as const;
 const pg = new Postgres();
-const broker = new Broker({ users: ACCOUNTS, acl: `${readFileSync(new URL('../../deploy/mosquitto/site.acl', import.meta.url), 'utf8')}\npattern readwrite doorgw/%u/#\n` });
+const broker = siteBroker(ACCOUNTS);
 let browser: Browser;
 const closers: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
