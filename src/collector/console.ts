@@ -15,11 +15,11 @@ import { contiguous, gaps } from '../domain/coverage.js';
 import { csvRow } from '../domain/csv.js';
 import type { DoorReport } from '../domain/door-report.js';
 import { localStamp } from '../domain/localtime.js';
-import { verifyPassword, type WebRole } from '../domain/password.js';
+import type { WebRole } from '../domain/password.js';
 import type { Logger } from '../log.js';
 import type { SiteJournalDb } from '../store/site-journal-db.js';
 import { ConnectionGuard } from '../web/connections.js';
-import { cookie, HttpError, readJsonBody, safeEqual, sameOrigin, securityHeaders, TLS_PROFILE, clientAddress } from '../web/server.js';
+import { cookie, HttpError, passwordLogin, readJsonBody, safeEqual, sameOrigin, securityHeaders, sessionCookie, TLS_PROFILE } from '../web/server.js';
 import { LoginThrottle, ROLE_RANK, Sessions, type Session } from '../web/sessions.js';
 import type { Collector } from './collector.js';
 import { siteJournalFilter, type SiteJournalQuery } from './query.js';
@@ -28,7 +28,6 @@ const ASSETS = [new URL('./assets/', import.meta.url), new URL('../../src/collec
 const STATIC = new Map([['/', 'site.html'], ['/site.js', 'site.js'], ['/site.css', 'site.css']]);
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 const COOKIE = 'doorgw_site_sid';
-const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 const STATUS_OF: Record<string, number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, forbidden: 403, internal: 500 };
 const COLUMNS = ['time_local', 'at_ms', 'gateway', 'seq', 'door', 'kind', 'decision', 'reason', 'method', 'userid', 'user_type', 'reader', 'direction', 'type', 'detail'];
 
@@ -118,24 +117,9 @@ export class SiteConsole {
   }
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!sameOrigin(req)) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
-    const b = await readJsonBody(req);
-    if (typeof b.user !== 'string' || typeof b.password !== 'string' || b.user.length > 64 || b.password.length > 256) throw new HttpError(400, 'user and password are required');
-    const from = clientAddress(req, this.o.config.web.trusted_proxies);
-    const wait = this.throttle.retryAfterS(b.user, from);
-    if (wait) throw new HttpError(429, `too many failed logins: try again in ${wait} s`, 'locked_out', { 'Retry-After': String(wait) });
-    const account = await this.o.db.webAccount(b.user);
-    const ok = await verifyPassword(account?.hash ?? DUMMY_HASH, b.password);
-    if (!ok || !account) {
-      this.throttle.failed(b.user, from);
-      this.o.log.warn({ user: account ? b.user : '(no such account)', from }, 'site console login failed');
-      throw new HttpError(401, 'wrong user or password', 'unauthenticated');
-    }
-    this.throttle.succeeded(b.user, from);
-    const s = this.sessions.create(account.name, account.role);
-    this.o.log.info({ user: account.name, role: account.role, from }, 'site console login');
-    const secure = this.o.config.web.cookie_secure ?? this.tls;
-    this.json(res, 200, this.info(s), { 'Set-Cookie': `${COOKIE}=${s.id}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}; Max-Age=${this.o.config.web.session_max_h * 3600}` });
+    const w = this.o.config.web;
+    const s = await passwordLogin(req, { throttle: this.throttle, sessions: this.sessions, trustedProxies: w.trusted_proxies, account: (name) => this.o.db.webAccount(name), log: this.o.log, what: 'site console' });
+    this.json(res, 200, this.info(s), { 'Set-Cookie': sessionCookie(COOKIE, s.id, w.cookie_secure ?? this.tls, w.session_max_h) });
   }
 
   private info(s: Session): Record<string, unknown> {

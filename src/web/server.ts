@@ -325,24 +325,8 @@ export class WebServer {
 
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!sameOrigin(req)) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
-    const b = await this.body(req);
-    if (typeof b.user !== 'string' || typeof b.password !== 'string' || b.user.length > 64 || b.password.length > 256) throw new HttpError(400, 'user and password are required');
-    const from = clientAddress(req, this.ctx.config.web.trusted_proxies);
-    const wait = this.throttle.retryAfterS(b.user, from);
-    if (wait) throw new HttpError(429, `too many failed logins: try again in ${wait} s`, 'locked_out', { 'Retry-After': String(wait) });
-    const account = await this.ctx.store.webAccount(b.user);
-    const ok = await verifyPassword(account?.hash ?? DUMMY_HASH, b.password);
-    if (!ok || !account) {
-      this.throttle.failed(b.user, from);
-      // An unknown name is not logged: it is often a password typed into the user field.
-      this.ctx.log.warn({ user: account ? b.user : '(no such account)', from }, 'console login failed');
-      throw new HttpError(401, 'wrong user or password', 'unauthenticated');
-    }
-    this.throttle.succeeded(b.user, from);
-    const s = this.sessions.create(account.name, account.role);
-    this.ctx.log.info({ user: account.name, role: account.role, from }, 'console login');
-    this.json(res, 200, this.sessionInfo(s), { 'Set-Cookie': `${COOKIE}=${s.id}; Path=/; HttpOnly; SameSite=Strict${this.secureCookie ? '; Secure' : ''}; Max-Age=${this.ctx.config.web.session_max_h * 3600}` });
+    const s = await passwordLogin(req, { throttle: this.throttle, sessions: this.sessions, trustedProxies: this.ctx.config.web.trusted_proxies, account: (name) => this.ctx.store.webAccount(name), log: this.ctx.log, what: 'console' });
+    this.json(res, 200, this.sessionInfo(s), { 'Set-Cookie': sessionCookie(COOKIE, s.id, this.secureCookie, this.ctx.config.web.session_max_h) });
   }
 
   private sessionInfo(s: Session): Record<string, unknown> {
@@ -482,6 +466,40 @@ export function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+
+/**
+ * A password login by the console's rules — shared by the door console and the site console:
+ * same-origin, bounded fields, throttled per (account, client), the same work for an unknown name
+ * as for a wrong password (which is not logged: it is often a password typed into the user field).
+ * Returns the new session; a refusal is an HttpError.
+ */
+export async function passwordLogin(
+  req: IncomingMessage,
+  o: { throttle: LoginThrottle; sessions: Sessions; trustedProxies: readonly string[]; account: (name: string) => Promise<{ name: string; role: WebRole; hash: string } | null | undefined>; log: Logger; what: string },
+): Promise<Session> {
+  if (!sameOrigin(req)) throw new HttpError(403, 'cross-origin login refused', 'forbidden');
+  const b = await readJsonBody(req);
+  if (typeof b.user !== 'string' || typeof b.password !== 'string' || b.user.length > 64 || b.password.length > 256) throw new HttpError(400, 'user and password are required');
+  const from = clientAddress(req, o.trustedProxies);
+  const wait = o.throttle.retryAfterS(b.user, from);
+  if (wait) throw new HttpError(429, `too many failed logins: try again in ${wait} s`, 'locked_out', { 'Retry-After': String(wait) });
+  const account = await o.account(b.user);
+  const ok = await verifyPassword(account?.hash ?? DUMMY_HASH, b.password);
+  if (!ok || !account) {
+    o.throttle.failed(b.user, from);
+    o.log.warn({ user: account ? b.user : '(no such account)', from }, `${o.what} login failed`);
+    throw new HttpError(401, 'wrong user or password', 'unauthenticated');
+  }
+  o.throttle.succeeded(b.user, from);
+  const s = o.sessions.create(account.name, account.role);
+  o.log.info({ user: account.name, role: account.role, from }, `${o.what} login`);
+  return s;
+}
+
+/** The session cookie: HttpOnly, SameSite=Strict, Secure under TLS (or behind a TLS proxy). */
+export function sessionCookie(name: string, id: string, secure: boolean, maxH: number): string {
+  return `${name}=${id}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}; Max-Age=${maxH * 3600}`;
+}
 
 /** The console's headers: a strict CSP (our own scripts and styles only), no framing, no referrer. */
 export function securityHeaders(res: ServerResponse, tls: boolean): void {
