@@ -129,8 +129,8 @@ export function addCollectorCommands(program: Command, d: CliDeps): void {
       const config = await load(o.collectorConfig);
       const db = await openDb(config);
       try {
-        const { contiguous, gaps } = await import('../domain/coverage.js');
-        const rows = (await db.gateways()).map((g) => ({ gateway: g.gateway, head: g.head, held_to: contiguous(g.covered), missing: gaps(g.covered, g.head).reduce((n, [a, b]) => n + b - a + 1, 0), doors: g.doors, last_seen: g.last_seen?.toISOString() ?? null }));
+        const { contiguous, missing } = await import('../domain/coverage.js');
+        const rows = (await db.gateways()).map((g) => ({ gateway: g.gateway, head: g.head, held_to: contiguous(g.covered), missing: missing(g.covered, g.head), doors: g.doors, last_seen: g.last_seen?.toISOString() ?? null }));
         const counts = await db.counts();
         if (o.json) return d.json({ gateways: rows, rows: counts.rows });
         for (const r of rows) d.out(`${r.gateway.padEnd(20)} head ${r.head}  held to ${r.held_to}  missing ${r.missing}  last heard ${r.last_seen ?? 'never'}`);

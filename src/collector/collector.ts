@@ -14,7 +14,7 @@
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import type { CollectorConfig } from '../config/collector-schema.js';
-import { contiguous, gaps, type Interval } from '../domain/coverage.js';
+import { contiguous, gaps, missing, type Interval } from '../domain/coverage.js';
 import { checkBatch } from '../domain/door-journal.js';
 import { checkReport } from '../domain/door-report.js';
 import { checkPresence } from '../domain/site-presence.js';
@@ -226,7 +226,7 @@ export class Collector {
         gateway,
         head: d.head,
         held_to: contiguous(d.covered),
-        missing: gaps(d.covered, d.head).reduce((n, [a, b]) => n + b - a + 1, 0),
+        missing: missing(d.covered, d.head),
         last_seen: d.lastSeen,
         asking: d.asked && [d.asked.from, d.asked.to],
       })),

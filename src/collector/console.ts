@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { CollectorConfig } from '../config/collector-schema.js';
 import { UsageError } from '../control/errors.js';
-import { contiguous, gaps } from '../domain/coverage.js';
+import { contiguous, missing } from '../domain/coverage.js';
 import { csvRow } from '../domain/csv.js';
 import type { DoorReport } from '../domain/door-report.js';
 import { localStamp } from '../domain/localtime.js';
@@ -188,7 +188,7 @@ export class SiteConsole {
           complete: r?.complete ?? null,
           head: g.head,
           held_to: contiguous(g.covered),
-          missing: gaps(g.covered, g.head).reduce((n, [a, b]) => n + b - a + 1, 0),
+          missing: missing(g.covered, g.head),
           last: g.last && { ...g.last, time_local: localStamp(g.last.at, this.o.config.timezone) },
         };
       }),

@@ -43,3 +43,8 @@ export function contiguous(covered: readonly Interval[]): number {
   const first = covered[0];
   return first && first[0] <= 1 ? first[1] : 0;
 }
+
+/** How many numbers of 1..head are not covered. */
+export function missing(covered: readonly Interval[], head: number): number {
+  return gaps(covered, head).reduce((n, [a, b]) => n + b - a + 1, 0);
+}
