@@ -39,11 +39,16 @@ export async function scanBus(path: string, o: ScanOptions = {}): Promise<FoundR
       // reply time (200 ms) even when the sweep runs on a shorter deadline, and two repeats.
       const capTimeout = Math.max(o.timeoutMs ?? 200, 200);
       const identify = async (addr: number): Promise<FoundReader | null> => {
+        let nakked = false;
         for (const crc of [true, false]) {
-          // A broadcast reply carries the reader's own address; CAP goes to that.
-          const p = await ask(addr, crc, CMD.id, 0);
+          // A broadcast reply carries the reader's own address; CAP goes to that. A reader that
+          // NAKed the CRC form is known to be there: its checksum ID gets the standard's full time.
+          const p = await ask(addr, crc, CMD.id, 0, nakked ? capTimeout : undefined);
           if (!p) continue;
-          if (p.code === REPLY.nak && p.data[0] === NAK.check) continue;
+          if (p.code === REPLY.nak && p.data[0] === NAK.check) {
+            nakked = true;
+            continue;
+          }
           if (p.code !== REPLY.pdid) return null;
           const at = p.addr;
           // It answered: a missed capabilities reply (a busy host, a noisy line) is asked again, with
