@@ -423,7 +423,9 @@ export class Gateway {
         started: this.started,
       });
     }
-    const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION, loginCode: (door) => this.cloud?.loginCode?.(door) ?? null });
+    const web = new WebServer({ config, api: this.api, store: this.store, metrics: this.metrics, log: this.log.child({ module: 'web' }), version: VERSION, loginCode: (door) => this.cloud?.loginCode?.(door) ?? null,
+      cloudCallback: async (provider, req) => (this.cloud?.callback && provider === config.cloud.provider ? this.cloud.callback(req) : { status: 404, body: { error: `cloud ${provider} takes no callbacks here` } }),
+    });
     await web.start(); // first: a console that cannot listen subscribes to nothing
     const m = this.metrics;
     subs.add(

@@ -17,6 +17,7 @@ export const REDACT_PATHS = [
   'corpsecret', '*.corpsecret', '*.*.corpsecret',
   'token', '*.token', 'access_token', '*.access_token', 'tenant_access_token', '*.tenant_access_token',
   'private_key', '*.private_key',
+  'verification_token', '*.verification_token', 'encrypt_key', '*.encrypt_key',
 ];
 
 export interface LogOptions {
@@ -29,7 +30,7 @@ export interface LogOptions {
 }
 
 /** Keys whose values are secrets, in configuration and in logged objects. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'app_secret', 'corpsecret', 'secret', 'token', 'access_token', 'tenant_access_token', 'refresh_token', 'private_key']);
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'app_secret', 'corpsecret', 'secret', 'token', 'access_token', 'tenant_access_token', 'refresh_token', 'private_key', 'verification_token', 'encrypt_key']);
 const CENSOR = '[redacted]';
 const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s"'?#]*@/gi;
 

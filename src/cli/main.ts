@@ -377,6 +377,10 @@ export function buildProgram(): Command {
         if (s.cloud) {
           const c = s.cloud;
           out(`cloud ${c.provider}: ${c.link} since ${new Date(c.since).toISOString()}, directory version ${c.directory_version ?? '-'}, clock skew ${c.clock_skew_s ?? '?'} s${c.last_error ? `, last error: ${c.last_error}` : ''}`);
+          if (c.corp_name) out(`  corp ${c.corp_name}`);
+          if (c.permission_groups) out(`  permission groups ${c.permission_groups}`);
+          if (c.events) out(`  cloud events ${c.events.received} taken, ${c.events.refused} refused${c.events.last_at ? `, newest ${c.events.last_type} at ${new Date(c.events.last_at).toISOString()}` : ''}`);
+          if (c.firmware_offered) out(`  firmware offered ${c.firmware_offered.version} (not installed: updates go through the Ansible role)`);
         }
         if (s.io?.fire.released.length) out(`FIRE RELEASE: ${s.io.fire.released.join(', ')} released (doorgw fire status)`);
         for (const r of s.readers ?? []) out(readerLine(r));

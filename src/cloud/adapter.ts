@@ -37,6 +37,15 @@ export interface CloudState {
   self_enrolment?: { fp: boolean; fa: boolean } | null;
   /** Feishu permission groups: in force, not authorised, or why not refreshed. */
   permission_groups?: string | null;
+  /** Cloud event callbacks (Feishu): how many were taken and refused, and the newest. */
+  events?: { received: number; refused: number; last_type: string | null; last_at: number | null } | null;
+}
+
+/** A request the cloud sent to the gateway's web server (`POST /cloud/<provider>/<name>`). */
+export interface CloudCallback {
+  name: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
 }
 
 export interface SyncReport {
@@ -77,6 +86,8 @@ export interface CloudAdapter {
   staticCode?(door: string): Promise<Buffer>;
   /** The cloud's own access rules at a door (Feishu permission groups): a deny, or null. */
   gate?(door: string, user: UserRecord, nowMs: number, zone: string): CloudVerdict | null;
+  /** A callback from the cloud (Feishu events): the HTTP answer. */
+  callback?(req: CloudCallback): Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
 export function initialState(provider: string, link: CloudState['link']): CloudState {

@@ -487,6 +487,20 @@ const feishu = z.strictObject({
       refresh_s: z.number().int().min(60).max(86_400).default(600),
     })
     .default({ devices: {}, redirect_uri: 'https://open.feishu.cn/api-explorer/loading', refresh_s: 600 }),
+  /**
+   * Event callbacks (protocols.md §16): Feishu POSTs events to `/cloud/feishu/events` of the web
+   * console (web.enabled; reachable from Feishu, e.g. through the site's reverse proxy). A user's
+   * changed card (acs.user.updated_v1) is read again at once, and the permission groups with it.
+   * Secrets: prefer DOORGW_CLOUD__FEISHU__EVENTS__VERIFICATION_TOKEN / …__ENCRYPT_KEY.
+   */
+  events: z
+    .strictObject({
+      /** The app's Verification Token (event subscription page). */
+      verification_token: str().pipe(z.string().min(1, 'verification_token is required')),
+      /** The app's Encrypt Key: with it, events are encrypted and signed, and unsigned ones refused. */
+      encrypt_key: str().optional(),
+    })
+    .optional(),
 });
 
 /** WeCom self-built app credentials for the pass-record API (reconciliation). */

@@ -47,6 +47,8 @@ export interface WebContext {
   now?: () => number;
   /** The door's scan-to-open code now (the cloud's), for the kiosk page. */
   loginCode?: (door: string) => { text: string; expires_at: number } | null;
+  /** A cloud's callback (`POST /cloud/<provider>/<name>`, e.g. Feishu events): authenticated by the cloud adapter, not by a session. */
+  cloudCallback?: (provider: string, req: { name: string; headers: IncomingMessage['headers']; body: Buffer }) => Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
 export class HttpError extends Error {
@@ -255,6 +257,8 @@ export class WebServer {
       const kiosk = /^\/kiosk\/([A-Za-z0-9_-]{1,64})(\/code\.svg)?$/.exec(path);
       if (kiosk && req.method !== 'POST') return await this.kiosk(res, kiosk[1]!, kiosk[2] !== undefined);
       if (path === '/metrics') return await this.serveMetrics(req, res);
+      const callback = /^\/cloud\/([a-z]{1,16})\/([a-z_]{1,32})$/.exec(path);
+      if (callback && req.method === 'POST') return await this.cloudCallback(req, res, callback[1]!, callback[2]!);
       if (path === '/api/login' && req.method === 'POST') return await this.login(req, res);
       if (!path.startsWith('/api/')) throw new HttpError(404, 'not found', 'not_found');
       const session = this.sessions.get(cookie(req, COOKIE));
@@ -286,6 +290,14 @@ export class WebServer {
     const body = await codeSvg(code.text);
     res.writeHead(200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-store', 'X-Code-Expires': new Date(code.expires_at).toISOString() });
     res.end(body);
+  }
+
+  /** A cloud's callback: no session or CSRF (a server calls), the adapter authenticates what it is sent. */
+  private async cloudCallback(req: IncomingMessage, res: ServerResponse, provider: string, name: string): Promise<void> {
+    if (!this.ctx.cloudCallback) throw new HttpError(404, 'no cloud takes callbacks here', 'not_found');
+    const body = await readBody(req);
+    const r = await this.ctx.cloudCallback(provider, { name, headers: req.headers, body });
+    this.json(res, r.status, r.body);
   }
 
   private serveAsset(res: ServerResponse, file: string): void {
@@ -511,9 +523,8 @@ export function securityHeaders(res: ServerResponse, tls: boolean): void {
   if (tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
 }
 
-/** A JSON object body of at most MAX_BODY bytes (anything else is a clear 4xx). */
-export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send JSON (Content-Type: application/json)');
+/** The raw body, at most MAX_BODY bytes (more is a 413). */
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
@@ -521,10 +532,17 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
     if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY / 1024} KiB`);
     chunks.push(c);
   }
-  if (size === 0) return {};
+  return Buffer.concat(chunks);
+}
+
+/** A JSON object body of at most MAX_BODY bytes (anything else is a clear 4xx). */
+export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send JSON (Content-Type: application/json)');
+  const raw = await readBody(req);
+  if (raw.length === 0) return {};
   let v: unknown;
   try {
-    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    v = JSON.parse(raw.toString('utf8'));
   } catch {
     throw new HttpError(400, 'the body is not JSON');
   }

@@ -7,9 +7,11 @@ import { BehaviorSubject } from 'rxjs';
 import { decideGroups, type FeishuRule } from '../../domain/feishu-groups.js';
 import type { CloudVerdict } from '../../domain/policy.js';
 import type { UserRecord } from '../../domain/user.js';
-import { initialState, type CloudAdapter, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
+import { initialState, type CloudAdapter, type CloudCallback, type CloudContext, type CloudState, type SyncReport } from '../adapter.js';
+import { TokenBucket } from '../../domain/rate-limit.js';
 import { FeishuClient, FeishuCredentialsError } from './client.js';
-import { META_FEISHU_SYNC, syncFeishuDirectory } from './sync.js';
+import { EventRefused, openEvent, updatedUserId, type OpenedEvent } from './events.js';
+import { feishuUser, META_FEISHU_SYNC, syncFeishuDirectory } from './sync.js';
 import { readUserToken, validUserToken } from './user-token.js';
 
 /** The groups as last read: per door, the rules bound to its device (persisted: decisions use them offline). */
@@ -26,6 +28,16 @@ export class FeishuAdapter implements CloudAdapter {
   private groups: Groups | null = null;
   private groupsTimer: NodeJS.Timeout | null = null;
   private warnedDepartments = false;
+  private groupsRun: Promise<void> | null = null;
+  private groupsAgain = false;
+  /** Event ids taken (Feishu retries an event it thinks unanswered): the newest 4096. */
+  private readonly seenEvents = new Set<string>();
+  /** Users named by events, to be read again (bounded: past it, one full sync instead). */
+  private readonly pendingUsers = new Set<string>();
+  private draining: Promise<void> | null = null;
+  private fullSyncWanted = false;
+  private readonly refusedLog = new TokenBucket(1 / 60, 5);
+  private stopped = false;
 
   constructor(private readonly ctx: CloudContext) {
     const cfg = ctx.config.cloud.feishu;
@@ -56,10 +68,27 @@ export class FeishuAdapter implements CloudAdapter {
     if (Object.keys(pg.devices).length) this.groups = (await this.ctx.store.getMeta<Groups>(META_GROUPS)) ?? null;
     void this.syncNow().catch(() => undefined); // the door decides from the cache meanwhile
     if (Object.keys(pg.devices).length) {
-      this.groupsTimer = setInterval(() => void this.readGroups(), pg.refresh_s * 1000);
+      this.groupsTimer = setInterval(() => void this.refreshGroups(), pg.refresh_s * 1000);
       this.groupsTimer.unref();
-      void this.readGroups();
+      void this.refreshGroups();
     } else this.log.warn('Feishu permission groups are not configured (cloud.feishu.permission_groups.devices): every listed person passes every door at any hour');
+  }
+
+  /** Read the groups now; one read at a time, and one more after it when asked meanwhile. */
+  refreshGroups(): Promise<void> {
+    if (this.groupsRun) {
+      this.groupsAgain = true;
+      return this.groupsRun;
+    }
+    this.groupsRun = (async () => {
+      do {
+        this.groupsAgain = false;
+        await this.readGroups();
+      } while (this.groupsAgain && !this.stopped);
+    })().finally(() => {
+      this.groupsRun = null;
+    });
+    return this.groupsRun;
   }
 
   /**
@@ -126,9 +155,87 @@ export class FeishuAdapter implements CloudAdapter {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.groupsTimer) clearInterval(this.groupsTimer);
-    await this.running?.catch(() => undefined);
+    await Promise.all([this.running?.catch(() => undefined), this.groupsRun, this.draining]);
+  }
+
+  /**
+   * `POST /cloud/feishu/events`: authenticated (events.ts), answered at once (Feishu wants an
+   * answer within 3 s), acted on after. Duplicates (Feishu retries) are answered and dropped.
+   */
+  callback(req: CloudCallback): Promise<{ status: number; body: Record<string, unknown> }> {
+    return Promise.resolve(this.answer(req));
+  }
+
+  private answer(req: CloudCallback): { status: number; body: Record<string, unknown> } {
+    const cfg = this.ctx.config.cloud.feishu!;
+    if (req.name !== 'events' || !cfg.events) return { status: 404, body: { error: 'Feishu events are not configured here (cloud.feishu.events)' } };
+    let opened: OpenedEvent;
+    const counts = this.state$.value.events ?? { received: 0, refused: 0, last_type: null, last_at: null };
+    try {
+      opened = openEvent(req.body, req.headers, cfg.events);
+    } catch (e) {
+      if (!(e instanceof EventRefused)) throw e;
+      this.patch({ events: { ...counts, refused: counts.refused + 1 } });
+      if (this.refusedLog.take(performance.now())) this.log.warn({ why: e.message, refused: counts.refused + 1 }, 'Feishu event callback refused');
+      return { status: e.status, body: { error: e.message } };
+    }
+    if (opened.kind === 'challenge') {
+      this.log.info('Feishu checked the event callback URL');
+      return { status: 200, body: { challenge: opened.challenge } };
+    }
+    if (this.seenEvents.has(opened.id)) return { status: 200, body: {} };
+    this.seenEvents.add(opened.id);
+    if (this.seenEvents.size > 4096) this.seenEvents.delete(this.seenEvents.values().next().value!);
+    this.patch({ events: { ...counts, received: counts.received + 1, last_type: opened.type, last_at: Date.now() } });
+    this.act(opened);
+    return { status: 200, body: {} };
+  }
+
+  private act(e: Extract<OpenedEvent, { kind: 'event' }>): void {
+    if (e.type !== 'acs.user.updated_v1') return void this.log.debug({ type: e.type }, 'Feishu event not used by the door');
+    const cfg = this.ctx.config.cloud.feishu!;
+    const userid = updatedUserId(e.event, cfg.user_id_type);
+    this.log.info({ userid, event_id: e.id }, 'Feishu says a user changed: reading them again');
+    if (userid) {
+      if (this.pendingUsers.size < 1000) this.pendingUsers.add(userid);
+      else this.fullSyncWanted = true;
+      this.draining ??= this.drainUsers().finally(() => {
+        this.draining = null;
+      });
+    }
+    if (Object.keys(cfg.permission_groups.devices).length) void this.refreshGroups();
+  }
+
+  /** Read each named user again (GET acs/v1/users/:id), one at a time, never during a full sync. */
+  private async drainUsers(): Promise<void> {
+    const cfg = this.ctx.config.cloud.feishu!;
+    while (!this.stopped && (this.pendingUsers.size || this.fullSyncWanted)) {
+      await this.running?.catch(() => undefined);
+      const userid = this.pendingUsers.values().next().value;
+      if (userid === undefined || this.fullSyncWanted) {
+        this.fullSyncWanted = false;
+        this.pendingUsers.clear();
+        await this.syncNow().catch(() => undefined);
+        continue;
+      }
+      this.pendingUsers.delete(userid);
+      try {
+        const data = await this.client.get(`/open-apis/acs/v1/users/${encodeURIComponent(userid)}`, { user_id_type: cfg.user_id_type });
+        const u = feishuUser(data.user, this.log);
+        if (!u || u.record.userid !== userid) throw new Error('the answer does not name the user asked for');
+        const held = this.ctx.store.directory.user(userid);
+        if (held?.user_type === 1) continue; // a visitor of the groups: its record is theirs
+        await this.ctx.store.applyChanges({ upsert: [u] });
+        this.log.info({ userid, cards: u.record.cards.length }, 'Feishu user read again');
+      } catch (err) {
+        // Gone from access control, or unreadable: the full listing says which.
+        this.log.warn({ userid, err: (err as Error).message }, 'a Feishu user named by an event could not be read; syncing the directory');
+        this.fullSyncWanted = true;
+      }
+    }
   }
 
   /** One sync at a time; a request during a sync waits for it. */

@@ -3,7 +3,7 @@
  * pagination with page tokens bound to a listing generation (invalidated on demand, answering
  * 1490018 like the real service), field validation, and per-request fault injection.
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import type { FeishuRule } from '../../domain/feishu-groups.js';
 import { JsonHttpServer, type JsonReply, type JsonRequest } from '../http-emulator.js';
 
@@ -33,6 +33,43 @@ export class FeishuEmulator {
   readonly visitors = new Map<string, Record<string, unknown>>();
   /** Refresh grants answered (each refresh token works once). */
   refreshes = 0;
+  /** Event subscription: the app's verification token, and its encrypt key (null: events in plaintext). */
+  verificationToken = 'emulator-verification-token';
+  encryptKey: string | null = null;
+
+  /**
+   * POST an event to the app's callback URL as Feishu does (schema 2.0; with an encrypt key,
+   * encrypted and signed). `tamper` changes the sent body after signing, as a forger would.
+   */
+  async pushEvent(url: string, type: string, event: Record<string, unknown>, o: { eventId?: string; token?: string; tamper?: (body: string) => string; unsigned?: boolean } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+    const env = { schema: '2.0', header: { event_id: o.eventId ?? randomBytes(16).toString('hex'), event_type: type, create_time: String(Date.now()), token: o.token ?? this.verificationToken, app_id: this.appId, tenant_key: 'tenant-emulator' }, event };
+    return this.postCallback(url, env, o);
+  }
+
+  /** The URL check Feishu makes when the admin saves the callback URL. */
+  checkCallbackUrl(url: string, challenge: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    return this.postCallback(url, { challenge, token: this.verificationToken, type: 'url_verification' }, { unsigned: true });
+  }
+
+  private async postCallback(url: string, payload: unknown, o: { tamper?: (body: string) => string; unsigned?: boolean }): Promise<{ status: number; body: Record<string, unknown> }> {
+    let body = JSON.stringify(payload);
+    const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+    if (this.encryptKey) {
+      const iv = randomBytes(16);
+      const c = createCipheriv('aes-256-cbc', createHash('sha256').update(this.encryptKey).digest(), iv);
+      body = JSON.stringify({ encrypt: Buffer.concat([iv, c.update(body, 'utf8'), c.final()]).toString('base64') });
+      if (!o.unsigned) {
+        const ts = String(Math.floor(Date.now() / 1000));
+        const nonce = randomBytes(8).toString('hex');
+        headers['x-lark-request-timestamp'] = ts;
+        headers['x-lark-request-nonce'] = nonce;
+        headers['x-lark-signature'] = createHash('sha256').update(ts + nonce + this.encryptKey + body).digest('hex');
+      }
+    }
+    if (o.tamper) body = o.tamper(body);
+    const res = await fetch(url, { method: 'POST', headers, body });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
 
   /** A code as Feishu shows it after an admin's consent: valid 5 minutes, once. */
   issueAuthCode(): string {
@@ -130,6 +167,15 @@ export class FeishuEmulator {
       const device = req.query.get('device_id');
       const rules = device ? this.rules.filter((r) => r.devices?.some((d) => d.id === device)) : this.rules;
       return { body: { code: 0, msg: 'success', data: { rules } } };
+    }
+    const onePath = /^\/open-apis\/acs\/v1\/users\/([^/]+)$/.exec(req.path);
+    if (req.method === 'GET' && onePath) {
+      const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      const exp = auth ? this.tokens.get(auth[1]!) : undefined;
+      if (exp === undefined || exp < Date.now()) return err(400, 99991663, 'Invalid access token for authorization');
+      const u = this.users.find((x) => x.user_id === decodeURIComponent(onePath[1]!));
+      if (!u) return err(400, 1490001, 'user not found');
+      return { body: { code: 0, msg: 'success', data: { user: u } } };
     }
     if (req.method === 'GET' && req.path === '/open-apis/acs/v1/users') {
       const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');

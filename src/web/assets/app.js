@@ -423,6 +423,10 @@ async function showCloud() {
         [t('outbox'), `${st.outbox_depth}`],
       ]
     : [[t('link'), t('no_cloud')], [t('directory'), `${st.users} ${t('users')}`], [t('outbox'), `${st.outbox_depth}`]];
+  if (c?.corp_name) rows.push([t('corp'), c.corp_name]);
+  if (c?.permission_groups) rows.push([t('groups'), c.permission_groups]);
+  if (c?.events) rows.push([t('cloud_events'), `${c.events.received} · ${c.events.refused} ✕${c.events.last_at ? ` · ${c.events.last_type} ${stamp(c.events.last_at, session.timezone)}` : ''}`]);
+  if (c?.firmware_offered) rows.push([t('firmware'), c.firmware_offered.version]);
   if (c?.last_error) rows.push(['!', c.last_error]);
   $('#cloud-info').replaceChildren(...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   $('#sync-now').hidden = !c || session.role === 'viewer';
