@@ -10,6 +10,7 @@ import { UsageError } from '../control/errors.js';
 import { checkInstant, hashPin, validPin } from '../domain/local-directory.js';
 import { keyIdOf, rawPublicKey, type SiteScope } from '../domain/site-envelope.js';
 import { localStamp } from '../domain/localtime.js';
+import { intArg, todayWindow } from './args.js';
 import { readSigner, scopeOf, SiteTool } from './site-tool.js';
 import type { CliDeps } from './wecom.js';
 
@@ -157,8 +158,15 @@ export function addSiteCommands(program: Command, d: CliDeps): void {
     .option('--visitor', 'a visitor (default: employee)')
     .option('--area <name>', 'only in this area (repeat)', collect)
     .option('--door <id>', 'only at this door or gateway (repeat)', collect)
-    .action(async (userid: string, o: BusOpts & { name?: string; card?: string[]; group?: string[]; pin?: string; validFrom?: string; validUntil?: string; rule?: string[]; visitor?: boolean }) => {
+    .option('--max-uses <n>', 'a temporary credential: at most n passages across the site (counted by every door)')
+    .option('--sponsor <who>', 'who vouches for this person: named in the journal of each passage')
+    .option('--today', 'valid today only (the gateway zone of this configuration)')
+    .action(async (userid: string, o: BusOpts & { name?: string; card?: string[]; group?: string[]; pin?: string; validFrom?: string; validUntil?: string; rule?: string[]; visitor?: boolean; maxUses?: string; sponsor?: string; today?: boolean }) => {
       if (o.pin !== undefined && !validPin(o.pin)) throw new UsageError('a PIN is 4 to 12 digits');
+      if (o.today && (o.validFrom || o.validUntil)) throw new UsageError('--today sets --valid-from and --valid-until: give one or the other');
+      const today = o.today ? todayWindow((await d.configFrom(o.config)).timezone) : null;
+      const maxUses = o.maxUses === undefined ? null : intArg('--max-uses', o.maxUses);
+      if (maxUses !== null && (maxUses < 1 || maxUses > 100_000)) throw new UsageError('--max-uses must be 1 to 100000');
       const body = {
         name: o.name ?? null,
         user_type: o.visitor ? 1 : 0,
@@ -167,7 +175,11 @@ export function addSiteCommands(program: Command, d: CliDeps): void {
         rules: o.rule ?? [],
         ...(o.validFrom ? { valid_from: checkInstant('valid_from', o.validFrom) } : {}),
         ...(o.validUntil ? { valid_until: checkInstant('valid_until', o.validUntil) } : {}),
+        ...(today ? { valid_from: today[0], valid_until: today[1] } : {}),
         ...(o.pin ? { pin_hash: hashPin(o.pin) } : {}),
+        // A fresh count from now: the same person issued again starts from zero at every door.
+        ...(maxUses !== null ? { max_uses: maxUses, uses_since: Date.now() } : {}),
+        ...(o.sponsor ? { sponsor: o.sponsor } : {}),
       };
       return withTool(d, o, true, async (tool) => stated(o, await tool.state(`user/${userid}`, scopeOf(o), body)));
     });

@@ -4,22 +4,14 @@ import { Option, type Command } from 'commander';
 import type { GatewayApi, UserRow } from '../control/api.js';
 import type { LocalExportEntry } from '../control/users-api.js';
 import { UsageError } from '../control/errors.js';
-import { parseLocalInstant } from '../domain/localtime.js';
 import { USER_TYPE_NAMES } from '../domain/types.js';
-import { cliActor, intArg, localStamp } from './args.js';
+import { cliActor, intArg, localStamp, timeArg, todayWindow } from './args.js';
 import { csvRow, csvUnescape, parseCsv } from '../domain/csv.js';
 import type { CliDeps } from './wecom.js';
 
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const typeName = (t: number | null): string => (t === null ? '-' : (USER_TYPE_NAMES[t as 0 | 1 | 2] ?? String(t)));
-
-/** A time typed by the operator, read in the gateway's zone. */
-function timeArg(name: string, v: string, zone: string): number {
-  const t = parseLocalInstant(v, zone);
-  if (t === null) throw new UsageError(`${name} '${v}': give YYYY-MM-DD, YYYY-MM-DD HH:MM (in ${zone}), or ISO-8601 with an offset`);
-  return t;
-}
 
 function readStdin(): string {
   try {
@@ -253,10 +245,7 @@ export function addUserCommands(program: Command, d: CliDeps): void {
     if (o.sponsor !== undefined) p.sponsor = o.sponsor;
     if (o.today) {
       if (o.from !== undefined || o.until !== undefined) throw new UsageError('--today sets --from and --until: give one or the other');
-      const day = localStamp(Date.now(), config.timezone).slice(0, 10);
-      p.valid_from = timeArg('--today', day, config.timezone);
-      p.valid_until = (p.valid_from as number) + 86_400_000 + 3_600_000; // past the next midnight (a DST day is 25 h), then cut to it
-      p.valid_until = timeArg('--today', localStamp(p.valid_until as number, config.timezone).slice(0, 10), config.timezone);
+      [p.valid_from, p.valid_until] = todayWindow(config.timezone);
     }
     return p;
   };

@@ -20,6 +20,8 @@ export interface Directory {
   publicKey(keyId: string): KeyObject | null | undefined;
   /** Passages of a temporary credential counted since `since` (its max_uses was set then). */
   usesOf?(userid: string, since: number): number;
+  /** A site user's passages at the site's other doors (their signed counts, site-uses.ts). */
+  siteUsesOf?(userid: string, since: number): number;
 }
 
 export interface PolicyOptions {
@@ -130,7 +132,9 @@ export function decide(input: DecideInput): Decision {
     const p = door.policy ?? NO_POLICY;
     const groups = user.local?.groups;
     const f = user.local;
-    const used = f?.max_uses != null ? (dir.usesOf?.(user.userid, f.uses_since ?? 0) ?? 0) : 0;
+    // This door's own passages (what it counts on), and the whole site's for a site user.
+    const ownUses = f?.max_uses != null ? (dir.usesOf?.(user.userid, f.uses_since ?? 0) ?? 0) : 0;
+    const used = ownUses + (f?.max_uses != null && user.source === 'site' ? (dir.siteUsesOf?.(user.userid, f.uses_since ?? 0) ?? 0) : 0);
     const limited = user.local || p.cardAndPin || (cred.type === 'card' && cred.pin !== undefined) ? localRestriction(user, cred, door.id, nowMs, p.cardAndPin, door.timezone, used) : null;
     let d: Decision;
     const level = door.level;
@@ -162,7 +166,7 @@ export function decide(input: DecideInput): Decision {
       // A temporary credential: this passage is one of its uses (counted if the door really opens).
       const notes: string[] = [];
       if (f?.max_uses != null) {
-        d.use = { userid: user.userid, since: f.uses_since ?? 0, count: used + 1 };
+        d.use = { userid: user.userid, since: f.uses_since ?? 0, count: ownUses + 1 };
         notes.push(`use ${used + 1} of ${f.max_uses}`);
       }
       if (f?.sponsor) notes.push(`sponsor ${f.sponsor}`);

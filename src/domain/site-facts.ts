@@ -35,6 +35,11 @@ export interface SiteUserBody {
   rules: string[];
   /** `salt:hmac` as hashPin makes it (the signer hashed it; the PIN itself never crosses the bus). */
   pin_hash: string | null;
+  /** A temporary credential: at most this many passages across the site (site-uses.ts), counted from uses_since. */
+  max_uses?: number | null;
+  uses_since?: number | null;
+  /** Who vouched for them (journaled with every passage). */
+  sponsor?: string | null;
 }
 
 /** A fact's meaning, parsed from its subject and body. */
@@ -114,6 +119,13 @@ export function parseFact(subject: string, body: unknown): { ok: true; fact: Sit
           rules: rules as string[],
           pin_hash: pin,
         };
+        if (b.max_uses !== undefined && b.max_uses !== null) {
+          if (typeof b.max_uses !== 'number' || !Number.isInteger(b.max_uses) || b.max_uses < 1 || b.max_uses > 100_000) throw new LocalInputError('max_uses must be 1 to 100000 passages');
+          user.max_uses = b.max_uses;
+          user.uses_since = b.uses_since === undefined ? 0 : (checkInstant('uses_since', b.uses_since) ?? 0);
+        }
+        const sponsor = str(b.sponsor, 'sponsor');
+        if (sponsor !== null) user.sponsor = sponsor;
         return { ok: true, fact: { type: 'user', userid, user, rules: compiled } };
       }
       case 'door_mode': {
@@ -246,6 +258,11 @@ export function levelModeAt(l: LevelInForce | null, door: string): DoorMode | nu
 /** A site user's record, in the shape of a local user (the same checks apply at the door). */
 export function siteUserRecord(userid: string, u: SiteUserBody, at: number, by: string, compiled?: CompiledRule[]): UserRecord {
   const local: LocalFields = { cards_added: [], blocked: null, blocked_cards: {}, groups: u.groups, valid_from: u.valid_from, valid_until: u.valid_until, doors: u.doors, extended_unlock_ms: null, pin: u.pin_hash, note: null, updated_at: at, updated_by: by };
+  if (u.max_uses != null) {
+    local.max_uses = u.max_uses;
+    local.uses_since = u.uses_since ?? 0;
+  }
+  if (u.sponsor) local.sponsor = u.sponsor;
   const rules = compiled ?? checkRules(u.rules);
   return { userid, user_type: u.user_type, name: u.name, openvid: null, key_id: null, cards: u.cards, rules, invalid_rules: [], source: 'site', fp_ver: null, fa_ver: null, local };
 }

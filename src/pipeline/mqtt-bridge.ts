@@ -25,6 +25,7 @@ import { SiteCommands } from './site-commands.js';
 import { SiteJournal } from './site-journal.js';
 import { SiteInbox } from './site-inbox.js';
 import { SitePresence } from './site-presence.js';
+import { SiteUses } from './site-uses.js';
 import type { SiteFacts } from './site-facts.js';
 import type { GatewayIo } from './gateway-io.js';
 import { credentialEvent, type CredentialEvent, type DecisionEvent, type DoorEvent } from '../domain/events.js';
@@ -72,6 +73,7 @@ export class MqttBridge {
   readonly siteInbox: SiteInbox;
   /** Anti-passback across gateways (areas with site: true). */
   readonly sitePresence: SitePresence | null = null;
+  readonly siteUses: SiteUses | null = null;
 
   constructor(private readonly ctx: MqttBridgeContext) {
     const m = ctx.config.mqtt;
@@ -106,7 +108,11 @@ export class MqttBridge {
         ...(journal ? { journalRange: (from: number, to: number) => journal.requestRange(from, to) } : {}),
       });
       subscriptions.push(this.site.topic);
-      if (facts) subscriptions.push(facts.factFilter, facts.manifestTopic);
+      if (facts) {
+        subscriptions.push(facts.factFilter, facts.manifestTopic);
+        this.siteUses = new SiteUses({ config: ctx.config, pipeline: ctx.pipeline, store: ctx.store, log: this.log.child({ module: 'site-uses' }) });
+        subscriptions.push(this.siteUses.filter);
+      }
       if (Object.values(ctx.config.areas).some((a) => a.site)) {
         this.sitePresence = new SitePresence({ config: ctx.config, pipeline: ctx.pipeline, log: this.log.child({ module: 'site-presence' }) });
         subscriptions.push(this.sitePresence.filter);
@@ -183,6 +189,11 @@ export class MqttBridge {
       presence.attach(this.link);
       this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && presence.connected()));
     }
+    const uses = this.siteUses;
+    if (uses) {
+      uses.attach(this.link);
+      this.subs.add(this.link.connected$.pipe(distinctUntilChanged()).subscribe((up) => up && uses.connected()));
+    }
     const journal = this.siteJournal;
     if (journal) {
       journal.attach(this.link);
@@ -198,6 +209,7 @@ export class MqttBridge {
     this.siteInbox.stop();
     this.siteJournal?.stop(); // its last batch goes out before the link closes
     this.sitePresence?.stop();
+    this.siteUses?.stop();
     await this.link.stop();
   }
 
@@ -296,6 +308,8 @@ export class MqttBridge {
     if (site && m.topic === site.topic) return this.siteInbox.push(() => void site.onMessage(m.payload, m.retain));
     const presence = this.sitePresence;
     if (presence && m.topic.startsWith(presence.filter.slice(0, -1))) return this.siteInbox.push(() => presence.onMessage(m.topic, m.payload, m.retain));
+    const uses = this.siteUses;
+    if (uses && m.topic.startsWith(uses.filter.slice(0, -1))) return this.siteInbox.push(() => uses.onMessage(m.topic, m.payload, m.retain));
     const facts = this.ctx.siteFacts;
     if (facts && (m.topic === facts.manifestTopic || m.topic.startsWith(facts.factFilter.slice(0, -1)))) return this.siteInbox.push(() => facts.onMessage(m.topic, m.payload, m.retain));
     const t = this.topics.parse(m.topic);

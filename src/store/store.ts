@@ -191,6 +191,7 @@ export class Store {
         const u = this.uses.get(userid);
         return u && u.since === since ? u.count : 0;
       },
+      siteUsesOf: (userid, since) => this.siteUses?.(userid, since) ?? 0,
       publicKey: (id): KeyObject | null | undefined =>
         this.keyCache.get(id, () => {
           const b64 = this.local.keys.get(id) ?? this.gen.keys.getSync(id);
@@ -808,6 +809,9 @@ export class Store {
       }
     });
   }
+
+  /** The site's other doors' passages of a site user's temporary credential (set by the site's use counts). */
+  siteUses: ((userid: string, since: number) => number) | null = null;
 
   /** Temporary credentials' passages, in memory for decisions (the disk follows with the journal). */
   private readonly uses = new Map<string, { since: number; count: number }>();
