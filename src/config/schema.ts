@@ -647,6 +647,25 @@ export const configSchema = z
           .min(1)
           .default(SITE_LEVELS)
           .refine((l) => new Set(l.map((x) => x.name)).size === l.length, 'level names must differ'),
+        /**
+         * Levels on a schedule (e.g. `elevated` every night): evaluated by each door from its own
+         * clock and this list (the same on every door: no message, so a partition changes nothing).
+         * A window ending before it starts runs past midnight; days 1 = Monday … 7 = Sunday, the
+         * day the window starts. The most severe of scheduled and signed levels holds.
+         */
+        level_schedule: z
+          .array(
+            z.strictObject({
+              level: id(),
+              /** `site`, or an area (site.areas or an anti-passback area). */
+              scope: id().default('site'),
+              days: z.array(z.number().int().min(1).max(7)).min(1).default([1, 2, 3, 4, 5, 6, 7]),
+              from: str().refine((v) => /^([01]?\d|2[0-3]):[0-5]\d$/.test(v), 'HH:MM, 00:00 to 23:59'),
+              to: str().refine((v) => /^([01]?\d|2[0-3]):[0-5]\d$/.test(v), 'HH:MM, 00:00 to 23:59'),
+            }),
+          )
+          .max(100)
+          .default([]),
         /** A door that has heard no peer of a site area for this long decides it soft, and flags its decisions (s). */
         presence_stale_s: z.number().int().min(2).max(3600).default(30),
         /** Publish every decision and door event, signed, on `<base>/journal/<gateway>` for the site's collector. */
@@ -656,7 +675,7 @@ export const configSchema = z
         /** Accepted clock difference between a signer and this door (s). */
         clock_skew_s: z.number().int().min(0).max(600).default(30),
       })
-      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, presence_stale_s: 30, publish_journal: true, report_interval_s: 60, clock_skew_s: 30 }),
+      .default({ enabled: false, base_topic: 'doorgw-site', areas: [], keys: [], door_keys: [], permissions: SITE_PERMISSIONS, levels: SITE_LEVELS, level_schedule: [], presence_stale_s: 30, publish_journal: true, report_interval_s: 60, clock_skew_s: 30 }),
     /**
      * Anti-passback areas: doors of this gateway whose `in` and `out` readers track who is inside.
      * hard denies a passage back in (or out) without the other; soft lets it through and raises an alarm.
@@ -749,6 +768,11 @@ export const configSchema = z
     if (c.cloud.provider === 'wecom' && !c.cloud.wecom) {
       ctx.addIssue({ code: 'custom', message: "provider 'wecom' needs a cloud.wecom section (at least {})", path: ['cloud', 'wecom'] });
     }
+    c.site.level_schedule.forEach((e, i) => {
+      if (!c.site.levels.some((l) => l.name === e.level)) ctx.addIssue({ code: 'custom', message: `no level '${e.level}' in site.levels (${c.site.levels.map((l) => l.name).join(', ')})`, path: ['site', 'level_schedule', i, 'level'] });
+      if (e.scope !== 'site' && !c.site.areas.includes(e.scope) && !(e.scope in c.areas)) ctx.addIssue({ code: 'custom', message: `scope '${e.scope}' is neither site nor an area (site.areas or areas)`, path: ['site', 'level_schedule', i, 'scope'] });
+      if (e.from === e.to) ctx.addIssue({ code: 'custom', message: 'from and to are the same time: an empty window', path: ['site', 'level_schedule', i, 'to'] });
+    });
     if (c.cloud.provider === 'feishu' && !c.cloud.feishu) {
       ctx.addIssue({ code: 'custom', message: "provider 'feishu' needs a cloud.feishu section with app_id and app_secret", path: ['cloud', 'feishu'] });
     }

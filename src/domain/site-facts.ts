@@ -13,6 +13,7 @@
  * Pure: no I/O, no clock.
  */
 import { createHash } from 'node:crypto';
+import { localTime } from './localtime.js';
 import { checkCards, checkInstant, checkRules, checkUserid, LocalInputError, type Block, type LocalFields } from './local-directory.js';
 import type { CompiledRule } from './rules.js';
 import type { FactStamp, SiteEnvelope } from './site-envelope.js';
@@ -242,6 +243,40 @@ export function levelAt(
     if (!best || rank > best.rank || (rank === best.rank && s.scope === 'site')) best = { name: s.level, rank, from: s.scope, by: s.by, at: s.at, reason: s.reason, definition };
   }
   return best;
+}
+
+/**
+ * The scheduled levels in force at `nowMs` (site.level_schedule), as levels set by `schedule`,
+ * each stamped with its window's start (stable while it lasts). Pure: each door computes the same
+ * from its own clock, so a wall clock stepped back or forth is simply read again.
+ */
+export function scheduledLevels(
+  schedule: readonly { level: string; scope: string; days: readonly number[]; from: string; to: string }[],
+  nowMs: number,
+  zone: string,
+): { scope: string; level: string; by: string; at: number; reason: string | null }[] {
+  const lt = localTime(nowMs, zone);
+  const minute = lt.minuteOfDay;
+  const iso = (dow: number) => (dow === 0 ? 7 : dow);
+  const today = iso(lt.dow);
+  const yesterday = today === 1 ? 7 : today - 1;
+  const hm = (v: string) => {
+    const [h, m] = v.split(':').map(Number);
+    return h! * 60 + m!;
+  };
+  const out: { scope: string; level: string; by: string; at: number; reason: string | null }[] = [];
+  for (const e of schedule) {
+    const from = hm(e.from);
+    const to = hm(e.to);
+    let since: number | null = null; // minutes since the window began
+    if (from < to) since = minute >= from && minute < to && e.days.includes(today) ? minute - from : null;
+    else if (minute >= from && e.days.includes(today)) since = minute - from;
+    else if (minute < to && e.days.includes(yesterday)) since = minute + 1440 - from;
+    if (since === null) continue;
+    const at = Math.floor(nowMs / 60_000) * 60_000 - since * 60_000;
+    out.push({ scope: e.scope, level: e.level, by: 'schedule', at, reason: `scheduled ${e.from}–${e.to}` });
+  }
+  return out;
 }
 
 /** The mode a level imposes on a door, or null (the door keeps its own). */

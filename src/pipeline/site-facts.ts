@@ -25,7 +25,7 @@ import { doorKey, type DoorKey } from '../io/door-key.js';
 import { groupMembers } from '../domain/door-policy.js';
 import type { DoorLevel } from '../domain/policy.js';
 import { canonicalJson, MAX_ENVELOPE_BYTES, verifyEnvelope, type FactStamp, type SiteEnvelope, type SiteScope } from '../domain/site-envelope.js';
-import { levelAt, levelModeAt, MANIFEST_SUBJECT, parseFact, parseManifest, stampOf, type LevelInForce, type Manifest, type SiteStatus } from '../domain/site-facts.js';
+import { levelAt, levelModeAt, scheduledLevels, MANIFEST_SUBJECT, parseFact, parseManifest, stampOf, type LevelInForce, type Manifest, type SiteStatus } from '../domain/site-facts.js';
 export type { SiteStatus } from '../domain/site-facts.js';
 import type { DoorMode } from '../domain/types.js';
 import type { Logger } from '../log.js';
@@ -82,6 +82,7 @@ export class SiteFacts {
   private readonly repaired = new Map<string, number>();
   private inScope = 0;
   private stopped = false;
+  private scheduleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly o: {
@@ -147,6 +148,11 @@ export class SiteFacts {
       this.hold(e, k?.name ?? `untrusted key ${e.kid}`, k ? this.doorsOf(e.scope) : [], f.fact);
     }
     this.applyEffects();
+    // Scheduled levels begin and end on the minute: looked at every 10 s (only a change applies).
+    if (this.o.config.site.level_schedule.length && !this.scheduleTimer) {
+      this.scheduleTimer = setInterval(() => !this.stopped && this.applyEffects(), 10_000);
+      this.scheduleTimer.unref();
+    }
     this.o.log.info({ facts: n, in_scope: this.inScope }, 'site facts loaded');
   }
 
@@ -162,6 +168,7 @@ export class SiteFacts {
     this.stopped = true;
     for (const t of [this.writeTimer, this.journalTimer, this.reportTimer, this.resyncTimer]) if (t) clearTimeout(t);
     if (this.reportInterval) clearInterval(this.reportInterval);
+    if (this.scheduleTimer) clearInterval(this.scheduleTimer);
     this.flushJournal();
     await this.flushWrites();
   }
@@ -249,6 +256,7 @@ export class SiteFacts {
     const c = this.o.config;
     for (const d of c.doors) {
       const set = [...this.levels.values()].filter((l) => l.doors === null || l.doors.includes(d.id));
+      if (c.site.level_schedule.length) set.push(...scheduledLevels(c.site.level_schedule, this.now(), d.timezone ?? c.timezone).map((l) => ({ ...l, doors: null })));
       const level = levelAt(set, this.trust.doorAreas.get(d.id)!, c.site.levels);
       const mode = levelModeAt(level, d.id);
       const siteMode = this.doorModes.get(d.id);

@@ -19,6 +19,7 @@ import { ToolClient } from '../../src/io/mqtt/client.js';
 import { createLogger } from '../../src/log.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { cleanup, mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
+import { localStamp } from '../../src/domain/localtime.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wecom.js';
@@ -150,6 +151,27 @@ describe('site facts', () => {
     expect(events.some((e) => e.type === 'site_changed' && e.detail!.includes('block/card:1001 v1 by guard-desk'))).toBe(true);
     await until(() => g.site!.status().complete === true, 'complete against the manifest');
   }, 60_000);
+
+  it('a scheduled level holds at each door from its own clock, over a signed lower level, and is journaled as the schedule\'s', async () => {
+    const zone = 'Asia/Shanghai';
+    const hhmm = (ms: number) => localStamp(ms, zone).slice(11, 16);
+    const window = { level: 'lockdown', from: hhmm(Date.now() - 3_600_000), to: hhmm(Date.now() + 3_600_000) };
+    const site = { ...siteOf(), level_schedule: [window] };
+    const g = await startMqttGateway(broker, { log, key: qrKey, top: { timezone: zone, site, groups: { contractors: ['bob'], security: ['sam'] } } });
+    t.gw = g;
+    expect(g.pipeline.modeOf('lobby')).toBe('lockdown'); // from the first decision: applied when the facts load
+    expect(decide(g, card(1001)).reason).toBe('lockdown');
+    const desk = await tool(site, guard);
+    await desk.state('threat_level/site', { site: true }, { level: 'normal' });
+    await until(() => g.site!.status().facts === 1, 'the signed level held');
+    expect(g.pipeline.modeOf('lobby')).toBe('lockdown'); // the most severe holds
+    expect(g.site!.status().levels.find((l) => l.door === 'lobby')).toMatchObject({ level: 'lockdown', by: 'schedule', reason: `scheduled ${window.from}–${window.to}` });
+    const ev = (await g.store.recentDoorEvents(50)).find((e) => e.type === 'threat_level' && e.door === 'lobby');
+    expect(ev?.detail).toBe(`lockdown (site) set by schedule: scheduled ${window.from}–${window.to}; door lockdown`);
+    // A schedule that names no configured level, or an empty window, is refused at load.
+    expect(() => mqttConfig(broker, tmpDir(), {}, undefined, { site: { ...siteOf(), level_schedule: [{ level: 'nope', from: '01:00', to: '02:00' }] } })).toThrow(/no level 'nope' in site.levels/);
+    expect(() => mqttConfig(broker, tmpDir(), {}, undefined, { site: { ...siteOf(), level_schedule: [{ level: 'lockdown', scope: 'mars', from: '01:00', to: '01:00' }] } })).toThrow(/scope 'mars' is neither site nor an area[\s\S]*an empty window/);
+  });
 
   it('holds its facts across a restart without the broker, and decides at once', async () => {
     const site = siteOf();

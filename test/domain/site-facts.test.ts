@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FactDigest, levelAt, levelModeAt, parseFact, type LevelDefinition } from '../../src/domain/site-facts.js';
+import { FactDigest, levelAt, levelModeAt, parseFact, scheduledLevels, type LevelDefinition } from '../../src/domain/site-facts.js';
 import { SiteLayer } from '../../src/store/site-layer.js';
 import type { UserRecord } from '../../src/domain/user.js';
 
@@ -61,5 +61,27 @@ describe('site facts', () => {
     expect([layer.users.has('zed'), layer.digest.count]).toEqual([false, 3]);
     layer.set('block/card:1001', held({ type: 'deleted' }));
     expect(layer.blockedCards.size).toBe(0);
+  });
+
+  it('scheduled levels: in their window on their days (wrapping past midnight counts for the day it began), stamped with its start', () => {
+    const at = (iso: string) => Date.parse(iso);
+    const night = [{ level: 'elevated', scope: 'site', days: [1, 2, 3, 4, 5], from: '22:00', to: '06:00' }];
+    const day = [{ level: 'lockdown', scope: 'hq', days: [6], from: '08:00', to: '12:30' }];
+    const z = 'Asia/Shanghai';
+    // Monday 2026-12-07, 23:15 and Tuesday 05:59: in; Tuesday 06:00: out (end exclusive).
+    expect(scheduledLevels(night, at('2026-12-07T23:15:00+08:00'), z)).toEqual([{ scope: 'site', level: 'elevated', by: 'schedule', at: at('2026-12-07T22:00:00+08:00'), reason: 'scheduled 22:00–06:00' }]);
+    expect(scheduledLevels(night, at('2026-12-08T05:59:30+08:00'), z)[0]?.at).toBe(at('2026-12-07T22:00:00+08:00'));
+    expect(scheduledLevels(night, at('2026-12-08T06:00:00+08:00'), z)).toEqual([]);
+    // Saturday 01:00 is Friday night's window; Sunday 01:00 would be Saturday's, which is not a day of it.
+    expect(scheduledLevels(night, at('2026-12-12T01:00:00+08:00'), z)).toHaveLength(1);
+    expect(scheduledLevels(night, at('2026-12-13T01:00:00+08:00'), z)).toEqual([]);
+    expect(scheduledLevels(day, at('2026-12-12T12:29:00+08:00'), z)).toMatchObject([{ scope: 'hq', level: 'lockdown' }]);
+    expect(scheduledLevels(day, at('2026-12-12T12:30:00+08:00'), z)).toEqual([]);
+    expect(scheduledLevels(day, at('2026-12-11T09:00:00+08:00'), z)).toEqual([]); // a Friday
+    // Combined with signed levels, the most severe holds.
+    const levels = [{ name: 'normal', deny_groups: [], override_groups: [], doors: {} }, { name: 'elevated', deny_groups: [], override_groups: [], doors: {} }, { name: 'lockdown', mode: 'lockdown' as const, deny_groups: [], override_groups: [], doors: {} }];
+    const signed = [{ scope: 'site', level: 'normal', by: 'desk', at: 1, reason: null }];
+    expect(levelAt([...signed, ...scheduledLevels(night, at('2026-12-07T23:15:00+08:00'), z)], [], levels)?.name).toBe('elevated');
+    expect(levelAt([...signed, ...scheduledLevels(night, at('2026-12-07T12:00:00+08:00'), z)], [], levels)?.name).toBe('normal');
   });
 });
