@@ -327,6 +327,7 @@ export class Gateway {
         const soon = merge(pipeline.modes$, gw.doorEvents$, io.fire.changed$).subscribe(() => site.reportSoon());
         units.adopt('site report on changes', () => soon.unsubscribe());
         await units.start({ name: 'site facts', start: () => site.load(), stop: () => site.stop() });
+        if (config.io.linkage.some((r) => r.do.some((a) => 'site_level' in a))) io.attachSiteLevels((level, scope, why) => site.raiseLevel(level, scope, why));
       }
       await units.start({ name: 'pipeline', start: () => pipeline.start([...(o.sources ?? []), ...doors.flatMap((u) => u.sources)]), stop: () => pipeline.stop() });
 

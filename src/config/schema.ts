@@ -54,7 +54,13 @@ export const doorKeysSchema = () =>
   z
     .array(
       z
-        .strictObject({ gateway: id(), kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site door-key prints it')), public_key: str() })
+        .strictObject({
+          gateway: id(),
+          kid: str().pipe(z.string().regex(/^[0-9a-f]{32}$/, 'a key id as doorgw site door-key prints it')),
+          public_key: str(),
+          /** Threat levels this door may raise by its inputs (linkage site_level): only these, only as facts, never a deletion. */
+          may_raise: z.array(id()).default([]),
+        })
         .superRefine(kidIsItsKeys),
     )
     .default([])
@@ -106,6 +112,8 @@ const linkAction = z.union([
   z.strictObject({ doors: z.array(id()).min(1).optional(), mode: z.enum(DOOR_MODES), duration_s: z.number().int().min(1).max(30 * 86_400).optional() }),
   z.strictObject({ alarm: str().pipe(z.string().min(1).max(200)) }),
   z.strictObject({ deny_groups: z.array(id()).min(1), doors: z.array(id()).min(1).optional() }),
+  /** Raise the site's threat level (a panic button): signed with this door's key, which site.door_keys must allow (may_raise). */
+  z.strictObject({ site_level: id(), scope: id().default('site') }),
 ]);
 
 const linkRule = z.strictObject({
@@ -768,6 +776,17 @@ export const configSchema = z
     if (c.cloud.provider === 'wecom' && !c.cloud.wecom) {
       ctx.addIssue({ code: 'custom', message: "provider 'wecom' needs a cloud.wecom section (at least {})", path: ['cloud', 'wecom'] });
     }
+    c.io.linkage.forEach((r, i) =>
+      r.do.forEach((a, j) => {
+        if (!('site_level' in a)) return;
+        const path = ['io', 'linkage', i, 'do', j, 'site_level'];
+        const own = c.site.door_keys.find((k) => k.gateway === c.gateway_id);
+        if (!c.site.enabled) ctx.addIssue({ code: 'custom', message: 'site_level needs the site (site.enabled)', path });
+        else if (!c.site.levels.some((l) => l.name === a.site_level)) ctx.addIssue({ code: 'custom', message: `no level '${a.site_level}' in site.levels`, path });
+        else if (!own?.may_raise.includes(a.site_level)) ctx.addIssue({ code: 'custom', message: `this gateway's entry in site.door_keys must allow it: may_raise: [${a.site_level}] (every door checks the same list)`, path });
+        if (a.scope !== 'site' && !c.site.areas.includes(a.scope) && !(a.scope in c.areas)) ctx.addIssue({ code: 'custom', message: `scope '${a.scope}' is neither site nor an area`, path: [...path.slice(0, -1), 'scope'] });
+      }),
+    );
     c.site.level_schedule.forEach((e, i) => {
       if (!c.site.levels.some((l) => l.name === e.level)) ctx.addIssue({ code: 'custom', message: `no level '${e.level}' in site.levels (${c.site.levels.map((l) => l.name).join(', ')})`, path: ['site', 'level_schedule', i, 'level'] });
       if (e.scope !== 'site' && !c.site.areas.includes(e.scope) && !(e.scope in c.areas)) ctx.addIssue({ code: 'custom', message: `scope '${e.scope}' is neither site nor an area (site.areas or areas)`, path: ['site', 'level_schedule', i, 'scope'] });

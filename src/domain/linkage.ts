@@ -16,7 +16,9 @@ export type LinkAction =
   | { doors?: string[] | undefined; mode: DoorMode; duration_s?: number | undefined }
   | { alarm: string }
   /** Deny these groups at these doors (default: every door) while the rule's input is active. */
-  | { deny_groups: string[]; doors?: string[] | undefined };
+  | { deny_groups: string[]; doors?: string[] | undefined }
+  /** Raise the site's threat level (signed with this door's key; site.door_keys[].may_raise). */
+  | { site_level: string; scope: string };
 
 export interface LinkRule {
   name: string;
@@ -32,7 +34,8 @@ export type LinkCommand =
   | { kind: 'hold'; output: string; on: boolean }
   | { kind: 'mode'; door: string; mode: DoorMode; untilMs: number | undefined }
   | { kind: 'alarm'; text: string }
-  | { kind: 'deny'; door: string; groups: readonly string[]; on: boolean };
+  | { kind: 'deny'; door: string; groups: readonly string[]; on: boolean }
+  | { kind: 'site_level'; level: string; scope: string };
 
 export interface LinkStep {
   rule: string;
@@ -75,6 +78,7 @@ export function linkageSteps(rules: readonly LinkRule[], h: Happening, nowMs: nu
       if ('while_active' in a || 'deny_groups' in a) continue;
       if ('pulse_s' in a) out.push({ rule: r.name, cause, command: { kind: 'pulse', output: a.output, ms: a.pulse_s * 1000 } });
       else if ('mode' in a) for (const door of a.doors ?? doors) out.push({ rule: r.name, cause, command: { kind: 'mode', door, mode: a.mode, untilMs: a.duration_s === undefined ? undefined : nowMs + a.duration_s * 1000 } });
+      else if ('site_level' in a) out.push({ rule: r.name, cause, command: { kind: 'site_level', level: a.site_level, scope: a.scope } });
       else out.push({ rule: r.name, cause, command: { kind: 'alarm', text: a.alarm } });
     }
   }

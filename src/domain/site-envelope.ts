@@ -41,6 +41,8 @@ export interface TrustedKey {
   /** Who holds it (journaled as the signer). */
   name: string;
   roles: ReadonlySet<string>;
+  /** A door's key (site.door_keys may_raise): it may state only these threat levels, only as facts. */
+  levels?: ReadonlySet<string>;
 }
 
 export interface VerifyContext {
@@ -171,7 +173,10 @@ export function verifyEnvelope(text: string, ctx: VerifyContext): { ok: true; en
   if (!good) return no('bad_signature', `claims key ${e.kid} (${signer.name})`);
   const type = e.subject.slice(0, e.subject.indexOf('/'));
   const allowed = ctx.permissions[type] ?? [];
-  if (![...signer.roles].some((r) => allowed.includes(r))) return no('role_not_allowed', `${signer.name} (${[...signer.roles].join(', ') || 'no role'}) may not state ${type} (needs ${allowed.join(' or ') || 'a role no key has'})`);
+  if (signer.levels) {
+    const level = (e.body as { level?: unknown } | null)?.level;
+    if (type !== 'threat_level' || e.kind !== 'fact' || typeof level !== 'string' || !signer.levels.has(level)) return no('role_not_allowed', `${signer.name} may only raise ${[...signer.levels].join(', ')} (site.door_keys may_raise), not state ${e.subject}${typeof level === 'string' ? ` = ${level}` : ''}`);
+  } else if (![...signer.roles].some((r) => allowed.includes(r))) return no('role_not_allowed', `${signer.name} (${[...signer.roles].join(', ') || 'no role'}) may not state ${type} (needs ${allowed.join(' or ') || 'a role no key has'})`);
   const sc = e.scope;
   const inScope = 'site' in sc || ('doors' in sc && sc.doors.some((d) => ctx.doors.includes(d) || d === ctx.gateway)) || ('areas' in sc && sc.areas.some((a) => ctx.areas.includes(a)));
   if (!inScope && !(ctx.holdOutOfScope && e.kind === 'fact')) return no('out_of_scope', `scope ${canonicalJson(sc)} does not include this door`);

@@ -152,6 +152,10 @@ export class GatewayIo {
     } else if (c.kind === 'deny') {
       const users = groupMembers(this.c.config.groups, c.groups);
       this.c.pipeline.setDeny(c.door, s.rule, c.on ? { users, groups: new Set(c.groups), why: `${s.cause} (rule ${s.rule})` } : null);
+    } else if (c.kind === 'site_level') {
+      // Site facts come up after the inputs: a panic input active at start raises once they are loaded.
+      if (this.raiseLevel) this.raiseLevel(c.level, c.scope, `${s.cause} (rule ${s.rule})`);
+      else this.pendingLevels.push({ level: c.level, scope: c.scope, why: `${s.cause} (rule ${s.rule})` });
     } else this.c.doorEvent({ type: 'linkage_alarm', door: GATEWAY_DOOR, at: this.now(), detail: `${c.text} (rule ${s.rule}: ${s.cause})` });
   }
 
@@ -165,8 +169,17 @@ export class GatewayIo {
     if (j.n++ >= JOURNAL_PER_MIN) return void j.dropped++;
     const c = s.command;
     const zone = this.c.config.timezone;
-    const what = c.kind === 'pulse' ? `output ${c.output} on for ${c.ms / 1000} s` : c.kind === 'hold' ? `output ${c.output} ${c.on ? 'on while the input is active' : 'off'}` : c.kind === 'mode' ? `door ${c.door} ${c.mode}${c.untilMs !== undefined ? ` until ${localStamp(c.untilMs, zone)}` : ''}` : c.kind === 'deny' ? `${c.on ? 'deny' : 'no longer deny'} ${c.groups.join(', ')} at ${c.door}` : `alarm: ${c.text}`;
+    const what = c.kind === 'pulse' ? `output ${c.output} on for ${c.ms / 1000} s` : c.kind === 'hold' ? `output ${c.output} ${c.on ? 'on while the input is active' : 'off'}` : c.kind === 'mode' ? `door ${c.door} ${c.mode}${c.untilMs !== undefined ? ` until ${localStamp(c.untilMs, zone)}` : ''}` : c.kind === 'deny' ? `${c.on ? 'deny' : 'no longer deny'} ${c.groups.join(', ')} at ${c.door}` : c.kind === 'site_level' ? `site threat level ${c.level} (${c.scope})` : `alarm: ${c.text}`;
     this.c.doorEvent({ type: 'linkage', door: c.kind === 'mode' || c.kind === 'deny' ? c.door : GATEWAY_DOOR, at: this.now(), detail: `rule ${s.rule} on ${s.cause}: ${what}` });
+  }
+
+  private raiseLevel: ((level: string, scope: string, why: string) => void) | null = null;
+  private pendingLevels: { level: string; scope: string; why: string }[] = [];
+
+  /** The site's threat levels can be raised now (site facts loaded): what rules asked for meanwhile goes first. */
+  attachSiteLevels(raise: (level: string, scope: string, why: string) => void): void {
+    this.raiseLevel = raise;
+    for (const p of this.pendingLevels.splice(0)) raise(p.level, p.scope, p.why);
   }
 
   /** A named input's level now (undefined: no such input). */

@@ -24,7 +24,8 @@ import { signReport, type DoorReport } from '../domain/door-report.js';
 import { doorKey, type DoorKey } from '../io/door-key.js';
 import { groupMembers } from '../domain/door-policy.js';
 import type { DoorLevel } from '../domain/policy.js';
-import { canonicalJson, MAX_ENVELOPE_BYTES, verifyEnvelope, type FactStamp, type SiteEnvelope, type SiteScope } from '../domain/site-envelope.js';
+import { randomBytes } from 'node:crypto';
+import { canonicalJson, MAX_ENVELOPE_BYTES, signEnvelope, verifyEnvelope, type FactStamp, type SiteEnvelope, type SiteScope } from '../domain/site-envelope.js';
 import { levelAt, levelModeAt, scheduledLevels, MANIFEST_SUBJECT, parseFact, parseManifest, stampOf, type LevelInForce, type Manifest, type SiteStatus } from '../domain/site-facts.js';
 export type { SiteStatus } from '../domain/site-facts.js';
 import type { DoorMode } from '../domain/types.js';
@@ -142,7 +143,7 @@ export class SiteFacts {
         continue;
       }
       const type = e.subject.slice(0, e.subject.indexOf('/'));
-      const k = this.trust.allows(e.kid, type);
+      const k = this.trust.allows(e.kid, type, e.body);
       const f = parseFact(e.subject, e.body);
       if (!f.ok) continue;
       this.hold(e, k?.name ?? `untrusted key ${e.kid}`, k ? this.doorsOf(e.scope) : [], f.fact);
@@ -159,6 +160,8 @@ export class SiteFacts {
   /** Start talking to the site (the MQTT bridge calls this once its link exists). */
   attach(link: SiteLink): void {
     this.link = link;
+    for (const [subject, text] of this.unsent) link.publishRetained(this.factTopic(subject), text);
+    this.unsent.clear();
     this.report();
     this.reportInterval = setInterval(() => this.report(), this.o.config.site.report_interval_s * 1000);
     this.reportInterval.unref();
@@ -172,6 +175,30 @@ export class SiteFacts {
     this.flushJournal();
     await this.flushWrites();
   }
+
+  /**
+   * Raise a threat level from this door (a panic input through a linkage rule): a fact signed with
+   * this door's key (site.door_keys may_raise lets every door believe it), taken here at once and
+   * published retained for the rest of the site. Nothing is sent when the level is already set so.
+   * Every door ranks it with the operators' versions of the subject: the newest version wins.
+   */
+  raiseLevel(level: string, scope: string, why: string): void {
+    const subject = `threat_level/${scope}`;
+    const held = this.layer.held.get(subject);
+    if (held?.fact.type === 'threat_level' && held.fact.level === level) return;
+    this.doorKey ??= doorKey(this.o.config.data_dir);
+    const e = signEnvelope(
+      { v: 1, kid: this.doorKey.kid, iat: this.now(), id: randomBytes(12).toString('base64url'), kind: 'fact', subject, scope: scope === 'site' ? { site: true } : { areas: [scope] }, version: (held?.stamp.version ?? 0) + 1, body: { level, reason: why } },
+      this.doorKey.privateKey,
+    );
+    const text = JSON.stringify(e);
+    this.o.log.warn({ level, scope, why }, 'raising the site threat level');
+    this.onMessage(this.factTopic(subject), text, false);
+    // Sent when the link is up (queued meanwhile; a copy older than this one on the broker is repaired on reconnect).
+    if (this.link) this.link.publishRetained(this.factTopic(subject), text);
+    else this.unsent.set(subject, text);
+  }
+  private readonly unsent = new Map<string, string>();
 
   /** A message on the site's fact or manifest topics. */
   onMessage(topic: string, payload: string, retained: boolean): void {

@@ -19,6 +19,8 @@ export class SiteTrust {
   constructor(readonly config: Config) {
     const site = config.site;
     this.keys = new Map(site.keys.map((k) => [k.kid, { key: ed25519PublicKey(k.public_key), name: k.name, roles: new Set(k.roles) }]));
+    // Doors that may raise levels by their inputs (a panic button): those levels, nothing else.
+    for (const k of site.door_keys) if (k.may_raise.length && !this.keys.has(k.kid)) this.keys.set(k.kid, { key: ed25519PublicKey(k.public_key), name: `door:${k.gateway}`, roles: new Set(), levels: new Set(k.may_raise) });
     this.doorAreas = new Map(config.doors.map((d) => [d.id, [...site.areas, ...Object.entries(config.areas).filter(([, a]) => a.doors.includes(d.id)).map(([n]) => n)]]));
     this.areas = [...new Set([...this.doorAreas.values()].flat())];
   }
@@ -30,8 +32,9 @@ export class SiteTrust {
   }
 
   /** May this key (still) state this subject type? (Facts held on disk are checked again at start.) */
-  allows(kid: string, type: string): TrustedKey | null {
+  allows(kid: string, type: string, body?: unknown): TrustedKey | null {
     const k = this.keys.get(kid);
+    if (k?.levels) return type === 'threat_level' && k.levels.has(String((body as { level?: unknown } | null)?.level)) ? k : null;
     const allowed = this.config.site.permissions[type] ?? [];
     return k && [...k.roles].some((r) => allowed.includes(r)) ? k : null;
   }
