@@ -173,6 +173,17 @@ describe('site facts', () => {
     expect(() => mqttConfig(broker, tmpDir(), {}, undefined, { site: { ...siteOf(), level_schedule: [{ level: 'lockdown', scope: 'mars', from: '01:00', to: '01:00' }] } })).toThrow(/scope 'mars' is neither site nor an area[\s\S]*an empty window/);
   });
 
+  it('a tool whose session another client takes over fails at once with the reason, never waits without end', async () => {
+    const c = await ToolClient.connect({ url: broker.url, username: 'operator', password: USERS.operator, clientId: 'operator' });
+    t.closers.push(() => c.end());
+    expect(await c.retained(['doorgw-site/fact/#'], 'doorgw-site/tool/x1')).toEqual([]);
+    // The same account again: with use_username_as_clientid the broker hands it the session.
+    const other = await client(broker, 'operator');
+    t.closers.push(() => other.c.endAsync());
+    await expect(c.retained(['doorgw-site/fact/#'], 'doorgw-site/tool/x2')).rejects.toThrow(/the broker closed the connection \(another session with this account took it over/);
+    await expect(c.publish('doorgw-site/fact/block/card:1', '{}', true)).rejects.toThrow(/closed the connection/);
+  });
+
   it('holds its facts across a restart without the broker, and decides at once', async () => {
     const site = siteOf();
     const dataDir = join(tmpDir(), 'data');

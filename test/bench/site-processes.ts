@@ -28,6 +28,7 @@ const FACTS = Number(values.facts);
 const site = new ProcessSite({ doors: 20, bridged: 5 });
 await site.start();
 const { tool: op, close } = await site.operator();
+const progress = (what: string) => process.stderr.write(`${new Date().toISOString()} ${what}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor<T>(f: () => Promise<T | null | false> | T | null | false, what: string, ms = 120_000): Promise<T> {
   const end = Date.now() + ms;
@@ -55,6 +56,7 @@ await mon.subscribeAsync('doorgw/+/state', { qos: 1 });
 
 await op.state('user/bench', { site: true }, { cards: ['1'] });
 await status((s) => s.doors.length === 20 && s.unconfirmed.length === 0, 'all 20 doors report');
+progress('20 doors report');
 
 // Lockdown.
 const lockdown: number[] = [];
@@ -64,6 +66,7 @@ for (let i = 0; i < RUNS; i++) {
   const t = await waitFor(() => site.ids.every((id) => level.get(id)?.level === want) && Math.max(...site.ids.map((id) => level.get(id)!.at)), `${want} at every door`);
   lockdown.push(t - fact.iat);
 }
+progress('lockdown runs done');
 if (RUNS % 2 === 1) await op.state('threat_level/site', { site: true }, { level: 'normal' });
 
 // Partitions and healing.
@@ -93,6 +96,7 @@ for (let p = 0; p < PARTITIONS; p++) {
     return first.size === cut.length && s.unconfirmed.length === 0;
   }, 'every door confirms after healing');
   for (const [id, ms] of first) heal[kinds[id as keyof typeof kinds]].push(ms);
+  progress(`partition ${p + 1} healed`);
 }
 await op.state('threat_level/site', { site: true }, { level: 'normal' });
 await status((s) => s.unconfirmed.length === 0 && site.ids.every((id) => lobbyMode(s, id) === 'normal'), 'normal everywhere');
@@ -101,13 +105,15 @@ await status((s) => s.unconfirmed.length === 0 && site.ids.every((id) => lobbyMo
 const rss = (id: string) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${site.procs.get(id)!.pid}/status`, 'utf8'))![1]) / 1024;
 await sleep(2000); // let the restarted ones settle
 const before = rss('gw05');
-const pub = await mqtt.connectAsync(site.site.url, { username: 'site-operator', password: site.accounts['site-operator']!, protocolVersion: 5, clientId: 'bench-publisher' });
+// Its own account: with use_username_as_clientid, the operator's would take the tool's session.
+const pub = await mqtt.connectAsync(site.site.url, { username: 'publisher', password: site.accounts.publisher!, protocolVersion: 5 });
 const t0 = Date.now();
 for (let i = 0; i < FACTS; i++) {
   const e = signEnvelope({ v: 1, kid: keyIdOf(site.admin.publicKey), iat: Date.now(), id: randomUUID(), kind: 'fact', subject: `block/card:${1_000_000 + i}`, scope: { site: true }, version: 1, body: { reason: 'bench' } }, site.admin.privateKey);
   await pub.publishAsync(`doorgw-site/fact/${e.subject}`, JSON.stringify(e), { qos: 1, retain: true });
 }
 await pub.endAsync();
+progress('facts published');
 const snap = await op.snapshot();
 await op.publishManifest({ facts: snap.facts, manifest: snap.manifest });
 await status((s) => s.unconfirmed.length === 0 && s.doors.every((d) => d.facts >= FACTS), 'every door complete with the facts');
@@ -127,5 +133,5 @@ const result = {
 await mon.endAsync();
 await close();
 await site.stop();
-console.log(JSON.stringify(result));
-process.exit(0);
+// Written before exiting (a pipe is asynchronous: exit would cut the line off).
+process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));

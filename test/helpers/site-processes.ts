@@ -6,7 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SiteTool } from '../../src/cli/site-tool.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -15,7 +16,6 @@ import { doorKey } from '../../src/io/door-key.js';
 import { ToolClient } from '../../src/io/mqtt/client.js';
 import { CLI_MAIN, ROOT } from './cli.js';
 import { Broker, SITE_ACL, USERS } from './mosquitto.js';
-import { tmpDir } from './tmp.js';
 
 export type SiteStatus = Awaited<ReturnType<SiteTool['status']>>;
 
@@ -29,14 +29,21 @@ export class ProcessSite {
   readonly admin = generateKeyPairSync('ed25519');
   private readonly files = new Map<string, string>();
   private toolConfig: ReturnType<typeof validateConfig> | null = null;
+  /** Everything of the site on disk (removed by stop; no vitest helpers: benchmarks use this too). */
+  private readonly dir = mkdtempSync(join(tmpdir(), 'doorgw-site-'));
+  private sub(name: string): string {
+    const d = join(this.dir, name);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
   /** The last 20 kB the gateways printed (for a failure's message). */
   output = '';
 
   constructor(o: { doors: number; bridged: number }) {
     this.ids = Array.from({ length: o.doors }, (_, i) => `gw${String(i + 1).padStart(2, '0')}`);
     this.bridged = new Set(this.ids.slice(o.doors - o.bridged));
-    this.accounts = { ...Object.fromEntries(this.ids.map((id) => [id, `pw-${id}`])), 'site-operator': 'op-secret', monitor: 'mon-secret' };
-    const acl = `${readFileSync(SITE_ACL, 'utf8')}\npattern readwrite doorgw/%u/#\nuser monitor\ntopic read doorgw/+/state\n`;
+    this.accounts = { ...Object.fromEntries(this.ids.map((id) => [id, `pw-${id}`])), 'site-operator': 'op-secret', monitor: 'mon-secret', publisher: 'pub-secret' };
+    const acl = `${readFileSync(SITE_ACL, 'utf8')}\npattern readwrite doorgw/%u/#\nuser monitor\ntopic read doorgw/+/state\nuser publisher\ntopic write doorgw-site/fact/#\n`;
     this.site = new Broker({ users: this.accounts, acl });
   }
 
@@ -70,18 +77,18 @@ export class ProcessSite {
       await b.start();
       this.locals.set(id, b);
     }
-    const dirs = new Map(this.ids.map((id) => [id, join(tmpDir(), id)]));
+    const dirs = new Map(this.ids.map((id) => [id, this.sub(id)]));
     const door_keys = this.ids.map((id) => ({ gateway: id, kid: doorKey(dirs.get(id)!).kid, public_key: doorKey(dirs.get(id)!).publicKey }));
     const site = { enabled: true, door_keys, keys: [{ kid: keyIdOf(this.admin.publicKey), name: 'site-admin', public_key: rawPublicKey(this.admin.publicKey), roles: ['admin'] }], levels: [{ name: 'normal' }, { name: 'lockdown', mode: 'lockdown' }] };
     for (const id of this.ids) {
       const local = this.locals.get(id);
       const mqtt = local ? { enabled: true, url: local.url, username: 'doorgw', password: USERS.doorgw } : { enabled: true, url: this.site.url, username: id, password: this.accounts[id] };
-      const file = join(tmpDir(), `${id}.json`);
+      const file = join(this.dir, `${id}.json`);
       writeFileSync(file, JSON.stringify({ gateway_id: id, data_dir: dirs.get(id), log: { level: 'warn' }, doors: [{ id: 'lobby' }], mqtt, site }));
       this.files.set(id, file);
     }
     for (const id of this.ids) this.startGateway(id);
-    this.toolConfig = validateConfig({ data_dir: join(tmpDir(), 'tool'), doors: [{ id: 'x' }], mqtt: { enabled: true, url: this.site.url }, site }, 'tool');
+    this.toolConfig = validateConfig({ data_dir: this.sub('tool'), doors: [{ id: 'x' }], mqtt: { enabled: true, url: this.site.url }, site }, 'tool');
   }
 
   startGateway(id: string): void {
@@ -104,6 +111,7 @@ export class ProcessSite {
       await b.stop();
     }
     await this.site.stop();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** The operator's tool on the site broker (the site-operator account and the admin key). */

@@ -312,7 +312,24 @@ const TOOL_MAX_PACKET = 256 * 1024;
 const TOOL_MAX_RETAINED = 150_000;
 
 export class ToolClient {
-  private constructor(private readonly c: MqttClient, private readonly timeoutMs: number) {}
+  /** Rejects once the broker closes the connection (e.g. another session took this account's client id). */
+  private readonly closed: Promise<never>;
+
+  private constructor(private readonly c: MqttClient, private readonly timeoutMs: number) {
+    this.closed = new Promise<never>((_, reject) => c.once('close', () => reject(new Error('the broker closed the connection (another session with this account took it over, or the broker went away)'))));
+    this.closed.catch(() => undefined);
+  }
+
+  /** `p`, or the broker's silence past timeoutMs, or the connection closed: never a wait without end. */
+  private async within<T>(p: Promise<T>, what: string): Promise<T> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`the broker did not ${what} within ${this.timeoutMs} ms`)), this.timeoutMs)));
+    try {
+      return await Promise.race([p, timeout, this.closed]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
 
   static async connect(o: { url: string; username?: string | undefined; password?: string | undefined; ca?: string | undefined; clientId: string; timeoutMs?: number }): Promise<ToolClient> {
     const timeoutMs = o.timeoutMs ?? 10_000;
@@ -359,27 +376,24 @@ export class ToolClient {
       this.c.on('message', on);
     });
     done.catch(() => undefined); // awaited below; a failed subscribe must not leave it unhandled
-    await this.c.subscribeAsync([...filters, marker], { qos: 1 });
-    await this.c.publishAsync(marker, 'end', { qos: 1 });
-    await done;
-    await this.c.unsubscribeAsync([...filters, marker]);
+    await this.within(this.c.subscribeAsync([...filters, marker], { qos: 1 }), 'acknowledge the subscription');
+    await this.within(this.c.publishAsync(marker, 'end', { qos: 1 }), 'acknowledge the end marker');
+    await Promise.race([done, this.closed]);
+    await this.within(this.c.unsubscribeAsync([...filters, marker]), 'acknowledge the unsubscription');
     return out;
   }
 
   /** Publish and wait for the broker to take it (QoS 1). */
   async publish(topic: string, payload: string, retain: boolean): Promise<void> {
     assertPublishable(topic);
-    let t: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`the broker did not acknowledge ${topic} within ${this.timeoutMs} ms`)), this.timeoutMs)));
-    try {
-      await Promise.race([this.c.publishAsync(topic, payload, { qos: 1, retain }), timeout]);
-    } finally {
-      clearTimeout(t);
-    }
+    await this.within(this.c.publishAsync(topic, payload, { qos: 1, retain }), `acknowledge ${topic}`);
   }
 
-  end(): Promise<void> {
-    return this.c.endAsync();
+  /** Leave: politely if the broker answers, else at once (a closed or silent connection never holds a tool). */
+  async end(): Promise<void> {
+    const polite = new Promise<boolean>((r) => this.c.end(false, {}, () => r(true)));
+    const ok = await Promise.race([polite, new Promise<boolean>((r) => setTimeout(() => r(false), Math.min(2000, this.timeoutMs)).unref())]);
+    if (!ok) await new Promise<void>((r) => this.c.end(true, {}, () => r()));
   }
 }
 
