@@ -32,6 +32,15 @@ export interface Sub<V> {
 /** A batch operation on the root database that targets a sublevel. */
 export type Op = { type: 'put'; key: string; value: unknown; sublevel: Sub<never> } | { type: 'del'; key: string; sublevel: Sub<never> };
 
+/** A put into a sublevel, its value checked against the sublevel's type (the one cast LevelDB's batch needs is here). */
+export function putOp<V>(sublevel: Sub<V>, key: string, value: NoInfer<V>): Op {
+  return { type: 'put', key, value, sublevel: sublevel as unknown as Sub<never> };
+}
+
+export function delOp(sublevel: Sub<unknown> | Sub<never>, key: string): Op {
+  return { type: 'del', key, sublevel: sublevel as unknown as Sub<never> };
+}
+
 export interface Generation {
   n: number;
   users: Sub<UserRecord>;
@@ -95,12 +104,12 @@ export class DirectoryWriter {
     const ids = [...(this.overlay.get(tag) ?? sub.getSync(key) ?? [])].filter((x) => x !== userid);
     if (add) ids.push(userid);
     this.overlay.set(tag, ids);
-    this.ops.push(ids.length ? { type: 'put', key, value: ids, sublevel: sub as Sub<never> } : { type: 'del', key, sublevel: sub as Sub<never> });
+    this.ops.push(ids.length ? putOp(sub, key, ids) : delOp(sub, key));
   }
 
   private async dropTemplates(userid: string): Promise<void> {
     for await (const k of this.g.templates.keys({ gt: `${userid}${SEP}`, lt: `${userid}\u0001` })) {
-      this.ops.push({ type: 'del', key: k, sublevel: this.g.templates as Sub<never> });
+      this.ops.push(delOp(this.g.templates, k));
     }
   }
 
@@ -120,10 +129,10 @@ export class DirectoryWriter {
     for (const c of record.cards) if (!old?.cards.includes(c)) this.index(this.g.card, c, id, true);
     if (u.key && kid && !this.keysWritten.has(kid) && this.g.keys.getSync(kid) === undefined) {
       this.keysWritten.add(kid);
-      this.ops.push({ type: 'put', key: kid, value: u.key.toString('base64'), sublevel: this.g.keys as Sub<never> });
+      this.ops.push(putOp(this.g.keys, kid, u.key.toString('base64')));
     }
-    for (const t of u.templates) this.ops.push({ type: 'put', key: `${id}${SEP}${t.kind}${SEP}${t.id}`, value: t.data, sublevel: this.g.templates as Sub<never> });
-    this.ops.push({ type: 'put', key: id, value: record as unknown as Json, sublevel: this.g.users as Sub<never> });
+    for (const t of u.templates) this.ops.push(putOp(this.g.templates, `${id}${SEP}${t.kind}${SEP}${t.id}`, t.data));
+    this.ops.push(putOp(this.g.users, id, record));
     this.users.set(id, record);
   }
 
@@ -133,7 +142,7 @@ export class DirectoryWriter {
     if (old.openvid !== null) this.index(this.g.openvid, old.openvid, id, false);
     for (const c of old.cards) this.index(this.g.card, c, id, false);
     await this.dropTemplates(id);
-    this.ops.push({ type: 'del', key: id, sublevel: this.g.users as Sub<never> });
+    this.ops.push(delOp(this.g.users, id));
     this.users.set(id, null);
     this.removed++;
   }

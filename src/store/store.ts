@@ -32,7 +32,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Level } from 'level';
 import { keyId, KeyCache } from '../domain/qr.js';
-import { DirectoryWriter, generationOf, jsonSublevels, LEVEL_OPTIONS, SEP, type Generation, type Json, type Op, type Range, type Sub } from './directory-writer.js';
+import { delOp, DirectoryWriter, generationOf, putOp, jsonSublevels, LEVEL_OPTIONS, SEP, type Generation, type Json, type Op, type Range, type Sub } from './directory-writer.js';
 import type { Directory } from '../domain/policy.js';
 import type { NormalizedUser, Template, UserRecord } from '../domain/user.js';
 import { withLocalFields, type LocalFields } from '../domain/local-directory.js';
@@ -331,12 +331,12 @@ export class Store {
     for (const [which, index] of Object.entries(SEQ_INDEX) as [Timed, string][]) {
       const ops: Op[] = [];
       for await (const k of this.sub<unknown>(which).keys()) {
-        ops.push({ type: 'put', key: seqPart(k), value: k, sublevel: this.sub<string>(index) as Sub<never> });
+        ops.push(putOp(this.sub<string>(index), seqPart(k), k));
         if (ops.length >= 1000) await this.write(ops.splice(0), false);
       }
       if (ops.length) await this.write(ops, false);
     }
-    await this.write([{ type: 'put', key: 'seq_index', value: 1, sublevel: this.meta as Sub<never> }], true);
+    await this.write([putOp(this.meta, 'seq_index', 1)], true);
   }
 
   /**
@@ -415,7 +415,7 @@ export class Store {
     for (const k of ['building', 'retired']) {
       const n = (await this.meta.get(k)) as number | undefined;
       if (n !== undefined && n !== this.gen.n) await this.clearGeneration(n);
-      if (n !== undefined) await this.batch([{ type: 'del', key: k, sublevel: this.meta as Sub<never> }]);
+      if (n !== undefined) await this.batch([delOp(this.meta, k)]);
     }
   }
 
@@ -463,14 +463,14 @@ export class Store {
     for (const id of c.delete ?? []) await w.del(id);
     for (const u of c.upsert ?? []) await w.put(u);
     const count = (await this.userCount()) + w.added - w.removed;
-    const meta = Object.entries(c.meta ?? {}).map(([key, value]): Op => ({ type: 'put', key, value, sublevel: this.meta as Sub<never> }));
-    await this.batch([...w.ops, ...meta, { type: 'put', key: `count.g${this.gen.n}`, value: count, sublevel: this.meta as Sub<never> }]);
+    const meta = Object.entries(c.meta ?? {}).map(([key, value]): Op => (putOp(this.meta, key, value)));
+    await this.batch([...w.ops, ...meta, putOp(this.meta, `count.g${this.gen.n}`, count)]);
     return { added: w.added, removed: w.removed };
   }
 
   /** Add or replace templates of an existing user (local enrolment). */
   async putTemplates(userid: string, templates: readonly Template[]): Promise<void> {
-    await this.batch(templates.map((t): Op => ({ type: 'put', key: `${userid}${SEP}${t.kind}${SEP}${t.id}`, value: t.data, sublevel: this.gen.templates as Sub<never> })));
+    await this.batch(templates.map((t): Op => (putOp(this.gen.templates, `${userid}${SEP}${t.kind}${SEP}${t.id}`, t.data))));
   }
 
   /** Rename a user, keeping rules, key, cards and templates (WeCom push_change_userid). */
@@ -491,7 +491,7 @@ export class Store {
   /** Erase the directory (users, keys, templates) and the given meta keys, atomically. */
   async eraseDirectory(metaKeys: readonly string[] = []): Promise<void> {
     await this.replaceDirectory([], undefined, {});
-    await this.batch(metaKeys.map((key): Op => ({ type: 'del', key, sublevel: this.meta as Sub<never> })));
+    await this.batch(metaKeys.map((key): Op => (delOp(this.meta, key))));
   }
 
   /**
@@ -509,18 +509,18 @@ export class Store {
     await this.clearGeneration(next.n);
     const added = Symbol.asyncIterator in users ? await this.buildInWorker(next, users, onProgress) : await this.buildHere(next, users, onProgress);
     await this.batch([
-      { type: 'put', key: 'generation', value: next.n, sublevel: this.meta as Sub<never> },
-      { type: 'put', key: `count.g${next.n}`, value: added, sublevel: this.meta as Sub<never> },
-      { type: 'put', key: 'retired', value: old, sublevel: this.meta as Sub<never> },
-      { type: 'del', key: `count.g${old}`, sublevel: this.meta as Sub<never> },
-      { type: 'del', key: 'building', sublevel: this.meta as Sub<never> },
-      ...Object.entries(typeof meta === 'function' ? meta() : meta).map(([key, value]): Op => ({ type: 'put', key, value, sublevel: this.meta as Sub<never> })),
+      putOp(this.meta, 'generation', next.n),
+      putOp(this.meta, `count.g${next.n}`, added),
+      putOp(this.meta, 'retired', old),
+      delOp(this.meta, `count.g${old}`),
+      delOp(this.meta, 'building'),
+      ...Object.entries(typeof meta === 'function' ? meta() : meta).map(([key, value]): Op => (putOp(this.meta, key, value))),
     ]);
     this.gen = next;
     this.keyCache.clear();
     await this.warmKeys();
     await this.clearGeneration(old);
-    await this.batch([{ type: 'del', key: 'retired', sublevel: this.meta as Sub<never> }]);
+    await this.batch([delOp(this.meta, 'retired')]);
     return added;
   }
 
@@ -664,9 +664,9 @@ export class Store {
    * in-memory layer follows. `null` removes an entry.
    */
   async putLocal(c: { users?: { record: UserRecord; key?: Buffer | null }[]; removeUsers?: string[]; adjustments?: [string, LocalFields | null][] }): Promise<void> {
-    const lu = this.sub<UserRecord>('lu') as Sub<never>;
-    const la = this.sub<LocalFields>('la') as Sub<never>;
-    const lk = this.sub<string>('lk') as Sub<never>;
+    const lu = this.sub<UserRecord>('lu');
+    const la = this.sub<LocalFields>('la');
+    const lk = this.sub<string>('lk');
     const ops: Op[] = [];
     const keys = new Map<string, string>();
     const users = (c.users ?? []).map(({ record, key }) => {
@@ -674,10 +674,10 @@ export class Store {
       if (key && kid) keys.set(kid, key.toString('base64'));
       return { ...record, key_id: kid };
     });
-    for (const u of users) ops.push({ type: 'put', key: u.userid, value: u, sublevel: lu });
-    for (const id of c.removeUsers ?? []) ops.push({ type: 'del', key: id, sublevel: lu });
-    for (const [id, f] of c.adjustments ?? []) ops.push(f ? { type: 'put', key: id, value: f, sublevel: la } : { type: 'del', key: id, sublevel: la });
-    for (const [kid, b64] of keys) if (!this.local.keys.has(kid)) ops.push({ type: 'put', key: kid, value: b64, sublevel: lk });
+    for (const u of users) ops.push(putOp(lu, u.userid, u));
+    for (const id of c.removeUsers ?? []) ops.push(delOp(lu, id));
+    for (const [id, f] of c.adjustments ?? []) ops.push(f ? putOp(la, id, f) : delOp(la, id));
+    for (const [kid, b64] of keys) if (!this.local.keys.has(kid)) ops.push(putOp(lk, kid, b64));
     await this.batch(ops, true);
     for (const u of users) this.local.users.set(u.userid, u);
     for (const id of c.removeUsers ?? []) this.local.users.delete(id);
@@ -698,8 +698,8 @@ export class Store {
 
   /** Write facts (the newest envelope of each subject) in one synced batch. */
   async putSiteFacts(facts: readonly SiteEnvelope[]): Promise<void> {
-    const sf = this.sub<SiteEnvelope>('sf') as Sub<never>;
-    await this.batch(facts.map((e) => ({ type: 'put' as const, key: e.subject, value: e as never, sublevel: sf })), true);
+    const sf = this.sub<SiteEnvelope>('sf');
+    await this.batch(facts.map((e) => putOp(sf, e.subject, e)), true);
   }
 
   siteFact(subject: string): Promise<SiteEnvelope | undefined> {
@@ -727,8 +727,8 @@ export class Store {
     return this.sub<WebAccount>('webaccounts').get(name);
   }
   async putWebAccount(a: WebAccount | { name: string; delete: true }): Promise<void> {
-    const sub = this.sub<WebAccount>('webaccounts') as Sub<never>;
-    await this.batch(['delete' in a ? { type: 'del', key: a.name, sublevel: sub } : { type: 'put', key: a.name, value: a, sublevel: sub }], true);
+    const sub = this.sub<WebAccount>('webaccounts');
+    await this.batch(['delete' in a ? delOp(sub, a.name) : putOp(sub, a.name, a)], true);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -739,7 +739,7 @@ export class Store {
   }
   /** Null deletes the key (LevelDB's JSON encoding cannot hold a null value: a put would fail as a write error). */
   async putMeta(key: string, value: Json): Promise<void> {
-    await this.batch([value === null ? { type: 'del', key, sublevel: this.meta as Sub<never> } : { type: 'put', key, value, sublevel: this.meta as Sub<never> }]);
+    await this.batch([value === null ? delOp(this.meta, key) : putOp(this.meta, key, value)]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -760,12 +760,12 @@ export class Store {
         const j = { ...e.decision, seq };
         out.push(j);
         ops.push(...this.timedPut('journal', j.at, seq, j));
-        if (e.pass) ops.push({ type: 'put', key: pad(seq, 12), value: { ...e.pass, seq }, sublevel: this.outbox as Sub<never> });
+        if (e.pass) ops.push(putOp(this.outbox, pad(seq, 12), { ...e.pass, seq }));
         if (e.replay) {
           const { key, ...stored } = e.replay;
-          ops.push({ type: 'put', key, value: stored, sublevel: this.replay as Sub<never> });
+          ops.push(putOp(this.replay, key, stored));
         }
-        if (e.use) ops.push({ type: 'put', key: e.use.userid, value: { since: e.use.since, count: e.use.count }, sublevel: this.sub<unknown>('uses') as Sub<never> });
+        if (e.use) ops.push(putOp(this.sub<unknown>('uses'), e.use.userid, { since: e.use.since, count: e.use.count }));
       }
       return ops;
     }, () => out.map((entry) => ({ seq: entry.seq, kind: 'decision' as const, entry })));
@@ -795,7 +795,7 @@ export class Store {
       const from = this.seq + 1;
       let seq = this.seq;
       const ops = build(() => ++seq);
-      ops.push({ type: 'put', key: 'seq', value: seq, sublevel: this.meta as Sub<never> });
+      ops.push(putOp(this.meta, 'seq', seq));
       await this.write(ops, true);
       this.seq = seq;
       if (seq < from) return;
@@ -851,8 +851,8 @@ export class Store {
   private timedPut(which: Timed, at: number, seq: number, value: Json): Op[] {
     const key = `${pad(at, 13)}!${pad(seq, 12)}`;
     return [
-      { type: 'put', key, value, sublevel: this.sub<unknown>(which) as Sub<never> },
-      { type: 'put', key: pad(seq, 12), value: key, sublevel: this.sub<string>(SEQ_INDEX[which]) as Sub<never> },
+      putOp(this.sub<unknown>(which), key, value),
+      putOp(this.sub<string>(SEQ_INDEX[which]), pad(seq, 12), key),
     ];
   }
 
@@ -969,7 +969,7 @@ export class Store {
     let deleted = 0;
     let batch: string[] = [];
     const flush = async (): Promise<void> => {
-      await this.batch(batch.map((key): Op => ({ type: 'del', key, sublevel: sub as Sub<never> })));
+      await this.batch(batch.map((key): Op => (delOp(sub, key))));
       deleted += batch.length;
       batch = [];
     };
@@ -989,7 +989,7 @@ export class Store {
       return records.map((r): Op => {
         const seq = next();
         seqs.push(seq);
-        return { type: 'put', key: pad(seq, 12), value: { ...r, seq }, sublevel: this.outbox as Sub<never> };
+        return putOp(this.outbox, pad(seq, 12), { ...r, seq });
       });
     });
     this.outboxCount += seqs.length;
@@ -1030,7 +1030,7 @@ export class Store {
 
   async outboxRemove(seqs: readonly number[]): Promise<void> {
     const n = this.inOutbox(seqs);
-    await this.batch(seqs.map((s): Op => ({ type: 'del', key: pad(s, 12), sublevel: this.outbox as Sub<never> })), true);
+    await this.batch(seqs.map((s): Op => (delOp(this.outbox, pad(s, 12)))), true);
     this.outboxCount -= n;
   }
 
@@ -1040,8 +1040,8 @@ export class Store {
     const n = this.inOutbox(records.map((r) => r.seq));
     await this.batch(
       records.flatMap((r): Op[] => [
-        { type: 'del', key: pad(r.seq, 12), sublevel: this.outbox as Sub<never> },
-        { type: 'put', key: pad(r.seq, 12), value: { ...r, held_reason: reason, held_at: at }, sublevel: this.held as Sub<never> },
+        delOp(this.outbox, pad(r.seq, 12)),
+        putOp(this.held, pad(r.seq, 12), { ...r, held_reason: reason, held_at: at }),
       ]),
       true,
     );
@@ -1061,7 +1061,7 @@ export class Store {
   /** Delete held records (all, or the given seqs): the journal keeps the passes; returns how many. */
   async discardHeld(seqs?: readonly number[]): Promise<number> {
     const held = (await this.heldRecords(1_000_000)).filter((h) => !seqs || seqs.includes(h.seq));
-    await this.batch(held.map((h): Op => ({ type: 'del', key: pad(h.seq, 12), sublevel: this.held as Sub<never> })), true);
+    await this.batch(held.map((h): Op => (delOp(this.held, pad(h.seq, 12)))), true);
     return held.length;
   }
 
@@ -1070,8 +1070,8 @@ export class Store {
     const held = (await this.heldRecords(1_000_000)).filter((h) => !seqs || seqs.includes(h.seq));
     await this.batch(
       held.flatMap(({ held_reason: _r, held_at: _a, ...r }): Op[] => [
-        { type: 'del', key: pad(r.seq, 12), sublevel: this.held as Sub<never> },
-        { type: 'put', key: pad(r.seq, 12), value: r, sublevel: this.outbox as Sub<never> },
+        delOp(this.held, pad(r.seq, 12)),
+        putOp(this.outbox, pad(r.seq, 12), r),
       ]),
       true,
     );
@@ -1085,8 +1085,8 @@ export class Store {
   /** Record (or, with null, forget) a person's presence in an area. */
   async putPresence(area: string, userid: string, p: { where: 'in' | 'out'; at: number } | null): Promise<void> {
     const key = `${area}${SEP}${userid}`;
-    const sub = this.sub<{ where: 'in' | 'out'; at: number }>('presence') as Sub<never>;
-    await this.batch([p ? { type: 'put', key, value: p, sublevel: sub } : { type: 'del', key, sublevel: sub }]);
+    const sub = this.sub<{ where: 'in' | 'out'; at: number }>('presence');
+    await this.batch([p ? putOp(sub, key, p) : delOp(sub, key)]);
   }
 
   /** Every recorded presence, by area. */
