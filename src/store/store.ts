@@ -27,6 +27,10 @@
  *
  * A full replacement writes generation N+1 and flips `meta/generation` in one batch, so a crash
  * leaves the previous complete directory in force. Reads on the decision path are synchronous.
+ *
+ * This file is the database (open, reopen, the write guard, sequence numbers), the directory and
+ * the journal; the other repositories have a file each behind this facade, on its sublevels and
+ * guarded writes (db.ts): outbox.ts, web-accounts.ts, presence.ts, replay-memory.ts, site-facts.ts.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -40,10 +44,16 @@ import { LocalLayer, type DirectoryConflict } from './local-layer.js';
 import { SiteLayer } from './site-layer.js';
 import type { SiteEnvelope } from '../domain/site-envelope.js';
 import { GenerationBuilder, WorkerLostError } from './generation-builder.js';
-import type { Direction, Method, UseCount } from '../domain/types.js';
+import type { UseCount } from '../domain/types.js';
 import type { DoorEventRecord, JournalEntry, JournalRecord } from '../domain/journal-records.js';
 import type { ReplayEntry } from '../domain/replay.js';
 import type { KeyObject } from 'node:crypto';
+import { deleteKeys, pad, type StoreDb } from './db.js';
+import { Outbox, type HeldRecord, type PassRecord } from './outbox.js';
+import { PresenceRepo, type Presence } from './presence.js';
+import { ReplayMemory, type StoredReplay } from './replay-memory.js';
+import { SiteFactsRepo } from './site-facts.js';
+import { WebAccounts, type WebAccount } from './web-accounts.js';
 
 
 /** Each time-keyed sublevel and its sequence index (see the layout). */
@@ -73,35 +83,8 @@ export class StoreLockedError extends Error {
   }
 }
 
-/**
- * A granted pass waiting in the outbox for the cloud. Kept in doorgw's own terms; each cloud
- * adapter maps direction and method to its codes (WeCom pass_type / pass_method).
- */
-export interface PassRecord {
-  seq: number;
-  userid: string;
-  user_type: number;
-  /** Unix seconds. */
-  timestamp: number;
-  direction: Direction;
-  method: Method;
-  door: string;
-}
-
-/** A console account: the password only as its scrypt hash. */
-export interface WebAccount {
-  name: string;
-  role: 'viewer' | 'operator' | 'admin';
-  hash: string;
-  created_at: number;
-  updated_at: number;
-}
-
-export interface HeldRecord extends PassRecord {
-  held_reason: string;
-  /** Date.now() when set aside. */
-  held_at: number;
-}
+export type { PassRecord, HeldRecord } from './outbox.js';
+export type { WebAccount } from './web-accounts.js';
 
 /** One decision to append: its journal entry, its pass record, the replay memory it adds. */
 export interface JournalAppend {
@@ -111,12 +94,10 @@ export interface JournalAppend {
   use?: UseCount;
 }
 
-/** A replay entry as stored: the entry without its key, or a bare `until` (older versions). */
-export type StoredReplay = number | Omit<ReplayEntry, 'key'>;
+export type { StoredReplay } from './replay-memory.js';
 
 export type { DoorEventRecord, JournalEntry, JournalRecord } from '../domain/journal-records.js';
 
-const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 /** Users per write batch of a full replacement (in the generation worker, or here when it is not used). */
 const CHUNK = 100;
 /** A chunk for the generation worker also ends at this much template data (its heap is bounded). */
@@ -151,8 +132,13 @@ export class Store {
   /** Generation workers running (a full sync); closed before the database is closed or reopened. */
   private readonly builders = new Set<GenerationBuilder>();
   private reopening: Promise<void> | null = null;
-  /** Records in the outbox, kept as they change (status and health checks ask often). */
-  private outboxCount = 0;
+  /** The repositories, each in its own file, on this store's sublevels and guarded writes. */
+  private readonly db_: StoreDb = { sub: (name) => this.sub(name), batch: (ops, sync) => this.batch(ops, sync) };
+  private readonly outboxRepo = new Outbox(this.db_);
+  private readonly accounts = new WebAccounts(this.db_);
+  private readonly presence = new PresenceRepo(this.db_);
+  private readonly replayRepo = new ReplayMemory(this.db_);
+  private readonly facts = new SiteFactsRepo(this.db_);
   /** Told once when a write fails and the store stops writing. */
   onWriteFailure: ((e: Error) => void) | null = null;
 
@@ -316,7 +302,7 @@ export class Store {
     const gen = (await meta.get('generation')) as number | undefined;
     const seq = ((await meta.get('seq')) as number | undefined) ?? 0;
     const store = new Store(db, path, gen ?? 1, seq);
-    store.outboxCount = await countKeys(store.outbox);
+    await store.outboxRepo.load();
     await store.loadLocalLayer();
     for await (const [k, v] of store.sub<{ since: number; count: number }>('uses').iterator()) store.uses.set(k, v);
     if (gen === undefined) await meta.put('generation', 1);
@@ -390,15 +376,6 @@ export class Store {
   }
   private get journal(): Sub<JournalEntry> {
     return this.sub<JournalEntry>('journal');
-  }
-  private get outbox(): Sub<PassRecord> {
-    return this.sub<PassRecord>('outbox');
-  }
-  private get held(): Sub<HeldRecord> {
-    return this.sub<HeldRecord>('held');
-  }
-  private get replay(): Sub<StoredReplay> {
-    return this.sub<StoredReplay>('replay');
   }
 
   private generation(n: number): Generation {
@@ -692,18 +669,15 @@ export class Store {
   // -------------------------------------------------------------------------------------------
   // Site facts (envelopes as verified when received; the site unit keeps SiteLayer in step)
 
-  async *siteFacts(): AsyncGenerator<SiteEnvelope> {
-    for await (const e of this.sub<SiteEnvelope>('sf').values()) yield e;
+  siteFacts(): AsyncGenerator<SiteEnvelope> {
+    return this.facts.all();
   }
-
   /** Write facts (the newest envelope of each subject) in one synced batch. */
-  async putSiteFacts(facts: readonly SiteEnvelope[]): Promise<void> {
-    const sf = this.sub<SiteEnvelope>('sf');
-    await this.batch(facts.map((e) => putOp(sf, e.subject, e)), true);
+  putSiteFacts(facts: readonly SiteEnvelope[]): Promise<void> {
+    return this.facts.put(facts);
   }
-
   siteFact(subject: string): Promise<SiteEnvelope | undefined> {
-    return this.sub<SiteEnvelope>('sf').get(subject);
+    return this.facts.get(subject);
   }
 
   /** Cards and openvids claimed twice, userids in both layers, adjustments of users gone from the cloud. */
@@ -718,17 +692,14 @@ export class Store {
   // -------------------------------------------------------------------------------------------
   // Console accounts (hashes only)
 
-  async webAccounts(): Promise<WebAccount[]> {
-    const out: WebAccount[] = [];
-    for await (const v of this.sub<WebAccount>('webaccounts').values()) out.push(v);
-    return out;
+  webAccounts(): Promise<WebAccount[]> {
+    return this.accounts.all();
   }
   webAccount(name: string): Promise<WebAccount | undefined> {
-    return this.sub<WebAccount>('webaccounts').get(name);
+    return this.accounts.get(name);
   }
-  async putWebAccount(a: WebAccount | { name: string; delete: true }): Promise<void> {
-    const sub = this.sub<WebAccount>('webaccounts');
-    await this.batch(['delete' in a ? delOp(sub, a.name) : putOp(sub, a.name, a)], true);
+  putWebAccount(a: WebAccount | { name: string; delete: true }): Promise<void> {
+    return this.accounts.put(a);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -760,16 +731,13 @@ export class Store {
         const j = { ...e.decision, seq };
         out.push(j);
         ops.push(...this.timedPut('journal', j.at, seq, j));
-        if (e.pass) ops.push(putOp(this.outbox, pad(seq, 12), { ...e.pass, seq }));
-        if (e.replay) {
-          const { key, ...stored } = e.replay;
-          ops.push(putOp(this.replay, key, stored));
-        }
+        if (e.pass) ops.push(this.outboxRepo.putOp({ ...e.pass, seq }));
+        if (e.replay) ops.push(this.replayRepo.putOp(e.replay));
         if (e.use) ops.push(putOp(this.sub<unknown>('uses'), e.use.userid, { since: e.use.since, count: e.use.count }));
       }
       return ops;
     }, () => out.map((entry) => ({ seq: entry.seq, kind: 'decision' as const, entry })));
-    this.outboxCount += entries.filter((e) => e.pass).length;
+    this.outboxRepo.added(entries.filter((e) => e.pass).length);
     return out;
   }
 
@@ -950,34 +918,14 @@ export class Store {
     for (const [name, index] of Object.entries(SEQ_INDEX) as [Timed, string][]) {
       const sub = this.sub<unknown>(name);
       const keys: string[] = [];
-      deleted += await this.deleteKeys(sub, (async function* () {
+      deleted += await deleteKeys(this.db_, sub, (async function* () {
         for await (const k of sub.keys({ lt: `${pad(beforeMs, 13)}!` })) {
           keys.push(seqPart(k));
           yield k;
         }
       })());
-      await this.deleteKeys(this.sub<string>(index), keys);
+      await deleteKeys(this.db_, this.sub<string>(index), keys);
     }
-    return deleted;
-  }
-
-  /**
-   * Delete a sublevel's keys as they come, 1,000 to a batch: a large prune never builds one huge
-   * write. (Iterators read a snapshot, so deleting behind them is safe.)
-   */
-  private async deleteKeys(sub: Sub<unknown>, keys: AsyncIterable<string> | Iterable<string>): Promise<number> {
-    let deleted = 0;
-    let batch: string[] = [];
-    const flush = async (): Promise<void> => {
-      await this.batch(batch.map((key): Op => (delOp(sub, key))));
-      deleted += batch.length;
-      batch = [];
-    };
-    for await (const k of keys as AsyncIterable<string>) {
-      batch.push(k);
-      if (batch.length >= 1000) await flush();
-    }
-    await flush();
     return deleted;
   }
 
@@ -989,10 +937,10 @@ export class Store {
       return records.map((r): Op => {
         const seq = next();
         seqs.push(seq);
-        return putOp(this.outbox, pad(seq, 12), { ...r, seq });
+        return this.outboxRepo.putOp({ ...r, seq });
       });
     });
-    this.outboxCount += seqs.length;
+    this.outboxRepo.added(seqs.length);
     return seqs;
   }
 
@@ -1008,97 +956,49 @@ export class Store {
         yield ref;
       }
     })();
-    const n = await this.deleteKeys(this.journal, refs);
-    await this.deleteKeys(index, seqs);
+    const n = await deleteKeys(this.db_, this.journal, refs);
+    await deleteKeys(this.db_, index, seqs);
     return n;
   }
 
-  async outboxPeek(limit = 200): Promise<PassRecord[]> {
-    const out: PassRecord[] = [];
-    for await (const v of this.outbox.values({ limit })) out.push(v);
-    return out;
+  outboxPeek(limit = 200): Promise<PassRecord[]> {
+    return this.outboxRepo.peek(limit);
   }
-
   outboxDepth(): Promise<number> {
-    return Promise.resolve(this.outboxCount);
+    return Promise.resolve(this.outboxRepo.depth);
   }
-
-  /** Seqs of these that are in the outbox now. */
-  private inOutbox(seqs: readonly number[]): number {
-    return seqs.filter((s) => this.outbox.getSync(pad(s, 12)) !== undefined).length;
+  outboxRemove(seqs: readonly number[]): Promise<void> {
+    return this.outboxRepo.remove(seqs);
   }
-
-  async outboxRemove(seqs: readonly number[]): Promise<void> {
-    const n = this.inOutbox(seqs);
-    await this.batch(seqs.map((s): Op => (delOp(this.outbox, pad(s, 12)))), true);
-    this.outboxCount -= n;
-  }
-
   /** Move outbox records aside (they keep failing, or the cloud has no code for them). */
-  async outboxHold(records: readonly PassRecord[], reason: string): Promise<void> {
-    const at = Date.now();
-    const n = this.inOutbox(records.map((r) => r.seq));
-    await this.batch(
-      records.flatMap((r): Op[] => [
-        delOp(this.outbox, pad(r.seq, 12)),
-        putOp(this.held, pad(r.seq, 12), { ...r, held_reason: reason, held_at: at }),
-      ]),
-      true,
-    );
-    this.outboxCount -= n;
+  outboxHold(records: readonly PassRecord[], reason: string): Promise<void> {
+    return this.outboxRepo.hold(records, reason);
   }
-
-  async heldRecords(limit = 1000): Promise<HeldRecord[]> {
-    const out: HeldRecord[] = [];
-    for await (const v of this.held.values({ limit })) out.push(v);
-    return out;
+  heldRecords(limit = 1000): Promise<HeldRecord[]> {
+    return this.outboxRepo.heldRecords(limit);
   }
-
-  async heldCount(): Promise<number> {
-    return countKeys(this.held);
+  heldCount(): Promise<number> {
+    return this.outboxRepo.heldCount();
   }
-
   /** Delete held records (all, or the given seqs): the journal keeps the passes; returns how many. */
-  async discardHeld(seqs?: readonly number[]): Promise<number> {
-    const held = (await this.heldRecords(1_000_000)).filter((h) => !seqs || seqs.includes(h.seq));
-    await this.batch(held.map((h): Op => (delOp(this.held, pad(h.seq, 12)))), true);
-    return held.length;
+  discardHeld(seqs?: readonly number[]): Promise<number> {
+    return this.outboxRepo.discardHeld(seqs);
   }
-
   /** Put held records back into the outbox (all, or the given seqs); returns how many. */
-  async requeueHeld(seqs?: readonly number[]): Promise<number> {
-    const held = (await this.heldRecords(1_000_000)).filter((h) => !seqs || seqs.includes(h.seq));
-    await this.batch(
-      held.flatMap(({ held_reason: _r, held_at: _a, ...r }): Op[] => [
-        delOp(this.held, pad(r.seq, 12)),
-        putOp(this.outbox, pad(r.seq, 12), r),
-      ]),
-      true,
-    );
-    this.outboxCount += held.length;
-    return held.length;
+  requeueHeld(seqs?: readonly number[]): Promise<number> {
+    return this.outboxRepo.requeueHeld(seqs);
   }
 
   // -------------------------------------------------------------------------------------------
   // Area presence (anti-passback)
 
   /** Record (or, with null, forget) a person's presence in an area. */
-  async putPresence(area: string, userid: string, p: { where: 'in' | 'out'; at: number } | null): Promise<void> {
-    const key = `${area}${SEP}${userid}`;
-    const sub = this.sub<{ where: 'in' | 'out'; at: number }>('presence');
-    await this.batch([p ? putOp(sub, key, p) : delOp(sub, key)]);
+  putPresence(area: string, userid: string, p: Presence | null): Promise<void> {
+    return this.presence.put(area, userid, p);
   }
-
   /** Every recorded presence, by area. */
-  async loadPresence(): Promise<Map<string, Map<string, { where: 'in' | 'out'; at: number }>>> {
-    const out = new Map<string, Map<string, { where: 'in' | 'out'; at: number }>>();
-    for await (const [k, v] of this.sub<{ where: 'in' | 'out'; at: number }>('presence').iterator()) {
-      const [area, userid] = k.split(SEP) as [string, string];
-      let m = out.get(area);
-      if (!m) out.set(area, (m = new Map<string, { where: 'in' | 'out'; at: number }>()));
-      m.set(userid, v);
-    }
-    return out;
+  loadPresence(): Promise<Map<string, Map<string, Presence>>> {
+    return this.presence.load();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1108,22 +1008,13 @@ export class Store {
    * Delete replay entries (those the guard let go: ended on both clocks, or evicted). Which have
    * ended is the guard's to say: the wall clock alone cannot (see domain/replay.ts).
    */
-  async deleteReplay(keys: readonly string[]): Promise<number> {
-    return this.deleteKeys(this.replay, keys);
+  deleteReplay(keys: readonly string[]): Promise<number> {
+    return this.replayRepo.delete(keys);
   }
-
   /** Every persisted replay entry (a bare number: `until`, as stored by versions before 2026-12). */
-  async loadReplay(): Promise<[string, StoredReplay][]> {
-    const out: [string, StoredReplay][] = [];
-    for await (const [k, v] of this.replay.iterator()) out.push([k, v]);
-    return out;
+  loadReplay(): Promise<[string, StoredReplay][]> {
+    return this.replayRepo.load();
   }
-}
-
-async function countKeys(sub: Sub<unknown>): Promise<number> {
-  let n = 0;
-  for await (const _ of sub.keys()) n++;
-  return n;
 }
 
 function single(ids: string[] | undefined): string | null | undefined {

@@ -92,7 +92,8 @@ export class ProcessSite {
   }
 
   startGateway(id: string): void {
-    const p = spawn(process.execPath, [CLI_MAIN, 'start', '-c', this.files.get(id)!], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // As the service runs it (doorgw.service.j2): the same heap and allocator settings.
+    const p = spawn(process.execPath, ['--max-semi-space-size=4', CLI_MAIN, 'start', '-c', this.files.get(id)!], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
     const keep = (b: Buffer) => (this.output = (this.output + `${id}: ${b.toString()}`).slice(-20_000));
     p.stdout.on('data', keep);
     p.stderr.on('data', keep);
