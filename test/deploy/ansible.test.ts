@@ -52,6 +52,12 @@ describe('Ansible role', () => {
     // The console: on, loopback only (nothing opened to the network by default).
     expect(readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8')).toMatch(/^web:\n {2}enabled: true\n {2}bind: 127\.0\.0\.1\n {2}port: 8080$/m);
     expect(readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8')).toMatch(/^io:\n {2}inputs:\n {4}fire_panel:\n/m); // the io section as given
+    // The site's other keys (a level schedule), areas and groups as given, and a door key that may raise a level.
+    const rendered = readFileSync(at('etc/doorgw/doorgw.yaml'), 'utf8');
+    expect(rendered).toMatch(/^ {2}level_schedule:\n {2}- level: elevated\n/m);
+    expect(rendered).toMatch(/^areas:\n {2}hq:\n/m);
+    expect(rendered).toMatch(/^groups:\n {2}security:\n {2}- sam$/m);
+    expect(rendered).toMatch(/may_raise:\n {4}- lockdown/);
     expect(statSync(at('etc/doorgw/web-users.sha256')).mode & 0o777).toBe(0o600);
     // no secret anywhere else the role wrote
     const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'releases' ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : []));
