@@ -110,7 +110,9 @@ export class MqttBridge {
       subscriptions.push(this.site.topic);
       if (facts) {
         subscriptions.push(facts.factFilter, facts.manifestTopic);
-        this.siteUses = new SiteUses({ config: ctx.config, pipeline: ctx.pipeline, store: ctx.store, log: this.log.child({ module: 'site-uses' }) });
+        const uses = new SiteUses({ config: ctx.config, pipeline: ctx.pipeline, store: ctx.store, log: this.log.child({ module: 'site-uses' }) });
+        this.siteUses = uses;
+        facts.userGone = (userid) => uses.forget(userid);
         subscriptions.push(this.siteUses.filter);
       }
       if (Object.values(ctx.config.areas).some((a) => a.site)) {

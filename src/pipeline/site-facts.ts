@@ -266,8 +266,12 @@ export class SiteFacts {
     return doors.length === mine.length ? null : doors;
   }
 
+  /** A site user was deleted (their temporary credential's counts may go: site-uses.ts). */
+  userGone: ((userid: string) => void) | null = null;
+
   private hold(e: SiteEnvelope, by: string, doors: string[] | null, fact: HeldFact['fact']): void {
     const prev = this.layer.held.get(e.subject);
+    if (prev?.fact.type === 'user' && fact.type === 'deleted') this.userGone?.(prev.fact.userid);
     if (prev && appliesHere(prev.doors)) this.inScope--;
     if (appliesHere(doors)) this.inScope++;
     this.layer.set(e.subject, { stamp: stampOf(e), sig: e.sig!, kid: e.kid, by, scope: e.scope, doors, fact });

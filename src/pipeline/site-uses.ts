@@ -57,6 +57,23 @@ export class SiteUses {
     const pending = this.pending;
     this.pending = new Set();
     for (const userid of pending) this.send(userid);
+    const clears = this.clears;
+    this.clears = new Set();
+    for (const userid of clears) this.clear(userid);
+  }
+
+  /**
+   * The person is no longer a site user: this door's slot of their count is cleared on the broker
+   * (each slot is its own door's to write), so counts of deleted people do not stay retained.
+   */
+  forget(userid: string): void {
+    this.mine.delete(userid);
+    this.pending.delete(userid);
+    this.clear(userid);
+  }
+  private clears = new Set<string>();
+  private clear(userid: string): void {
+    if (!this.link?.publishNow(`${this.base}/${personTopic(userid)}/${this.me}`, '', true)) this.clears.add(userid);
   }
 
   stop(): void {

@@ -6,7 +6,7 @@
  * issued again starts from zero; "today only" is a window of the gateway's day.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
@@ -20,7 +20,7 @@ import type { Gateway } from '../../src/gateway.js';
 import { doorKey } from '../../src/io/door-key.js';
 import { ToolClient } from '../../src/io/mqtt/client.js';
 import { createLogger } from '../../src/log.js';
-import { type Broker, siteBroker } from '../helpers/mosquitto.js';
+import { Broker, SITE_ACL } from '../helpers/mosquitto.js';
 import { mqttConfig, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { doorgwAsync } from '../helpers/cli.js';
 import { makeKey } from '../helpers/qr.js';
@@ -36,7 +36,8 @@ const raw = (k: typeof admin.publicKey) => k.export({ format: 'der', type: 'spki
 let broker: Broker;
 const closers: (() => Promise<unknown>)[] = [];
 beforeEach(async () => {
-  broker = siteBroker(ACCOUNTS);
+  // The shipped site ACL, and a watcher that may read the retained counts (no gateway's account: it would take that gateway's session).
+  broker = new Broker({ users: { ...ACCOUNTS, watcher: 'w' }, acl: `${readFileSync(SITE_ACL, 'utf8')}\npattern readwrite doorgw/%u/#\nuser watcher\ntopic read doorgw-site/uses/#\ntopic readwrite doorgw-site/tool/#\n` });
   await broker.start();
 });
 afterEach(async () => {
@@ -99,6 +100,12 @@ describe('temporary credentials of site users', () => {
     expect(pass(gws.gw2)).toMatchObject({ decision: 'grant', detail: 'use 1 of 1' });
     await until(() => others(again) === 1, 'gw1 heard it');
     expect(pass(again).reason).toBe('uses_exhausted');
+    // Removed from the site: each door clears its own slot, so no count of a deleted person stays retained.
+    const watcher = await ToolClient.connect({ url: broker.url, username: 'watcher', password: 'w', clientId: 'watcher' });
+    closers.push(() => watcher.end());
+    expect((await watcher.retained(['doorgw-site/uses/#'], 'doorgw-site/tool/watcher')).length).toBeGreaterThan(0);
+    await op.state('user/guest', { site: true }, null);
+    await until(async () => (await watcher.retained(['doorgw-site/uses/#'], 'doorgw-site/tool/watcher')).length === 0, 'every slot cleared');
   }, 40_000);
 
   it('refuses a forged count and one in another door\'s slot; counts merge as a grow-only counter', async () => {
