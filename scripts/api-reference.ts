@@ -7,7 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import ts from 'typescript';
 import { API_ROLES } from '../src/control/roles.js';
-import { REQUESTS } from '../src/control/requests.js';
+import { z } from 'zod';
+import { REQUESTS, roleOf } from '../src/control/requests.js';
 
 export function apiReference(root = new URL('..', import.meta.url).pathname): string {
   const file = `${root}src/control/api.ts`;
@@ -48,7 +49,29 @@ export function apiReference(root = new URL('..', import.meta.url).pathname): st
     '|---|---|---|---|---|---|',
     ...rows,
     '',
+    '## MQTT requests',
+    '',
+    'From the request table (`src/control/requests.ts`): each request\'s broker role and the parameters its',
+    'schema reads before the call (`?`: optional). "as the method" passes every field on to the API',
+    'method, which checks them (the same checks on every transport); `by` is never taken from a payload.',
+    '',
+    '| request | broker role | method | parameters |',
+    '|---|---|---|---|',
+    ...Object.entries(REQUESTS)
+      .map(([name, def]) => `| \`${name}\` | ${roleOf(def)} | \`${def.method}\` | ${cell(paramsOf(def.params))}${def.more ? ` ${def.more}` : ''} |`)
+      .sort(),
+    '',
   ].join('\n');
+}
+
+/** A request schema's fields as `name: type` (`?` optional), from its JSON Schema. */
+function paramsOf(schema: z.ZodType): string {
+  const j = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, { type?: string; items?: { type?: string }; enum?: string[] }>; required?: string[]; propertyNames?: unknown };
+  if (j.propertyNames) return 'as the method';
+  const props = Object.entries(j.properties ?? {});
+  if (props.length === 0) return '—';
+  const type = (p: { type?: string; items?: { type?: string }; enum?: string[] }): string => (p.enum ? p.enum.join(' | ') : p.type === 'array' ? `${p.items?.type ?? 'any'}[]` : (p.type ?? 'any'));
+  return props.map(([k, p]) => `\`${k}${j.required?.includes(k) ? '' : '?'}\`: ${type(p)}`).join(', ');
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) writeFileSync(new URL('../docs/api-reference.md', import.meta.url), apiReference());

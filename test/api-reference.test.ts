@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { apiReference } from '../scripts/api-reference.js';
+import { parseParams, REQUESTS } from '../src/control/requests.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -18,4 +19,21 @@ describe('docs/api-reference.md', () => {
     expect(doc()).toMatch(/^\| `fireReset` \| operator \| `fire\/reset` \| `\{ door\?: string; by\?: string; \}` \| `FireResetReport` \|/m);
     expect(doc()).toMatch(/^\| `usersBlock` \| operator \| `users\/block` \|/m);
   }, 60_000);
+
+  it('lists every MQTT request with the parameters its schema reads', () => {
+    for (const name of Object.keys(REQUESTS)) expect(doc()).toContain(`| \`${name}\` |`);
+    expect(doc()).toMatch(/^\| `door\/mode` \| operator \| `setMode` \| `door`: string, `mode`: string, `duration_s\?`: integer \|$/m);
+  }, 60_000);
+});
+
+describe('request parameters', () => {
+  it('are parsed by each request\'s schema: the first problem is the answer, named by its key', () => {
+    const mode = REQUESTS['door/mode']!.params;
+    expect(parseParams(mode, { door: 'lobby', mode: 'normal', extra: 1 })).toEqual({ door: 'lobby', mode: 'normal', extra: 1 });
+    expect(() => parseParams(mode, { mode: 'normal' })).toThrow('door is required (a string)');
+    expect(() => parseParams(mode, { door: 'lobby', mode: 'normal', duration_s: 1.5 })).toThrow('duration_s must be a whole number');
+    expect(() => parseParams(REQUESTS['users/import']!.params, { records: [], layer: 'site' })).toThrow('layer must be local or cloud');
+    expect(() => parseParams(REQUESTS['outbox/requeue']!.params, { seqs: [1, 'x'] })).toThrow(/^seqs\.1: /);
+    expect(() => parseParams(REQUESTS.status!.params, [])).toThrow(/expected object/);
+  });
 });
