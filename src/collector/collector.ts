@@ -86,6 +86,7 @@ export class Collector {
       sessionExpiryS: SESSION_EXPIRY_S,
       log: this.o.log,
       handle: (m) => this.onMessage(m),
+      subscribed: () => this.askPastHeads(),
     });
     this.timer = setInterval(() => this.askForGaps(), GAP_CHECK_MS);
     this.timer.unref();
@@ -182,6 +183,18 @@ export class Collector {
       }
       const tries = a && a.from === from ? a.tries + 1 : 1;
       if (this.request(gateway, from, to)) d.asked = { from, to, at: now, tries };
+    }
+  }
+
+  /**
+   * On every (re)connect: each known door asked for what follows the newest number it told. A door
+   * tells its head when it connects, but a broker that restarted may have had the doors back before
+   * the collector, and that head went to nobody; without this the next one comes in HEAD_EVERY_MS.
+   */
+  private askPastHeads(): void {
+    for (const [gateway, d] of this.gateways) {
+      if (!this.doorKeys.has(gateway)) continue;
+      this.request(gateway, d.head + 1, d.head + this.o.config.gaps.max_records);
     }
   }
 

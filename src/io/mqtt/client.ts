@@ -419,6 +419,8 @@ export class DurableSubscriber {
     sessionExpiryS: number;
     log: Logger;
     handle: (m: MqttMessage) => Promise<void>;
+    /** Each (re)connect, once the subscriptions stand: what the service missed meanwhile can be asked for now. */
+    subscribed?: () => void;
   }): DurableSubscriber {
     const opts: IClientOptions = {
       clientId: o.clientId,
@@ -454,7 +456,7 @@ export class DurableSubscriber {
       c.options.reconnectPeriod = 1000;
       o.log.info({ url: redactUrl(o.url), client_id: o.clientId, session_present: connack.sessionPresent }, 'site broker connected');
       s.connected$.next(true);
-      c.subscribe(o.subscriptions, { qos: 1 }, (err) => err && o.log.error({ err: err.message }, 'subscribe failed'));
+      c.subscribe(o.subscriptions, { qos: 1 }, (err) => (err ? o.log.error({ err: err.message }, 'subscribe failed') : o.subscribed?.()));
     });
     c.on('close', () => {
       if (s.connected$.value) o.log.warn('site broker disconnected; reconnecting with backoff');
