@@ -10,7 +10,7 @@ import { capturedLog } from '../helpers/log.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const broker = new Broker();
 const key = makeKey();

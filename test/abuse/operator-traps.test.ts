@@ -12,7 +12,7 @@ import { readSecret, SecretUnreadableError, secretPath, writeSecret } from '../.
 import { Store } from '../../src/store/store.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js'); // built by test/global-setup.ts

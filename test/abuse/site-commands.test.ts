@@ -18,7 +18,7 @@ import { createLogger } from '../../src/log.js';
 import { Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const broker = new Broker();
 const qrKey = makeKey();

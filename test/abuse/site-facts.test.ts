@@ -22,7 +22,7 @@ import { cleanup, mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt
 import { localStamp } from '../../src/domain/localtime.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 // Each test its own broker, so the retained facts of one never reach the next.
 let broker = new Broker();

@@ -8,7 +8,8 @@ import { credentialEvent } from '../../src/domain/events.js';
 import { restoreBackup, verifyBackup } from '../../src/store/backup.js';
 import { Store, type PassRecord } from '../../src/store/store.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { startRig, synced, until, type Rig } from '../helpers/wecom.js';
+import { startRig, synced, type Rig } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const rigs: Rig[] = [];
 afterEach(async () => {

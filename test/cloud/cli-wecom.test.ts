@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WecomEmulator, generateDirectory } from '../../src/cloud/wecom/emulator.js';
 import { secretPath } from '../../src/cloud/wecom/secret.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const CLI = join(new URL('../..', import.meta.url).pathname, 'dist/cli/main.js');
 const children: ChildProcess[] = [];

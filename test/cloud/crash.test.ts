@@ -7,7 +7,7 @@ import { WecomEmulator, type CloudUser } from '../../src/cloud/wecom/emulator.js
 import { writeSecret } from '../../src/cloud/wecom/secret.js';
 import { Store } from '../../src/store/store.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const children: ChildProcess[] = [];

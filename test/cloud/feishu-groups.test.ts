@@ -18,7 +18,7 @@ import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { doorgwAsync } from '../helpers/cli.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 import { writeFileSync } from 'node:fs';
 
 const log = createLogger({ level: 'silent', pretty: false });

@@ -8,7 +8,7 @@ import { createLogger } from '../../src/log.js';
 import type { SimRelay } from '../../src/io/relay.js';
 import { credentialEvent } from '../../src/domain/events.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
 let emu: FeishuEmulator | null = null;

@@ -9,7 +9,8 @@ import type { Credential } from '../../src/domain/types.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { startRig, synced, until, type Rig } from '../helpers/wecom.js';
+import { startRig, synced, type Rig } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
 let rig: Rig | null = null;

@@ -12,7 +12,8 @@ import { readSecret, writeSecret } from '../../src/cloud/wecom/secret.js';
 import { SimFingerprint } from '../../src/io/fingerprint.js';
 import type { SimRelay } from '../../src/io/relay.js';
 import { credentialEvent } from '../../src/domain/events.js';
-import { SN, startRig, synced, until, type Rig } from '../helpers/wecom.js';
+import { SN, startRig, synced, type Rig } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 let rig: Rig | null = null;
 afterEach(async () => {

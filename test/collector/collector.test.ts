@@ -27,7 +27,7 @@ import { Postgres } from '../helpers/postgres.js';
 import { makeKey } from '../helpers/qr.js';
 import { TcpCut } from '../helpers/tcp-cut.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 import mqtt from 'mqtt';
 
 const log = createLogger({ level: 'silent', pretty: false });

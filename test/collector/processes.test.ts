@@ -22,7 +22,7 @@ import { siteBroker, USERS } from '../helpers/mosquitto.js';
 import { Postgres } from '../helpers/postgres.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const IDS = ['gw1', 'gw2', 'gw3'] as const;
 const ACCOUNTS = { gw1: 'p1', gw2: 'p2', gw3: 'p3', collector: 'c1' } as const;

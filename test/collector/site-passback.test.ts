@@ -19,7 +19,7 @@ import { startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
 import { TcpCut } from '../helpers/tcp-cut.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const qrKey = makeKey();

@@ -25,7 +25,7 @@ import { mqttConfig, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { doorgwAsync } from '../helpers/cli.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const qrKey = makeKey();

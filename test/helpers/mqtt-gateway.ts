@@ -10,7 +10,7 @@ import { type Broker, USERS } from './mosquitto.js';
 import type { TestKey } from './qr.js';
 import { tmpDir } from './tmp.js';
 import { user } from './users.js';
-import { until } from './wecom.js';
+import { until } from './wait.js';
 
 export const DEFAULT_DOORS = [
   { id: 'lobby', name: 'Lobby', relay: { pulse_ms: 300 }, readers: [{ id: 'lobby-reader', type: 'mqtt', direction: 'in' }] },

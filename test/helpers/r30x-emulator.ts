@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CMD, encodePacket, PacketDecoder, PID } from '../../src/io/fingerprint/r30x-packets.js';
 import { openSerial, type SerialLink } from '../../src/io/serial.js';
 import { tmpDir } from './tmp.js';
-import { until } from './wecom.js';
+import { until } from './wait.js';
 
 /** A linked pair of pseudo-terminals: what the gateway opens, and what the emulator opens (at given paths, or new ones). */
 export async function ptyPair(at?: { gateway: string; device: string }): Promise<{ gateway: string; device: string; stop: () => void }> {

@@ -7,6 +7,7 @@ import type { WecomAdapter } from '../../src/cloud/wecom/adapter.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { tmpDir } from './tmp.js';
+import { until } from './wait.js';
 
 export const SN = 'door-sn-1';
 const silent = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
@@ -20,15 +21,6 @@ export interface Rig {
   stop(): Promise<void>;
 }
 
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 8000): Promise<NonNullable<T>> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export async function startRig(o: {
   users?: number;

@@ -9,7 +9,8 @@ import { createLogger } from '../../src/log.js';
 import type { SimRelay } from '../../src/io/relay.js';
 import { ptyPair, R30xEmulator } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { startRig, synced, until, type Rig } from '../helpers/wecom.js';
+import { startRig, synced, type Rig } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const stops: (() => unknown)[] = [];

@@ -11,7 +11,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const ADDON = join(ROOT, 'dist/io/gpio/gpio_cdev.node');

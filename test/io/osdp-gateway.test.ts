@@ -20,7 +20,7 @@ import { OsdpBusEmulator } from '../../src/io/osdp/emulator.js';
 import { makeKey } from '../helpers/qr.js';
 import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const broker = new Broker();

@@ -17,7 +17,7 @@ import { doorgwAsync } from '../helpers/cli.js';
 import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { ptyPair } from '../helpers/r30x-emulator.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const stops: (() => unknown)[] = [];
 afterEach(async () => {

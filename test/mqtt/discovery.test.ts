@@ -9,7 +9,7 @@ import { Topics } from '../../src/io/mqtt/topics.js';
 import { cleanup } from '../helpers/mqtt-gateway.js';
 import { Broker, client, USERS } from '../helpers/mosquitto.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 import type { InputSpec } from '../../src/io/gpio/backends.js';
 
 /**

@@ -10,7 +10,7 @@ import { ACL, Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
 const broker = new Broker();

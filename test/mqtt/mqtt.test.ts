@@ -11,7 +11,7 @@ import { cleanup, mqttConfig, simRelay, startMqttGateway } from '../helpers/mqtt
 import { employeeQr, makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { user } from '../helpers/users.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: process.env.DOORGW_TEST_LOG ?? 'silent', pretty: true });
 const broker = new Broker();

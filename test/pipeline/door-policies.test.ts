@@ -5,7 +5,7 @@ import { Broker, client } from '../helpers/mosquitto.js';
 import { cleanup, simRelay, startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { employeeQr, makeKey } from '../helpers/qr.js';
 import { user } from '../helpers/users.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const broker = new Broker();
 const key = makeKey();

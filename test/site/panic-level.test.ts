@@ -19,7 +19,7 @@ import { createLogger } from '../../src/log.js';
 import { type Broker, siteBroker } from '../helpers/mosquitto.js';
 import { mqttConfig } from '../helpers/mqtt-gateway.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const ACCOUNTS = { gw1: 'p1', gw2: 'p2', 'site-operator': 'op' } as const;

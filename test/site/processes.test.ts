@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lobbyMode, ProcessSite, type SiteStatus } from '../helpers/site-processes.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const s = new ProcessSite({ doors: 20, bridged: 5 });
 const IDS = s.ids;

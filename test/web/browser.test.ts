@@ -20,7 +20,7 @@ import { credentialEvent } from '../../src/domain/events.js';
 import { emulatedOsdpBus } from '../helpers/osdp-bus.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 if (!CHROMIUM) throw new Error('no Chromium: run `apt-get install -y chromium` (scripts/ensure-test-deps.sh does)');

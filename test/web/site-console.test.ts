@@ -25,7 +25,7 @@ import { startMqttGateway } from '../helpers/mqtt-gateway.js';
 import { Postgres } from '../helpers/postgres.js';
 import { makeKey } from '../helpers/qr.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { until } from '../helpers/wecom.js';
+import { until } from '../helpers/wait.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 if (!CHROMIUM) throw new Error('no Chromium: run `apt-get install -y chromium` (scripts/ensure-test-deps.sh does)');
